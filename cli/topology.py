@@ -1,0 +1,35 @@
+"""``ecom-harness topology``: show the components and who calls whom."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from ecom_harness.harness import TOPOLOGY_FORMATS, TopologyError, load_topology, render_topology
+
+
+@click.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(sorted(TOPOLOGY_FORMATS)),
+    default="text",
+    show_default=True,
+    help="Plain text, a Mermaid flowchart or Graphviz dot.",
+)
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A topology file (default: the one shipped with ecom-harness).",
+)
+def topology(fmt: str, path: Path | None) -> None:
+    """Print the components and the directed edges between them; external edges marked."""
+    try:
+        model = load_topology(path)
+    except TopologyError as exc:
+        for diagnostic in exc.diagnostics:
+            click.echo(str(diagnostic), err=True)
+        sys.exit(1)
+    click.echo(render_topology(model, fmt))
