@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 import orjson
+
 from ecom_harness.harness import lint_specs
 
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import click
+
 from ecom_harness.harness import TOPOLOGY_FORMATS, TopologyError, load_topology, render_topology
 
 

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
 from ecom_harness.stubs import (
     Diagnostic,
     Document,
@@ -19,8 +22,6 @@ from ecom_harness.stubs import (
     read_document,
     spec_root,
 )
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
 
 __all__ = [
     "COMPONENT_KINDS",

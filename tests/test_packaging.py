@@ -1,0 +1,92 @@
+"""One import name once installed, and the specs found from an editable install and from
+a built wheel alike."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from ecom_harness.stubs import spec_root
+
+_PROBE = (
+    "import json, ecom_harness.stubs as s, ecom_harness.harness as h;"
+    "r = h.lint_specs();"
+    "print(json.dumps({'root': str(s.spec_root()), 'files': r.files, 'ok': r.ok,"
+    " 'module': s.__file__}))"
+)
+
+
+def _probe(cwd: Path, pythonpath: str | None = None) -> dict[str, object]:
+    env = {"PATH": "/usr/bin:/bin"} | ({"PYTHONPATH": pythonpath} if pythonpath else {})
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    result: dict[str, object] = json.loads(out.stdout)
+    return result
+
+
+def test_editable_install_finds_the_repo_specs(tmp_path: Path) -> None:
+    assert spec_root() == REPO / "specs"
+    found = _probe(tmp_path)  # outside the checkout: only the install can resolve it
+    assert found["root"] == str(REPO / "specs")
+    assert found["ok"] is True and found["files"] == 13
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (built,) = out.glob("ecom_harness-*.whl")
+    return built
+
+
+def test_wheel_adds_one_import_name_and_ships_the_specs(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top_level == {"ecom_harness"}
+    for expected in (
+        "ecom_harness/specs/topology.yaml",
+        "ecom_harness/specs/openapi/external/stripe.yaml",
+        "ecom_harness/specs/asyncapi/commerce-events.yaml",
+        "ecom_harness/stubs/vendor/asyncapi-3.0.0.schema.json",
+        "ecom_harness/py.typed",
+        "ecom_harness/cli/main.py",
+    ):
+        assert expected in names
+
+
+def test_wheel_finds_its_own_specs(wheel: Path, tmp_path: Path) -> None:
+    site = tmp_path / "site-packages"
+    zipfile.ZipFile(wheel).extractall(site)
+    found = _probe(tmp_path, pythonpath=str(site))
+    assert found["module"] == str(site / "ecom_harness" / "stubs" / "__init__.py")
+    assert found["root"] == str(site / "ecom_harness" / "specs")
+    assert found["ok"] is True and found["files"] == 13
