@@ -47,7 +47,7 @@ def test_editable_install_finds_the_repo_specs(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
+    result = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -60,10 +60,12 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             str(out),
             str(REPO),
         ],
-        check=True,
         capture_output=True,
+        text=True,
         timeout=300,
+        check=False,
     )
+    assert result.returncode == 0, result.stderr
     (built,) = out.glob("ecom_harness-*.whl")
     return built
 

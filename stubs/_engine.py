@@ -1,0 +1,141 @@
+"""The request pipeline of one stub: route -> validate request -> respond -> validate
+response -> record.
+
+*Respond* is the component's behaviour for the operationId when it has one, else the
+spec's examples. A behaviour whose answer breaks the spec is a stub bug and fails
+loudly (500 naming each violation), never silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from ._http import StubRequest, StubResponse
+from ._operations import Api
+from ._problems import PROBLEM_MEDIA_TYPE, Problem, problem
+from ._respond import parse_prefer, respond_from_spec
+from ._router import route
+from ._schemas import SchemaCompileError
+from ._validate_request import ValidRequest, validate_request
+
+__all__ = ["Behaviour", "Exchange", "StubEngine"]
+
+# A behaviour answers a valid request; returning None falls back to the spec's examples.
+Behaviour = Callable[[ValidRequest], Awaitable[StubResponse | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request and the answer it got, for whoever records interactions."""
+
+    request: StubRequest
+    response: StubResponse
+
+
+class StubEngine:
+    """Serves one OpenAPI document, optionally with behaviours keyed by operationId."""
+
+    def __init__(
+        self,
+        api: Api,
+        behaviours: Mapping[str, Behaviour] | None = None,
+        recorder: Callable[[Exchange], None] | None = None,
+    ):
+        unknown = set(behaviours or {}) - set(api.operations)
+        if unknown:
+            raise ValueError(
+                f"behaviours for unknown operationIds of {api.component}: "
+                f"{', '.join(sorted(unknown))}"
+            )
+        self.api = api
+        self.behaviours = dict(behaviours or {})
+        self.recorder = recorder
+
+    async def handle(self, request: StubRequest) -> StubResponse:
+        response = await self._answer(request)
+        if self.recorder is not None:
+            self.recorder(Exchange(request, response))
+        return response
+
+    async def _answer(self, request: StubRequest) -> StubResponse:
+        routed = route(self.api, request.method, request.path)
+        if isinstance(routed, Problem):
+            return _problem_response(routed, request)
+        operation, path_params = routed
+        valid = validate_request(self.api, operation, path_params, request)
+        if isinstance(valid, Problem):
+            return _problem_response(valid, request, operation.operation_id)
+        behaviour = self.behaviours.get(operation.operation_id)
+        answer: StubResponse | Problem | None = await behaviour(valid) if behaviour else None
+        if answer is None:
+            answer = respond_from_spec(
+                self.api,
+                operation,
+                parse_prefer(request.headers.get("prefer")),
+                request.headers.get("accept"),
+            )
+        if isinstance(answer, Problem):
+            return _problem_response(answer, request, operation.operation_id)
+        answer.operation_id = operation.operation_id
+        return self._checked(answer, request)
+
+    def _checked(self, response: StubResponse, request: StubRequest) -> StubResponse:
+        """The response itself if it keeps the spec, else a 500 naming each violation."""
+        operation = self.api.operations[str(response.operation_id)]
+        spec = (
+            operation.responses.get(str(response.status))
+            or operation.responses.get(f"{str(response.status)[0]}XX")
+            or operation.responses.get("default")
+        )
+        errors: list[dict[str, str]] = []
+        if spec is None:
+            errors.append(
+                {
+                    "pointer": "/status",
+                    "message": f"{response.status} is not a "
+                    f"documented response of {operation.operation_id}",
+                }
+            )
+        elif response.body is not None:
+            media = spec.content.get(str(response.media_type))
+            if media is None:
+                errors.append(
+                    {
+                        "pointer": "/media_type",
+                        "message": f"{response.media_type} is not documented for {response.status}",
+                    }
+                )
+            elif media.schema_pointer is not None:
+                try:
+                    violations = self.api.schemas.violations(media.schema_pointer, response.body)
+                except SchemaCompileError as exc:
+                    violations = []
+                    errors.append({"pointer": "/body", "message": f"unusable schema: {exc}"})
+                errors += [
+                    {"pointer": "/body" + v.pointer, "message": v.message} for v in violations
+                ]
+        if not errors:
+            return response
+        return _problem_response(
+            problem(
+                "stub-contract-violation",
+                f"{self.api.component} answered "
+                f"{operation.operation_id} with {response.status}, which breaks its spec",
+                errors=errors,
+            ),
+            request,
+            operation.operation_id,
+        )
+
+
+def _problem_response(
+    found: Problem, request: StubRequest, operation_id: str | None = None
+) -> StubResponse:
+    return StubResponse(
+        found.status,
+        found.body(request.path),
+        PROBLEM_MEDIA_TYPE,
+        dict(found.headers),
+        operation_id,
+    )

@@ -1,0 +1,28 @@
+"""Route: which operation a method and path name, or the 404/405 problem saying why none."""
+
+from __future__ import annotations
+
+from ._operations import Api, Operation
+from ._problems import Problem, problem
+
+__all__ = ["route"]
+
+
+def route(api: Api, method: str, path: str) -> tuple[Operation, dict[str, str]] | Problem:
+    """The operation and its raw path parameters; 405 when the path exists for other
+    methods (with ``Allow``), 404 when no path matches."""
+    allowed: list[str] = []
+    for operation in api.routes:
+        match = operation.path_regex.match(path)
+        if match is None:
+            continue
+        if operation.method == method:
+            return operation, {operation.path_groups[g]: v for g, v in match.groupdict().items()}
+        allowed.append(operation.method)
+    if allowed:
+        return problem(
+            "method-not-allowed",
+            f"{method} is not allowed on {path}",
+            headers={"Allow": ", ".join(sorted(set(allowed)))},
+        )
+    return problem("not-found", f"no operation matches {method} {path}")
