@@ -41,6 +41,6 @@ def main() -> None:
         cli.main(prog_name="ecom-harness")
     except SystemExit:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the documented last resort, never a traceback
         click.echo(f"ecom-harness: internal error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(EXIT_INTERNAL)

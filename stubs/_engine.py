@@ -12,17 +12,21 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from ._http import StubRequest, StubResponse
-from ._operations import Api
+from ._operations import Api, Operation
 from ._problems import PROBLEM_MEDIA_TYPE, Problem, problem
 from ._respond import parse_prefer, respond_from_spec
 from ._router import route
 from ._schemas import SchemaCompileError
+from ._security import missing_credentials
 from ._validate_request import ValidRequest, validate_request
 
-__all__ = ["Behaviour", "Exchange", "StubEngine"]
+__all__ = ["Behaviour", "ErrorRenderer", "Exchange", "StubEngine"]
 
 # A behaviour answers a valid request; returning None falls back to the spec's examples.
 Behaviour = Callable[[ValidRequest], Awaitable[StubResponse | None]]
+# Turns the engine's own errors (validation, routing) into a component's wire format:
+# Stripe, for one, answers 400 with {"error": {...}}, not problem+json.
+ErrorRenderer = Callable[[Problem, StubRequest], StubResponse]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +45,7 @@ class StubEngine:
         api: Api,
         behaviours: Mapping[str, Behaviour] | None = None,
         recorder: Callable[[Exchange], None] | None = None,
+        render_error: ErrorRenderer | None = None,
     ):
         unknown = set(behaviours or {}) - set(api.operations)
         if unknown:
@@ -51,6 +56,7 @@ class StubEngine:
         self.api = api
         self.behaviours = dict(behaviours or {})
         self.recorder = recorder
+        self.render_error = render_error or _problem_response
 
     async def handle(self, request: StubRequest) -> StubResponse:
         response = await self._answer(request)
@@ -61,11 +67,16 @@ class StubEngine:
     async def _answer(self, request: StubRequest) -> StubResponse:
         routed = route(self.api, request.method, request.path)
         if isinstance(routed, Problem):
-            return _problem_response(routed, request)
+            return self.render_error(routed, request)
         operation, path_params = routed
+        missing = missing_credentials(self.api, operation, request)
+        if missing is not None:
+            return self._unauthorized(operation, request, missing)
         valid = validate_request(self.api, operation, path_params, request)
         if isinstance(valid, Problem):
-            return _problem_response(valid, request, operation.operation_id)
+            answer_to_invalid = self.render_error(valid, request)
+            answer_to_invalid.operation_id = operation.operation_id
+            return answer_to_invalid
         behaviour = self.behaviours.get(operation.operation_id)
         answer: StubResponse | Problem | None = await behaviour(valid) if behaviour else None
         if answer is None:
@@ -79,6 +90,18 @@ class StubEngine:
             return _problem_response(answer, request, operation.operation_id)
         answer.operation_id = operation.operation_id
         return self._checked(answer, request)
+
+    def _unauthorized(
+        self, operation: Operation, request: StubRequest, missing: str
+    ) -> StubResponse:
+        """The spec's own 401 when it documents one (its wire format), else a problem."""
+        if "401" in operation.responses:
+            answer = respond_from_spec(self.api, operation, {"code": "401"})
+            if isinstance(answer, StubResponse):
+                answer.operation_id = operation.operation_id
+                return answer
+        found = problem("unauthorized", missing, headers={"WWW-Authenticate": "Bearer"})
+        return _problem_response(found, request, operation.operation_id)
 
     def _checked(self, response: StubResponse, request: StubRequest) -> StubResponse:
         """The response itself if it keeps the spec, else a 500 naming each violation."""

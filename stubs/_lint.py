@@ -21,5 +21,5 @@ def lint_document(doc: Document) -> None:
             lint_openapi(doc)
         elif doc.kind is DocumentKind.ASYNCAPI:
             lint_asyncapi(doc)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the documented last resort, never a traceback
         doc.problem("", f"could not be checked: {type(exc).__name__}: {exc}", "internal")

@@ -15,6 +15,7 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 _TYPE_BASE = "https://errors.example.com/ecom/"
 
 _CATALOGUE: dict[str, tuple[int, str]] = {
+    "unauthorized": (401, "Missing or invalid credentials"),
     "not-found": (404, "No such resource"),
     "method-not-allowed": (405, "Method not allowed"),
     "bad-request": (400, "Malformed request"),

@@ -32,6 +32,10 @@ class ValidRequest:
     operation: Operation
     params: dict[str, dict[str, Any]]  # location -> name -> value
     body: Any
+    request: StubRequest
+
+    def header(self, name: str) -> str | None:
+        return self.request.headers.get(name.lower())
 
 
 def _is_json(media_type: str) -> bool:
@@ -153,4 +157,4 @@ def validate_request(
             f"{len(errors)} violation(s) of {operation.operation_id}'s request contract",
             errors=errors,
         )
-    return ValidRequest(operation, params, body)
+    return ValidRequest(operation, params, body, request)

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tomllib
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+import redis.asyncio as aioredis
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from ecom_harness.stubs._backends import Backends
+from ecom_harness.stubs._host import StubHost
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -42,3 +53,72 @@ def spec_copy(tmp_path: Path) -> Iterator[Path]:
     target = tmp_path / "specs"
     shutil.copytree(REPO / "specs", target, ignore=shutil.ignore_patterns("*.py", "*.md"))
     yield target
+
+
+# --- backends: every simulator test runs on the embedded defaults and on real servers ---
+
+POSTGRES_URL = os.environ.get("ECOM_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("ECOM_TEST_REDIS", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture(params=["embedded", "real"])
+async def backends(request: pytest.FixtureRequest) -> AsyncIterator[Backends]:
+    """SQLite + fakeredis, or PostgreSQL (one database per service, under a prefix unique
+    to this test, dropped afterwards) + Redis (db 15, emptied before and after)."""
+    if request.param == "embedded":
+        yield Backends()
+        return
+    prefix = f"ecomtest_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    client = aioredis.Redis.from_url(REDIS_URL)
+    await client.flushdb()
+    try:
+        yield Backends(database_url=POSTGRES_URL, redis_url=REDIS_URL, database_prefix=prefix)
+    finally:
+        await client.flushdb()
+        await client.aclose()
+        await drop_databases(POSTGRES_URL, prefix)
+
+
+async def drop_databases(url: str, prefix: str) -> None:
+    """Drop the databases a test created (those named with its own prefix)."""
+    admin = create_async_engine(
+        make_url(url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
+    try:
+        async with admin.connect() as conn:
+            names = (
+                (
+                    await conn.execute(
+                        text("SELECT datname FROM pg_database WHERE datname LIKE :p"),
+                        {"p": prefix + "%"},
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            for name in names:
+                await conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
+@pytest.fixture
+async def host_factory(backends: Backends) -> AsyncIterator[Callable[..., Awaitable[StubHost]]]:
+    """Start a StubHost of shipped components on the parametrized backends; every host
+    it started is stopped afterwards by its own handle."""
+    started: list[StubHost] = []
+
+    async def start(components: list[str], **options: Any) -> StubHost:
+        host = StubHost.shipped(components, backends=backends, **options)
+        started.append(host)
+        return await host.start()
+
+    yield start
+    for host in reversed(started):
+        await host.stop()
+
+
+def asgi_client(host: StubHost, component: str, **headers: str) -> httpx.AsyncClient:
+    """A client that talks to one hosted stub in-process (no socket)."""
+    transport = httpx.ASGITransport(app=host.stubs[component].app)
+    return httpx.AsyncClient(transport=transport, base_url=f"http://{component}", headers=headers)

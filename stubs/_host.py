@@ -1,0 +1,164 @@
+"""Host a set of component stubs: build each one's engine, state and peers.
+
+Peers are the plug-in point: by default a component reaches the others through
+``httpx.ASGITransport`` into their in-process apps (no socket); given a URL for a peer
+(a real service, or the mesh's recording proxy for that edge) it goes there instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis.asyncio as aioredis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ._asgi import StubApp
+from ._backends import Backends, open_database, open_redis
+from ._documents import Document, DocumentKind, read_document
+from ._engine import Exchange, StubEngine
+from ._locate import spec_root
+from ._operations import Api
+from ._simulator import Peers, Simulator, SimulatorContext
+from .behaviours import SIMULATORS
+
+__all__ = ["HostedStub", "SpecNotFound", "StubHost", "shipped_spec"]
+
+
+class SpecNotFound(LookupError):
+    """No shipped spec for that component name."""
+
+
+def shipped_spec(component: str) -> Path:
+    """The shipped OpenAPI document of a component (internal or external provider)."""
+    for candidate in (f"openapi/{component}.yaml", f"openapi/external/{component}.yaml"):
+        path = spec_root() / candidate
+        if path.is_file():
+            return path
+    known = sorted(p.stem for p in (spec_root() / "openapi").rglob("*.yaml"))
+    raise SpecNotFound(f"unknown component '{component}' (known: {', '.join(known)})")
+
+
+def load_api(path: Path) -> Api:
+    """Compile an OpenAPI document; refuse anything else with a clear message."""
+    doc = read_document(path)
+    if not isinstance(doc, Document):
+        raise ValueError(str(doc))
+    if doc.kind is not DocumentKind.OPENAPI:
+        raise ValueError(f"{doc.display}: not an OpenAPI document ({doc.kind.value})")
+    return Api(doc)
+
+
+@dataclass(slots=True)
+class HostedStub:
+    name: str
+    api: Api
+    engine: StubEngine
+    app: StubApp
+    simulator: Simulator | None
+    db: AsyncEngine
+
+
+@dataclass(slots=True)
+class StubHost:
+    """Builds, starts and stops stubs. ``specs`` maps component name -> OpenAPI file."""
+
+    specs: Mapping[str, Path]
+    backends: Backends = field(default_factory=Backends)
+    peer_urls: Mapping[str, str] = field(default_factory=dict)
+    settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    bus: Any = None  # an EventBus, started after the simulators subscribe; stopped here
+    recorder: Any = None  # Callable[[str, Exchange], None]: component name + exchange
+    stubs: dict[str, HostedStub] = field(default_factory=dict)
+    redis: aioredis.Redis | None = None
+    _clients: list[httpx.AsyncClient] = field(default_factory=list)
+
+    @classmethod
+    def shipped(cls, components: list[str], **options: Any) -> StubHost:
+        return cls(specs={name: shipped_spec(name) for name in components}, **options)
+
+    async def start(self) -> StubHost:
+        self.redis = open_redis(self.backends)
+        apis = {name: load_api(path) for name, path in self.specs.items()}
+        peers: dict[str, Peers] = {name: Peers() for name in apis}
+        for name, api in apis.items():
+            db = await open_database(name, self.backends)
+            ctx = SimulatorContext(
+                component=name,
+                api=api,
+                db=db,
+                redis=self.redis,
+                peers=peers[name],
+                bus=self.bus,
+                settings=self.settings.get(name, {}),
+            )
+            simulator = SIMULATORS[name](ctx) if name in SIMULATORS else None
+            engine = StubEngine(
+                api,
+                simulator.behaviours() if simulator else None,
+                recorder=self._recorder_for(name),
+                render_error=simulator.render_error() if simulator else None,
+            )
+            self.stubs[name] = HostedStub(name, api, engine, StubApp(engine), simulator, db)
+        for name in apis:
+            peers[name].add(self._peer_clients(name))
+        for stub in self.stubs.values():
+            if stub.simulator is not None:
+                await stub.simulator.start()
+        if self.bus is not None:  # after the simulators subscribed
+            await self.bus.start()
+        return self
+
+    def _recorder_for(self, name: str) -> Any:
+        if self.recorder is None:
+            return None
+        recorder = self.recorder
+
+        def record(exchange: Exchange) -> None:
+            recorder(name, exchange)
+
+        return record
+
+    def _peer_clients(self, caller: str) -> dict[str, httpx.AsyncClient]:
+        clients = {}
+        headers = {"X-Service-Token": f"{caller}-token"}
+        targets = set(self.stubs) | set(self.peer_urls)
+        for target in targets - {caller}:
+            if target in self.peer_urls:
+                client = httpx.AsyncClient(base_url=self.peer_urls[target], headers=headers)
+            else:
+                transport = httpx.ASGITransport(app=self.stubs[target].app)
+                client = httpx.AsyncClient(
+                    transport=transport, base_url=f"http://{target}", headers=headers
+                )
+            self._clients.append(client)
+            clients[target] = client
+        return clients
+
+    async def reset(self) -> None:
+        """Every simulator forgets its state (between scenarios)."""
+        for stub in self.stubs.values():
+            if stub.simulator is not None:
+                await stub.simulator.reset()
+
+    async def stop(self) -> None:
+        for stub in self.stubs.values():
+            if stub.simulator is not None:
+                await stub.simulator.stop()
+        if self.bus is not None:
+            await self.bus.stop()
+        for client in self._clients:
+            await client.aclose()
+        for stub in self.stubs.values():
+            await stub.db.dispose()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    async def __aenter__(self) -> StubHost:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

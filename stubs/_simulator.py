@@ -1,0 +1,129 @@
+"""What a component simulator is, and what it is given.
+
+A simulator is the stateful behaviour of one component, keyed by operationId. It owns
+its tables (in its own database), may use the cache, the event bus and its peers (the
+components it calls, reached through ``peers``: in-process ASGI transports by default,
+URLs -- through the mesh's recording proxies -- when wired by the harness).
+
+Simulators answer with :class:`StubResponse` data; the engine checks every answer
+against the spec, so a simulator cannot drift from its contract unnoticed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import httpx
+import redis.asyncio as aioredis
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ._engine import Behaviour, ErrorRenderer
+from ._http import StubResponse
+from ._operations import Api
+from ._problems import PROBLEM_MEDIA_TYPE, Problem
+
+__all__ = [
+    "Peers",
+    "Simulator",
+    "SimulatorContext",
+    "json_response",
+    "problem_response",
+    "utc_now",
+]
+
+PROBLEM_TYPE_BASE = "https://errors.example.com/ecom/"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Peers:
+    """HTTP clients for the components a simulator calls, by component name."""
+
+    def __init__(self, clients: Mapping[str, httpx.AsyncClient] | None = None):
+        self._clients = dict(clients or {})
+
+    def add(self, clients: Mapping[str, httpx.AsyncClient]) -> None:
+        self._clients.update(clients)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._clients
+
+    def __getitem__(self, name: str) -> httpx.AsyncClient:
+        try:
+            return self._clients[name]
+        except KeyError:
+            known = ", ".join(sorted(self._clients)) or "none"
+            raise LookupError(f"no route to '{name}' (peers: {known})") from None
+
+
+@dataclass(slots=True)
+class SimulatorContext:
+    """Everything a simulator may use; built by the stub host, one per component."""
+
+    component: str
+    api: Api
+    db: AsyncEngine
+    redis: aioredis.Redis
+    peers: Peers = field(default_factory=Peers)
+    bus: Any = None  # an EventBus (stubs._bus) when the component publishes or consumes
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    clock: Callable[[], datetime] = utc_now
+
+
+class Simulator:
+    """Base class: subclasses set ``component`` and ``metadata`` and map operationIds to
+    coroutine methods in :meth:`behaviours`."""
+
+    component: ClassVar[str]
+    metadata: ClassVar[MetaData] = MetaData()
+
+    def __init__(self, ctx: SimulatorContext):
+        self.ctx = ctx
+
+    def behaviours(self) -> dict[str, Behaviour]:
+        """operationId -> coroutine answering it; unlisted operations answer from examples."""
+        return {}
+
+    def render_error(self) -> ErrorRenderer | None:
+        """Override to answer the engine's own errors in the component's wire format."""
+        return None
+
+    async def start(self) -> None:
+        """Create the component's tables (in its own database) and subscribe to topics."""
+        async with self.ctx.db.begin() as conn:
+            await conn.run_sync(self.metadata.create_all)
+
+    async def stop(self) -> None:
+        """Release what :meth:`start` took (subscriptions, background tasks)."""
+
+    async def reset(self) -> None:
+        """Forget all state: every row of every table, and the component's cache keys."""
+        async with self.ctx.db.begin() as conn:
+            for table in reversed(self.metadata.sorted_tables):
+                await conn.execute(table.delete())
+
+
+def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> StubResponse:
+    """A JSON answer."""
+    return StubResponse(status, body, "application/json", dict(headers or {}))
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    *,
+    title: str,
+    detail: str,
+    instance: str,
+    headers: Mapping[str, str] | None = None,
+    **extensions: Any,
+) -> StubResponse:
+    """An RFC 9457 problem in the platform's convention (see specs/CONVENTIONS.md)."""
+    body = Problem(slug, status, title, detail).body(instance) | extensions
+    return StubResponse(status, body, PROBLEM_MEDIA_TYPE, dict(headers or {}))

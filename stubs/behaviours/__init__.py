@@ -1,0 +1,34 @@
+"""One simulator module per component; :data:`SIMULATORS` maps component names to them.
+
+Each module of this package defines one :class:`Simulator` subclass with a ``component``
+name; they are found here by walking the package, so adding a simulator is adding a
+module. Components without a simulator answer from their spec's examples.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from ecom_harness.stubs._simulator import Simulator
+
+__all__ = ["SIMULATORS"]
+
+
+def _discover() -> dict[str, type[Simulator]]:
+    found: dict[str, type[Simulator]] = {}
+    for module_info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, Simulator)
+                and value is not Simulator
+                and value.__module__ == module.__name__
+                and getattr(value, "component", None)
+            ):
+                found[value.component] = value
+    return found
+
+
+SIMULATORS: dict[str, type[Simulator]] = _discover()
