@@ -19,6 +19,7 @@ import click
 from ecom_harness import __version__
 
 from .specs import specs
+from .stubs import stubs
 from .topology import topology
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -32,6 +33,7 @@ def cli() -> None:
 
 
 cli.add_command(specs)
+cli.add_command(stubs)
 cli.add_command(topology)
 
 

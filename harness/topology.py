@@ -137,7 +137,10 @@ def parse_topology(doc: Document) -> Topology | None:
     errors = list(_VALIDATOR.iter_errors(doc.data))
     for error in errors:
         shown = best_match([error])
-        doc.problem(pointer_from_path(shown.absolute_path), shown.message, "topology-structure")
+        path = list(shown.absolute_path)
+        if "propertyNames" in shown.absolute_schema_path:
+            path.append(shown.instance)  # the offending key itself, not its mapping
+        doc.problem(pointer_from_path(path), shown.message, "topology-structure")
     if errors:
         return None
     components = {

@@ -7,17 +7,22 @@ validates, so all that is left is reading the body (bounded), building a
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+import asyncio
+import contextlib
+import signal
+import socket
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
+import uvicorn
 
 from ._engine import StubEngine
 from ._http import StubRequest, StubResponse
 from ._validate_request import MAX_BODY_BYTES
 
-__all__ = ["StubApp"]
+__all__ = ["PortDispatcher", "StubApp", "bind", "serve_sockets"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -87,3 +92,59 @@ async def _lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+class PortDispatcher:
+    """One ASGI app for many stubs: picks the stub by the local port a request came in on,
+    so a single uvicorn server (one signal handler, one clean Ctrl-C) serves them all."""
+
+    def __init__(self, apps_by_port: Mapping[int, StubApp]):
+        self.apps_by_port = dict(apps_by_port)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        server = scope.get("server") or ("", 0)
+        app = self.apps_by_port.get(int(server[1] or 0))
+        if app is None:  # not one of ours: cannot happen unless a socket was added
+            await _write(send, StubResponse(404, None, None))
+            return
+        await app(scope, receive, send)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket; port 0 picks a free one (read it back from the socket)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGINT after its graceful shutdown, which would skip the caller's
+    clean-up; here a signal only asks for the shutdown, and ``serve`` returns normally."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+
+async def serve_sockets(app: PortDispatcher, sockets: list[socket.socket]) -> None:
+    """Serve until SIGINT/SIGTERM (uvicorn's graceful shutdown), then return."""
+    config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
+    await _Server(config).serve(sockets=sockets)

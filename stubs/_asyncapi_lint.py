@@ -71,6 +71,12 @@ def _mapping(node: Any, key: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _list(node: Any, key: str) -> list[Any]:
+    """A list field, or nothing (the structural check reports a wrong type)."""
+    value = node.get(key) if isinstance(node, dict) else None
+    return value if isinstance(value, list) else []
+
+
 def channel_messages(data: dict[str, Any]) -> dict[tuple[str, str], str]:
     """``(channel id, message id) -> pointer`` for every message a channel carries."""
     return {
@@ -106,7 +112,7 @@ def _check_operations(doc: Document) -> None:
             )
             continue
         channel_ref_prefix = channel_ref + "/messages/"
-        for index, message in enumerate(operation.get("messages") or []):
+        for index, message in enumerate(_list(operation, "messages")):
             ref = message.get("$ref") if isinstance(message, dict) else None
             if not isinstance(ref, str) or not ref.startswith(channel_ref_prefix):
                 doc.problem(
@@ -141,7 +147,7 @@ def _check_payloads(doc: Document, schemas: SchemaSet) -> None:
             for slot in slots
             if check_schema_compiles(doc, schemas, join_pointer(pointer, slot))
         }
-        for index, example in enumerate(message.get("examples") or []):
+        for index, example in enumerate(_list(message, "examples")):
             if not isinstance(example, dict):
                 continue
             for slot in compiled & example.keys():
@@ -158,7 +164,7 @@ def _check_senders_and_receivers(doc: Document) -> None:
     for operation in _mapping(doc.data, "operations").values():
         if not isinstance(operation, dict) or operation.get("action") not in ACTIONS:
             continue
-        for message in operation.get("messages") or []:
+        for message in _list(operation, "messages"):
             ref = message.get("$ref") if isinstance(message, dict) else None
             if isinstance(ref, str):
                 used.setdefault(ref.lstrip("#"), set()).add(operation["action"])

@@ -25,11 +25,26 @@ from ._operations import Api
 from ._simulator import Peers, Simulator, SimulatorContext
 from .behaviours import SIMULATORS
 
-__all__ = ["HostedStub", "SpecNotFound", "StubHost", "shipped_spec"]
+__all__ = [
+    "HostedStub",
+    "SpecNotFound",
+    "StubHost",
+    "load_api",
+    "shipped_components",
+    "shipped_spec",
+]
 
 
 class SpecNotFound(LookupError):
     """No shipped spec for that component name."""
+
+
+def shipped_components() -> list[str]:
+    """Every component with a shipped OpenAPI document, internal ones first."""
+    root = spec_root() / "openapi"
+    internal = sorted(p.stem for p in root.glob("*.yaml"))
+    external = sorted(p.stem for p in (root / "external").glob("*.yaml"))
+    return internal + external
 
 
 def shipped_spec(component: str) -> Path:
@@ -38,8 +53,8 @@ def shipped_spec(component: str) -> Path:
         path = spec_root() / candidate
         if path.is_file():
             return path
-    known = sorted(p.stem for p in (spec_root() / "openapi").rglob("*.yaml"))
-    raise SpecNotFound(f"unknown component '{component}' (known: {', '.join(known)})")
+    known = ", ".join(shipped_components())
+    raise SpecNotFound(f"unknown component '{component}' (known: {known})")
 
 
 def load_api(path: Path) -> Api:
@@ -72,6 +87,7 @@ class StubHost:
     settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     bus: Any = None  # an EventBus, started after the simulators subscribe; stopped here
     recorder: Any = None  # Callable[[str, Exchange], None]: component name + exchange
+    examples_only: frozenset[str] = frozenset()  # served from spec examples, no simulator
     stubs: dict[str, HostedStub] = field(default_factory=dict)
     redis: aioredis.Redis | None = None
     _clients: list[httpx.AsyncClient] = field(default_factory=list)
@@ -95,7 +111,8 @@ class StubHost:
                 bus=self.bus,
                 settings=self.settings.get(name, {}),
             )
-            simulator = SIMULATORS[name](ctx) if name in SIMULATORS else None
+            simulated = name in SIMULATORS and name not in self.examples_only
+            simulator = SIMULATORS[name](ctx) if simulated else None
             engine = StubEngine(
                 api,
                 simulator.behaviours() if simulator else None,

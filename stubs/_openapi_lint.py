@@ -80,7 +80,51 @@ def lint_openapi(doc: Document) -> None:
         _check_schemas_and_examples(doc, SchemaSet(doc.data, openapi30=version.startswith("3.0")))
 
 
+def _shape_problems(doc: Document) -> bool:
+    """The containers openapi-spec-validator walks without checking; True when sound."""
+    sound = True
+    for key in ("paths", "components", "info"):
+        if key in doc.data and not isinstance(doc.data[key], dict):
+            doc.problem(
+                f"/{key}",
+                f"'{key}' must be a mapping, found {type(doc.data[key]).__name__}",
+                "openapi",
+            )
+            sound = False
+    for path, item in (doc.data.get("paths") or {}).items() if sound else ():
+        pointer = join_pointer("/paths", path)
+        if not isinstance(item, dict):
+            doc.problem(
+                pointer, f"a path item must be a mapping, found {type(item).__name__}", "openapi"
+            )
+            sound = False
+            continue
+        for method in HTTP_METHODS:
+            operation = item.get(method)
+            if method in item and not isinstance(operation, dict):
+                doc.problem(
+                    join_pointer(pointer, method),
+                    f"an operation must be a mapping, found {type(operation).__name__}",
+                    "openapi",
+                )
+                sound = False
+            elif (
+                isinstance(operation, dict)
+                and "responses" in operation
+                and not isinstance(operation["responses"], dict)
+            ):
+                doc.problem(
+                    join_pointer(pointer, method, "responses"),
+                    "'responses' must be a mapping of status codes",
+                    "openapi",
+                )
+                sound = False
+    return sound
+
+
 def _check_structure(doc: Document, version: str, refs_ok: bool) -> None:
+    if not _shape_problems(doc):
+        return  # openapi-spec-validator would crash on these shapes
     validator_cls = (
         OpenAPIV30SpecValidator if version.startswith("3.0") else OpenAPIV31SpecValidator
     )
@@ -92,6 +136,13 @@ def _check_structure(doc: Document, version: str, refs_ok: bool) -> None:
             doc.problem("", "openapi-spec-validator could not resolve a $ref", "openapi")
     except RecursionError:
         doc.problem("", "the document nests too deeply (recursive $ref?)", "openapi")
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        doc.problem(
+            "",
+            f"openapi-spec-validator could not walk the document "
+            f"({type(exc).__name__}: {exc}); fix the problems reported above",
+            "openapi",
+        )
 
 
 def _report_validator_error(doc: Document, error: Any) -> None:
@@ -104,17 +155,26 @@ def _report_validator_error(doc: Document, error: Any) -> None:
         path = list(error.absolute_path)
         if path:
             pointer = pointer_from_path(path)
-            try:
-                if resolve_pointer(doc.data, pointer) != error.instance:
-                    return  # a path relative to a nested schema: _check_schemas_and_examples
-            except PointerError:
-                return
+            if not _is_document_path(doc, pointer, error.instance):
+                return  # relative to a nested schema: _check_schemas_and_examples reports it
             doc.problem(pointer, error.message.splitlines()[0], "openapi")
             return
     message = str(error).splitlines()[0]
     where = _OPERATION_IN_PROSE.search(message)
     pointer = join_pointer("/paths", where["path"], where["method"]) if where else ""
     doc.problem(pointer, message, "openapi")
+
+
+def _is_document_path(doc: Document, pointer: str, instance: Any) -> bool:
+    """Whether a validator error's path starts at the document root. Structural errors
+    do (the jsonschema-rs backend reports the whole document as their instance, the
+    python one the node itself); schema meta-errors carry a path inside the schema."""
+    if instance is doc.data:
+        return True
+    try:
+        return bool(resolve_pointer(doc.data, pointer) == instance)
+    except PointerError:
+        return False
 
 
 def _check_operations(doc: Document) -> None:
@@ -155,8 +215,13 @@ def _check_object_schemas(doc: Document) -> None:
                 "schema-bare-object",
             )
         properties = node.get("properties")
-        if node.get("additionalProperties") is False and isinstance(properties, dict):
-            for name in node.get("required") or []:
+        required = node.get("required")
+        if (
+            node.get("additionalProperties") is False
+            and isinstance(properties, dict)
+            and isinstance(required, list)
+        ):
+            for name in required:
                 if name not in properties:
                     doc.problem(
                         join_pointer(pointer, "required"),

@@ -19,6 +19,8 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Column, Integer, MetaData, String, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ._bus import MessageRejected
+
 __all__ = ["OutboxRelay", "add_event", "make_event", "new_id", "outbox_table"]
 
 logger = logging.getLogger(__name__)
@@ -55,6 +57,8 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("key", String(64), nullable=False),
         Column("event", JSON, nullable=False),
         Column("published", Boolean, nullable=False, default=False, index=True),
+        # Why the bus refused the event: a stub bug, set aside so it blocks nothing.
+        Column("rejected", String(2000), nullable=True),
     )
 
 
@@ -67,12 +71,18 @@ async def add_event(
 
 
 class OutboxRelay:
-    """Publishes one service's outbox to the bus, in order, retrying while it is down."""
+    """Publishes one service's outbox to the bus, in order, retrying while it is down.
+
+    An event the bus *rejects* (it breaks the AsyncAPI contract) will never pass: it is
+    set aside with the reason, logged as an error and listed by :meth:`rejected`, so one
+    simulator bug neither blocks the outbox forever nor disappears silently.
+    """
 
     def __init__(self, table: Table, db: AsyncEngine, bus: Any, publisher: str):
         self.table, self.db, self.bus, self.publisher = table, db, bus, publisher
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()  # one pass at a time: direct calls and the background one
 
     def wake(self) -> None:
         self._wake.set()
@@ -82,26 +92,36 @@ class OutboxRelay:
         down) so order is kept. Returns how many were published."""
         if self.bus is None:
             return 0
+        async with self._lock:
+            return await self._relay_pending()
+
+    async def _relay_pending(self) -> int:
         async with self.db.connect() as conn:
             pending = (
                 await conn.execute(
                     select(self.table)
-                    .where(self.table.c.published.is_(False))
+                    .where(self.table.c.published.is_(False), self.table.c.rejected.is_(None))
                     .order_by(self.table.c.seq)
                 )
             ).all()
         sent = 0
         for row in pending:
+            outcome: dict[str, Any] = {"published": True}
             try:
                 await self.bus.publish(row.topic, row.key, row.event, publisher=self.publisher)
-            except Exception as exc:  # noqa: BLE001 - kept for the next round
+                sent += 1
+            except MessageRejected as exc:
+                logger.error(
+                    "outbox of %s: event %s rejected by the bus: %s", self.publisher, row.seq, exc
+                )
+                outcome = {"rejected": str(exc)[:2000]}
+            except Exception as exc:  # noqa: BLE001 - the bus is down: kept for the next pass
                 logger.warning("outbox of %s: publish failed, will retry: %s", self.publisher, exc)
                 break
             async with self.db.begin() as conn:
                 await conn.execute(
-                    update(self.table).where(self.table.c.seq == row.seq).values(published=True)
+                    update(self.table).where(self.table.c.seq == row.seq).values(**outcome)
                 )
-            sent += 1
         return sent
 
     def start(self, interval: float = 0.2) -> None:
@@ -126,8 +146,21 @@ class OutboxRelay:
             self._task = None
 
     async def pending(self) -> int:
+        """Events still waiting for the bus (rejected ones excluded: see :meth:`rejected`)."""
         async with self.db.connect() as conn:
             rows = await conn.execute(
-                select(self.table.c.seq).where(self.table.c.published.is_(False))
+                select(self.table.c.seq).where(
+                    self.table.c.published.is_(False), self.table.c.rejected.is_(None)
+                )
             )
             return len(rows.all())
+
+    async def rejected(self) -> list[tuple[dict[str, Any], str]]:
+        """Events the bus refused, with why: each one is a simulator bug."""
+        async with self.db.connect() as conn:
+            rows = await conn.execute(
+                select(self.table.c.event, self.table.c.rejected).where(
+                    self.table.c.rejected.is_not(None)
+                )
+            )
+            return [(row.event, row.rejected) for row in rows]

