@@ -57,6 +57,7 @@ class StubEngine:
         self.behaviours = dict(behaviours or {})
         self.recorder = recorder
         self.render_error = render_error or _problem_response
+        self._own_errors = render_error is not None
 
     async def handle(self, request: StubRequest) -> StubResponse:
         response = await self._answer(request)
@@ -94,7 +95,13 @@ class StubEngine:
     def _unauthorized(
         self, operation: Operation, request: StubRequest, missing: str
     ) -> StubResponse:
-        """The spec's own 401 when it documents one (its wire format), else a problem."""
+        """The component's own rendering when it has one (it can pick the right 401 and
+        fill headers like Stripe's Request-Id), else the spec's own 401 when it documents
+        one (its wire format), else a problem."""
+        if self._own_errors:
+            answer = self.render_error(problem("unauthorized", missing), request)
+            answer.operation_id = operation.operation_id
+            return answer
         if "401" in operation.responses:
             answer = respond_from_spec(self.api, operation, {"code": "401"})
             if isinstance(answer, StubResponse):

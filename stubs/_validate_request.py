@@ -101,18 +101,32 @@ def _parse_body(
 
 
 def _coerce_form(api: Api, pointer: str | None, body: dict[str, Any]) -> dict[str, Any]:
-    """Form values are strings; turn those the schema types as numbers or booleans."""
+    """Form values are strings; turn them into what the schema types them as, nested
+    members included (``automatic_payment_methods[enabled]=true`` -> True), and
+    Stripe-style indexed members of an array into a list
+    (``payment_method_types[0]=card`` -> ["card"])."""
     if pointer is None:
         return body
-    data = api.document.data
-    schema = resolve_refs(data, {"$ref": "#" + pointer})
-    properties = schema.get("properties") if isinstance(schema, dict) else None
-    if not isinstance(properties, dict):
-        return body
-    for name, value in body.items():
-        if isinstance(value, str) and name in properties:
-            body[name] = coercer_for(schema_type(data, properties[name]))(value)
-    return body
+    coerced: dict[str, Any] = _coerce_value(api.document.data, {"$ref": "#" + pointer}, body)
+    return coerced
+
+
+def _coerce_value(data: dict[str, Any], schema: Any, value: Any) -> Any:
+    resolved = resolve_refs(data, schema)
+    resolved = resolved if isinstance(resolved, dict) else {}
+    kind = schema_type(data, resolved)
+    if kind == "array" and isinstance(value, dict) and value and all(k.isdigit() for k in value):
+        value = [value[k] for k in sorted(value, key=int)]
+    if isinstance(value, str):
+        return coercer_for(kind)(value)
+    if isinstance(value, list):
+        return [_coerce_value(data, resolved.get("items") or {}, item) for item in value]
+    if isinstance(value, dict):
+        members = resolved.get("properties") or {}
+        return {
+            k: _coerce_value(data, members[k], v) if k in members else v for k, v in value.items()
+        }
+    return value
 
 
 def validate_request(

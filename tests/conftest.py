@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ecom_harness.stubs._backends import Backends
+from ecom_harness.stubs._engine import Exchange
 from ecom_harness.stubs._host import StubHost
 
 REPO = Path(__file__).resolve().parent.parent
@@ -119,17 +120,41 @@ async def drop_databases(url: str, prefix: str) -> None:
 @pytest.fixture
 async def host_factory(backends: Backends) -> AsyncIterator[Callable[..., Awaitable[StubHost]]]:
     """Start a StubHost of shipped components on the parametrized backends; every host
-    it started is stopped afterwards by its own handle."""
+    it started is stopped afterwards by its own handle.
+
+    Every exchange of every hosted stub is watched: a simulator answer that broke its
+    spec (the engine's 500 stub-contract-violation) fails the test, whatever the test
+    itself asserted -- so every behaviour's every response passes the response validator.
+    """
     started: list[StubHost] = []
+    violations: list[str] = []
+
+    def watch(component: str, exchange: Exchange) -> None:
+        body = exchange.response.body
+        if isinstance(body, dict) and str(body.get("type", "")).endswith(
+            "/stub-contract-violation"
+        ):
+            violations.append(
+                f"{component} {exchange.request.method} "
+                f"{exchange.request.path}: {body.get('errors')}"
+            )
 
     async def start(components: list[str], **options: Any) -> StubHost:
-        host = StubHost.shipped(components, backends=backends, **options)
+        recorder = options.pop("recorder", None)
+
+        def record(component: str, exchange: Exchange) -> None:
+            watch(component, exchange)
+            if recorder is not None:
+                recorder(component, exchange)
+
+        host = StubHost.shipped(components, backends=backends, recorder=record, **options)
         started.append(host)
         return await host.start()
 
     yield start
     for host in reversed(started):
         await host.stop()
+    assert not violations, "simulator answers broke their specs:\n" + "\n".join(violations)
 
 
 def asgi_client(host: StubHost, component: str, **headers: str) -> httpx.AsyncClient:

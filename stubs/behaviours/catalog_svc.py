@@ -1,0 +1,246 @@
+"""catalog-svc: product detail and availability, kept current from inventory events.
+
+The catalog is seeded at start with every ``Product`` that catalog-svc.yaml's own
+examples show (list pages included; one per sku), then ``settings["products"]``; the
+harness adds more with :meth:`CatalogSimulator.seed`. ``reset()`` returns to that seed.
+
+Availability. Inventory events carry the lines reserved or released, not the stock left,
+so the catalog keeps its own per-sku ``available`` count and derives ``availability``
+from it: ``<= 0`` OUT_OF_STOCK, ``<= low_stock_threshold`` LOW_STOCK, else IN_STOCK.
+``inventory.reserved`` subtracts the quantities, ``inventory.released`` adds them back;
+events are applied once each, by envelope id (delivery is at least once). The count of a
+seeded sku is ``settings["stock"][sku]`` when given, else one that reproduces the seeded
+availability: ``default_stock`` (IN_STOCK), ``low_stock_threshold`` (LOW_STOCK), 0
+(OUT_OF_STOCK). ``updated_at`` moves (to ctx.clock) when availability changes.
+
+Settings (``settings["catalog-svc"]``): ``products`` (list of Product objects, none),
+``stock`` (sku -> count, ``{}``), ``default_stock`` (100), ``low_stock_threshold`` (10).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from sqlalchemy import JSON, Column, Integer, MetaData, RowMapping, String, Table, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ecom_harness.stubs._bus import Record
+from ecom_harness.stubs._engine import Behaviour
+from ecom_harness.stubs._http import StubResponse
+from ecom_harness.stubs._operations import Api
+from ecom_harness.stubs._simulator import Simulator, json_response, problem_response
+from ecom_harness.stubs._validate_request import ValidRequest
+
+from ._tokens import (
+    DEFAULT_PAGE_SIZE,
+    decode_cursor,
+    health_behaviour,
+    invalid_cursor,
+    page_of,
+    rfc3339,
+)
+
+__all__ = ["CatalogSimulator", "spec_products"]
+
+PRODUCT_SCHEMA = "/components/schemas/Product"
+DEFAULT_STOCK = 100
+DEFAULT_LOW_STOCK = 10
+INVENTORY_TOPIC = "inventory"
+# How each inventory event moves the count of the skus it lists.
+STOCK_EFFECT = {"inventory.reserved": -1, "inventory.released": +1}
+
+
+def _objects(node: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object inside an example, the example itself included."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _objects(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _objects(value)
+
+
+def spec_products(api: Api) -> list[dict[str, Any]]:
+    """Every object in the spec's response examples that is a valid Product, first
+    occurrence per sku: the catalog the spec itself shows, with no second list to drift."""
+    found: dict[str, dict[str, Any]] = {}
+    for operation in api.operations.values():
+        for response in operation.responses.values():
+            for media in response.content.values():
+                for example in media.examples.values():
+                    for candidate in _objects(example):
+                        if not api.schemas.violations(PRODUCT_SCHEMA, candidate):
+                            found.setdefault(candidate["sku"], candidate)
+    return list(found.values())
+
+
+class CatalogSimulator(Simulator):
+    """Products in catalog-svc's own database; availability from the inventory topic."""
+
+    component = "catalog-svc"
+    metadata = MetaData()
+    products = Table(
+        "products",
+        metadata,
+        Column("sku", String(16), primary_key=True),
+        Column("name", String(200), nullable=False),
+        Column("description", String(5000), nullable=False),
+        Column("amount", Integer, nullable=False),
+        Column("currency", String(3), nullable=False),
+        Column("category", String(64), nullable=False, index=True),
+        Column("images", JSON, nullable=False),
+        Column("available", Integer, nullable=False),
+        Column("updated_at", String(40), nullable=False),
+    )
+    applied_events = Table(
+        "applied_events", metadata, Column("event_id", String(40), primary_key=True)
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        settings = self.ctx.settings
+        self.stock: Mapping[str, int] = settings.get("stock", {})
+        self.default_stock = int(settings.get("default_stock", DEFAULT_STOCK))
+        self.low_stock = int(settings.get("low_stock_threshold", DEFAULT_LOW_STOCK))
+
+    def behaviours(self) -> dict[str, Behaviour]:
+        return {
+            "listProducts": self.list_products,
+            "getProduct": self.get_product,
+            "getHealth": health_behaviour(self.component),
+        }
+
+    async def start(self) -> None:
+        await super().start()
+        await self._seed_baseline()
+        if self.ctx.bus is not None:
+            await self.ctx.bus.subscribe(INVENTORY_TOPIC, self.component, self.on_inventory)
+
+    async def reset(self) -> None:
+        await super().reset()
+        await self._seed_baseline()
+
+    async def _seed_baseline(self) -> None:
+        await self.seed(spec_products(self.ctx.api))
+        await self.seed(self.ctx.settings.get("products", []))
+
+    # --- seeding ---
+
+    async def seed(self, products: Iterable[Mapping[str, Any]]) -> None:
+        """Add or replace products (spec-valid ``Product`` objects; ValueError naming
+        each violation otherwise). Their stock follows the rules in the module doc."""
+        rows = [self._row(product) for product in products]
+        async with self.ctx.db.begin() as conn:
+            for row in rows:
+                await conn.execute(self.products.delete().where(self.products.c.sku == row["sku"]))
+                await conn.execute(self.products.insert().values(**row))
+
+    def _row(self, product: Mapping[str, Any]) -> dict[str, Any]:
+        violations = self.ctx.api.schemas.violations(PRODUCT_SCHEMA, dict(product))
+        if violations:
+            listed = "; ".join(f"{v.pointer or '/'}: {v.message}" for v in violations)
+            raise ValueError(f"not a catalog-svc Product: {listed}")
+        sku = product["sku"]
+        return {
+            "sku": sku,
+            "name": product["name"],
+            "description": product["description"],
+            "amount": product["price"]["amount"],
+            "currency": product["price"]["currency"],
+            "category": product["category"],
+            "images": list(product["images"]),
+            "available": self.stock.get(sku, self._stock_for(product["availability"])),
+            "updated_at": product["updated_at"],
+        }
+
+    def _stock_for(self, availability: str) -> int:
+        """A count whose availability is the seeded one."""
+        return {"IN_STOCK": self.default_stock, "LOW_STOCK": self.low_stock}.get(availability, 0)
+
+    def availability(self, available: int) -> str:
+        if available <= 0:
+            return "OUT_OF_STOCK"
+        return "LOW_STOCK" if available <= self.low_stock else "IN_STOCK"
+
+    def _product(self, row: RowMapping) -> dict[str, Any]:
+        return {
+            "sku": row["sku"],
+            "name": row["name"],
+            "description": row["description"],
+            "price": {"amount": row["amount"], "currency": row["currency"]},
+            "category": row["category"],
+            "images": row["images"],
+            "availability": self.availability(row["available"]),
+            "updated_at": row["updated_at"],
+        }
+
+    # --- operations ---
+
+    async def list_products(self, req: ValidRequest) -> StubResponse:
+        """Ordered by sku; the cursor is the last sku of the previous page."""
+        query = req.params["query"]
+        limit = int(query.get("limit", DEFAULT_PAGE_SIZE))
+        statement = select(self.products).order_by(self.products.c.sku).limit(limit + 1)
+        if "category" in query:
+            statement = statement.where(self.products.c.category == query["category"])
+        if "cursor" in query:
+            after = decode_cursor(query["cursor"], "sku", str)
+            if after is None:
+                return invalid_cursor(req)
+            statement = statement.where(self.products.c.sku > after)
+        async with self.ctx.db.connect() as conn:
+            rows = (await conn.execute(statement)).mappings().all()
+        items, next_cursor = page_of(rows, limit, lambda row: {"sku": row["sku"]})
+        body = {"items": [self._product(row) for row in items], "next_cursor": next_cursor}
+        return json_response(200, body)
+
+    async def get_product(self, req: ValidRequest) -> StubResponse:
+        sku = req.params["path"]["sku"]
+        async with self.ctx.db.connect() as conn:
+            statement = select(self.products).where(self.products.c.sku == sku)
+            row = (await conn.execute(statement)).mappings().first()
+        if row is None:
+            return problem_response(
+                404,
+                "not-found",
+                title="Not Found",
+                detail=f"Product {sku} does not exist.",
+                instance=req.request.path,
+            )
+        return json_response(200, self._product(row))
+
+    # --- inventory events ---
+
+    async def on_inventory(self, record: Record) -> None:
+        """Apply a reservation or release to the counts, once per event id."""
+        sign = STOCK_EFFECT.get(record.message_type)
+        if sign is None:
+            return
+        event = record.value
+        async with self.ctx.db.begin() as conn:
+            seen = select(self.applied_events).where(self.applied_events.c.event_id == event["id"])
+            if (await conn.execute(seen)).first() is not None:
+                return
+            await conn.execute(self.applied_events.insert().values(event_id=event["id"]))
+            for line in event["data"]["items"]:
+                await self._adjust(conn, line["sku"], sign * int(line["quantity"]))
+
+    async def _adjust(self, conn: AsyncConnection, sku: str, delta: int) -> None:
+        """Move one sku's count in one atomic UPDATE (partitions are handled
+        concurrently); a sku the catalog does not list is ignored."""
+        moved = await conn.execute(
+            self.products.update()
+            .where(self.products.c.sku == sku)
+            .values(available=self.products.c.available + delta)
+            .returning(self.products.c.available)
+        )
+        now = moved.scalar_one_or_none()
+        if now is None or self.availability(now) == self.availability(now - delta):
+            return
+        await conn.execute(
+            self.products.update()
+            .where(self.products.c.sku == sku)
+            .values(updated_at=rfc3339(self.ctx.clock()))
+        )

@@ -1,0 +1,802 @@
+"""order-svc: orders and the order saga (specs/openapi/order-svc.yaml).
+
+``createOrder`` runs the saga synchronously -- reserve (inventory-svc) -> charge
+(payment-svc) -> schedule (shipping-svc) -> commit (inventory-svc) -- and on a failure
+undoes the completed steps in reverse order. Every peer call is recorded in
+``saga_steps`` (operationId and outcome, in call order) so a test or the harness can
+check exactly what was called. Calls to inventory-svc go through a circuit breaker
+(:attr:`OrderSimulator.breaker`). State changes and their events (topic ``orders``)
+are written in one transaction; :attr:`OrderSimulator.relay` publishes the outbox.
+
+Settings (``ctx.settings``), with their defaults:
+
+``inventory_timeout`` (2.0)
+    seconds to wait for inventory-svc; a timeout counts as a breaker failure.
+``peer_timeout`` (15.0)
+    seconds to wait for payment-svc and shipping-svc (payment-svc itself waits up to
+    10 s for Stripe).
+``breaker_threshold`` (3), ``breaker_cooldown`` (30.0)
+    consecutive inventory failures (timeout, connection error, 5xx) that open the
+    circuit, and the seconds (``ctx.clock``) before one trial call is let through.
+``retry_after`` (5)
+    ``Retry-After`` seconds on a 503 when no open circuit dictates one.
+``relay_interval`` (0.2)
+    seconds between the outbox relay's retries while the bus is down.
+``contacts`` ({})
+    ``user_id -> {"email": ..., "phone": ...}`` for ``order.confirmed``: the order
+    request carries no contact data and order-svc has no edge to user-svc, so the
+    simulator is told them; unknown users get ``<user_id>@example.com`` and no phone.
+
+Choices the spec leaves open (see the module's functions for details): payment-svc
+unreachable / 5xx / 502 rejects the order as ``card_declined`` with decline code
+``processing_error`` (the spec has no payment-unavailable reason); a failed commit
+rejects it as ``inventory_unavailable``; an unknown SKU (inventory 404) answers
+out-of-stock; ``cancelOrder`` compensates best-effort (each step's outcome is in
+``saga_steps``), since it documents no 5xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import re
+import weakref
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import httpx
+import orjson
+from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ecom_harness.stubs._engine import Behaviour
+from ecom_harness.stubs._http import StubResponse
+from ecom_harness.stubs._outbox import OutboxRelay, add_event, make_event, new_id, outbox_table
+from ecom_harness.stubs._simulator import (
+    Simulator,
+    SimulatorContext,
+    json_response,
+    problem_response,
+)
+from ecom_harness.stubs._validate_request import ValidRequest
+
+from ._breaker import BreakerState, CircuitBreaker, CircuitOpen
+
+__all__ = ["OrderSimulator", "PeerUnavailable"]
+
+logger = logging.getLogger(__name__)
+
+COMPONENT = "order-svc"
+INVENTORY, PAYMENT, SHIPPING = "inventory-svc", "payment-svc", "shipping-svc"
+TOPIC = "orders"
+MAX_AMOUNT = 99_999_999  # order-svc.yaml#/components/schemas/Amount
+SKU = re.compile(r"SKU-[0-9]{4,8}")
+
+DEFAULTS: Mapping[str, Any] = {
+    "inventory_timeout": 2.0,
+    "peer_timeout": 15.0,
+    "breaker_threshold": 3,
+    "breaker_cooldown": 30.0,
+    "retry_after": 5,
+    "relay_interval": 0.2,
+    "contacts": {},
+}
+
+ORDER_FIELDS = (
+    "order_id",
+    "user_id",
+    "status",
+    "items",
+    "total_amount",
+    "currency",
+    "shipping_address",
+    "reservation_id",
+    "payment_id",
+    "shipment_id",
+    "failure_reason",
+    "created_at",
+    "updated_at",
+)
+# The saga's forward steps, in order; each completed one is undone by its compensation.
+FORWARD = ("reserveStock", "createPayment", "scheduleShipment", "commitReservation")
+
+_METADATA = MetaData()
+orders = Table(
+    "orders",
+    _METADATA,
+    Column("seq", Integer, primary_key=True, autoincrement=True),  # newest first = seq desc
+    Column("order_id", String(40), nullable=False, unique=True),
+    Column("user_id", String(40), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("items", JSON, nullable=False),
+    Column("total_amount", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("shipping_address", JSON, nullable=False),
+    Column("payment_method", String(255), nullable=False),
+    Column("reservation_id", String(40)),
+    Column("payment_id", String(40)),
+    Column("shipment_id", String(40)),
+    Column("failure_reason", String(32)),
+    Column("created_at", String(40), nullable=False),
+    Column("updated_at", String(40), nullable=False),
+)
+saga_steps = Table(
+    "saga_steps",
+    _METADATA,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("order_id", String(40), nullable=False, index=True),
+    Column("operation", String(32), nullable=False),  # the peer's operationId
+    Column("outcome", String(16), nullable=False),  # succeeded | failed | short_circuited
+    Column("detail", String(500), nullable=False),
+    Column("at", String(40), nullable=False),
+)
+idempotency_keys = Table(
+    "idempotency_keys",
+    _METADATA,
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("order_id", String(40)),
+    Column("status", Integer, nullable=False),
+    Column("media_type", String(64)),
+    Column("body", JSON),
+    Column("headers", JSON, nullable=False),
+)
+outbox = outbox_table(_METADATA)
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def fingerprint(body: Any) -> str:
+    """Same body, same fingerprint, whatever the key order of the JSON."""
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def order_body(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``Order`` schema's view of a stored order."""
+    return {name: row[name] for name in ORDER_FIELDS}
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int | None:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, seq = text.partition(":")
+        return int(seq) if prefix == "seq" else None
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        return None
+
+
+class PeerUnavailable(Exception):
+    """A peer timed out, could not be reached, or answered 5xx (a breaker failure)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One HTTP call to a peer, named by the peer's operationId."""
+
+    operation: str
+    peer: str
+    path: str
+    json: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a call came to: ``status`` is None when no answer arrived (see ``detail``)."""
+
+    ok: bool
+    status: int | None
+    body: dict[str, Any]
+    detail: str
+
+
+@dataclass(eq=False)
+class SagaFailed(Exception):
+    """A forward step failed: why (``reason`` is the order's failure_reason), the
+    problem to answer, and ids learnt on the way (a declined charge's payment_id)."""
+
+    reason: str
+    status: int
+    slug: str
+    title: str
+    detail: str
+    extensions: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)
+
+    def response(self, order_id: str) -> StubResponse:
+        return problem_response(
+            self.status,
+            self.slug,
+            title=self.title,
+            detail=self.detail,
+            instance=f"/orders/{order_id}",
+            headers=self.headers,
+            **self.extensions,
+            order_id=order_id,
+            order_status="REJECTED",
+        )
+
+
+def compensations(order: Mapping[str, Any], done: Sequence[str], refund_reason: str) -> list[Call]:
+    """The calls undoing the completed forward steps ``done``, latest first."""
+    undo = {
+        "reserveStock": Call(
+            "releaseReservation", INVENTORY, f"/reservations/{order['reservation_id']}/release"
+        ),
+        "createPayment": Call(
+            "refundPayment",
+            PAYMENT,
+            f"/payments/{order['payment_id']}/refund",
+            json={"reason": refund_reason},
+        ),
+        "scheduleShipment": Call(
+            "cancelShipment", SHIPPING, f"/shipments/{order['shipment_id']}/cancel"
+        ),
+    }
+    return [undo[step] for step in reversed(done) if step in undo]
+
+
+class OrderSimulator(Simulator):
+    """The saga coordinator; see the module docstring for settings and choices."""
+
+    component = COMPONENT
+    metadata: ClassVar[MetaData] = _METADATA
+
+    def __init__(self, ctx: SimulatorContext):
+        super().__init__(ctx)
+        self.breaker = CircuitBreaker(
+            threshold=int(self.setting("breaker_threshold")),
+            cooldown=float(self.setting("breaker_cooldown")),
+            clock=self._now,
+            failures=(PeerUnavailable,),
+        )
+        self.relay = OutboxRelay(outbox, ctx.db, ctx.bus, COMPONENT)
+        self._key_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def _now(self) -> datetime:
+        """The context's clock, looked up at each call: tests swap ``ctx.clock``."""
+        return self.ctx.clock()
+
+    def setting(self, name: str) -> Any:
+        return self.ctx.settings.get(name, DEFAULTS[name])
+
+    def behaviours(self) -> dict[str, Behaviour]:
+        return {
+            "getHealth": self.get_health,
+            "createOrder": self.create_order,
+            "listOrders": self.list_orders,
+            "getOrder": self.get_order,
+            "cancelOrder": self.cancel_order,
+        }
+
+    async def start(self) -> None:
+        await super().start()
+        self.relay.start(float(self.setting("relay_interval")))
+
+    async def stop(self) -> None:
+        await self.relay.stop()
+
+    async def reset(self) -> None:
+        await super().reset()
+        self.breaker.reset()
+
+    async def saga_steps(self, order_id: str) -> list[tuple[str, str]]:
+        """``(operationId, outcome)`` of every peer call made for the order, in order."""
+        async with self.ctx.db.connect() as conn:
+            rows = await conn.execute(
+                select(saga_steps.c.operation, saga_steps.c.outcome)
+                .where(saga_steps.c.order_id == order_id)
+                .order_by(saga_steps.c.seq)
+            )
+            return [(row.operation, row.outcome) for row in rows]
+
+    # --- operations -------------------------------------------------------------------------
+
+    async def get_health(self, req: ValidRequest) -> StubResponse:
+        return json_response(200, {"status": "ok", "component": COMPONENT})
+
+    async def create_order(self, req: ValidRequest) -> StubResponse:
+        """Replay the stored answer of a known Idempotency-Key, else run the saga once."""
+        body: dict[str, Any] = req.body
+        invalid = self._invalid_order(req)
+        if invalid is not None:
+            return invalid
+        key = req.params["header"]["idempotency-key"]
+        digest = fingerprint(body)
+        async with self._locked(key):
+            async with self.ctx.db.connect() as conn:
+                stored = (
+                    await conn.execute(
+                        select(idempotency_keys).where(idempotency_keys.c.key == key)
+                    )
+                ).first()
+            if stored is not None:
+                if stored.fingerprint != digest:
+                    return problem_response(
+                        422,
+                        "idempotency-key-reused",
+                        title="Idempotency key reused",
+                        detail=f"Idempotency-Key {key} was already used with a different "
+                        "request body.",
+                        instance=req.request.path,
+                    )
+                return StubResponse(stored.status, stored.body, stored.media_type, stored.headers)
+            order_id, response = await self._place_order(body)
+            async with self.ctx.db.begin() as conn:
+                await conn.execute(
+                    idempotency_keys.insert().values(
+                        key=key,
+                        fingerprint=digest,
+                        order_id=order_id,
+                        status=response.status,
+                        media_type=response.media_type,
+                        body=response.body,
+                        headers=response.headers,
+                    )
+                )
+            return response
+
+    async def list_orders(self, req: ValidRequest) -> StubResponse:
+        """Newest first by insertion order; the cursor is the last row's ``seq`` (keyset
+        paging, so orders placed meanwhile neither repeat nor vanish from later pages)."""
+        query, acting = req.params["query"], req.params["header"].get("x-user-id")
+        user, limit = query.get("user_id") or acting, query.get("limit", 20)
+        page = select(orders).order_by(orders.c.seq.desc()).limit(limit + 1)
+        if acting is not None and user != acting:
+            return json_response(200, {"items": [], "next_cursor": None})
+        if user is not None:
+            page = page.where(orders.c.user_id == user)
+        if "status" in query:
+            page = page.where(orders.c.status == query["status"])
+        if "cursor" in query:
+            after = decode_cursor(query["cursor"])
+            if after is None:
+                return problem_response(
+                    422,
+                    "validation-error",
+                    title="Validation failed",
+                    detail="The cursor is not one this service issued.",
+                    instance=req.request.path,
+                    errors=[{"pointer": "/query/cursor", "message": "unknown cursor"}],
+                )
+            page = page.where(orders.c.seq < after)
+        async with self.ctx.db.connect() as conn:
+            rows = [dict(row._mapping) for row in await conn.execute(page)]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return json_response(
+            200,
+            {
+                "items": [order_body(row) for row in rows],
+                "next_cursor": encode_cursor(rows[-1]["seq"]) if more else None,
+            },
+        )
+
+    async def get_order(self, req: ValidRequest) -> StubResponse:
+        order = await self._visible_order(req)
+        if order is None:
+            return self._not_found(req)
+        return json_response(200, order_body(order))
+
+    async def cancel_order(self, req: ValidRequest) -> StubResponse:
+        """Claim the CONFIRMED order as CANCELLED (with its event) in one conditional
+        update -- so two concurrent cancels cannot both compensate -- then undo the
+        shipment, the payment and the reservation, best effort."""
+        order = await self._visible_order(req)
+        if order is None:
+            return self._not_found(req)
+        order_id = order["order_id"]
+        claimed = await self._transition(
+            order,
+            "CANCELLED",
+            "cancelled_by_user",
+            only_from="CONFIRMED",
+        )
+        if claimed is None:
+            current = await self._load(order_id)
+            status = current["status"] if current else order["status"]
+            detail = {
+                "CANCELLED": f"Order {order_id} is already CANCELLED.",
+                "REJECTED": f"Order {order_id} was REJECTED and cannot be cancelled.",
+            }.get(status, f"Order {order_id} is {status} and cannot be cancelled.")
+            return problem_response(
+                409, "conflict", title="Conflict", detail=detail, instance=req.request.path
+            )
+        await self._compensate(order_id, compensations(order, FORWARD, "requested_by_customer"))
+        return json_response(200, order_body(claimed))
+
+    # --- the saga -----------------------------------------------------------------------------
+
+    async def _place_order(self, body: dict[str, Any]) -> tuple[str, StubResponse]:
+        """Insert the PENDING order, run the forward steps, then confirm it or undo what
+        was done and reject it."""
+        order = await self._insert_order(body)
+        done: list[str] = []
+        try:
+            for operation, step in (
+                ("reserveStock", self._reserve),
+                ("createPayment", self._charge),
+                ("scheduleShipment", self._schedule),
+                ("commitReservation", self._commit),
+            ):
+                order = await self._set_ids(order, await step(order))
+                done.append(operation)
+        except SagaFailed as failure:
+            order = await self._set_ids(order, failure.ids)
+            await self._compensate(
+                order["order_id"], compensations(order, done, "order_compensation")
+            )
+            await self._transition(order, "REJECTED", failure.reason)
+            return order["order_id"], failure.response(order["order_id"])
+        confirmed = await self._transition(order, "CONFIRMED", None)
+        assert confirmed is not None  # nobody else moves a PENDING order
+        return order["order_id"], json_response(201, order_body(confirmed))
+
+    async def _reserve(self, order: Mapping[str, Any]) -> dict[str, str]:
+        lines = [{"sku": i["sku"], "quantity": i["quantity"]} for i in order["items"]]
+        call = Call(
+            "reserveStock",
+            INVENTORY,
+            "/reservations",
+            {"order_id": order["order_id"], "items": lines},
+        )
+        outcome = await self._attempt(order["order_id"], call, expect=201)
+        if outcome.ok:
+            return {"reservation_id": outcome.body["reservation_id"]}
+        if outcome.status in (404, 409):  # 404: a SKU inventory-svc does not stock
+            raise self._out_of_stock(order, outcome)
+        raise self._inventory_unavailable(outcome.detail)
+
+    async def _charge(self, order: Mapping[str, Any]) -> dict[str, str]:
+        """Charge with a key derived from the order id, so a retried charge replays."""
+        order_id = order["order_id"]
+        call = Call(
+            "createPayment",
+            PAYMENT,
+            "/payments",
+            {
+                "order_id": order_id,
+                "amount": order["total_amount"],
+                "currency": order["currency"],
+                "payment_method": order["payment_method"],
+                "description": f"Order {order_id}",
+            },
+            {"Idempotency-Key": f"{order_id}-charge"},
+        )
+        outcome = await self._attempt(order_id, call, expect=201)
+        if outcome.ok:
+            return {"payment_id": outcome.body["payment_id"]}
+        if outcome.status == 402:
+            payment_id = outcome.body.get("payment_id")
+            raise self._card_declined(
+                str(outcome.body.get("decline_code") or "generic_decline"),
+                ids={"payment_id": payment_id} if isinstance(payment_id, str) else {},
+            )
+        # The spec names no reason for an unavailable payment-svc: Stripe's own code for
+        # "an error occurred while processing the card" is the closest documented answer.
+        raise self._card_declined("processing_error", why=outcome.detail)
+
+    async def _schedule(self, order: Mapping[str, Any]) -> dict[str, str]:
+        lines = [{"sku": i["sku"], "quantity": i["quantity"]} for i in order["items"]]
+        call = Call(
+            "scheduleShipment",
+            SHIPPING,
+            "/shipments",
+            {"order_id": order["order_id"], "address": order["shipping_address"], "items": lines},
+        )
+        outcome = await self._attempt(order["order_id"], call, expect=201)
+        if outcome.ok:
+            return {"shipment_id": outcome.body["shipment_id"]}
+        raise SagaFailed(
+            "shipping_unavailable",
+            503,
+            "shipping-unavailable",
+            "Shipping unavailable",
+            f"shipping-svc could not schedule the shipment ({outcome.detail}); "
+            "the payment was refunded.",
+            headers={"Retry-After": str(int(self.setting("retry_after")))},
+        )
+
+    async def _commit(self, order: Mapping[str, Any]) -> dict[str, str]:
+        call = Call(
+            "commitReservation", INVENTORY, f"/reservations/{order['reservation_id']}/commit"
+        )
+        outcome = await self._attempt(order["order_id"], call, expect=200)
+        if outcome.ok:
+            return {}
+        raise self._inventory_unavailable(
+            f"the reservation could not be committed: {outcome.detail}"
+        )
+
+    async def _compensate(self, order_id: str, calls: Sequence[Call]) -> None:
+        """Run the undo calls in the order given; a failed one is recorded and logged,
+        and the next still runs (the others' effects must not be left in place)."""
+        for call in calls:
+            outcome = await self._attempt(order_id, call, expect=200)
+            if not outcome.ok:
+                logger.warning(
+                    "%s: compensation %s failed: %s", order_id, call.operation, outcome.detail
+                )
+
+    # --- failures -------------------------------------------------------------------------
+
+    def _out_of_stock(self, order: Mapping[str, Any], outcome: Outcome) -> SagaFailed:
+        ordered = [item["sku"] for item in order["items"]]
+        named = outcome.body.get("skus")
+        if not (isinstance(named, list) and named):  # a 404 names the SKU in its detail
+            mentioned = set(SKU.findall(outcome.detail))
+            named = [sku for sku in ordered if sku in mentioned]
+        skus = named or ordered
+        return SagaFailed(
+            "out_of_stock",
+            409,
+            "out-of-stock",
+            "Out of stock",
+            f"Not enough stock for {', '.join(skus)}.",
+            extensions={"skus": skus},
+        )
+
+    def _inventory_unavailable(self, why: str) -> SagaFailed:
+        """503 naming the breaker's state after this failure; an open circuit sets
+        Retry-After to the rest of its cool-down."""
+        state = self.breaker.state
+        retry = (
+            int(self.setting("retry_after"))
+            if state is BreakerState.CLOSED
+            else self.breaker.retry_after()
+        )
+        return SagaFailed(
+            "inventory_unavailable",
+            503,
+            "inventory-unavailable",
+            "Inventory unavailable",
+            why,
+            extensions={"circuit": state.value},
+            headers={"Retry-After": str(retry)},
+        )
+
+    @staticmethod
+    def _card_declined(
+        code: str, *, ids: dict[str, str] | None = None, why: str | None = None
+    ) -> SagaFailed:
+        detail = f"The card was declined ({code}); the reservation was released."
+        if why:
+            detail = f"The payment could not be processed ({why}); the reservation was released."
+        return SagaFailed(
+            "card_declined",
+            402,
+            "card-declined",
+            "Card declined",
+            detail,
+            extensions={"decline_code": code},
+            ids=ids or {},
+        )
+
+    # --- peers ----------------------------------------------------------------------------
+
+    async def _attempt(self, order_id: str, call: Call, *, expect: int) -> Outcome:
+        """Make the call (inventory through the breaker), record it as a saga step, and
+        say how it went; never raises for a peer's failure."""
+        try:
+            if call.peer == INVENTORY:
+                response = await self.breaker.call(lambda: self._send(call))
+            else:
+                response = await self._send(call)
+        except CircuitOpen as exc:
+            outcome = Outcome(
+                False,
+                None,
+                {},
+                f"the circuit breaker on inventory-svc is {exc.state.value}; retry later",
+            )
+            await self._record(order_id, call.operation, "short_circuited", outcome.detail)
+            return outcome
+        except PeerUnavailable as exc:
+            outcome = Outcome(False, None, {}, str(exc))
+        else:
+            outcome = _read(response, expect)
+        await self._record(
+            order_id, call.operation, "succeeded" if outcome.ok else "failed", outcome.detail
+        )
+        return outcome
+
+    async def _send(self, call: Call) -> httpx.Response:
+        """One request; a timeout, a transport error, a missing route or a 5xx raise
+        :class:`PeerUnavailable` (asyncio's timeout also bounds in-process peers, which
+        ignore httpx's)."""
+        timeout = float(
+            self.setting("inventory_timeout" if call.peer == INVENTORY else "peer_timeout")
+        )
+        try:
+            client = self.ctx.peers[call.peer]
+            async with asyncio.timeout(timeout):
+                response = await client.post(call.path, json=call.json, headers=dict(call.headers))
+        except TimeoutError as exc:
+            raise PeerUnavailable(f"{call.peer} did not answer within {timeout:g} s") from exc
+        except (httpx.TransportError, LookupError) as exc:
+            raise PeerUnavailable(f"{call.peer} could not be reached: {exc}") from exc
+        if response.status_code >= 500:
+            raise PeerUnavailable(f"{call.peer} answered {response.status_code}")
+        return response
+
+    # --- state ----------------------------------------------------------------------------
+
+    def _invalid_order(self, req: ValidRequest) -> StubResponse | None:
+        """The checks the schema cannot express: the acting user and the total's range."""
+        body, acting = req.body, req.params["header"].get("x-user-id")
+        errors = []
+        if acting is not None and acting != body["user_id"]:
+            errors.append({"pointer": "/user_id", "message": "must equal the X-User-Id header"})
+        if sum(i["quantity"] * i["unit_amount"] for i in body["items"]) > MAX_AMOUNT:
+            errors.append({"pointer": "/items", "message": f"the total exceeds {MAX_AMOUNT}"})
+        if not errors:
+            return None
+        return problem_response(
+            422,
+            "validation-error",
+            title="Validation failed",
+            detail=f"{len(errors)} field(s) are not valid.",
+            instance=req.request.path,
+            errors=errors,
+        )
+
+    @asynccontextmanager
+    async def _locked(self, key: str) -> AsyncIterator[None]:
+        """Serialise requests with one Idempotency-Key, so a concurrent retry waits and
+        replays instead of running a second saga."""
+        lock = self._key_locks.get(key)
+        if lock is None:
+            lock = self._key_locks[key] = asyncio.Lock()
+        async with lock:
+            yield
+
+    async def _insert_order(self, body: dict[str, Any]) -> dict[str, Any]:
+        now = rfc3339(self.ctx.clock())
+        order: dict[str, Any] = {
+            "order_id": new_id("ord"),
+            "user_id": body["user_id"],
+            "status": "PENDING",
+            "items": body["items"],
+            "total_amount": sum(i["quantity"] * i["unit_amount"] for i in body["items"]),
+            "currency": body["currency"],
+            "shipping_address": body["shipping_address"],
+            "payment_method": body["payment_method"],
+            "reservation_id": None,
+            "payment_id": None,
+            "shipment_id": None,
+            "failure_reason": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        async with self.ctx.db.begin() as conn:
+            await conn.execute(orders.insert().values(**order))
+            await self._emit(conn, order, "order.placed")
+        self.relay.wake()
+        return order
+
+    async def _set_ids(self, order: dict[str, Any], ids: Mapping[str, str]) -> dict[str, Any]:
+        """Persist ids learnt from a step at once, so the order shows the saga's progress."""
+        if not ids:
+            return order
+        changed = {**ids, "updated_at": rfc3339(self.ctx.clock())}
+        async with self.ctx.db.begin() as conn:
+            await conn.execute(
+                update(orders).where(orders.c.order_id == order["order_id"]).values(**changed)
+            )
+        return {**order, **changed}
+
+    async def _transition(
+        self,
+        order: Mapping[str, Any],
+        status: str,
+        reason: str | None,
+        *,
+        only_from: str = "PENDING",
+    ) -> dict[str, Any] | None:
+        """Move the order from ``only_from`` to ``status`` and queue its event, in one
+        transaction; None when the order was not in ``only_from`` any more."""
+        changed = {
+            "status": status,
+            "failure_reason": reason,
+            "updated_at": rfc3339(self.ctx.clock()),
+        }
+        after = {**order, **changed}
+        async with self.ctx.db.begin() as conn:
+            result = await conn.execute(
+                update(orders)
+                .where(orders.c.order_id == order["order_id"], orders.c.status == only_from)
+                .values(**changed)
+            )
+            if result.rowcount != 1:
+                return None
+            if status == "CONFIRMED":
+                await self._emit(conn, after, "order.confirmed")
+            else:
+                await self._emit(conn, after, "order.cancelled", previous_status=only_from)
+        self.relay.wake()
+        return after
+
+    async def _emit(
+        self, conn: AsyncConnection, order: Mapping[str, Any], kind: str, previous_status: str = ""
+    ) -> None:
+        """Queue the order's event of type ``kind`` in the caller's transaction."""
+        user = order["user_id"]
+        data: dict[str, Any] = {"user_id": user}
+        if kind == "order.placed":
+            data |= {key: order[key] for key in ("items", "total_amount", "currency")}
+        elif kind == "order.confirmed":
+            contact = self.setting("contacts").get(user, {})
+            data |= {
+                key: order[key] for key in ("payment_id", "shipment_id", "total_amount", "currency")
+            }
+            data |= {
+                "email": contact.get("email", f"{user}@example.com"),
+                "phone": contact.get("phone"),
+            }
+        else:  # order.cancelled: the failure_reason is the reason (cancelled_by_user, ...)
+            data |= {"reason": order["failure_reason"], "previous_status": previous_status}
+        event = make_event(kind, COMPONENT, order["order_id"], data, self.ctx.clock())
+        await add_event(conn, outbox, TOPIC, order["order_id"], event)
+
+    async def _record(self, order_id: str, operation: str, outcome: str, detail: str) -> None:
+        async with self.ctx.db.begin() as conn:
+            await conn.execute(
+                saga_steps.insert().values(
+                    order_id=order_id,
+                    operation=operation,
+                    outcome=outcome,
+                    detail=detail[:500],
+                    at=rfc3339(self.ctx.clock()),
+                )
+            )
+
+    async def _load(self, order_id: str) -> dict[str, Any] | None:
+        async with self.ctx.db.connect() as conn:
+            row = (await conn.execute(select(orders).where(orders.c.order_id == order_id))).first()
+        return dict(row._mapping) if row is not None else None
+
+    async def _visible_order(self, req: ValidRequest) -> dict[str, Any] | None:
+        """The order of the path, unless it does not exist or belongs to another user
+        than the one the gateway acts for."""
+        order = await self._load(req.params["path"]["orderId"])
+        acting = req.params["header"].get("x-user-id")
+        if order is None or (acting is not None and order["user_id"] != acting):
+            return None
+        return order
+
+    @staticmethod
+    def _not_found(req: ValidRequest) -> StubResponse:
+        return problem_response(
+            404,
+            "not-found",
+            title="Not found",
+            detail=f"Order {req.params['path']['orderId']} does not exist.",
+            instance=req.request.path,
+        )
+
+
+def _read(response: httpx.Response, expect: int) -> Outcome:
+    """A peer's answer as an :class:`Outcome` (its JSON object body, or {})."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    body = body if isinstance(body, dict) else {}
+    status = response.status_code
+    if status == expect:
+        return Outcome(True, status, body, f"answered {status}")
+    return Outcome(False, status, body, f"answered {status}: {body.get('detail', '')}")

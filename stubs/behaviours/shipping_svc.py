@@ -1,0 +1,270 @@
+"""shipping-svc: schedules and cancels shipments; publishes ``shipment.scheduled``.
+
+State: ``shipments`` in shipping-svc's own database. "An order has at most one shipment
+in status SCHEDULED" is a unique constraint, not a check-then-insert: the nullable
+``scheduled_order_id`` holds the order id while the shipment is SCHEDULED and NULL once
+cancelled (NULLs never collide), so two concurrent schedules cannot both win.
+
+Each scheduling writes ``shipment.scheduled`` to the outbox in the same transaction
+(topic ``shipments``, keyed by the order id); the relay publishes it when a bus is set.
+
+Deterministic choices: the carrier by destination country (``carriers``, merged over
+:data:`DEFAULT_CARRIERS`; any other country -> ``default_carrier``); the estimated
+delivery is the ctx.clock date plus ``transit_business_days`` working days (Mon-Fri).
+
+Settings (``settings["shipping-svc"]``): ``carriers`` (country -> dhl|ups|dpd, ``{}``),
+``default_carrier`` (``ups``), ``transit_business_days`` (3).
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from collections.abc import Mapping
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import JSON, Column, Integer, MetaData, RowMapping, String, Table, select
+from sqlalchemy.exc import IntegrityError
+
+from ecom_harness.stubs._engine import Behaviour
+from ecom_harness.stubs._http import StubResponse
+from ecom_harness.stubs._outbox import OutboxRelay, add_event, make_event, new_id, outbox_table
+from ecom_harness.stubs._simulator import Simulator, json_response, problem_response
+from ecom_harness.stubs._validate_request import ValidRequest
+
+from ._tokens import (
+    DEFAULT_PAGE_SIZE,
+    decode_cursor,
+    health_behaviour,
+    invalid_cursor,
+    page_of,
+    rfc3339,
+)
+
+__all__ = ["DEFAULT_CARRIERS", "ShippingSimulator", "add_business_days", "tracking_number"]
+
+TOPIC = "shipments"
+DEFAULT_CARRIERS: Mapping[str, str] = {
+    "DE": "dhl",
+    "AT": "dpd",
+    "BE": "dpd",
+    "FR": "dpd",
+    "NL": "dpd",
+    "PL": "dpd",
+}
+DEFAULT_CARRIER = "ups"
+DEFAULT_TRANSIT_DAYS = 3
+# Tracking numbers shaped like each carrier's: (fixed prefix, alphabet, random length).
+_TRACKING_FORMATS = {
+    "dhl": ("00340434", string.digits, 12),  # SSCC-style, 20 digits
+    "dpd": ("", string.digits, 14),
+    "ups": ("1Z", string.digits + string.ascii_uppercase, 16),
+}
+_SHIPMENT_FIELDS = (
+    "shipment_id",
+    "order_id",
+    "status",
+    "carrier",
+    "tracking_number",
+    "estimated_delivery",
+    "address",
+    "items",
+    "created_at",
+    "updated_at",
+)
+
+
+def add_business_days(start: date, days: int) -> date:
+    """The date ``days`` working days (Monday to Friday) after ``start``."""
+    current = start
+    while days > 0:
+        current += timedelta(days=1)
+        if current.weekday() < 5:  # Monday (0) to Friday (4)
+            days -= 1
+    return current
+
+
+def tracking_number(carrier: str) -> str:
+    """A fresh tracking number in the carrier's format."""
+    prefix, alphabet, length = _TRACKING_FORMATS[carrier]
+    return prefix + "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+class ShippingSimulator(Simulator):
+    """Shipments with a carrier booking, an outbox and the one-scheduled-per-order rule."""
+
+    component = "shipping-svc"
+    metadata = MetaData()
+    shipments = Table(
+        "shipments",
+        metadata,
+        Column("seq", Integer, primary_key=True, autoincrement=True),  # newest-first order
+        Column("shipment_id", String(40), nullable=False, unique=True),
+        Column("order_id", String(40), nullable=False, index=True),
+        Column("scheduled_order_id", String(40), unique=True),  # order_id while SCHEDULED
+        Column("status", String(16), nullable=False),
+        Column("carrier", String(8), nullable=False),
+        Column("tracking_number", String(64), nullable=False),
+        Column("estimated_delivery", String(10), nullable=False),
+        Column("address", JSON, nullable=False),
+        Column("items", JSON, nullable=False),
+        Column("created_at", String(40), nullable=False),
+        Column("updated_at", String(40), nullable=False),
+    )
+    outbox = outbox_table(metadata)
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        settings = self.ctx.settings
+        self.carriers = {**DEFAULT_CARRIERS, **settings.get("carriers", {})}
+        self.default_carrier = str(settings.get("default_carrier", DEFAULT_CARRIER))
+        self.transit_days = int(settings.get("transit_business_days", DEFAULT_TRANSIT_DAYS))
+        self.relay = OutboxRelay(self.outbox, self.ctx.db, self.ctx.bus, self.component)
+
+    def behaviours(self) -> dict[str, Behaviour]:
+        return {
+            "scheduleShipment": self.schedule_shipment,
+            "listShipments": self.list_shipments,
+            "getShipment": self.get_shipment,
+            "cancelShipment": self.cancel_shipment,
+            "getHealth": health_behaviour(self.component),
+        }
+
+    async def start(self) -> None:
+        await super().start()
+        self.relay.start()
+
+    async def stop(self) -> None:
+        await self.relay.stop()
+        await super().stop()
+
+    # --- scheduling ---
+
+    async def schedule_shipment(self, req: ValidRequest) -> StubResponse:
+        body = req.body
+        now = self.ctx.clock()
+        carrier = self.carriers.get(body["address"]["country"], self.default_carrier)
+        shipment = {
+            "shipment_id": new_id("shp"),
+            "order_id": body["order_id"],
+            "status": "SCHEDULED",
+            "carrier": carrier,
+            "tracking_number": tracking_number(carrier),
+            "estimated_delivery": add_business_days(now.date(), self.transit_days).isoformat(),
+            "address": body["address"],
+            "items": body["items"],
+            "created_at": rfc3339(now),
+            "updated_at": rfc3339(now),
+        }
+        event = make_event(
+            "shipment.scheduled",
+            self.component,
+            shipment["order_id"],
+            {
+                k: shipment[k]
+                for k in ("shipment_id", "carrier", "tracking_number", "estimated_delivery")
+            },
+            now,
+        )
+        try:
+            async with self.ctx.db.begin() as conn:
+                row = shipment | {"scheduled_order_id": shipment["order_id"]}
+                await conn.execute(self.shipments.insert().values(**row))
+                await add_event(conn, self.outbox, TOPIC, shipment["order_id"], event)
+        except IntegrityError:  # scheduled_order_id: the order already has one
+            return await self._already_scheduled(req, shipment["order_id"])
+        self.relay.wake()
+        location = f"/shipments/{shipment['shipment_id']}"
+        return json_response(201, shipment, headers={"Location": location})
+
+    async def _already_scheduled(self, req: ValidRequest, order_id: str) -> StubResponse:
+        existing = await self._find(self.shipments.c.scheduled_order_id == order_id)
+        shipment_id = existing["shipment_id"] if existing else "unknown"
+        return problem_response(
+            409,
+            "conflict",
+            title="Conflict",
+            detail=f"Order {order_id} already has the scheduled shipment {shipment_id}.",
+            instance=req.request.path,
+            shipment_id=shipment_id,
+        )
+
+    # --- reading ---
+
+    async def list_shipments(self, req: ValidRequest) -> StubResponse:
+        """Newest first; the cursor is the position (``seq``) of the last one shown."""
+        query = req.params["query"]
+        limit = int(query.get("limit", DEFAULT_PAGE_SIZE))
+        seq = self.shipments.c.seq
+        statement = select(self.shipments).order_by(seq.desc()).limit(limit + 1)
+        if "order_id" in query:
+            statement = statement.where(self.shipments.c.order_id == query["order_id"])
+        if "cursor" in query:
+            before = decode_cursor(query["cursor"], "seq", int)
+            if before is None:
+                return invalid_cursor(req)
+            statement = statement.where(seq < before)
+        async with self.ctx.db.connect() as conn:
+            rows = (await conn.execute(statement)).mappings().all()
+        items, next_cursor = page_of(rows, limit, lambda row: {"seq": row["seq"]})
+        return json_response(
+            200, {"items": [_public(r) for r in items], "next_cursor": next_cursor}
+        )
+
+    async def get_shipment(self, req: ValidRequest) -> StubResponse:
+        shipment_id = req.params["path"]["shipmentId"]
+        found = await self._find(self.shipments.c.shipment_id == shipment_id)
+        if found is None:
+            return _not_found(req, shipment_id)
+        return json_response(200, _public(found))
+
+    async def _find(self, condition: Any) -> RowMapping | None:
+        async with self.ctx.db.connect() as conn:
+            return (await conn.execute(select(self.shipments).where(condition))).mappings().first()
+
+    # --- cancelling ---
+
+    async def cancel_shipment(self, req: ValidRequest) -> StubResponse:
+        """SCHEDULED -> CANCELLED in one conditional UPDATE, so a concurrent second
+        cancel sees 409 rather than cancelling twice."""
+        shipment_id = req.params["path"]["shipmentId"]
+        table = self.shipments
+        async with self.ctx.db.begin() as conn:
+            changed = await conn.execute(
+                table.update()
+                .where(table.c.shipment_id == shipment_id, table.c.status == "SCHEDULED")
+                .values(
+                    status="CANCELLED",
+                    scheduled_order_id=None,
+                    updated_at=rfc3339(self.ctx.clock()),
+                )
+            )
+        found = await self._find(table.c.shipment_id == shipment_id)
+        if found is None:
+            return _not_found(req, shipment_id)
+        if changed.rowcount == 0:
+            return problem_response(
+                409,
+                "conflict",
+                title="Conflict",
+                detail=f"Shipment {shipment_id} is already {found['status']}.",
+                instance=req.request.path,
+                current_status=found["status"],
+            )
+        return json_response(200, _public(found))
+
+
+def _public(row: RowMapping) -> dict[str, Any]:
+    """A shipment as the API shows it (no position, no uniqueness helper column)."""
+    return {name: row[name] for name in _SHIPMENT_FIELDS}
+
+
+def _not_found(req: ValidRequest, shipment_id: str) -> StubResponse:
+    return problem_response(
+        404,
+        "not-found",
+        title="Not Found",
+        detail=f"Shipment {shipment_id} does not exist.",
+        instance=req.request.path,
+    )

@@ -1,0 +1,275 @@
+"""user-svc: accounts, login, RS256 access tokens, introspection and the JWKS.
+
+State: ``users`` in user-svc's own database (passwords as salted scrypt hashes, emails
+unique case-insensitively); sessions in Redis under ``user-svc:session:<session id>``
+with a TTL of the token lifetime, so revoking a session (deleting its key) turns every
+token of it inactive at once. Nothing is seeded.
+
+Settings (``settings["user-svc"]``):
+
+=================== ======================================= =================================
+key                 default                                 meaning
+=================== ======================================= =================================
+issuer              ``https://user-svc.ecom.local``         the tokens' ``iss``
+audience            ``ecom-api``                            the tokens' ``aud``
+token_lifetime      ``900``                                 seconds; ``exp - iat``, Redis TTL
+scope               ``profile orders:read orders:write``    the tokens' ``scope``
+private_key_pem     none: a 2048-bit RSA key per start      PEM of the RSA signing key
+kid                 RFC 7638 thumbprint of the key          the JWT header's / JWK's ``kid``
+scrypt_n            ``16384``                               scrypt cost (tests lower it)
+=================== ======================================= =================================
+
+Tokens carry ``iss aud sub exp iat jti sid email scope`` (``sid`` is the session id, as
+in the spec's example token; ``jti`` a unique id per token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import hmac
+import os
+import uuid
+from typing import Any
+
+import orjson
+from sqlalchemy import Column, MetaData, String, Table, select
+from sqlalchemy.exc import IntegrityError
+
+from ecom_harness.stubs._engine import Behaviour, ErrorRenderer
+from ecom_harness.stubs._http import StubRequest, StubResponse
+from ecom_harness.stubs._outbox import new_id
+from ecom_harness.stubs._problems import PROBLEM_MEDIA_TYPE, Problem
+from ecom_harness.stubs._simulator import Simulator, json_response, problem_response
+from ecom_harness.stubs._validate_request import ValidRequest
+
+from ._tokens import TokenSigner, health_behaviour, rfc3339
+
+__all__ = ["UserSimulator", "hash_password", "verify_password"]
+
+DEFAULT_ISSUER = "https://user-svc.ecom.local"
+DEFAULT_AUDIENCE = "ecom-api"
+DEFAULT_LIFETIME = 900
+DEFAULT_SCOPE = "profile orders:read orders:write"
+DEFAULT_SCRYPT_N = 1 << 14
+SESSION_KEY = "user-svc:session:"
+JWKS_CACHE_CONTROL = "public, max-age=300"
+_SCRYPT_R, _SCRYPT_P, _SALT_BYTES, _HASH_BYTES = 8, 1, 16, 32
+# Claims introspection reports; a token without them is not one of ours.
+_REPORTED_CLAIMS = ("sub", "email", "scope", "iss", "aud", "exp", "iat")
+
+
+# --- passwords ---------------------------------------------------------------------------------
+
+
+def hash_password(password: str, n: int = DEFAULT_SCRYPT_N) -> str:
+    """``scrypt$n$r$p$salt$hash`` with a fresh salt; the parameters travel with the hash
+    so a later change of cost still verifies the old ones."""
+    salt = os.urandom(_SALT_BYTES)
+    digest = hashlib.scrypt(
+        password.encode(), salt=salt, n=n, r=_SCRYPT_R, p=_SCRYPT_P, dklen=_HASH_BYTES
+    )
+    return f"scrypt${n}${_SCRYPT_R}${_SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Whether ``password`` produces ``stored``, compared in constant time."""
+    _, n, r, p, salt, digest = stored.split("$")
+    expected = bytes.fromhex(digest)
+    actual = hashlib.scrypt(
+        password.encode(),
+        salt=bytes.fromhex(salt),
+        n=int(n),
+        r=int(r),
+        p=int(p),
+        dklen=len(expected),
+    )
+    return hmac.compare_digest(actual, expected)
+
+
+# --- the simulator -----------------------------------------------------------------------------
+
+
+def _render_error(found: Problem, request: StubRequest) -> StubResponse:
+    """The engine's errors as problem+json, with validation failures as the 400 that
+    user-svc documents (the engine's default is 422)."""
+    if found.slug == "validation-error":
+        found = dataclasses.replace(found, status=400)
+    return StubResponse(
+        found.status, found.body(request.path), PROBLEM_MEDIA_TYPE, dict(found.headers)
+    )
+
+
+class UserSimulator(Simulator):
+    """Accounts in the database, sessions in Redis, tokens signed with one RSA key."""
+
+    component = "user-svc"
+    metadata = MetaData()
+    users = Table(
+        "users",
+        metadata,
+        Column("user_id", String(40), primary_key=True),
+        Column("email", String(254), nullable=False),
+        Column("email_key", String(254), nullable=False, unique=True),  # lower-cased
+        Column("name", String(200), nullable=False),
+        Column("phone", String(20)),
+        Column("password_hash", String(200), nullable=False),
+        Column("created_at", String(40), nullable=False),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        settings = self.ctx.settings
+        self.lifetime = int(settings.get("token_lifetime", DEFAULT_LIFETIME))
+        self.scope = str(settings.get("scope", DEFAULT_SCOPE))
+        self.scrypt_n = int(settings.get("scrypt_n", DEFAULT_SCRYPT_N))
+        self.signer = TokenSigner.create(
+            settings.get("private_key_pem"),
+            issuer=str(settings.get("issuer", DEFAULT_ISSUER)),
+            audience=str(settings.get("audience", DEFAULT_AUDIENCE)),
+            kid=settings.get("kid"),
+        )
+        self._decoy = ""  # a hash to check unknown emails against (see create_session)
+
+    def behaviours(self) -> dict[str, Behaviour]:
+        return {
+            "createUser": self.create_user,
+            "getUser": self.get_user,
+            "createSession": self.create_session,
+            "introspectToken": self.introspect_token,
+            "getJwks": self.get_jwks,
+            "getHealth": health_behaviour(self.component),
+        }
+
+    def render_error(self) -> ErrorRenderer:
+        return _render_error
+
+    async def start(self) -> None:
+        await super().start()
+        self._decoy = await asyncio.to_thread(hash_password, "decoy-password", self.scrypt_n)
+
+    async def reset(self) -> None:
+        await super().reset()
+        keys = [key async for key in self.ctx.redis.scan_iter(match=SESSION_KEY + "*")]
+        if keys:
+            await self.ctx.redis.delete(*keys)
+
+    async def revoke_session(self, session_id: str) -> bool:
+        """End a session (logout, or a harness fault): its tokens introspect inactive.
+        True when there was such a session."""
+        return bool(await self.ctx.redis.delete(SESSION_KEY + session_id))
+
+    # --- users ---
+
+    async def create_user(self, req: ValidRequest) -> StubResponse:
+        body = req.body
+        password_hash = await asyncio.to_thread(hash_password, body["password"], self.scrypt_n)
+        user = {
+            "user_id": new_id("usr"),
+            "email": body["email"],
+            "name": body["name"],
+            "phone": body.get("phone"),
+            "created_at": rfc3339(self.ctx.clock()),
+        }
+        row = user | {"email_key": body["email"].lower(), "password_hash": password_hash}
+        try:
+            async with self.ctx.db.begin() as conn:
+                await conn.execute(self.users.insert().values(**row))
+        except IntegrityError:  # the unique email_key: same address, any case
+            return problem_response(
+                409,
+                "conflict",
+                title="Email already registered",
+                detail=f"An account with email {body['email']} already exists.",
+                instance=req.request.path,
+            )
+        return json_response(201, user)
+
+    async def get_user(self, req: ValidRequest) -> StubResponse:
+        user_id = req.params["path"]["userId"]
+        row = await self._user_where(self.users.c.user_id == user_id)
+        if row is None:
+            return problem_response(
+                404,
+                "not-found",
+                title="Not found",
+                detail=f"User {user_id} does not exist.",
+                instance=req.request.path,
+            )
+        return json_response(200, _public(row))
+
+    async def _user_where(self, condition: Any) -> dict[str, Any] | None:
+        async with self.ctx.db.connect() as conn:
+            row = (await conn.execute(select(self.users).where(condition))).mappings().first()
+        return dict(row) if row is not None else None
+
+    # --- sessions and tokens ---
+
+    async def create_session(self, req: ValidRequest) -> StubResponse:
+        email, password = req.body["email"], req.body["password"]
+        user = await self._user_where(self.users.c.email_key == email.lower())
+        # An unknown email costs one hash too, so timing does not tell which emails exist.
+        stored = user["password_hash"] if user is not None else self._decoy
+        valid = await asyncio.to_thread(verify_password, password, stored)
+        if user is None or not valid:
+            return problem_response(
+                401,
+                "unauthorized",
+                title="Invalid credentials",
+                detail="The email or password is incorrect.",
+                instance=req.request.path,
+            )
+        session_id = new_id("ses")
+        token = self._issue(user, session_id)
+        await self.ctx.redis.set(
+            SESSION_KEY + session_id,
+            orjson.dumps({"user_id": user["user_id"]}).decode(),
+            ex=self.lifetime,
+        )
+        body = {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": self.lifetime,
+            "session_id": session_id,
+        }
+        return json_response(201, body)
+
+    def _issue(self, user: dict[str, Any], session_id: str) -> str:
+        issued = int(self.ctx.clock().timestamp())
+        return self.signer.sign(
+            {
+                "sub": user["user_id"],
+                "email": user["email"],
+                "scope": self.scope,
+                "sid": session_id,
+                "jti": uuid.uuid4().hex,
+                "iat": issued,
+                "exp": issued + self.lifetime,
+            }
+        )
+
+    async def introspect_token(self, req: ValidRequest) -> StubResponse:
+        """Active only for our signature, issuer and audience, unexpired by ctx.clock,
+        and a session that still exists; anything else is ``{"active": false}``."""
+        claims = self.signer.verify(
+            req.body["token"], self.ctx.clock(), required=(*_REPORTED_CLAIMS, "sid")
+        )
+        if claims is None or not await self._session_holds(claims):
+            return json_response(200, {"active": False})
+        reported = {name: claims[name] for name in _REPORTED_CLAIMS}
+        return json_response(200, {"active": True, **reported, "session_id": claims["sid"]})
+
+    async def _session_holds(self, claims: dict[str, Any]) -> bool:
+        stored = await self.ctx.redis.get(SESSION_KEY + str(claims["sid"]))
+        return stored is not None and orjson.loads(stored).get("user_id") == claims["sub"]
+
+    async def get_jwks(self, _req: ValidRequest) -> StubResponse:
+        return json_response(
+            200, {"keys": [self.signer.jwk()]}, headers={"Cache-Control": JWKS_CACHE_CONTROL}
+        )
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    """A user as the API shows it: no hash, no lookup key."""
+    return {name: row[name] for name in ("user_id", "email", "name", "phone", "created_at")}

@@ -1,0 +1,632 @@
+"""order-svc simulator: the saga, its compensations, the circuit breaker on inventory,
+idempotency, cancellation and the outbox -- through HTTP, on both backends.
+
+The peers (inventory-svc, payment-svc, shipping-svc) are small scripted ASGI apps put
+into the simulator's ``ctx.peers`` after start: each test decides their answers (or
+makes them hang or fail to connect) and reads the exact order of the calls made.
+The last test runs the saga against the real peer simulators instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import asgi_client
+from ecom_harness.stubs._bus import InMemoryBus, Record
+from ecom_harness.stubs._host import StubHost
+from ecom_harness.stubs.behaviours import SIMULATORS
+from ecom_harness.stubs.behaviours.order_svc import OrderSimulator
+
+TOKEN = {"X-Service-Token": "gateway-token"}
+USER = "usr_4fT9aQ2pLx"
+ADDRESS = {
+    "name": "Lena Fischer",
+    "line1": "Torstraße 112",
+    "city": "Berlin",
+    "postal_code": "10119",
+    "country": "DE",
+}
+ORDER = {
+    "user_id": USER,
+    "items": [{"sku": "SKU-1001", "quantity": 2, "unit_amount": 2599}],
+    "currency": "eur",
+    "payment_method": "pm_card_visa",
+    "shipping_address": ADDRESS,
+}
+PEERS = ("inventory-svc", "payment-svc", "shipping-svc")
+FORWARD = ["reserveStock", "createPayment", "scheduleShipment", "commitReservation"]
+RES, PAY, SHP = "res_Fake0000001", "pay_Fake0000001", "shp_Fake0000001"
+
+# --- scripted fake peers ---------------------------------------------------------------------
+
+ROUTES = [  # (peer, method, path pattern, operationId); the first match wins
+    ("inventory-svc", "POST", r"/reservations/[^/]+/release", "releaseReservation"),
+    ("inventory-svc", "POST", r"/reservations/[^/]+/commit", "commitReservation"),
+    ("inventory-svc", "POST", r"/reservations", "reserveStock"),
+    ("payment-svc", "POST", r"/payments/[^/]+/refund", "refundPayment"),
+    ("payment-svc", "POST", r"/payments", "createPayment"),
+    ("shipping-svc", "POST", r"/shipments/[^/]+/cancel", "cancelShipment"),
+    ("shipping-svc", "POST", r"/shipments", "scheduleShipment"),
+]
+SUCCESS: dict[str, tuple[int, dict[str, Any]]] = {
+    "reserveStock": (201, {"reservation_id": RES, "status": "HELD"}),
+    "commitReservation": (200, {"reservation_id": RES, "status": "COMMITTED"}),
+    "releaseReservation": (200, {"reservation_id": RES, "status": "RELEASED"}),
+    "createPayment": (201, {"payment_id": PAY, "status": "succeeded"}),
+    "refundPayment": (200, {"payment_id": PAY, "status": "refunded"}),
+    "scheduleShipment": (201, {"shipment_id": SHP, "status": "SCHEDULED"}),
+    "cancelShipment": (200, {"shipment_id": SHP, "status": "CANCELLED"}),
+}
+HANG = "hang"  # never answer: the caller's timeout fires
+REFUSE = "refuse"  # raise a connection error, as a closed port would
+
+
+@dataclass
+class Gate:
+    """Answer ``then`` once the test opens the gate; ``entered`` is set on arrival."""
+
+    then: tuple[int, dict[str, Any]]
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+Answer = tuple[int, dict[str, Any]] | str | Gate
+
+
+@dataclass
+class Seen:
+    operation: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class FakePeers:
+    """The three peers as ASGI apps sharing one call log; ``script[op]`` holds the next
+    answers of an operation (consumed in order), after which it succeeds."""
+
+    seen: list[Seen] = field(default_factory=list)
+    script: dict[str, list[Answer]] = field(default_factory=dict)
+
+    @property
+    def calls(self) -> list[str]:
+        return [s.operation for s in self.seen]
+
+    def app(self, peer: str) -> Callable[..., Awaitable[None]]:
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            raw, more = b"", True
+            while more:
+                message = await receive()
+                raw, more = raw + message.get("body", b""), message.get("more_body", False)
+            operation = next(
+                op
+                for name, method, pattern, op in ROUTES
+                if name == peer
+                and method == scope["method"]
+                and re.fullmatch(pattern, scope["path"])
+            )
+            headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+            self.seen.append(
+                Seen(operation, scope["path"], headers, json.loads(raw) if raw else None)
+            )
+            status, body = await self._answer(operation)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+        return app
+
+    async def _answer(self, operation: str) -> tuple[int, dict[str, Any]]:
+        queued = self.script.get(operation)
+        answer = queued.pop(0) if queued else SUCCESS[operation]
+        if answer == HANG:
+            await asyncio.Event().wait()
+        if answer == REFUSE:
+            raise httpx.ConnectError("connection refused")
+        if isinstance(answer, Gate):
+            answer.entered.set()
+            await answer.opened.wait()
+            return answer.then
+        assert isinstance(answer, tuple)
+        return answer
+
+
+def problem(slug: str, status: int, **extra: Any) -> tuple[int, dict[str, Any]]:
+    body = {"type": f"https://errors.example.com/ecom/{slug}", "title": slug, "status": status}
+    return status, body | {"detail": slug, "instance": "/"} | extra
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2025, 3, 14, 10, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class Env:
+    host: StubHost
+    sim: OrderSimulator
+    fakes: FakePeers
+    clock: Clock
+    client: httpx.AsyncClient
+
+    async def order(self, key: str = "key-1", body: Any = None, **headers: str) -> httpx.Response:
+        return await self.client.post(
+            "/orders", json=body or ORDER, headers={"Idempotency-Key": key, **headers}
+        )
+
+
+@pytest.fixture
+async def order_env(
+    host_factory: Callable[..., Awaitable[StubHost]],
+) -> AsyncIterator[Callable[..., Awaitable[Env]]]:
+    """Start order-svc alone, its peers replaced by :class:`FakePeers`, time by a Clock."""
+    clients: list[httpx.AsyncClient] = []
+
+    async def start(bus: Any = None, **settings: Any) -> Env:
+        host = await host_factory(["order-svc"], settings={"order-svc": settings}, bus=bus)
+        sim = host.stubs["order-svc"].simulator
+        assert isinstance(sim, OrderSimulator)
+        fakes, clock = FakePeers(), Clock()
+        peers = {
+            name: httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=fakes.app(name)),
+                base_url=f"http://{name}",
+                headers={"X-Service-Token": "order-svc-token"},
+            )
+            for name in PEERS
+        }
+        sim.ctx.peers.add(peers)
+        sim.ctx.clock = clock
+        client = asgi_client(host, "order-svc", **TOKEN)
+        clients.extend([*peers.values(), client])
+        return Env(host, sim, fakes, clock, client)
+
+    yield start
+    for client in clients:
+        await client.aclose()
+
+
+# --- the saga ----------------------------------------------------------------------------------
+
+
+async def test_happy_path_reserves_charges_ships_commits_and_confirms(order_env: Any) -> None:
+    env = await order_env()
+    response = await env.order()
+    assert response.status_code == 201, response.text
+    order = response.json()
+    assert order["status"] == "CONFIRMED" and order["failure_reason"] is None
+    assert (order["reservation_id"], order["payment_id"], order["shipment_id"]) == (RES, PAY, SHP)
+    assert order["total_amount"] == 5198
+    assert env.fakes.calls == FORWARD
+    reserve, charge, ship, commit = env.fakes.seen
+    assert reserve.body == {
+        "order_id": order["order_id"],
+        "items": [{"sku": "SKU-1001", "quantity": 2}],
+    }
+    assert charge.headers["idempotency-key"] == f"{order['order_id']}-charge"
+    assert (charge.body["amount"], charge.body["payment_method"]) == (5198, "pm_card_visa")
+    assert ship.body["address"] == ADDRESS
+    assert commit.path == f"/reservations/{RES}/commit"
+    assert await env.sim.saga_steps(order["order_id"]) == [(op, "succeeded") for op in FORWARD]
+    fetched = await env.client.get(f"/orders/{order['order_id']}")
+    assert fetched.status_code == 200 and fetched.json() == order
+
+
+async def test_out_of_stock_rejects_without_charging(order_env: Any) -> None:
+    env = await order_env()
+    env.fakes.script["reserveStock"] = [problem("out-of-stock", 409, skus=["SKU-1001"])]
+    response = await env.order()
+    assert response.status_code == 409
+    body = response.json()
+    assert body["type"].endswith("/out-of-stock") and body["skus"] == ["SKU-1001"]
+    assert body["order_status"] == "REJECTED"
+    assert env.fakes.calls == ["reserveStock"]
+    order = (await env.client.get(f"/orders/{body['order_id']}")).json()
+    assert (order["status"], order["failure_reason"]) == ("REJECTED", "out_of_stock")
+    assert order["reservation_id"] is None
+
+
+async def test_card_declined_releases_the_reservation(order_env: Any) -> None:
+    env = await order_env()
+    declined = problem(
+        "card-declined", 402, payment_id="pay_Declined001", decline_code="insufficient_funds"
+    )
+    env.fakes.script["createPayment"] = [declined]
+    response = await env.order()
+    assert response.status_code == 402
+    body = response.json()
+    assert (body["decline_code"], body["order_status"]) == ("insufficient_funds", "REJECTED")
+    assert env.fakes.calls == ["reserveStock", "createPayment", "releaseReservation"]
+    assert env.fakes.seen[-1].path == f"/reservations/{RES}/release"
+    assert await env.sim.saga_steps(body["order_id"]) == [
+        ("reserveStock", "succeeded"),
+        ("createPayment", "failed"),
+        ("releaseReservation", "succeeded"),
+    ]
+    order = (await env.client.get(f"/orders/{body['order_id']}")).json()
+    assert (order["status"], order["failure_reason"]) == ("REJECTED", "card_declined")
+    assert order["payment_id"] == "pay_Declined001" and order["shipment_id"] is None
+
+
+async def test_shipping_failure_refunds_then_releases(order_env: Any) -> None:
+    env = await order_env(retry_after=7)
+    env.fakes.script["scheduleShipment"] = [problem("internal", 500)]
+    response = await env.order()
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "7"
+    body = response.json()
+    assert body["type"].endswith("/shipping-unavailable") and body["order_status"] == "REJECTED"
+    assert env.fakes.calls == [
+        "reserveStock",
+        "createPayment",
+        "scheduleShipment",
+        "refundPayment",
+        "releaseReservation",
+    ]
+    refund = env.fakes.seen[3]
+    assert refund.path == f"/payments/{PAY}/refund"
+    assert refund.body == {"reason": "order_compensation"}
+    order = (await env.client.get(f"/orders/{body['order_id']}")).json()
+    assert order["failure_reason"] == "shipping_unavailable"
+
+
+async def test_failed_commit_undoes_all_three_steps_in_reverse(order_env: Any) -> None:
+    env = await order_env()
+    env.fakes.script["commitReservation"] = [problem("conflict", 409)]
+    response = await env.order()
+    assert response.status_code == 503
+    assert response.json()["circuit"] == "closed"  # a 409 is an answer, not a breaker failure
+    assert env.fakes.calls == [
+        *FORWARD,
+        "cancelShipment",
+        "refundPayment",
+        "releaseReservation",
+    ]
+
+
+async def test_payment_svc_down_rejects_and_releases(order_env: Any) -> None:
+    env = await order_env()
+    env.fakes.script["createPayment"] = [problem("payment-provider-error", 502)]
+    response = await env.order()
+    assert response.status_code == 402
+    assert response.json()["decline_code"] == "processing_error"
+    assert env.fakes.calls == ["reserveStock", "createPayment", "releaseReservation"]
+
+
+# --- idempotency ---------------------------------------------------------------------------------
+
+
+async def test_same_key_and_body_replays_without_running_the_saga_again(order_env: Any) -> None:
+    env = await order_env()
+    first = await env.order("key-replay")
+    again = await env.order("key-replay", body=dict(reversed(list(ORDER.items()))))
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert env.fakes.calls == FORWARD  # the saga ran once
+    listed = (await env.client.get("/orders")).json()
+    assert len(listed["items"]) == 1
+
+
+async def test_replay_keeps_a_rejection_and_its_headers(order_env: Any) -> None:
+    env = await order_env()
+    env.fakes.script["scheduleShipment"] = [problem("internal", 503)]
+    first = await env.order("key-rejected")
+    again = await env.order("key-rejected")
+    assert (first.status_code, again.status_code) == (503, 503)
+    assert again.json() == first.json()
+    assert again.headers["retry-after"] == first.headers["retry-after"]
+    assert env.fakes.calls.count("scheduleShipment") == 1
+
+
+async def test_concurrent_retries_with_one_key_run_one_saga(order_env: Any) -> None:
+    env = await order_env()
+    gate = Gate(SUCCESS["reserveStock"])
+    env.fakes.script["reserveStock"] = [gate]
+    first = asyncio.create_task(env.order("key-race"))
+    await gate.entered.wait()
+    second = asyncio.create_task(env.order("key-race"))
+    gate.opened.set()
+    a, b = await first, await second
+    assert a.json() == b.json() and a.status_code == 201
+    assert env.fakes.calls == FORWARD
+
+
+async def test_same_key_with_another_body_is_422(order_env: Any) -> None:
+    env = await order_env()
+    assert (await env.order("key-reused")).status_code == 201
+    other = ORDER | {"currency": "usd"}
+    response = await env.order("key-reused", body=other)
+    assert response.status_code == 422
+    assert response.json()["type"].endswith("/idempotency-key-reused")
+    assert env.fakes.calls == FORWARD
+
+
+# --- the circuit breaker on inventory -----------------------------------------------------------
+
+
+async def test_breaker_opens_after_timeouts_rejects_then_closes_after_a_trial(
+    order_env: Any,
+) -> None:
+    env = await order_env(inventory_timeout=0.02)
+    env.fakes.script["reserveStock"] = [HANG, HANG, HANG]
+    circuits = []
+    for n in range(3):
+        response = await env.order(f"key-timeout-{n}")
+        assert response.status_code == 503
+        assert response.json()["type"].endswith("/inventory-unavailable")
+        circuits.append(response.json()["circuit"])
+    assert circuits == ["closed", "closed", "open"]  # the state after each failure
+    assert env.sim.breaker.state == "open"
+
+    rejected = await env.order("key-open")
+    assert rejected.status_code == 503
+    body = rejected.json()
+    assert (body["circuit"], body["order_status"]) == ("open", "REJECTED")
+    assert rejected.headers["retry-after"] == "30"
+    assert env.fakes.calls == ["reserveStock"] * 3  # the 4th never reached inventory-svc
+    assert await env.sim.saga_steps(body["order_id"]) == [("reserveStock", "short_circuited")]
+    order = (await env.client.get(f"/orders/{body['order_id']}")).json()
+    assert order["failure_reason"] == "inventory_unavailable"
+
+    env.clock.advance(29.5)
+    assert env.sim.breaker.state == "open"
+    assert (await env.order("key-still-open")).headers["retry-after"] == "1"
+    env.clock.advance(0.5)
+    assert env.sim.breaker.state == "half_open"
+    trial = await env.order("key-trial")
+    assert trial.status_code == 201
+    assert env.sim.breaker.state == "closed"
+    assert env.fakes.calls.count("reserveStock") == 4
+
+
+async def test_half_open_lets_one_trial_through_and_its_failure_reopens(
+    order_env: Any,
+) -> None:
+    env = await order_env(breaker_threshold=2, breaker_cooldown=10)
+    env.fakes.script["reserveStock"] = [REFUSE, problem("internal", 500)]
+    for n in range(2):
+        assert (await env.order(f"key-fail-{n}")).status_code == 503
+    assert env.sim.breaker.state == "open"
+    env.clock.advance(10)
+    gate = Gate(problem("internal", 500))
+    env.fakes.script["reserveStock"] = [gate]
+    trial = asyncio.create_task(env.order("key-trial"))
+    await gate.entered.wait()
+    during = await env.order("key-during-trial")  # refused while the one trial runs
+    assert during.status_code == 503 and during.json()["circuit"] == "half_open"
+    assert env.fakes.calls.count("reserveStock") == 3
+    gate.opened.set()
+    failed = await trial
+    assert failed.status_code == 503 and failed.json()["circuit"] == "open"
+    assert failed.headers["retry-after"] == "10"
+    assert env.sim.breaker.state == "open"
+
+
+async def test_client_errors_from_inventory_do_not_trip_the_breaker(order_env: Any) -> None:
+    env = await order_env(breaker_threshold=1)
+    env.fakes.script["reserveStock"] = [problem("out-of-stock", 409, skus=["SKU-1001"])]
+    assert (await env.order("key-a")).status_code == 409
+    assert env.sim.breaker.state == "closed"
+
+
+# --- lookups, lists, cancellation ---------------------------------------------------------------
+
+
+async def test_orders_are_scoped_to_the_acting_user(order_env: Any) -> None:
+    env = await order_env()
+    other = "usr_Other000001"
+    mismatch = await env.order("key-mismatch", **{"X-User-Id": other})
+    assert mismatch.status_code == 422 and env.fakes.calls == []
+    order_id = (await env.order("key-mine", **{"X-User-Id": USER})).json()["order_id"]
+    hidden = await env.client.get(f"/orders/{order_id}", headers={"X-User-Id": other})
+    assert hidden.status_code == 404
+    cancel = await env.client.post(f"/orders/{order_id}/cancel", headers={"X-User-Id": other})
+    assert cancel.status_code == 404
+    assert (await env.client.get("/orders/ord_Missing0001")).status_code == 404
+
+
+async def test_list_filters_and_pages_newest_first(order_env: Any) -> None:
+    env = await order_env()
+    env.fakes.script["reserveStock"] = [
+        SUCCESS["reserveStock"],
+        problem("out-of-stock", 409, skus=["SKU-1001"]),
+    ]
+    ids = [(await env.order(f"key-{n}")).json()["order_id"] for n in range(3)]
+    first = (await env.client.get("/orders", params={"limit": 2})).json()
+    assert [o["order_id"] for o in first["items"]] == [ids[2], ids[1]]
+    second = (
+        await env.client.get("/orders", params={"limit": 2, "cursor": first["next_cursor"]})
+    ).json()
+    assert [o["order_id"] for o in second["items"]] == [ids[0]]
+    assert second["next_cursor"] is None
+    rejected = (await env.client.get("/orders", params={"status": "REJECTED"})).json()
+    assert [o["order_id"] for o in rejected["items"]] == [ids[1]]
+    mine = await env.client.get("/orders", params={"user_id": USER}, headers={"X-User-Id": USER})
+    assert len(mine.json()["items"]) == 3
+    theirs = await env.client.get(
+        "/orders", params={"user_id": USER}, headers={"X-User-Id": "usr_Other000001"}
+    )
+    assert theirs.json() == {"items": [], "next_cursor": None}
+    bad = await env.client.get("/orders", params={"cursor": "not-ours"})
+    assert bad.status_code == 422
+
+
+async def test_cancel_undoes_shipment_payment_and_reservation(order_env: Any) -> None:
+    env = await order_env()
+    order_id = (await env.order()).json()["order_id"]
+    response = await env.client.post(f"/orders/{order_id}/cancel", json={"reason": "Wrong size"})
+    assert response.status_code == 200, response.text
+    order = response.json()
+    assert (order["status"], order["failure_reason"]) == ("CANCELLED", "cancelled_by_user")
+    assert env.fakes.calls[4:] == ["cancelShipment", "refundPayment", "releaseReservation"]
+    assert env.fakes.seen[5].body == {"reason": "requested_by_customer"}
+    again = await env.client.post(f"/orders/{order_id}/cancel")
+    assert again.status_code == 409 and "already CANCELLED" in again.json()["detail"]
+    assert len(env.fakes.calls) == 7
+
+
+async def test_only_confirmed_orders_can_be_cancelled(order_env: Any) -> None:
+    env = await order_env()
+    env.fakes.script["reserveStock"] = [problem("out-of-stock", 409, skus=["SKU-1001"])]
+    order_id = (await env.order()).json()["order_id"]
+    response = await env.client.post(f"/orders/{order_id}/cancel")
+    assert response.status_code == 409 and "REJECTED" in response.json()["detail"]
+    assert env.fakes.calls == ["reserveStock"]
+
+
+async def test_health(order_env: Any) -> None:
+    env = await order_env()
+    response = await env.client.get("/health")
+    assert response.json() == {"status": "ok", "component": "order-svc"}
+
+
+# --- events and the outbox ----------------------------------------------------------------------
+
+
+async def test_events_have_the_right_types_and_data(order_env: Any) -> None:
+    bus = InMemoryBus()
+    phone = "+4915112345678"
+    contacts = {USER: {"email": "lena@example.com", "phone": phone}}
+    env = await order_env(bus=bus, contacts=contacts)
+    await env.sim.relay.stop()  # relay by hand below, so nothing races this test
+    received: list[Record] = []
+
+    async def collect(record: Record) -> None:
+        received.append(record)
+
+    await bus.subscribe("orders", "test", collect)
+    confirmed = (await env.order("key-ok")).json()["order_id"]
+    env.fakes.script["createPayment"] = [
+        problem("card-declined", 402, payment_id="pay_Declined001", decline_code="expired_card")
+    ]
+    declined = (await env.order("key-declined")).json()["order_id"]
+    await env.client.post(f"/orders/{confirmed}/cancel")
+    assert await env.sim.relay.relay_once() == 5  # every event passed AsyncAPI validation
+    await bus.drain(timeout=5)
+
+    def of(order_id: str) -> list[Record]:
+        return [r for r in received if r.key == order_id]
+
+    assert [r.message_type for r in of(confirmed)] == [
+        "order.placed",
+        "order.confirmed",
+        "order.cancelled",
+    ]
+    placed, done, cancelled = (r.value["data"] for r in of(confirmed))
+    assert placed["total_amount"] == 5198 and placed["items"] == ORDER["items"]
+    assert (done["email"], done["phone"], done["shipment_id"]) == ("lena@example.com", phone, SHP)
+    assert cancelled == {
+        "user_id": USER,
+        "reason": "cancelled_by_user",
+        "previous_status": "CONFIRMED",
+    }
+    assert [r.message_type for r in of(declined)] == ["order.placed", "order.cancelled"]
+    assert of(declined)[1].value["data"]["reason"] == "card_declined"
+    assert of(declined)[1].value["data"]["previous_status"] == "PENDING"
+
+
+class FlakyBus:
+    """A bus whose first ``failures`` publishes raise, as while the broker is down."""
+
+    def __init__(self, failures: int):
+        self.failures = failures
+        self.published: list[dict[str, Any]] = []
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def publish(self, topic: str, key: str, value: dict[str, Any], **_: Any) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("broker down")
+        self.published.append(value)
+
+
+async def test_outbox_keeps_events_while_the_bus_is_down(order_env: Any) -> None:
+    bus = FlakyBus(failures=2)
+    env = await order_env(bus=bus)
+    await env.sim.relay.stop()
+    order_id = (await env.order()).json()["order_id"]
+    env.fakes.script["reserveStock"] = [problem("out-of-stock", 409, skus=["SKU-1001"])]
+    rejected = (await env.order("key-2")).json()["order_id"]
+    assert await env.sim.relay.pending() == 4
+    assert await env.sim.relay.relay_once() == 0
+    assert await env.sim.relay.relay_once() == 0
+    assert await env.sim.relay.pending() == 4  # nothing lost
+    assert await env.sim.relay.relay_once() == 4
+    assert [(e["order_id"], e["type"]) for e in bus.published] == [
+        (order_id, "order.placed"),
+        (order_id, "order.confirmed"),
+        (rejected, "order.placed"),
+        (rejected, "order.cancelled"),
+    ]
+    assert await env.sim.relay.pending() == 0
+
+
+# --- end to end, with the real peer simulators ------------------------------------------------
+
+E2E = ["order-svc", "inventory-svc", "payment-svc", "shipping-svc", "stripe"]
+
+
+@pytest.mark.skipif(
+    not set(E2E) <= set(SIMULATORS),
+    reason=f"peer simulators missing: {sorted(set(E2E) - set(SIMULATORS))}",
+)
+async def test_end_to_end_with_the_real_peer_simulators(
+    host_factory: Callable[..., Awaitable[StubHost]],
+) -> None:
+    """END TO END: order-svc drives the real inventory, payment, shipping and Stripe
+    simulators; a confirmed order, a declined card, then a cancellation."""
+    host = await host_factory(E2E)
+    async with (
+        asgi_client(host, "order-svc", **TOKEN) as orders,
+        asgi_client(host, "inventory-svc", **TOKEN) as inventory,
+    ):
+        stocked = await inventory.put("/stock/SKU-1001", json={"on_hand": 10})
+        assert stocked.status_code == 200, stocked.text
+        placed = await orders.post("/orders", json=ORDER, headers={"Idempotency-Key": "e2e-1"})
+        assert placed.status_code == 201, placed.text
+        order = placed.json()
+        stock = (await inventory.get("/stock/SKU-1001")).json()
+        assert (stock["on_hand"], stock["reserved"]) == (8, 0)  # committed
+
+        declined_body = ORDER | {"payment_method": "pm_card_chargeDeclinedInsufficientFunds"}
+        declined = await orders.post(
+            "/orders", json=declined_body, headers={"Idempotency-Key": "e2e-2"}
+        )
+        assert declined.status_code == 402, declined.text
+        stock = (await inventory.get("/stock/SKU-1001")).json()
+        assert (stock["on_hand"], stock["reserved"]) == (8, 0)  # released
+
+        cancelled = await orders.post(f"/orders/{order['order_id']}/cancel")
+        assert cancelled.status_code == 200, cancelled.text
+        stock = (await inventory.get("/stock/SKU-1001")).json()
+        assert stock["on_hand"] == 10  # put back
+    sim = host.stubs["order-svc"].simulator
+    assert isinstance(sim, OrderSimulator)
+    steps = await sim.saga_steps(order["order_id"])
+    assert all(outcome == "succeeded" for _, outcome in steps), steps
