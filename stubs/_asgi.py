@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import signal
 import socket
+import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -54,6 +55,7 @@ class StubApp:
                 for k, v in scope.get("headers", [])
             },
             body=body,
+            client=(scope.get("client") or (None,))[0],
         )
         await _write(send, await self.engine.handle(request))
 
@@ -134,6 +136,9 @@ class _Server(uvicorn.Server):
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals reach the main thread only; stop it with the ``stop`` event
+            return
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.handle_exit, sig, None)
@@ -144,7 +149,22 @@ class _Server(uvicorn.Server):
                 loop.remove_signal_handler(sig)
 
 
-async def serve_sockets(app: PortDispatcher, sockets: list[socket.socket]) -> None:
-    """Serve until SIGINT/SIGTERM (uvicorn's graceful shutdown), then return."""
+async def serve_sockets(
+    app: PortDispatcher, sockets: list[socket.socket], stop: asyncio.Event | None = None
+) -> None:
+    """Serve until SIGINT/SIGTERM or until ``stop`` is set, shut down gracefully, return."""
     config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
-    await _Server(config).serve(sockets=sockets)
+    server = _Server(config)
+    if stop is None:
+        await server.serve(sockets=sockets)
+        return
+
+    async def stop_when_told() -> None:
+        await stop.wait()
+        server.should_exit = True
+
+    watcher = asyncio.create_task(stop_when_told())
+    try:
+        await server.serve(sockets=sockets)
+    finally:
+        watcher.cancel()

@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 __all__ = ["Backends", "database_name", "open_database", "open_redis"]
 
@@ -42,8 +42,12 @@ def database_name(prefix: str, component: str) -> str:
 async def open_database(component: str, backends: Backends) -> AsyncEngine:
     """An engine on the component's own database, created on the server if missing."""
     if backends.database_url is None:
-        # One shared connection keeps the in-memory database alive for the engine's life.
-        return create_async_engine("sqlite+aiosqlite://", poolclass=StaticPool)
+        # One connection keeps the in-memory database alive, and one task uses it at a
+        # time: sharing it (StaticPool) would let one task's rollback undo another's
+        # open transaction.
+        return create_async_engine(
+            "sqlite+aiosqlite://", poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0
+        )
     url = make_url(backends.database_url)
     if url.get_backend_name() != "postgresql":
         raise ValueError(

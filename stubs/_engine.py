@@ -98,17 +98,17 @@ class StubEngine:
         """The component's own rendering when it has one (it can pick the right 401 and
         fill headers like Stripe's Request-Id), else the spec's own 401 when it documents
         one (its wire format), else a problem."""
+        refusal = problem("unauthorized", missing, headers={"WWW-Authenticate": "Bearer"})
         if self._own_errors:
-            answer = self.render_error(problem("unauthorized", missing), request)
-            answer.operation_id = operation.operation_id
-            return answer
+            rendered = self.render_error(refusal, request)
+            rendered.operation_id = operation.operation_id
+            return rendered
         if "401" in operation.responses:
-            answer = respond_from_spec(self.api, operation, {"code": "401"})
-            if isinstance(answer, StubResponse):
-                answer.operation_id = operation.operation_id
-                return answer
-        found = problem("unauthorized", missing, headers={"WWW-Authenticate": "Bearer"})
-        return _problem_response(found, request, operation.operation_id)
+            documented = respond_from_spec(self.api, operation, {"code": "401"})
+            if isinstance(documented, StubResponse):
+                documented.operation_id = operation.operation_id
+                return documented
+        return _problem_response(refusal, request, operation.operation_id)
 
     def _checked(self, response: StubResponse, request: StubRequest) -> StubResponse:
         """The response itself if it keeps the spec, else a 500 naming each violation."""

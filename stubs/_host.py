@@ -67,6 +67,17 @@ def load_api(path: Path) -> Api:
     return Api(doc)
 
 
+def _takes_service_token(api: Api) -> bool:
+    """Internal services authenticate callers by ``X-Service-Token``; external providers
+    must never be sent it (they have credentials of their own)."""
+    schemes = (api.document.data.get("components") or {}).get("securitySchemes") or {}
+    return any(
+        s.get("type") == "apiKey" and str(s.get("name", "")).lower() == "x-service-token"
+        for s in schemes.values()
+        if isinstance(s, dict)
+    )
+
+
 @dataclass(slots=True)
 class HostedStub:
     name: str
@@ -141,9 +152,10 @@ class StubHost:
 
     def _peer_clients(self, caller: str) -> dict[str, httpx.AsyncClient]:
         clients = {}
-        headers = {"X-Service-Token": f"{caller}-token"}
         targets = set(self.stubs) | set(self.peer_urls)
         for target in targets - {caller}:
+            takes_token = target not in self.stubs or _takes_service_token(self.stubs[target].api)
+            headers = {"X-Service-Token": f"{caller}-token"} if takes_token else {}
             if target in self.peer_urls:
                 client = httpx.AsyncClient(base_url=self.peer_urls[target], headers=headers)
             else:

@@ -19,6 +19,7 @@ class StubRequest:
     query: dict[str, list[str]] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)  # names lower-cased
     body: bytes = b""
+    client: str | None = None  # the peer's address (ASGI scope "client"), for per-IP limits
 
     @property
     def media_type(self) -> str:

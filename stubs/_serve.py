@@ -8,6 +8,7 @@ shipped spec would not fit someone else's.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,8 +40,11 @@ class ServePlan:
         return list(self.components)
 
 
-async def serve_stubs(plan: ServePlan, on_ready: Callable[[dict[str, str]], None]) -> None:
-    """Start, report ``{component: url}`` through ``on_ready``, serve until interrupted."""
+async def serve_stubs(
+    plan: ServePlan, on_ready: Callable[[dict[str, str]], None], stop: asyncio.Event | None = None
+) -> None:
+    """Start, report ``{component: url}`` through ``on_ready``, serve until interrupted
+    (or until ``stop`` is set), then stop everything it started."""
     served = plan.served()
     specs = {name: shipped_spec(name) for name in shipped_components()}
     plain: set[str] = set()
@@ -65,7 +69,7 @@ async def serve_stubs(plan: ServePlan, on_ready: Callable[[dict[str, str]], None
             shown = f"[{plan.host}]" if ":" in plan.host else plan.host
             urls[name] = f"http://{shown}:{port}"
         on_ready(urls)
-        await serve_sockets(PortDispatcher(apps), sockets)
+        await serve_sockets(PortDispatcher(apps), sockets, stop)
     finally:
         for sock in sockets:
             sock.close()

@@ -11,6 +11,7 @@ against the spec, so a simulator cannot drift from its contract unnoticed.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ._engine import Behaviour, ErrorRenderer
-from ._http import StubResponse
+from ._http import StubRequest, StubResponse
 from ._operations import Api
 from ._problems import PROBLEM_MEDIA_TYPE, Problem
 
@@ -32,6 +33,7 @@ __all__ = [
     "SimulatorContext",
     "json_response",
     "problem_response",
+    "render_problem",
     "utc_now",
 ]
 
@@ -107,6 +109,18 @@ class Simulator:
         async with self.ctx.db.begin() as conn:
             for table in reversed(self.metadata.sorted_tables):
                 await conn.execute(table.delete())
+
+
+def render_problem(
+    found: Problem, request: StubRequest, *, validation_status: int = 422
+) -> StubResponse:
+    """An engine error as the platform's problem+json. Components whose spec documents
+    request validation failures as 400 (not the engine's 422) pass ``validation_status``."""
+    if found.slug == "validation-error" and found.status != validation_status:
+        found = dataclasses.replace(found, status=validation_status)
+    return StubResponse(
+        found.status, found.body(request.path), PROBLEM_MEDIA_TYPE, dict(found.headers)
+    )
 
 
 def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> StubResponse:

@@ -26,7 +26,6 @@ in the spec's example token; ``jti`` a unique id per token).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import hmac
 import os
@@ -40,8 +39,13 @@ from sqlalchemy.exc import IntegrityError
 from ecom_harness.stubs._engine import Behaviour, ErrorRenderer
 from ecom_harness.stubs._http import StubRequest, StubResponse
 from ecom_harness.stubs._outbox import new_id
-from ecom_harness.stubs._problems import PROBLEM_MEDIA_TYPE, Problem
-from ecom_harness.stubs._simulator import Simulator, json_response, problem_response
+from ecom_harness.stubs._problems import Problem
+from ecom_harness.stubs._simulator import (
+    Simulator,
+    json_response,
+    problem_response,
+    render_problem,
+)
 from ecom_harness.stubs._validate_request import ValidRequest
 
 from ._tokens import TokenSigner, health_behaviour, rfc3339
@@ -94,11 +98,7 @@ def verify_password(password: str, stored: str) -> bool:
 def _render_error(found: Problem, request: StubRequest) -> StubResponse:
     """The engine's errors as problem+json, with validation failures as the 400 that
     user-svc documents (the engine's default is 422)."""
-    if found.slug == "validation-error":
-        found = dataclasses.replace(found, status=400)
-    return StubResponse(
-        found.status, found.body(request.path), PROBLEM_MEDIA_TYPE, dict(found.headers)
-    )
+    return render_problem(found, request, validation_status=400)
 
 
 class UserSimulator(Simulator):

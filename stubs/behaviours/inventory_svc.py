@@ -1,0 +1,431 @@
+"""inventory-svc: stock levels and reservations (specs/openapi/inventory-svc.yaml).
+
+State: ``stock`` (one row per SKU: ``on_hand``, ``reserved``) and ``reservations`` in
+inventory-svc's own database. A reservation takes its units with one conditional UPDATE
+per SKU, ``reserved = reserved + q WHERE on_hand - reserved >= q``, inside one
+transaction that rolls back unless every SKU got its units: of two concurrent orders
+for the last unit exactly one wins, on SQLite and on PostgreSQL alike (the database
+arbitrates, not a check-then-write in Python).
+
+Lifecycle moves (HELD -> COMMITTED / RELEASED / EXPIRED, COMMITTED -> RELEASED) are
+conditional UPDATEs on the status too, so a concurrent release and commit cannot both
+move the units. A HELD reservation past ``expires_at`` is expired lazily: every call
+first sweeps what is due by ``ctx.clock`` (and :meth:`InventorySimulator.expire_due`
+does it on demand), giving the units back and publishing ``inventory.released`` with
+reason ``expired``.
+
+Events (topic ``inventory``, keyed by the order id, through the outbox):
+``inventory.reserved``; ``inventory.released`` with reason ``released`` (a HELD
+reservation released: saga compensation or a cancelled pending order -- the API names
+no reason), ``order_cancelled`` (a COMMITTED one: its units go back on hand) or
+``expired``.
+
+Settings (``settings["inventory-svc"]``):
+
+``stock`` (every SKU in the inventory spec's examples, :data:`DEFAULT_ON_HAND` each)
+    ``{sku: on_hand}`` seeded at start and again after :meth:`reset`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    Integer,
+    MetaData,
+    Row,
+    String,
+    Table,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ecom_harness.stubs._engine import Behaviour
+from ecom_harness.stubs._http import StubResponse
+from ecom_harness.stubs._operations import Api
+from ecom_harness.stubs._outbox import new_id, outbox_table
+from ecom_harness.stubs._pointers import resolve_pointer
+from ecom_harness.stubs._simulator import (
+    SimulatorContext,
+    json_response,
+)
+from ecom_harness.stubs._validate_request import ValidRequest
+
+from ._sql_sim import OutboxSimulator, Refusal, platform_problem, refusal
+from ._tokens import rfc3339
+
+__all__ = [
+    "DEFAULT_ON_HAND",
+    "InventorySimulator",
+    "OutboxSimulator",
+    "Refusal",
+    "example_skus",
+    "platform_problem",
+    "refusal",
+]
+
+DEFAULT_ON_HAND = 100
+HELD, COMMITTED, RELEASED, EXPIRED = "HELD", "COMMITTED", "RELEASED", "EXPIRED"
+_SKU_SCHEMA = "/components/schemas/Sku"
+_TTL_DEFAULT = "/components/schemas/ReserveStockRequest/properties/ttl_seconds/default"
+
+# --- inventory-svc ---------------------------------------------------------------------------
+
+_METADATA = MetaData()
+STOCK = Table(
+    "stock",
+    _METADATA,
+    Column("sku", String(16), primary_key=True),
+    Column("on_hand", Integer, nullable=False),
+    Column("reserved", Integer, nullable=False),
+    Column("updated_at", String(40), nullable=False),
+    # A last line of defence: no code path may over-reserve or reserve below zero.
+    CheckConstraint("reserved >= 0 AND reserved <= on_hand", name="reserved_within_on_hand"),
+)
+RESERVATIONS = Table(
+    "reservations",
+    _METADATA,
+    Column("reservation_id", String(40), primary_key=True),
+    Column("order_id", String(40), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("items", JSON, nullable=False),
+    # RFC 3339 in UTC, whole seconds: fixed width, so text order is time order.
+    Column("expires_at", String(40), nullable=False, index=True),
+    Column("created_at", String(40), nullable=False),
+)
+
+
+def _skus_in(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "sku" and isinstance(value, str):
+                yield value
+            else:
+                yield from _skus_in(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _skus_in(item)
+
+
+def example_skus(api: Api) -> list[str]:
+    """Every ``sku`` in the request and 2xx response examples of ``api``: what the
+    spec's own examples expect to be stocked (an error example's SKU-9999 is not)."""
+    found: set[str] = set()
+    for operation in api.operations.values():
+        media = [*operation.body.values()]
+        for status, response in operation.responses.items():
+            if status.startswith("2"):
+                media.extend(response.content.values())
+        for body in media:
+            for example in body.examples.values():
+                found.update(_skus_in(example))
+    return sorted(found)
+
+
+def _totals(items: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """Units per SKU (a SKU may appear twice in one request), in SKU order: every
+    transaction locks stock rows in this order, so none can deadlock another."""
+    totals: dict[str, int] = {}
+    for item in items:
+        totals[item["sku"]] = totals.get(item["sku"], 0) + int(item["quantity"])
+    return sorted(totals.items())
+
+
+def _stock_body(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "sku": row.sku,
+        "on_hand": row.on_hand,
+        "reserved": row.reserved,
+        "available": row.on_hand - row.reserved,
+        "updated_at": row.updated_at,
+    }
+
+
+def _reservation_body(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "reservation_id": row.reservation_id,
+        "order_id": row.order_id,
+        "status": row.status,
+        "items": row.items,
+        "expires_at": row.expires_at,
+        "created_at": row.created_at,
+    }
+
+
+class InventorySimulator(OutboxSimulator):
+    """Stock per SKU, all-or-nothing reservations with expiry, and their events."""
+
+    component = "inventory-svc"
+    topic = "inventory"
+    metadata = _METADATA
+    outbox = outbox_table(_METADATA)
+
+    def __init__(self, ctx: SimulatorContext):
+        super().__init__(ctx)
+        self.default_ttl = int(resolve_pointer(ctx.api.document.data, _TTL_DEFAULT))
+        default_stock = dict.fromkeys(example_skus(ctx.api), DEFAULT_ON_HAND)
+        self.initial_stock: Mapping[str, int] = ctx.settings.get("stock", default_stock)
+
+    def operations(self) -> dict[str, Behaviour]:
+        return {
+            "getStock": self.get_stock,
+            "setStock": self.set_stock,
+            "reserveStock": self.reserve_stock,
+            "getReservation": self.get_reservation,
+            "releaseReservation": self.release_reservation,
+            "commitReservation": self.commit_reservation,
+        }
+
+    async def start(self) -> None:
+        await super().start()
+        await self.seed(self.initial_stock)
+
+    async def reset(self) -> None:
+        """Forget every reservation and event; the stock is seeded again."""
+        await super().reset()
+        await self.seed(self.initial_stock)
+
+    async def before_each(self) -> None:
+        await self.expire_due()
+
+    # --- stock ---
+
+    async def seed(self, stock: Mapping[str, int]) -> None:
+        """Set ``on_hand`` per SKU (creating unknown SKUs), as ``setStock`` would."""
+        for sku, on_hand in stock.items():
+            if self.ctx.api.schemas.violations(_SKU_SCHEMA, sku) or on_hand < 0:
+                raise ValueError(f"stock: {sku!r}: {on_hand!r} is not a SKU and units on hand")
+        async with self.transaction() as conn:
+            for sku, on_hand in sorted(stock.items()):
+                row = await self._set_on_hand(conn, sku, on_hand)
+                if row.on_hand != on_hand:
+                    raise ValueError(f"stock: {sku} has {row.reserved} units reserved")
+
+    async def get_stock(self, req: ValidRequest) -> StubResponse:
+        sku = req.params["path"]["sku"]
+        async with self.transaction() as conn:
+            row = await self._stock_row(conn, sku)
+        if row is None:
+            raise refusal("not-found", f"{sku} is not stocked.", req)
+        return json_response(200, _stock_body(row))
+
+    async def set_stock(self, req: ValidRequest) -> StubResponse:
+        sku, on_hand = req.params["path"]["sku"], req.body["on_hand"]
+        async with self.transaction() as conn:
+            row = await self._set_on_hand(conn, sku, on_hand)
+        if row.on_hand != on_hand:
+            detail = f"{sku} has {row.reserved} units reserved; on_hand cannot be set to {on_hand}."
+            raise refusal("conflict", detail, req)
+        return json_response(200, _stock_body(row))
+
+    async def _stock_row(self, conn: AsyncConnection, sku: str) -> Row[Any] | None:
+        return (await conn.execute(select(STOCK).where(STOCK.c.sku == sku))).first()
+
+    async def _set_on_hand(self, conn: AsyncConnection, sku: str, on_hand: int) -> Row[Any]:
+        """The SKU's row after setting ``on_hand``; unchanged if that would leave fewer
+        units than are reserved."""
+        now = rfc3339(self.ctx.clock())
+        changed = await conn.execute(
+            update(STOCK)
+            .where(STOCK.c.sku == sku, STOCK.c.reserved <= on_hand)
+            .values(on_hand=on_hand, updated_at=now)
+        )
+        if changed.rowcount == 0 and await self._stock_row(conn, sku) is None:
+            await conn.execute(
+                STOCK.insert().values(sku=sku, on_hand=on_hand, reserved=0, updated_at=now)
+            )
+        row = await self._stock_row(conn, sku)
+        assert row is not None
+        return row
+
+    async def _adjust(
+        self,
+        conn: AsyncConnection,
+        items: list[dict[str, Any]],
+        *,
+        on_hand: int = 0,
+        reserved: int = 0,
+    ) -> None:
+        """Add ``on_hand`` and ``reserved`` times each item's quantity to its SKU."""
+        now = rfc3339(self.ctx.clock())
+        for sku, quantity in _totals(items):
+            await conn.execute(
+                update(STOCK)
+                .where(STOCK.c.sku == sku)
+                .values(
+                    on_hand=STOCK.c.on_hand + on_hand * quantity,
+                    reserved=STOCK.c.reserved + reserved * quantity,
+                    updated_at=now,
+                )
+            )
+
+    # --- reserving ---
+
+    async def reserve_stock(self, req: ValidRequest) -> StubResponse:
+        """All or nothing: a SKU short of units rolls back the holds already taken."""
+        body = req.body
+        totals = _totals(body["items"])
+        now = self.ctx.clock()
+        ttl = int(body.get("ttl_seconds", self.default_ttl))
+        reservation = {
+            "reservation_id": new_id("res"),
+            "order_id": body["order_id"],
+            "status": HELD,
+            "items": body["items"],
+            "expires_at": rfc3339(now + timedelta(seconds=ttl)),
+            "created_at": rfc3339(now),
+        }
+        async with self.transaction() as conn:
+            await self._require_stocked(conn, [sku for sku, _ in totals], req)
+            short = [(sku, qty) for sku, qty in totals if not await self._hold(conn, sku, qty)]
+            if short:
+                raise await self._out_of_stock(conn, short, req)
+            await conn.execute(RESERVATIONS.insert().values(**reservation))
+            await self.emit(
+                conn,
+                "inventory.reserved",
+                body["order_id"],
+                {
+                    "reservation_id": reservation["reservation_id"],
+                    "items": body["items"],
+                    "expires_at": reservation["expires_at"],
+                },
+            )
+        return json_response(201, reservation)
+
+    async def _hold(self, conn: AsyncConnection, sku: str, quantity: int) -> bool:
+        """Reserve ``quantity`` units if that many are available; the database decides,
+        so concurrent holds on the last units cannot both succeed."""
+        held = await conn.execute(
+            update(STOCK)
+            .where(STOCK.c.sku == sku, STOCK.c.on_hand - STOCK.c.reserved >= quantity)
+            .values(reserved=STOCK.c.reserved + quantity, updated_at=rfc3339(self.ctx.clock()))
+        )
+        return held.rowcount == 1
+
+    async def _require_stocked(
+        self, conn: AsyncConnection, skus: list[str], req: ValidRequest
+    ) -> None:
+        known = set((await conn.scalars(select(STOCK.c.sku).where(STOCK.c.sku.in_(skus)))).all())
+        unknown = [sku for sku in skus if sku not in known]
+        if unknown:
+            raise refusal("not-found", f"{', '.join(unknown)} is not stocked.", req)
+
+    async def _out_of_stock(
+        self, conn: AsyncConnection, short: list[tuple[str, int]], req: ValidRequest
+    ) -> Refusal:
+        parts = []
+        for sku, quantity in short:
+            row = await self._stock_row(conn, sku)
+            available = 0 if row is None else row.on_hand - row.reserved
+            parts.append(f"{sku} (requested {quantity}, available {available})")
+        detail = f"Not enough stock for {', '.join(parts)}."
+        return refusal("out-of-stock", detail, req, skus=[sku for sku, _ in short])
+
+    # --- the reservation lifecycle ---
+
+    async def get_reservation(self, req: ValidRequest) -> StubResponse:
+        async with self.transaction() as conn:
+            row = await self._reservation(conn, req)
+        return json_response(200, _reservation_body(row))
+
+    async def release_reservation(self, req: ValidRequest) -> StubResponse:
+        """HELD: frees the reserved units; COMMITTED: puts them back on hand; RELEASED
+        and EXPIRED answer unchanged (the units are already back)."""
+        async with self.transaction() as conn:
+            row = await self._reservation(conn, req)
+            # Retried when a concurrent call moved the reservation first (at most twice).
+            while row.status in (HELD, COMMITTED) and not await self._release(conn, row):
+                row = await self._reservation(conn, req)
+            row = await self._reservation(conn, req)
+        return json_response(200, _reservation_body(row))
+
+    async def _release(self, conn: AsyncConnection, row: Row[Any]) -> bool:
+        if not await self._move(conn, row.reservation_id, row.status, RELEASED):
+            return False
+        if row.status == HELD:
+            await self._adjust(conn, row.items, reserved=-1)
+            reason = "released"
+        else:
+            await self._adjust(conn, row.items, on_hand=1)
+            reason = "order_cancelled"
+        await self._emit_released(conn, row, reason)
+        return True
+
+    async def commit_reservation(self, req: ValidRequest) -> StubResponse:
+        """HELD and not yet due -> COMMITTED: the units leave on_hand and reserved."""
+        now = rfc3339(self.ctx.clock())
+        async with self.transaction() as conn:
+            row = await self._reservation(conn, req)
+            if row.status == HELD and row.expires_at > now:
+                if await self._move(conn, row.reservation_id, HELD, COMMITTED):
+                    await self._adjust(conn, row.items, on_hand=-1, reserved=-1)
+                row = await self._reservation(conn, req)
+        if row.status == COMMITTED:
+            return json_response(200, _reservation_body(row))
+        if row.status == RELEASED:
+            detail = f"Reservation {row.reservation_id} is RELEASED and cannot be committed."
+        else:  # EXPIRED, or HELD past expires_at and not yet swept
+            detail = (
+                f"Reservation {row.reservation_id} EXPIRED at {row.expires_at} "
+                "and cannot be committed."
+            )
+        raise refusal("conflict", detail, req)
+
+    async def expire_due(self) -> int:
+        """Expire every HELD reservation whose ``expires_at`` has passed by ``ctx.clock``,
+        giving its units back; returns how many. One transaction per reservation, so
+        each locks its rows in the same order as every other call."""
+        now = rfc3339(self.ctx.clock())
+        async with self.transaction() as conn:
+            due = (
+                await conn.execute(
+                    select(RESERVATIONS)
+                    .where(RESERVATIONS.c.status == HELD, RESERVATIONS.c.expires_at <= now)
+                    .order_by(RESERVATIONS.c.expires_at, RESERVATIONS.c.reservation_id)
+                )
+            ).all()
+        expired = 0
+        for row in due:
+            async with self.transaction() as conn:
+                if await self._move(conn, row.reservation_id, HELD, EXPIRED):
+                    await self._adjust(conn, row.items, reserved=-1)
+                    await self._emit_released(conn, row, "expired")
+                    expired += 1
+        return expired
+
+    async def _reservation(self, conn: AsyncConnection, req: ValidRequest) -> Row[Any]:
+        reservation_id = req.params["path"]["reservationId"]
+        row = (
+            await conn.execute(
+                select(RESERVATIONS).where(RESERVATIONS.c.reservation_id == reservation_id)
+            )
+        ).first()
+        if row is None:
+            raise refusal("not-found", f"Reservation {reservation_id} does not exist.", req)
+        return row
+
+    async def _move(
+        self, conn: AsyncConnection, reservation_id: str, current: str, new: str
+    ) -> bool:
+        """``current`` -> ``new`` if the reservation is still ``current``: whoever moves
+        it first owns the transition (and its stock change)."""
+        moved = await conn.execute(
+            update(RESERVATIONS)
+            .where(
+                RESERVATIONS.c.reservation_id == reservation_id,
+                RESERVATIONS.c.status == current,
+            )
+            .values(status=new)
+        )
+        return moved.rowcount == 1
+
+    async def _emit_released(self, conn: AsyncConnection, row: Row[Any], reason: str) -> None:
+        data = {"reservation_id": row.reservation_id, "items": row.items, "reason": reason}
+        await self.emit(conn, "inventory.released", row.order_id, data)

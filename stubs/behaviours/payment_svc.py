@@ -1,0 +1,461 @@
+"""payment-svc: card charges and refunds through Stripe (specs/openapi/payment-svc.yaml).
+
+A charge creates and confirms a Stripe PaymentIntent (form-encoded ``POST
+/v1/payment_intents`` through ``ctx.peers["stripe"]``); a refund creates a Stripe
+Refund (``POST /v1/refunds``). Both send ``Authorization: Bearer <stripe_secret_key>``
+and a Stripe ``Idempotency-Key`` derived from what identifies the operation (ours for a
+charge; the payment, what was refunded before and the amount for a refund), so a retry
+after a timeout can never make Stripe charge or refund twice.
+
+``createPayment`` is idempotent on our ``Idempotency-Key``: the first final answer (201,
+or 402 for a decline) is stored with a fingerprint of the body, in the same transaction
+as the payment and its event; a retry with the same key and body replays it without
+calling Stripe, another body answers 422 idempotency-key-reused. Requests with one key
+are serialised in-process, so concurrent retries also reach Stripe once. A 502 (Stripe
+unreachable, too slow or 5xx) is not stored: retrying it is safe and calls Stripe again.
+
+Stripe's answers: a succeeded PaymentIntent -> 201 ``succeeded``; a 402 card error ->
+402 card-declined with Stripe's ``decline_code`` (its ``code`` when it has none), the
+payment stored as ``failed``; a confirmed PaymentIntent left in another status (3D
+Secure, which payment-svc cannot complete) -> declined as ``authentication_required``;
+anything else -> 502 payment-provider-error.
+
+Events (topic ``payments``, keyed by the order id, through the outbox):
+``payment.succeeded``, ``payment.failed``, ``payment.refunded`` (one per refund, with
+that refund's amount).
+
+Settings (``settings["payment-svc"]``): ``stripe_secret_key``
+(:data:`DEFAULT_SECRET_KEY`), ``stripe_timeout`` (:data:`DEFAULT_STRIPE_TIMEOUT`
+seconds for one Stripe call, connecting included), ``stripe_return_url``
+(:data:`DEFAULT_RETURN_URL`, sent with every confirmed PaymentIntent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+from sqlalchemy import JSON, Column, Integer, MetaData, Row, String, Table, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ecom_harness.stubs._engine import Behaviour
+from ecom_harness.stubs._http import StubResponse
+from ecom_harness.stubs._outbox import new_id, outbox_table
+from ecom_harness.stubs._simulator import SimulatorContext, json_response
+from ecom_harness.stubs._validate_request import ValidRequest
+
+from ._sql_sim import OutboxSimulator, Refusal, platform_problem, refusal
+from ._tokens import DEFAULT_PAGE_SIZE, decode_cursor, invalid_cursor, page_of, rfc3339
+
+__all__ = [
+    "DEFAULT_RETURN_URL",
+    "DEFAULT_SECRET_KEY",
+    "DEFAULT_STRIPE_TIMEOUT",
+    "KeyedLocks",
+    "PaymentSimulator",
+]
+
+DEFAULT_SECRET_KEY = "sk_test_ecomharness"
+DEFAULT_STRIPE_TIMEOUT = 5.0
+DEFAULT_RETURN_URL = "https://shop.example.com/checkout/return"
+# Stripe's own refund reasons; ours (order_compensation) travels in metadata only.
+_STRIPE_REFUND_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
+# A confirmed PaymentIntent that neither succeeded nor was declined: the decline code
+# Stripe itself uses for the reason (payment-svc cannot authenticate for the customer).
+_UNFINISHED = {"requires_action": "authentication_required"}
+_PAYMENT_FIELDS = (
+    "payment_id",
+    "order_id",
+    "amount",
+    "currency",
+    "status",
+    "provider_payment_id",
+    "refunded_amount",
+    "decline_code",
+    "created_at",
+    "updated_at",
+)
+
+_METADATA = MetaData()
+PAYMENTS = Table(
+    "payments",
+    _METADATA,
+    Column("seq", Integer, primary_key=True, autoincrement=True),  # newest-first order
+    Column("payment_id", String(40), nullable=False, unique=True),
+    Column("order_id", String(40), nullable=False, index=True),
+    Column("amount", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("provider_payment_id", String(255)),
+    Column("refunded_amount", Integer, nullable=False),
+    Column("decline_code", String(64)),
+    Column("created_at", String(40), nullable=False),
+    Column("updated_at", String(40), nullable=False),
+)
+IDEMPOTENCY = Table(
+    "idempotency_keys",
+    _METADATA,
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("media_type", String(64), nullable=False),
+    Column("body", JSON, nullable=False),
+)
+
+
+class KeyedLocks:
+    """One asyncio lock per key, forgotten once nobody holds or awaits it."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        async with lock:
+            yield
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What Stripe made of a charge; ``decline_code`` None means it succeeded."""
+
+    provider_payment_id: str | None
+    decline_code: str | None = None
+    message: str = ""
+
+
+def _fingerprint(body: Any) -> str:
+    """The request body's identity: equal for equal JSON, whatever the key order."""
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _stripe_key(*parts: str) -> str:
+    """A Stripe Idempotency-Key derived from what identifies the operation (within
+    Stripe's 255 characters, whatever the length of ours)."""
+    return "payment-svc-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _intent_form(body: dict[str, Any], return_url: str) -> dict[str, str]:
+    """The PaymentIntent parameters: only what the request and the settings fix, so a
+    retry sends exactly the same ones (Stripe refuses a reused key with others).
+
+    ``confirm=true`` needs a ``return_url`` unless redirect-based methods are ruled out
+    (the Stripe spec's pitfall); ``payment_method_types[0]=card`` would be the better
+    way, but the stubs' form parser cannot read indexed arrays yet.
+    """
+    form = {
+        "amount": str(body["amount"]),
+        "currency": body["currency"],
+        "payment_method": body["payment_method"],
+        "confirm": "true",
+        "return_url": return_url,
+        "metadata[order_id]": body["order_id"],
+    }
+    if "description" in body:
+        form["description"] = body["description"]
+    return form
+
+
+def _refund_form(payment: Row[Any], amount: int, reason: str | None) -> dict[str, str]:
+    """The Refund parameters; our reason travels in metadata, and as Stripe's own
+    ``reason`` when Stripe knows it (``order_compensation`` it does not)."""
+    form = {
+        "payment_intent": payment.provider_payment_id,
+        "amount": str(amount),
+        "metadata[order_id]": payment.order_id,
+        "metadata[payment_id]": payment.payment_id,
+    }
+    if reason is not None:
+        form["metadata[reason]"] = reason
+        if reason in _STRIPE_REFUND_REASONS:
+            form["reason"] = reason
+    return form
+
+
+def _charge_outcome(status: int, answer: dict[str, Any]) -> _Outcome | None:
+    """Stripe's answer to a confirmed PaymentIntent; None when it is neither a
+    PaymentIntent nor a card error (the caller answers 502)."""
+    if status == 200 and isinstance(answer.get("id"), str):
+        state = answer.get("status")
+        if state == "succeeded":
+            return _Outcome(answer["id"])
+        message = f"Stripe left the PaymentIntent in {state}; payment-svc cannot complete it."
+        return _Outcome(answer["id"], _UNFINISHED.get(str(state), "generic_decline"), message)
+    error = answer.get("error")
+    if status != 402 or not isinstance(error, dict):
+        return None
+    intent = error.get("payment_intent")
+    intent_id = intent.get("id") if isinstance(intent, dict) else None
+    return _Outcome(
+        intent_id if isinstance(intent_id, str) else None,
+        str(error.get("decline_code") or error.get("code") or "generic_decline"),
+        str(error.get("message") or "Your card was declined."),
+    )
+
+
+def _stripe_failure(status: int, answer: dict[str, Any]) -> str:
+    """``Stripe answered 500 (api_error): ...``, for the 502's detail."""
+    error = answer.get("error")
+    error = error if isinstance(error, dict) else {}
+    kind = error.get("type", "no error type")
+    message = error.get("message")
+    return f"Stripe answered {status} ({kind})" + (f": {message}" if message else ".")
+
+
+def _refusal_for(status: int, answer: dict[str, Any], req: ValidRequest) -> Refusal:
+    """Why a charge failed, said the platform's way: Stripe refusing a field we passed
+    on (an unknown payment method, a currency it does not take) is the caller's
+    mistake, a 422 naming that field; anything else is the provider's, a 502."""
+    error = answer.get("error")
+    error = error if isinstance(error, dict) else {}
+    param = error.get("param")
+    if status == 400 and error.get("type") == "invalid_request_error" and param in req.body:
+        message = str(error.get("message") or "refused by the payment provider")
+        return refusal(
+            "validation-error",
+            f"The payment provider refused {param}: {message}",
+            req,
+            errors=[{"pointer": f"/body/{param}", "message": message}],
+        )
+    return refusal("payment-provider-error", _stripe_failure(status, answer), req)
+
+
+def _payment_body(row: Row[Any]) -> dict[str, Any]:
+    mapping = row._mapping
+    return {name: mapping[name] for name in _PAYMENT_FIELDS} | {"provider": "stripe"}
+
+
+class PaymentSimulator(OutboxSimulator):
+    """Payments charged and refunded through Stripe, idempotent on Idempotency-Key."""
+
+    component = "payment-svc"
+    topic = "payments"
+    metadata = _METADATA
+    outbox = outbox_table(_METADATA)
+
+    def __init__(self, ctx: SimulatorContext):
+        super().__init__(ctx)
+        self.secret_key = str(ctx.settings.get("stripe_secret_key", DEFAULT_SECRET_KEY))
+        self.stripe_timeout = float(ctx.settings.get("stripe_timeout", DEFAULT_STRIPE_TIMEOUT))
+        self.return_url = str(ctx.settings.get("stripe_return_url", DEFAULT_RETURN_URL))
+        self._keys = KeyedLocks()  # createPayment, by Idempotency-Key
+        self._refunds = KeyedLocks()  # refundPayment, by payment id
+
+    def operations(self) -> dict[str, Behaviour]:
+        return {
+            "createPayment": self.create_payment,
+            "getPayment": self.get_payment,
+            "listPayments": self.list_payments,
+            "refundPayment": self.refund_payment,
+        }
+
+    # --- Stripe ---
+
+    async def _stripe(
+        self, req: ValidRequest, path: str, form: dict[str, str], key: str
+    ) -> tuple[int, dict[str, Any]]:
+        """Stripe's status and JSON object; unreachable, too slow or not Stripe's wire
+        format -> a 502 refusal."""
+        headers = {"Authorization": f"Bearer {self.secret_key}", "Idempotency-Key": key}
+        try:
+            client = self.ctx.peers["stripe"]
+            async with asyncio.timeout(self.stripe_timeout):  # in-process transports too
+                response = await client.post(
+                    path, data=form, headers=headers, timeout=self.stripe_timeout
+                )
+            answer = response.json()
+        except TimeoutError:
+            detail = f"Stripe did not answer within {self.stripe_timeout:g} s."
+            raise refusal("payment-provider-error", detail, req) from None
+        except (LookupError, httpx.HTTPError, ValueError) as exc:
+            detail = f"Stripe could not be reached: {type(exc).__name__}: {exc}"
+            raise refusal("payment-provider-error", detail, req) from exc
+        if not isinstance(answer, dict):
+            detail = f"Stripe answered {response.status_code} without a JSON object."
+            raise refusal("payment-provider-error", detail, req)
+        return response.status_code, answer
+
+    # --- charging ---
+
+    async def create_payment(self, req: ValidRequest) -> StubResponse:
+        key = req.params["header"]["idempotency-key"]
+        fingerprint = _fingerprint(req.body)
+        async with self._keys.hold(key):
+            async with self.transaction() as conn:
+                stored = (
+                    await conn.execute(select(IDEMPOTENCY).where(IDEMPOTENCY.c.key == key))
+                ).first()
+            if stored is None:
+                return await self._charge(req, key, fingerprint)
+        if stored.fingerprint != fingerprint:
+            detail = f"Idempotency-Key {key} was already used with a different request body."
+            raise refusal("idempotency-key-reused", detail, req)
+        return StubResponse(stored.status, stored.body, stored.media_type)
+
+    async def _charge(self, req: ValidRequest, key: str, fingerprint: str) -> StubResponse:
+        """Charge through Stripe, then store the payment, the answer under ``key`` and
+        the event in one transaction."""
+        body = req.body
+        status, answer = await self._stripe(
+            req,
+            "/v1/payment_intents",
+            _intent_form(body, self.return_url),
+            _stripe_key("charge", key),
+        )
+        outcome = _charge_outcome(status, answer)
+        if outcome is None:
+            raise _refusal_for(status, answer, req)
+        now = rfc3339(self.ctx.clock())
+        payment = {
+            "payment_id": new_id("pay"),
+            "order_id": body["order_id"],
+            "amount": body["amount"],
+            "currency": body["currency"],
+            "status": "failed" if outcome.decline_code else "succeeded",
+            "provider_payment_id": outcome.provider_payment_id,
+            "refunded_amount": 0,
+            "decline_code": outcome.decline_code,
+            "created_at": now,
+            "updated_at": now,
+        }
+        response = self._charge_answer(payment, outcome)
+        async with self.transaction() as conn:
+            await conn.execute(PAYMENTS.insert().values(**payment))
+            await conn.execute(
+                IDEMPOTENCY.insert().values(
+                    key=key,
+                    fingerprint=fingerprint,
+                    status=response.status,
+                    media_type=response.media_type,
+                    body=response.body,
+                )
+            )
+            await self._emit_outcome(conn, payment)
+        return response
+
+    def _charge_answer(self, payment: dict[str, Any], outcome: _Outcome) -> StubResponse:
+        if outcome.decline_code is None:
+            return json_response(201, payment | {"provider": "stripe"})
+        return platform_problem(
+            "card-declined",
+            outcome.message,
+            f"/payments/{payment['payment_id']}",
+            payment_id=payment["payment_id"],
+            decline_code=outcome.decline_code,
+            order_id=payment["order_id"],
+        )
+
+    async def _emit_outcome(self, conn: AsyncConnection, payment: dict[str, Any]) -> None:
+        data = {k: payment[k] for k in ("payment_id", "amount", "currency")}
+        if payment["status"] == "succeeded":
+            data["provider_payment_id"] = payment["provider_payment_id"]
+        else:
+            data["decline_code"] = payment["decline_code"]
+        await self.emit(conn, f"payment.{payment['status']}", payment["order_id"], data)
+
+    # --- reading ---
+
+    async def get_payment(self, req: ValidRequest) -> StubResponse:
+        return json_response(200, _payment_body(await self._payment(req)))
+
+    async def _payment(self, req: ValidRequest) -> Row[Any]:
+        payment_id = req.params["path"]["paymentId"]
+        async with self.transaction() as conn:
+            row = (
+                await conn.execute(select(PAYMENTS).where(PAYMENTS.c.payment_id == payment_id))
+            ).first()
+        if row is None:
+            raise refusal("not-found", f"Payment {payment_id} does not exist.", req)
+        return row
+
+    async def list_payments(self, req: ValidRequest) -> StubResponse:
+        """Newest first; the cursor is the position (``seq``) of the last one shown."""
+        query = req.params["query"]
+        limit = int(query.get("limit", DEFAULT_PAGE_SIZE))
+        statement = select(PAYMENTS).order_by(PAYMENTS.c.seq.desc()).limit(limit + 1)
+        if "order_id" in query:
+            statement = statement.where(PAYMENTS.c.order_id == query["order_id"])
+        if "cursor" in query:
+            before = decode_cursor(query["cursor"], "seq", int)
+            if before is None:
+                return invalid_cursor(req)
+            statement = statement.where(PAYMENTS.c.seq < before)
+        async with self.transaction() as conn:
+            rows = (await conn.execute(statement)).all()
+        items, next_cursor = page_of(rows, limit, lambda row: {"seq": row.seq})
+        return json_response(
+            200, {"items": [_payment_body(r) for r in items], "next_cursor": next_cursor}
+        )
+
+    # --- refunding ---
+
+    async def refund_payment(self, req: ValidRequest) -> StubResponse:
+        """Refund ``amount`` (default: what remains) through Stripe; one refund per
+        payment at a time, so two cannot both spend the same remainder."""
+        wanted = req.body or {}
+        async with self._refunds.hold(req.params["path"]["paymentId"]):
+            payment = await self._payment(req)
+            amount = self._refundable(req, payment, wanted.get("amount"))
+            form = _refund_form(payment, amount, wanted.get("reason"))
+            # Keyed by what was refunded before: a retry after a timeout replays at
+            # Stripe, the next refund of the same payment is a new one.
+            key = _stripe_key(
+                "refund", payment.payment_id, str(payment.refunded_amount), str(amount)
+            )
+            status, answer = await self._stripe(req, "/v1/refunds", form, key)
+            if status != 200 or not isinstance(answer.get("id"), str):
+                raise refusal("payment-provider-error", _stripe_failure(status, answer), req)
+            await self._record_refund(payment, amount, answer["id"])
+            return json_response(200, _payment_body(await self._payment(req)))
+
+    def _refundable(self, req: ValidRequest, payment: Row[Any], requested: int | None) -> int:
+        """The amount to refund, or the documented 409 / 422 refusal."""
+        remaining = payment.amount - payment.refunded_amount
+        if payment.status == "failed":
+            detail = f"Payment {payment.payment_id} failed; there is nothing to refund."
+            raise refusal("conflict", detail, req)
+        if remaining <= 0:
+            raise refusal("conflict", f"Payment {payment.payment_id} is already refunded.", req)
+        if requested is not None and requested > remaining:
+            raise refusal(
+                "validation-error",
+                f"Only {remaining} of payment {payment.payment_id} remain refundable.",
+                req,
+                errors=[
+                    {
+                        "pointer": "/amount",
+                        "message": f"must not exceed the remaining amount {remaining}",
+                    }
+                ],
+            )
+        return remaining if requested is None else requested
+
+    async def _record_refund(self, payment: Row[Any], amount: int, refund_id: str) -> None:
+        refunded = payment.refunded_amount + amount
+        async with self.transaction() as conn:
+            await conn.execute(
+                update(PAYMENTS)
+                .where(PAYMENTS.c.payment_id == payment.payment_id)
+                .values(
+                    refunded_amount=refunded,
+                    status="refunded" if refunded == payment.amount else payment.status,
+                    updated_at=rfc3339(self.ctx.clock()),
+                )
+            )
+            data = {
+                "payment_id": payment.payment_id,
+                "amount": amount,
+                "currency": payment.currency,
+                "refund_id": refund_id,
+            }
+            await self.emit(conn, "payment.refunded", payment.order_id, data)
