@@ -47,9 +47,7 @@ class StubApp:
         request = StubRequest(
             method=scope["method"],
             path=scope["path"],
-            query=parse_qs(
-                scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True
-            ),
+            query=_query(scope.get("query_string", b"")),
             headers={
                 k.decode("latin-1").lower(): v.decode("latin-1")
                 for k, v in scope.get("headers", [])
@@ -58,6 +56,10 @@ class StubApp:
             client=(scope.get("client") or (None,))[0],
         )
         await _write(send, await self.engine.handle(request))
+
+
+def _query(raw: bytes) -> dict[str, list[str]]:
+    return parse_qs(raw.decode("latin-1"), keep_blank_values=True) if raw else {}
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -33,3 +33,5 @@ class StubResponse:
     media_type: str | None = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     operation_id: str | None = None
+    # The body is one of the spec's own examples (immutable spec data, not a copy).
+    canned: bool = False

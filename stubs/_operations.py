@@ -40,6 +40,7 @@ class Parameter:
     schema_pointer: str | None
     coerce: Coerce
     is_array: bool = False
+    pointer: str = ""  # where violations point: /path/sku, /query/limit, /header/...
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,8 @@ class Operation:
     body: dict[str, MediaBody]
     responses: dict[str, ResponseSpec]
     security: list[dict[str, list[str]]] = field(default_factory=list)
+    # The spec's canned answers by (Prefer code, Prefer example, Accept), once worked out.
+    canned: dict[tuple[str | None, str | None, str | None], Any] = field(default_factory=dict)
 
 
 def resolve_refs(doc: dict[str, Any], node: Any) -> Any:
@@ -161,6 +164,15 @@ class Api:
         self.routes = sorted(
             self.operations.values(), key=lambda op: (op.path.count("{"), -len(op.path))
         )
+        # Paths without parameters are looked up, not matched.
+        self.static_routes = {(op.method, op.path): op for op in self.routes if "{" not in op.path}
+        self.templated_routes: dict[str, list[Operation]] = {}
+        for op in self.routes:
+            if "{" in op.path:
+                self.templated_routes.setdefault(op.method, []).append(op)
+        components = data.get("components")
+        schemes = components.get("securitySchemes") if isinstance(components, dict) else None
+        self.security_schemes: dict[str, Any] = schemes if isinstance(schemes, dict) else {}
 
     @property
     def component(self) -> str:
@@ -193,14 +205,16 @@ class Api:
             if kind == "array":
                 items = (resolve_refs(data, schema) or {}).get("items")
                 item_kind = schema_type(data, items)
+            key = name.lower() if location == "header" else name
             found.append(
                 Parameter(
-                    name=name.lower() if location == "header" else name,
+                    name=key,
                     location=location,
                     required=bool(param.get("required")) or location == "path",
                     schema_pointer=join_pointer(where, "schema") if schema is not None else None,
                     coerce=coercer_for(item_kind if kind == "array" else kind),
                     is_array=kind == "array",
+                    pointer=join_pointer("", location, key),
                 )
             )
         return found

@@ -57,7 +57,29 @@ def _status_of(response: ResponseSpec, code: str | None) -> int:
 def respond_from_spec(
     api: Api, operation: Operation, prefer: dict[str, str], accept: str | None = None
 ) -> StubResponse | Problem:
-    """The spec's canned answer to a valid request."""
+    """The spec's canned answer to a valid request (worked out once per operation and
+    preference, then reused: the answer depends on nothing else)."""
+    key = (prefer.get("code"), prefer.get("example"), accept)
+    found = operation.canned.get(key)
+    if found is None:
+        found = operation.canned[key] = _work_out(api, operation, prefer, accept)
+    if isinstance(found, Problem):
+        return found
+    if not found.canned:  # generated from the schema: a fresh value each time
+        return _work_out(api, operation, prefer, accept)
+    return StubResponse(
+        found.status,
+        found.body,
+        found.media_type,
+        dict(found.headers),
+        operation.operation_id,
+        canned=True,
+    )
+
+
+def _work_out(
+    api: Api, operation: Operation, prefer: dict[str, str], accept: str | None
+) -> StubResponse | Problem:
     code = prefer.get("code")
     response = _pick_response(operation, code)
     if response is None:
@@ -89,7 +111,10 @@ def respond_from_spec(
     else:
         schema = {"$ref": "#" + media.schema_pointer} if media.schema_pointer else {}
         body = sample_from_schema(api.document.data, schema)
-    return StubResponse(status, body, media.media_type, headers, operation.operation_id)
+        return StubResponse(status, body, media.media_type, headers, operation.operation_id)
+    return StubResponse(
+        status, body, media.media_type, headers, operation.operation_id, canned=True
+    )
 
 
 def _pick_media(response: ResponseSpec, accept: str | None) -> MediaBody:

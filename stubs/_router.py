@@ -11,18 +11,20 @@ __all__ = ["route"]
 def route(api: Api, method: str, path: str) -> tuple[Operation, dict[str, str]] | Problem:
     """The operation and its raw path parameters; 405 when the path exists for other
     methods (with ``Allow``), 404 when no path matches."""
-    allowed: list[str] = []
-    for operation in api.routes:
+    static = api.static_routes.get((method, path))
+    if static is not None:
+        return static, {}
+    for operation in api.templated_routes.get(method, ()):
         match = operation.path_regex.match(path)
-        if match is None:
-            continue
-        if operation.method == method:
+        if match is not None:
             return operation, {operation.path_groups[g]: v for g, v in match.groupdict().items()}
-        allowed.append(operation.method)
+    allowed = sorted(
+        {op.method for op in api.routes if op.method != method and op.path_regex.match(path)}
+    )
     if allowed:
         return problem(
             "method-not-allowed",
             f"{method} is not allowed on {path}",
-            headers={"Allow": ", ".join(sorted(set(allowed)))},
+            headers={"Allow": ", ".join(allowed)},
         )
     return problem("not-found", f"no operation matches {method} {path}")

@@ -73,6 +73,8 @@ class SchemaSet:
     def violations(self, pointer: str, instance: Any) -> list[Violation]:
         """Every way ``instance`` breaks the schema at ``pointer`` (empty when valid)."""
         validator = self.validator(pointer)
+        if validator.is_valid(instance):  # the common case: no error objects to build
+            return []
         return [
             Violation(pointer_from_path(err.instance_path), err.message)
             for err in validator.iter_errors(instance)

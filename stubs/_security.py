@@ -35,7 +35,7 @@ def missing_credentials(api: Api, operation: Operation, request: StubRequest) ->
     """None when one of the security alternatives is met, else what is missing."""
     if not operation.security:
         return None
-    schemes = (api.document.data.get("components") or {}).get("securitySchemes") or {}
+    schemes = api.security_schemes
     for alternative in operation.security:
         if all(_satisfied(schemes.get(name) or {}, request) for name in alternative):
             return None

@@ -13,7 +13,6 @@ from urllib.parse import parse_qsl, unquote
 
 import orjson
 
-from ._diagnostics import join_pointer
 from ._http import StubRequest
 from ._operations import Api, Operation, coercer_for, resolve_refs, schema_type
 from ._problems import Problem, problem
@@ -136,7 +135,7 @@ def validate_request(
     errors: list[dict[str, str]] = []
     params: dict[str, dict[str, Any]] = {"path": {}, "query": {}, "header": {}, "cookie": {}}
     for param in operation.parameters:
-        where = join_pointer("", param.location, param.name)
+        where = param.pointer
         if param.location == "path":
             raw: list[str] | None = [unquote(path_params.get(param.name, ""))]
         elif param.location == "query":
