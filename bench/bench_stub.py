@@ -1,8 +1,9 @@
 """Throughput and latency of one stub against a bare Starlette app and a raw ASGI app,
 measured in the same run with wrk (a load generator in another process).
 
-Each server runs alone in its own process under uvicorn (uvloop, httptools); wrk drives
-GET and POST with 32 connections. Printed: requests/s, p50 and p99 latency, and the
+Each server runs alone in its own process under uvicorn (uvloop, httptools), pinned to
+one CPU while wrk (one thread) runs on another; wrk drives GET and POST with 32
+connections. Printed: requests/s, p50 and p99 latency, and the
 ratios against the bare Starlette app.
 
 Needs ``wrk`` (Debian: apt-get install wrk).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import socket
@@ -37,6 +39,14 @@ _POST_BODY = {
     },
 }
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _pinned(cpu: int) -> list[str]:
+    """``taskset -c CPU`` when available with two or more CPUs: the server and wrk then
+    each have a core of their own instead of competing for both (steadier figures)."""
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", str(cpu)]
+    return []
 
 
 def _free_port() -> int:
@@ -72,7 +82,17 @@ def _wrk(url: str, method: str, duration: int, connections: int) -> dict[str, fl
         else:
             script.write('wrk.headers["X-Service-Token"] = "bench"\n')
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script.name, url],
+        [
+            *_pinned(1),
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--latency",
+            "-s",
+            script.name,
+            url,
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -99,7 +119,9 @@ def main() -> None:
     results: dict[str, dict[str, dict[str, float]]] = {}
     for kind in ("raw", "starlette", "stub"):
         port = _free_port()
-        server = subprocess.Popen([sys.executable, str(HERE / "bench_servers.py"), kind, str(port)])
+        server = subprocess.Popen(
+            [*_pinned(0), sys.executable, str(HERE / "bench_servers.py"), kind, str(port)]
+        )
         try:
             _wait_for(port)
             base = f"http://127.0.0.1:{port}"
@@ -111,7 +133,11 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(10)
-    print(f"{args.connections} connections, {args.duration} s per run, one uvicorn worker each")
+    pinning = "server and wrk on separate CPUs" if _pinned(0) else "unpinned"
+    print(
+        f"{args.connections} connections, {args.duration} s per run, one uvicorn worker "
+        f"each, {pinning}"
+    )
     print(f"{'server':<11}{'method':<7}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'x starlette':>13}")
     for kind, by_method in results.items():
         for method, figures in by_method.items():

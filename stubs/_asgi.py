@@ -43,16 +43,18 @@ class StubApp:
             return
         if scope["type"] != "http":
             return
-        body = await _read_body(receive)
+        headers = {
+            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
+        }
+        # HTTP/1.1: no Content-Length and no Transfer-Encoding means no body, so there is
+        # nothing to wait for (a receive() would cost the event loop a round trip).
+        has_body = "content-length" in headers or "transfer-encoding" in headers
         request = StubRequest(
             method=scope["method"],
             path=scope["path"],
             query=_query(scope.get("query_string", b"")),
-            headers={
-                k.decode("latin-1").lower(): v.decode("latin-1")
-                for k, v in scope.get("headers", [])
-            },
-            body=body,
+            headers=headers,
+            body=await _read_body(receive) if has_body else b"",
             client=(scope.get("client") or (None,))[0],
         )
         await _write(send, await self.engine.handle(request))
