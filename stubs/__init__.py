@@ -19,9 +19,11 @@ from ._bus import (
     Record,
 )
 from ._bus_kafka import KafkaBus
+from ._contract import ContractCheck, check_exchange, response_violations
 from ._diagnostics import Diagnostic, escape_token, join_pointer, pointer_from_path
 from ._documents import Document, DocumentKind, collect_files, display_path, read_document
 from ._host import SpecNotFound, StubHost, shipped_components, shipped_spec
+from ._http import StubRequest, StubResponse
 from ._lint import lint_document
 from ._locate import spec_root
 from ._openapi_lint import HTTP_METHODS, iter_operations
@@ -35,6 +37,7 @@ __all__ = [
     "Backends",
     "BusError",
     "BusEvent",
+    "ContractCheck",
     "DeadLettered",
     "Delivered",
     "DeliveryFailed",
@@ -54,10 +57,13 @@ __all__ = [
     "ServePlan",
     "SpecNotFound",
     "StubHost",
+    "StubRequest",
+    "StubResponse",
     "TansuBroker",
     "TansuStartError",
     "Violation",
     "channel_messages",
+    "check_exchange",
     "collect_files",
     "display_path",
     "escape_token",
@@ -67,6 +73,7 @@ __all__ = [
     "pointer_from_path",
     "read_document",
     "resolve_pointer",
+    "response_violations",
     "serve_stubs",
     "shipped_components",
     "shipped_spec",

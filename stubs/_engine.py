@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from ._contract import response_violations
 from ._http import StubRequest, StubResponse
 from ._operations import Api, Operation
 from ._problems import PROBLEM_MEDIA_TYPE, Problem, problem
 from ._respond import parse_prefer, respond_from_spec
 from ._router import route
-from ._schemas import SchemaCompileError
 from ._security import missing_credentials
 from ._validate_request import ValidRequest, validate_request
 
@@ -125,38 +125,7 @@ class StubEngine:
         if response.canned and canned_key in self._valid_examples:
             return response
         operation = self.api.operations[str(response.operation_id)]
-        spec = (
-            operation.responses.get(str(response.status))
-            or operation.responses.get(f"{str(response.status)[0]}XX")
-            or operation.responses.get("default")
-        )
-        errors: list[dict[str, str]] = []
-        if spec is None:
-            errors.append(
-                {
-                    "pointer": "/status",
-                    "message": f"{response.status} is not a "
-                    f"documented response of {operation.operation_id}",
-                }
-            )
-        elif response.body is not None:
-            media = spec.content.get(str(response.media_type))
-            if media is None:
-                errors.append(
-                    {
-                        "pointer": "/media_type",
-                        "message": f"{response.media_type} is not documented for {response.status}",
-                    }
-                )
-            elif media.schema_pointer is not None:
-                try:
-                    violations = self.api.schemas.violations(media.schema_pointer, response.body)
-                except SchemaCompileError as exc:
-                    violations = []
-                    errors.append({"pointer": "/body", "message": f"unusable schema: {exc}"})
-                errors += [
-                    {"pointer": "/body" + v.pointer, "message": v.message} for v in violations
-                ]
+        errors = response_violations(self.api, operation, response)
         if not errors:
             if response.canned:
                 self._valid_examples.add(canned_key)

@@ -99,6 +99,9 @@ class StubHost:
     bus: Any = None  # an EventBus, started after the simulators subscribe; stopped here
     recorder: Any = None  # Callable[[str, Exchange], None]: component name + exchange
     examples_only: frozenset[str] = frozenset()  # served from spec examples, no simulator
+    # caller -> {callee: URL}: when set, each caller reaches exactly these peers (the
+    # mesh's per-edge proxies) and nothing else; unset, every hosted stub in-process.
+    routes: Mapping[str, Mapping[str, str]] | None = None
     stubs: dict[str, HostedStub] = field(default_factory=dict)
     redis: aioredis.Redis | None = None
     _clients: list[httpx.AsyncClient] = field(default_factory=list)
@@ -151,14 +154,18 @@ class StubHost:
         return record
 
     def _peer_clients(self, caller: str) -> dict[str, httpx.AsyncClient]:
+        if self.routes is not None:
+            urls = dict(self.routes.get(caller, {}))
+        else:
+            urls = {t: u for t, u in self.peer_urls.items() if t != caller}
+            urls |= {t: "" for t in self.stubs if t != caller and t not in urls}
         clients = {}
-        targets = set(self.stubs) | set(self.peer_urls)
-        for target in targets - {caller}:
+        for target, url in urls.items():
             takes_token = target not in self.stubs or _takes_service_token(self.stubs[target].api)
             headers = {"X-Service-Token": f"{caller}-token"} if takes_token else {}
-            if target in self.peer_urls:
-                client = httpx.AsyncClient(base_url=self.peer_urls[target], headers=headers)
-            else:
+            if url:
+                client = httpx.AsyncClient(base_url=url, headers=headers)
+            else:  # in-process: no socket
                 transport = httpx.ASGITransport(app=self.stubs[target].app)
                 client = httpx.AsyncClient(
                     transport=transport, base_url=f"http://{target}", headers=headers

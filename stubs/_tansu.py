@@ -125,14 +125,18 @@ def _stop(process: subprocess.Popen[bytes], grace: float) -> None:
 
 @contextmanager
 def tansu_broker(
-    *, binary: str | None = None, startup_timeout: float = 15.0, stop_grace: float = 5.0
+    *,
+    binary: str | None = None,
+    port: int | None = None,
+    startup_timeout: float = 15.0,
+    stop_grace: float = 5.0,
 ) -> Iterator[TansuBroker]:
     """Run a Tansu broker on a free loopback port for the duration of the block.
 
     Topics are not created here (the broker may not auto-create them): ``KafkaBus``
     creates the AsyncAPI topics when it starts, or call ``create_topics``.
     """
-    port = _free_port()
+    port = port or _free_port()
     env = {name: value for name, value in os.environ.items() if name not in _TANSU_ENV}
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(

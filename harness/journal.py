@@ -1,0 +1,201 @@
+"""The journal: every interaction the mesh sees, HTTP and events alike, in one order.
+
+Each HTTP exchange on a topology edge is recorded by that edge's proxy with its caller,
+callee, operationId, request, response, duration and the spec violations found on
+either side; each event on the bus with its publisher, topic, key, type and the consumer
+groups that received it. Secrets never reach the journal: credential headers and
+secret-looking body fields are redacted when recorded.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from ecom_harness.stubs import BusEvent, DeadLettered, Delivered, Published
+
+__all__ = ["EventEntry", "Interaction", "Journal", "redact_body", "redact_headers"]
+
+REDACTED = "[redacted]"
+_SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-service-token", "cookie", "set-cookie", "x-api-key"}
+)
+_SECRET_FIELDS = frozenset(
+    {
+        "password",
+        "token",
+        "access_token",
+        "refresh_token",
+        "client_secret",
+        "secret",
+        "api_key",
+        "private_key_pem",
+    }
+)
+
+
+def redact_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {k: REDACTED if k.lower() in _SECRET_HEADERS else v for k, v in headers.items()}
+
+
+def redact_body(body: Any) -> Any:
+    """The body with secret-looking fields replaced, at any depth."""
+    if isinstance(body, dict):
+        return {
+            k: REDACTED if str(k).lower() in _SECRET_FIELDS else redact_body(v)
+            for k, v in body.items()
+        }
+    if isinstance(body, list):
+        return [redact_body(item) for item in body]
+    return body
+
+
+@dataclass(frozen=True, slots=True)
+class Interaction:
+    """One HTTP exchange on one edge. ``status`` is None when no answer came (a timeout
+    or a reset); ``fault`` names the injected fault, ``error`` what went wrong."""
+
+    seq: int
+    time: float
+    caller: str
+    callee: str
+    operation_id: str | None
+    method: str
+    path: str
+    query: str
+    request_headers: dict[str, str]
+    request_body: Any
+    status: int | None
+    response_headers: dict[str, str]
+    response_body: Any
+    duration_ms: float
+    violations: tuple[str, ...] = ()
+    fault: str | None = None
+    error: str | None = None
+    kind: Literal["http"] = "http"
+
+    @property
+    def edge(self) -> str:
+        return f"{self.caller}->{self.callee}"
+
+
+@dataclass(slots=True)
+class EventEntry:
+    """One event on the bus; ``groups`` grows as consumer groups handle it."""
+
+    seq: int
+    time: float
+    publisher: str
+    topic: str
+    key: str
+    message_type: str
+    event_id: str
+    partition: int
+    offset: int
+    value: Any
+    groups: list[str] = field(default_factory=list)
+    dead_lettered: list[str] = field(default_factory=list)
+    kind: Literal["event"] = "event"
+
+
+Entry = Interaction | EventEntry
+
+
+class Journal:
+    """Append-only, thread-safe record of a mesh run; listeners see each new entry."""
+
+    def __init__(self) -> None:
+        self._entries: list[Entry] = []
+        self._events: dict[tuple[str, int, int], EventEntry] = {}
+        self._seq = itertools.count(1)
+        self._lock = threading.Lock()
+        self.listeners: list[Callable[[Entry], None]] = []
+
+    def next_seq(self) -> int:
+        with self._lock:
+            return next(self._seq)
+
+    def add(self, entry: Entry) -> None:
+        with self._lock:
+            self._entries.append(entry)
+            if isinstance(entry, EventEntry):
+                self._events[(entry.topic, entry.partition, entry.offset)] = entry
+        for listener in self.listeners:
+            listener(entry)
+
+    def observe_bus(self, event: BusEvent) -> None:
+        """An event-bus observer: publications become entries, deliveries mark them."""
+        record = event.record
+        if isinstance(event, Published):
+            value = record.value
+            self.add(
+                EventEntry(
+                    seq=self.next_seq(),
+                    time=time.time(),
+                    publisher=event.publisher,
+                    topic=record.topic,
+                    key=record.key,
+                    message_type=record.message_type,
+                    event_id=str(value.get("id", "")),
+                    partition=record.partition,
+                    offset=record.offset,
+                    value=redact_body(value),
+                )
+            )
+            return
+        with self._lock:
+            entry = self._events.get((record.topic, record.partition, record.offset))
+        if entry is None:
+            return
+        if isinstance(event, Delivered) and event.group not in entry.groups:
+            entry.groups.append(event.group)
+        elif isinstance(event, DeadLettered):
+            entry.dead_lettered.append(event.group)
+
+    def entries(self) -> list[Entry]:
+        with self._lock:
+            return list(self._entries)
+
+    def interactions(self, edge: str | None = None) -> list[Interaction]:
+        """HTTP entries, optionally of one edge (``"order-svc->inventory-svc"``)."""
+        return [
+            e
+            for e in self.entries()
+            if isinstance(e, Interaction) and (edge is None or e.edge == edge)
+        ]
+
+    def events(self, topic: str | None = None) -> list[EventEntry]:
+        return [
+            e
+            for e in self.entries()
+            if isinstance(e, EventEntry) and (topic is None or e.topic == topic)
+        ]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._events.clear()
+
+    def save(self, path: Path) -> int:
+        """Write the journal as JSON Lines (one entry per line); returns the count."""
+        entries = self.entries()
+        with path.open("wb") as out:
+            for entry in entries:
+                out.write(orjson.dumps(asdict(entry)) + b"\n")
+        return len(entries)
+
+    @staticmethod
+    def load(path: Path) -> list[dict[str, Any]]:
+        """Entries saved by :meth:`save`, as plain dicts (for reports)."""
+        return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def as_dicts(entries: Iterable[Entry]) -> list[dict[str, Any]]:
+    return [asdict(entry) for entry in entries]

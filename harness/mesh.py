@@ -1,0 +1,265 @@
+"""The mesh: every component of the topology running on loopback, each HTTP edge behind
+its own recording proxy, events on one bus, everything in one journal.
+
+A component is a hosted stub, or a real service at a URL (``real``). Callers reach
+callees only through the edge proxies, so every interaction is journaled whichever side
+is real. The bus is in-process by default, Kafka when ``kafka`` is ``"local"`` (a Tansu
+broker started here and stopped afterwards) or ``HOST:PORT``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from ecom_harness.stubs import (
+    Backends,
+    EventBus,
+    InMemoryBus,
+    KafkaBus,
+    StubHost,
+    shipped_spec,
+    tansu_broker,
+)
+from ecom_harness.stubs._asgi import PortDispatcher, bind, serve_sockets
+from ecom_harness.stubs._bus_kafka import LOCAL_GROUP_TIMINGS
+
+from .addresses import PortPlan
+from .faults import FaultBook
+from .journal import Journal
+from .proxy import RecordingProxy
+from .topology import Topology, load_topology
+
+__all__ = ["Mesh", "MeshConfigError", "MeshOptions"]
+
+
+class MeshConfigError(ValueError):
+    """Options that cannot work together; the message says which and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class MeshOptions:
+    real: Mapping[str, str] = field(default_factory=dict)  # component -> base URL
+    port_base: int | None = None
+    kafka: str | None = None  # None: in-process bus; "local": Tansu; else HOST:PORT
+    redis_url: str | None = None
+    postgres_url: str | None = None
+    host: str = "127.0.0.1"
+    settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+class Mesh:
+    """Start with ``await mesh.start()`` (or ``async with``), stop with ``await mesh.stop()``."""
+
+    def __init__(self, options: MeshOptions | None = None, topology: Topology | None = None):
+        self.options = options or MeshOptions()
+        self.topology = topology or load_topology()
+        self.plan = PortPlan.for_topology(self.topology, self.options.port_base)
+        self.journal = Journal()
+        self.faults = FaultBook()
+        self.urls: dict[str, str] = {}  # component / "caller->callee" / "admin" -> URL
+        self.bus: EventBus | None = None
+        self.bootstrap_servers: str | None = None
+        self.host: StubHost | None = None
+        self._sockets: list[socket.socket] = []
+        self._stop = asyncio.Event()
+        self._server: asyncio.Task[None] | None = None
+        self._exits = contextlib.ExitStack()
+        self._clients: list[httpx.AsyncClient] = []
+        self._check_options()
+
+    # --- configuration ---
+
+    @property
+    def hosted(self) -> list[str]:
+        """Components served by stubs here (every one with an HTTP API, minus real ones)."""
+        return [name for name in self.plan.components if name not in self.options.real]
+
+    def _check_options(self) -> None:
+        unknown = set(self.options.real) - set(self.plan.components)
+        if unknown:
+            raise MeshConfigError(
+                f"--real names unknown component(s): {', '.join(sorted(unknown))}"
+                f" (known: {', '.join(self.plan.components)})"
+            )
+        if self.options.kafka is None:
+            for name in self.options.real:
+                channels = sorted(
+                    {
+                        c
+                        for e in self.topology.edges_from(name)
+                        if e.protocol == "kafka"
+                        for c in e.channels
+                    }
+                )
+                if channels:
+                    raise MeshConfigError(
+                        f"{name} publishes or consumes Kafka topics ({', '.join(channels)}), "
+                        "but the in-process bus cannot be reached from another process: "
+                        "add --kafka local (or --kafka HOST:PORT) to run it for real"
+                    )
+
+    def url(self, name: str) -> str:
+        """The address of a component, an edge (``"caller->callee"``) or ``"admin"``."""
+        return self.urls[name]
+
+    # --- lifecycle ---
+
+    async def start(self) -> Mesh:
+        try:
+            await self._start_bus()
+            listening = self._bind()
+            self.host = StubHost(
+                specs={name: shipped_spec(name) for name in self.hosted},
+                backends=Backends(
+                    database_url=self.options.postgres_url, redis_url=self.options.redis_url
+                ),
+                routes=self._routes(),
+                bus=self.bus,
+                settings=self.options.settings,
+            )
+            await self.host.start()
+            apps = self._apps(listening)
+            self._server = asyncio.create_task(
+                serve_sockets(PortDispatcher(apps), self._sockets, self._stop)
+            )
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def _start_bus(self) -> None:
+        kafka = self.options.kafka
+        if kafka is None:
+            self.bus = InMemoryBus(observer=self.journal.observe_bus)
+            return
+        if kafka == "local":
+            broker = await asyncio.to_thread(
+                self._exits.enter_context, tansu_broker(port=self.plan.kafka or None)
+            )
+            self.bootstrap_servers = broker.bootstrap_servers
+            timings = LOCAL_GROUP_TIMINGS
+        else:
+            self.bootstrap_servers, timings = kafka, None
+        self.bus = KafkaBus(
+            self.bootstrap_servers, observer=self.journal.observe_bus, timings=timings
+        )
+
+    def _bind(self) -> dict[int, str]:
+        """Bind every listening socket first, so all URLs are known before anything
+        starts; returns port -> what listens there."""
+        host, listening = self.options.host, {}
+        shown = f"[{host}]" if ":" in host else host
+        wanted = {name: self.plan.components[name] for name in self.hosted}
+        wanted |= dict(self.plan.edges) | {"admin": self.plan.admin}
+        for name, port in wanted.items():
+            sock = bind(host, port)
+            self._sockets.append(sock)
+            actual = sock.getsockname()[1]
+            listening[actual] = name
+            self.urls[name] = f"http://{shown}:{actual}"
+        self.urls |= dict(self.options.real)
+        return listening
+
+    def _routes(self) -> dict[str, dict[str, str]]:
+        routes: dict[str, dict[str, str]] = {}
+        for edge in self.topology.edges:
+            if edge.is_http:
+                routes.setdefault(edge.source, {})[edge.target] = self.urls[
+                    f"{edge.source}->{edge.target}"
+                ]
+        return routes
+
+    def _apps(self, listening: dict[int, str]) -> dict[int, Any]:
+        assert self.host is not None
+        from .admin import admin_app  # the admin API needs the started mesh
+
+        apps: dict[int, Any] = {}
+        for port, name in listening.items():
+            if name == "admin":
+                apps[port] = admin_app(self)
+            elif "->" in name:
+                apps[port] = self._proxy(name)
+            else:
+                apps[port] = self.host.stubs[name].app
+        return apps
+
+    def _proxy(self, edge: str) -> RecordingProxy:
+        assert self.host is not None
+        caller, callee = edge.split("->")
+        stub = self.host.stubs.get(callee)
+        if stub is not None:
+            upstream = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=stub.app),
+                base_url=f"http://{callee}",
+                timeout=None,
+            )
+            api = stub.api
+        else:
+            from ecom_harness.stubs._host import load_api
+
+            upstream = httpx.AsyncClient(base_url=self.options.real[callee], timeout=None)
+            api = load_api(shipped_spec(callee))
+        self._clients.append(upstream)
+        return RecordingProxy(
+            caller, callee, upstream=upstream, api=api, journal=self.journal, faults=self.faults
+        )
+
+    async def stop(self) -> None:
+        """Stop everything this mesh started, by its own handles; safe to call twice."""
+        self._stop.set()
+        if self._server is not None:
+            await self._server
+            self._server = None
+        for sock in self._sockets:
+            sock.close()
+        self._sockets.clear()
+        for client in self._clients:
+            await client.aclose()
+        self._clients.clear()
+        if self.host is not None:
+            await self.host.stop()  # stops the bus too
+            self.host = None
+        elif self.bus is not None and not isinstance(self.bus, InMemoryBus):
+            await self.bus.stop()
+        await asyncio.to_thread(self._exits.close)  # a broker we started
+
+    async def __aenter__(self) -> Mesh:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- using it ---
+
+    def client(self, **headers: str) -> httpx.AsyncClient:
+        """The end user's client: reaches the gateway through the client's edge proxy."""
+        gateway = next(
+            e for e in self.topology.edges if self.topology.components[e.source].kind == "client"
+        )
+        client = httpx.AsyncClient(
+            base_url=self.url(f"{gateway.source}->{gateway.target}"), headers=headers
+        )
+        self._clients.append(client)
+        return client
+
+    async def reset(self) -> None:
+        """Between scenarios: every simulator forgets its state; journal and faults clear."""
+        if self.host is not None:
+            await self.host.reset()
+        self.journal.clear()
+        self.faults.clear()
+
+    async def seed(self, component: str, data: Any) -> None:
+        """Hand ``data`` to the component simulator's ``seed`` (stock, products...)."""
+        stub = self.host.stubs.get(component) if self.host else None
+        seed = getattr(stub.simulator, "seed", None) if stub else None
+        if seed is None:
+            raise MeshConfigError(f"{component} cannot be seeded (no simulator with seed())")
+        await seed(data)

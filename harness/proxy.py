@@ -1,0 +1,211 @@
+"""The recording proxy on one topology edge: the caller reaches the callee only through
+it, so every exchange is seen -- whichever side is real -- and faults can be injected.
+
+Per request: take the edge's fault (if any), forward to the callee (an in-process stub
+through ``httpx.ASGITransport``, or a real service by URL), answer the caller, and
+journal the exchange with its operationId and the spec violations on either side
+(judged against the callee's OpenAPI document).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+import orjson
+
+from ecom_harness.stubs import StubRequest, check_exchange
+from ecom_harness.stubs._asgi import Receive, Scope, Send
+from ecom_harness.stubs._operations import Api
+
+from .faults import Fault, FaultBook
+from .journal import Interaction, Journal, redact_body, redact_headers
+
+__all__ = ["RecordingProxy"]
+
+# Hop-by-hop headers, and those httpx or the server set themselves.
+_DROP_REQUEST = frozenset(
+    {
+        "host",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "upgrade",
+        "te",
+        "trailer",
+    }
+)
+_DROP_RESPONSE = frozenset(
+    {"content-length", "connection", "keep-alive", "transfer-encoding", "date", "server"}
+)
+
+
+def _decoded(body: bytes, media_type: str) -> Any:
+    """A body as the journal shows it: JSON as data, forms as fields, else text."""
+    if not body:
+        return None
+    if media_type == "application/json" or media_type.endswith("+json"):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    if media_type == "application/x-www-form-urlencoded":
+        return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    return body.decode("utf-8", "replace")
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What the caller got: an answer (``status``), or none (``error`` says why)."""
+
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    error: str | None = None
+
+
+def _media_type(headers: dict[str, str]) -> str:
+    return headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+class RecordingProxy:
+    """ASGI app proxying ``caller -> callee``; ``api`` is the callee's compiled spec."""
+
+    def __init__(
+        self,
+        caller: str,
+        callee: str,
+        *,
+        upstream: httpx.AsyncClient,
+        api: Api | None,
+        journal: Journal,
+        faults: FaultBook,
+    ):
+        self.caller, self.callee = caller, callee
+        self.edge = f"{caller}->{callee}"
+        self.upstream, self.api, self.journal, self.faults = upstream, api, journal, faults
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        headers = {
+            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
+        }
+        body = await _read_all(receive)
+        query = scope.get("query_string", b"").decode("latin-1")
+        request = StubRequest(
+            method=scope["method"],
+            path=scope["path"],
+            query={k: [v] for k, v in parse_qsl(query)},
+            headers=headers,
+            body=body,
+        )
+        fault = self.faults.take(self.edge)
+        outcome = _Outcome(error="interrupted")
+        try:
+            if fault is not None and fault.kind != "delay":
+                outcome = await self._fault(fault, receive, send)
+            else:
+                if fault is not None:
+                    await asyncio.sleep(fault.delay_ms / 1000)
+                outcome = await self._forward(request, query, send)
+        finally:
+            self._record(request, query, outcome, fault, started)
+
+    async def _forward(self, request: StubRequest, query: str, send: Send) -> _Outcome:
+        headers = {k: v for k, v in request.headers.items() if k not in _DROP_REQUEST}
+        target = request.path + (f"?{query}" if query else "")
+        try:
+            response = await self.upstream.request(
+                request.method, target, headers=headers, content=request.body
+            )
+        except httpx.HTTPError as exc:
+            # The callee cannot be reached: the caller sees a dropped connection, as it
+            # would without the proxy, not an answer the proxy made up.
+            await _drop(send)
+            return _Outcome(error=f"upstream unreachable: {type(exc).__name__}: {exc}")
+        answer = {
+            k.lower(): v for k, v in response.headers.items() if k.lower() not in _DROP_RESPONSE
+        }
+        await _answer(send, response.status_code, answer, response.content)
+        return _Outcome(response.status_code, answer, response.content)
+
+    async def _fault(self, fault: Fault, receive: Receive, send: Send) -> _Outcome:
+        if fault.kind == "error":
+            body = b"" if fault.body is None else orjson.dumps(fault.body)
+            headers = {"content-type": "application/json"} if body else {}
+            await _answer(send, fault.status, headers, body)
+            return _Outcome(fault.status, headers, body)
+        if fault.kind == "reset":
+            await _drop(send)
+            return _Outcome(error="connection reset (fault)")
+        # timeout: hold the request unanswered until the caller gives up and disconnects
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        return _Outcome(error="no answer (timeout fault)")
+
+    def _record(
+        self,
+        request: StubRequest,
+        query: str,
+        outcome: _Outcome,
+        fault: Fault | None,
+        started: float,
+    ) -> None:
+        media_type = _media_type(outcome.headers)
+        check = (
+            check_exchange(self.api, request, outcome.status, media_type, outcome.body)
+            if self.api is not None
+            else None
+        )
+        self.journal.add(
+            Interaction(
+                seq=self.journal.next_seq(),
+                time=time.time(),
+                caller=self.caller,
+                callee=self.callee,
+                operation_id=check.operation_id if check else None,
+                method=request.method,
+                path=request.path,
+                query=query,
+                request_headers=redact_headers(request.headers),
+                request_body=redact_body(_decoded(request.body, request.media_type)),
+                status=outcome.status,
+                response_headers=redact_headers(outcome.headers),
+                response_body=redact_body(_decoded(outcome.body, media_type)),
+                duration_ms=(time.perf_counter() - started) * 1000,
+                violations=check.violations if check else (),
+                fault=fault.describe() if fault else None,
+                error=outcome.error,
+            )
+        )
+
+
+async def _read_all(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _answer(send: Send, status: int, headers: dict[str, str], body: bytes) -> None:
+    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    raw.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _drop(send: Send) -> None:
+    """Start an answer and never finish it: the server closes the connection, and the
+    caller sees it cut mid-response (as with a connection reset)."""
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1")]}
+    )
