@@ -122,7 +122,9 @@ class PortDispatcher:
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket; port 0 picks a free one (read it back from the socket)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only then;
+    # without it Nagle and delayed ACKs add ~40 ms to every keep-alive exchange.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
