@@ -18,6 +18,7 @@ import click
 
 from ecom_harness import __version__
 
+from .mesh import env, up
 from .specs import specs
 from .stubs import stubs
 from .topology import topology
@@ -35,6 +36,8 @@ def cli() -> None:
 cli.add_command(specs)
 cli.add_command(stubs)
 cli.add_command(topology)
+cli.add_command(up)
+cli.add_command(env)
 
 
 def main() -> None:

@@ -13,10 +13,16 @@ from dataclasses import dataclass
 
 from .topology import Topology
 
-__all__ = ["SERVED_KINDS", "PortPlan"]
+__all__ = ["SERVED_KINDS", "PortPlan", "http_url"]
 
 SERVED_KINDS = ("gateway", "service", "external")  # components with an HTTP API
 ADMIN_OFFSET, KAFKA_OFFSET, EDGE_OFFSET = 98, 99, 100
+
+
+def http_url(host: str, port: int) -> str:
+    """``http://host:port``, with an IPv6 host in brackets."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
 
 
 @dataclass(frozen=True, slots=True)

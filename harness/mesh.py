@@ -30,7 +30,7 @@ from ecom_harness.stubs import (
 from ecom_harness.stubs._asgi import PortDispatcher, bind, serve_sockets
 from ecom_harness.stubs._bus_kafka import LOCAL_GROUP_TIMINGS
 
-from .addresses import PortPlan
+from .addresses import PortPlan, http_url
 from .faults import FaultBook
 from .journal import Journal
 from .proxy import RecordingProxy
@@ -155,7 +155,6 @@ class Mesh:
         """Bind every listening socket first, so all URLs are known before anything
         starts; returns port -> what listens there."""
         host, listening = self.options.host, {}
-        shown = f"[{host}]" if ":" in host else host
         wanted = {name: self.plan.components[name] for name in self.hosted}
         wanted |= dict(self.plan.edges) | {"admin": self.plan.admin}
         for name, port in wanted.items():
@@ -163,7 +162,7 @@ class Mesh:
             self._sockets.append(sock)
             actual = sock.getsockname()[1]
             listening[actual] = name
-            self.urls[name] = f"http://{shown}:{actual}"
+            self.urls[name] = http_url(host, actual)
         self.urls |= dict(self.options.real)
         return listening
 
@@ -238,14 +237,17 @@ class Mesh:
 
     # --- using it ---
 
-    def client(self, **headers: str) -> httpx.AsyncClient:
-        """The end user's client: reaches the gateway through the client's edge proxy."""
-        gateway = next(
+    @property
+    def entry_url(self) -> str:
+        """Where the end user comes in: the client's edge proxy to the gateway."""
+        edge = next(
             e for e in self.topology.edges if self.topology.components[e.source].kind == "client"
         )
-        client = httpx.AsyncClient(
-            base_url=self.url(f"{gateway.source}->{gateway.target}"), headers=headers
-        )
+        return self.url(f"{edge.source}->{edge.target}")
+
+    def client(self, **headers: str) -> httpx.AsyncClient:
+        """The end user's client: reaches the gateway through the client's edge proxy."""
+        client = httpx.AsyncClient(base_url=self.entry_url, headers=headers)
         self._clients.append(client)
         return client
 

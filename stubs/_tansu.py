@@ -145,6 +145,7 @@ def tansu_broker(
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
+            start_new_session=True,  # a terminal's Ctrl-C reaches us, not the broker: we stop it
         )
         try:
             _wait_listening(process, port, startup_timeout, log)

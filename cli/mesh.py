@@ -1,0 +1,299 @@
+"""``ecom-harness up`` and ``ecom-harness env``: the whole mesh in the foreground, and
+what a real service needs to take a stub's place in it. Both take the same mesh options.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import functools
+import signal
+import sys
+import threading
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+import click
+from redis.exceptions import RedisError
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
+
+from ecom_harness.harness import load_topology
+from ecom_harness.harness.addresses import PortPlan
+from ecom_harness.harness.env import ENV_FORMATS, EnvError, component_env
+from ecom_harness.harness.mesh import Mesh, MeshConfigError, MeshOptions
+
+__all__ = ["env", "up"]
+
+EXIT_PROBLEMS = 1
+# What starting the mesh can fail with because of the machine or the flags, not a bug:
+# a busy port (OSError), an unusable URL (ValueError), a broker that did not start or
+# cannot be reached (RuntimeError: TansuStartError, aiokafka's KafkaError), a Redis or
+# PostgreSQL server that refuses.
+START_FAILURES = (OSError, ValueError, RuntimeError, RedisError, SQLAlchemyError)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+KIND_ORDER = {"gateway": 0, "service": 1, "external": 2}  # the address table's order
+
+# --- the shared mesh options ---------------------------------------------------------------
+
+
+def _parse_real(_: click.Context, __: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    real: dict[str, str] = {}
+    for value in values:
+        name, _sep, url = value.partition("=")
+        if not name or not _is_url(url, ("http", "https"), need_host=True):
+            raise click.BadParameter(
+                f"'{value}' is not NAME=URL (for example order-svc=http://127.0.0.1:9000)"
+            )
+        if name in real:
+            raise click.BadParameter(f"'{name}' is given twice")
+        real[name] = url.rstrip("/")
+    return real
+
+
+def _is_url(value: str, schemes: tuple[str, ...], *, need_host: bool = False) -> bool:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
+    except ValueError:
+        return False
+    scheme = parts.scheme.split("+", 1)[0]
+    return scheme in schemes and (bool(parts.hostname) or not need_host)
+
+
+def _url_of(*schemes: str) -> Callable[[click.Context, click.Parameter, str | None], str | None]:
+    """A callback accepting a URL with one of ``schemes`` (``postgresql+psycopg`` counts
+    as ``postgresql``)."""
+
+    def check(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
+        if value is not None and not _is_url(value, schemes):
+            raise click.BadParameter(f"'{value}' is not a {' or '.join(schemes)} URL")
+        return value
+
+    return check
+
+
+def _parse_kafka(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
+    if value is None or value == "local":
+        return value
+    for server in value.split(","):
+        host, _sep, port = server.rpartition(":")
+        if not (host and port.isdigit() and 0 < int(port) < 65536):
+            raise click.BadParameter(f"'{value}' is neither 'local' nor HOST:PORT[,HOST:PORT...]")
+    return value
+
+
+def _check_port_base(_: click.Context, __: click.Parameter, value: int | None) -> int | None:
+    if value is not None:
+        try:
+            PortPlan.for_topology(load_topology(), value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
+_MESH_OPTIONS = (
+    click.option(
+        "--real",
+        multiple=True,
+        metavar="NAME=URL",
+        callback=_parse_real,
+        help="A real service takes the stub's place (repeatable).",
+    ),
+    click.option(
+        "--port-base",
+        type=int,
+        metavar="N",
+        callback=_check_port_base,
+        help="Fixed ports: components from N, admin N+98, local Kafka N+99, edges from N+100.",
+    ),
+    click.option(
+        "--kafka",
+        metavar="local|HOST:PORT",
+        callback=_parse_kafka,
+        help="A real broker: 'local' starts Tansu on loopback; default an in-process bus.",
+    ),
+    click.option(
+        "--redis",
+        "redis_url",
+        metavar="URL",
+        callback=_url_of("redis", "rediss", "unix"),
+        help="A Redis server; default fakeredis.",
+    ),
+    click.option(
+        "--postgres",
+        "postgres_url",
+        metavar="DSN",
+        callback=_url_of("postgresql"),
+        help="A PostgreSQL server (one database per service); default SQLite.",
+    ),
+    click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on."),
+)
+
+
+def mesh_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Add the mesh options to ``command`` and hand it one ``options: MeshOptions``."""
+
+    @functools.wraps(command)
+    def with_options(
+        *args: Any,
+        real: dict[str, str],
+        port_base: int | None,
+        kafka: str | None,
+        redis_url: str | None,
+        postgres_url: str | None,
+        host: str,
+        **kwargs: Any,
+    ) -> None:
+        options = MeshOptions(
+            real=real,
+            port_base=port_base,
+            kafka=kafka,
+            redis_url=redis_url,
+            postgres_url=postgres_url,
+            host=host,
+        )
+        command(*args, options=options, **kwargs)
+
+    for option in reversed(_MESH_OPTIONS):
+        with_options = option(with_options)
+    return with_options
+
+
+# --- env ---------------------------------------------------------------------------------
+
+
+@click.command("env")
+@click.argument("component")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(ENV_FORMATS),
+    default="sh",
+    show_default=True,
+    help="Shell exports, a .env file, or a JSON object.",
+)
+@mesh_options
+def env(component: str, fmt: str, options: MeshOptions) -> None:
+    """Print what a real COMPONENT needs to join a mesh started with the same options:
+    PORT, its dependencies' URLs (through the edge proxies), KAFKA_BOOTSTRAP_SERVERS,
+    DATABASE_URL, REDIS_URL. Needs --port-base."""
+    topology = load_topology()
+    plan = PortPlan.for_topology(topology, options.port_base)
+    try:
+        result = component_env(topology, plan, options, component)
+    except EnvError as exc:
+        raise click.UsageError(str(exc)) from None
+    for warning in result.warnings:
+        click.echo(f"ecom-harness: warning: {warning}", err=True)
+    click.echo(result.render(fmt))
+
+
+# --- up ----------------------------------------------------------------------------------
+
+
+@click.command("up")
+@mesh_options
+@click.option(
+    "--journal",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="When stopped, save the journal here as JSON Lines.",
+)
+def up(options: MeshOptions, journal: Path | None) -> None:
+    """Run the whole mesh in the foreground and print its addresses (gateway first);
+    Ctrl-C stops everything, a broker it started included."""
+    try:
+        mesh = Mesh(options)
+    except MeshConfigError as exc:
+        _fail(str(exc))
+    try:
+        run_until_signalled(lambda requested: _serve(mesh, requested, journal))
+    except START_FAILURES as exc:
+        _fail(f"cannot run the mesh: {_first_line(exc)}{_hint(exc, mesh.plan)}")
+    click.echo("stopped", err=True)
+
+
+async def _serve(mesh: Mesh, requested: threading.Event, journal: Path | None) -> None:
+    await mesh.start()  # stops what it started if it fails
+    try:
+        console = Console()
+        console.print(address_table(mesh))
+        console.print(f"the client's way in (journaled): curl {mesh.entry_url}/health")
+        console.print("Ctrl-C stops everything")
+        await asyncio.to_thread(requested.wait)
+        click.echo("stopping the mesh ...", err=True)
+    finally:
+        await mesh.stop()
+    if journal is not None:
+        count = mesh.journal.save(journal)
+        click.echo(f"journal saved to {journal} ({count} entries)", err=True)
+
+
+def run_until_signalled(main: Callable[[threading.Event], Coroutine[Any, Any, None]]) -> None:
+    """Run ``main(requested)`` on an event loop in a worker thread until it returns;
+    SIGINT and SIGTERM set ``requested``, and ``main`` decides what stopping means.
+
+    Why a thread: the mesh's uvicorn server installs its own loop signal handlers when it
+    runs in the main thread (there is one handler per signal), and none elsewhere. Off the
+    main thread, this command alone owns Ctrl-C: the first one stops everything exactly
+    once, another one while stopping changes nothing, and none is lost during start-up.
+    """
+    requested = threading.Event()
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            asyncio.run(main(requested))
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread below
+            failure.append(exc)
+
+    worker = threading.Thread(target=work, name="ecom-harness-mesh")
+    previous = {sig: signal.signal(sig, lambda *_: requested.set()) for sig in STOP_SIGNALS}
+    try:
+        worker.start()
+        worker.join()  # signal handlers run in here, between lock waits
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if failure:
+        raise failure[0]
+
+
+def address_table(mesh: Mesh) -> Table:
+    """Components (gateway, services, externals; real or stub), then the edge proxies,
+    the admin API and a real broker."""
+    table = Table(title="ecom-harness mesh")
+    table.add_column("name")
+    table.add_column("kind")
+    table.add_column("address", overflow="fold")
+    kinds = mesh.topology.components
+    for name in sorted(mesh.plan.components, key=lambda n: KIND_ORDER[kinds[n].kind]):
+        table.add_row(name, "real" if name in mesh.options.real else "stub", mesh.url(name))
+    for edge in mesh.plan.edges:
+        table.add_row(edge, "proxy", mesh.url(edge))
+    table.add_row("admin", "admin", mesh.url("admin"))
+    if mesh.bootstrap_servers is not None:
+        table.add_row("kafka", "broker", mesh.bootstrap_servers)
+    return table
+
+
+def _hint(exc: BaseException, plan: PortPlan) -> str:
+    """For a busy port, which ports the fixed plan needs (the OS does not say which)."""
+    if not (isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE and plan.admin):
+        return ""
+    ports = [*plan.components.values(), *plan.edges.values(), plan.admin]
+    return f" (the mesh needs ports {min(ports)}..{max(ports)}: is another one running?)"
+
+
+def _first_line(exc: BaseException) -> str:
+    """Some errors (SQLAlchemy's) run to several lines; the first one says what."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"ecom-harness: {message}", err=True)
+    sys.exit(EXIT_PROBLEMS)
