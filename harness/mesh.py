@@ -29,6 +29,7 @@ from ecom_harness.stubs import (
 )
 from ecom_harness.stubs._asgi import PortDispatcher, bind, serve_sockets
 from ecom_harness.stubs._bus_kafka import LOCAL_GROUP_TIMINGS
+from ecom_harness.stubs._host import shared_tls
 
 from .addresses import PortPlan, http_url
 from .faults import FaultBook
@@ -203,7 +204,9 @@ class Mesh:
         else:
             from ecom_harness.stubs._host import load_api
 
-            upstream = httpx.AsyncClient(base_url=self.options.real[callee], timeout=None)
+            upstream = httpx.AsyncClient(
+                base_url=self.options.real[callee], timeout=None, verify=shared_tls()
+            )
             api = load_api(shipped_spec(callee))
         self._clients.append(upstream)
         return RecordingProxy(
@@ -247,7 +250,7 @@ class Mesh:
 
     def client(self, **headers: str) -> httpx.AsyncClient:
         """The end user's client: reaches the gateway through the client's edge proxy."""
-        client = httpx.AsyncClient(base_url=self.entry_url, headers=headers)
+        client = httpx.AsyncClient(base_url=self.entry_url, headers=headers, verify=shared_tls())
         self._clients.append(client)
         return client
 

@@ -7,6 +7,8 @@ Peers are the plug-in point: by default a component reaches the others through
 
 from __future__ import annotations
 
+import functools
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,7 @@ __all__ = [
     "SpecNotFound",
     "StubHost",
     "load_api",
+    "shared_tls",
     "shipped_components",
     "shipped_spec",
 ]
@@ -65,6 +68,13 @@ def load_api(path: Path) -> Api:
     if doc.kind is not DocumentKind.OPENAPI:
         raise ValueError(f"{doc.display}: not an OpenAPI document ({doc.kind.value})")
     return Api(doc)
+
+
+@functools.cache
+def shared_tls() -> ssl.SSLContext:
+    """One TLS context for every client to a URL: building one reads the CA bundle
+    (~20 ms), and a mesh makes a client per edge."""
+    return httpx.create_ssl_context()
 
 
 def _takes_service_token(api: Api) -> bool:
@@ -164,7 +174,7 @@ class StubHost:
             takes_token = target not in self.stubs or _takes_service_token(self.stubs[target].api)
             headers = {"X-Service-Token": f"{caller}-token"} if takes_token else {}
             if url:
-                client = httpx.AsyncClient(base_url=url, headers=headers)
+                client = httpx.AsyncClient(base_url=url, headers=headers, verify=shared_tls())
             else:  # in-process: no socket
                 transport = httpx.ASGITransport(app=self.stubs[target].app)
                 client = httpx.AsyncClient(
