@@ -114,32 +114,22 @@ def test_query_parameters_are_typed_before_validation(gateway: Api) -> None:
     assert not_a_number.json()["errors"][0]["pointer"] == "/query/limit"
 
 
-def test_malformed_json_unsupported_media_and_oversized_body(gateway: Api) -> None:
-    engine = StubEngine(gateway)
-    broken = _call(
-        engine,
-        "POST",
-        "/v1/orders",
-        headers=AUTH | {"Content-Type": "application/json"},
-        content=b"{not json",
-    )
-    assert broken.status_code == 400
-    xml = _call(
-        engine,
-        "POST",
-        "/v1/orders",
-        headers=AUTH | {"Content-Type": "text/xml"},
-        content=b"<order/>",
-    )
-    assert xml.status_code == 415
-    huge = _call(
-        engine,
-        "POST",
-        "/v1/orders",
-        headers=AUTH | {"Content-Type": "application/json"},
-        content=b" " * (MAX_BODY_BYTES + 10),
-    )
-    assert huge.status_code == 413
+@pytest.mark.parametrize(
+    ("media_type", "body", "status"),
+    [
+        ("application/json", b"{not json", 400),
+        ("text/xml", b"<order/>", 415),
+        ("application/json", b" " * (MAX_BODY_BYTES + 10), 413),
+    ],
+    ids=["malformed-json", "unsupported-media-type", "oversized-body"],
+)
+def test_unusable_bodies_are_refused(
+    gateway: Api, media_type: str, body: bytes, status: int
+) -> None:
+    headers = AUTH | {"Content-Type": media_type}
+    answer = _call(StubEngine(gateway), "POST", "/v1/orders", headers=headers, content=body)
+    assert answer.status_code == status
+    assert answer.headers["content-type"] == "application/problem+json"
 
 
 def test_form_encoded_body_is_parsed_and_typed() -> None:
