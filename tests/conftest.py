@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import random
 import shutil
+import socket
 import tempfile
 import tomllib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from ecom_harness.harness import load_topology
+from ecom_harness.harness.addresses import PortPlan
 from ecom_harness.stubs._backends import Backends
 from ecom_harness.stubs._engine import Exchange
 from ecom_harness.stubs._host import StubHost
@@ -161,3 +166,39 @@ def asgi_client(host: StubHost, component: str, **headers: str) -> httpx.AsyncCl
     """A client that talks to one hosted stub in-process (no socket)."""
     transport = httpx.ASGITransport(app=host.stubs[component].app)
     return httpx.AsyncClient(transport=transport, base_url=f"http://{component}", headers=headers)
+
+
+# --- fixed mesh ports: port bases whose whole plan is free --------------------------------
+
+TOPOLOGY = load_topology()
+# Below Linux's ephemeral range (32768+), so outgoing connections do not take our ports.
+PORT_BASES = range(20000, 32400, 150)
+
+
+def plan_for(base: int) -> PortPlan:
+    return PortPlan.for_topology(TOPOLOGY, base)
+
+
+def plan_ports(plan: PortPlan) -> list[int]:
+    return [*plan.components.values(), *plan.edges.values(), plan.admin, plan.kafka]
+
+
+def is_free(port: int) -> bool:
+    """Whether a new listener could bind the port (with SO_REUSEADDR, as the mesh does,
+    so connections lingering in TIME_WAIT do not count)."""
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port_base() -> int:
+    """A port base whose whole plan is free right now; picked at random, so parallel
+    runs rarely try the same one."""
+    for base in random.sample(PORT_BASES, len(PORT_BASES)):
+        if all(is_free(port) for port in plan_ports(plan_for(base))):
+            return base
+    raise RuntimeError("no free port range for a mesh")

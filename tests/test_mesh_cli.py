@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import shlex
 import signal
 import socket
@@ -19,43 +18,11 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
+from conftest import free_port_base, is_free, plan_for, plan_ports
 from ecom_harness.cli.main import cli
-from ecom_harness.harness import load_topology
 from ecom_harness.harness.addresses import PortPlan
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "ecom-harness"
-TOPOLOGY = load_topology()
-# Below Linux's ephemeral range (32768+), so outgoing connections do not take our ports.
-PORT_BASES = range(20000, 32400, 150)
-
-
-def plan_for(base: int) -> PortPlan:
-    return PortPlan.for_topology(TOPOLOGY, base)
-
-
-def plan_ports(plan: PortPlan) -> list[int]:
-    return [*plan.components.values(), *plan.edges.values(), plan.admin, plan.kafka]
-
-
-def is_free(port: int) -> bool:
-    """Whether a new listener could bind the port (with SO_REUSEADDR, as the mesh does,
-    so connections lingering in TIME_WAIT do not count)."""
-    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def free_port_base() -> int:
-    """A port base whose whole plan is free right now; picked at random, so parallel
-    runs rarely try the same one."""
-    for base in random.sample(PORT_BASES, len(PORT_BASES)):
-        if all(is_free(port) for port in plan_ports(plan_for(base))):
-            return base
-    raise RuntimeError("no free port range for a mesh")
 
 
 def invoke(*args: str) -> Result:

@@ -21,8 +21,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from test_mesh_cli import free_port_base
 
+from conftest import free_port_base
 from ecom_harness.cli.main import cli
 from ecom_harness.harness.mesh import Mesh, MeshConfigError, MeshOptions
 from ecom_harness.stubs import resolve_pointer, shipped_spec
