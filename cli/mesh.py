@@ -7,10 +7,9 @@ from __future__ import annotations
 import asyncio
 import errno
 import functools
-import signal
 import sys
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -25,6 +24,7 @@ from ecom_harness.harness import load_topology
 from ecom_harness.harness.addresses import PortPlan
 from ecom_harness.harness.env import ENV_FORMATS, EnvError, component_env
 from ecom_harness.harness.mesh import Mesh, MeshConfigError, MeshOptions
+from ecom_harness.harness.running import run_until_signalled
 
 __all__ = ["env", "up"]
 
@@ -34,7 +34,6 @@ EXIT_PROBLEMS = 1
 # cannot be reached (RuntimeError: TansuStartError, aiokafka's KafkaError), a Redis or
 # PostgreSQL server that refuses.
 START_FAILURES = (OSError, ValueError, RuntimeError, RedisError, SQLAlchemyError)
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 KIND_ORDER = {"gateway": 0, "service": 1, "external": 2}  # the address table's order
 
 # --- the shared mesh options ---------------------------------------------------------------
@@ -230,36 +229,6 @@ async def _serve(mesh: Mesh, requested: threading.Event, journal: Path | None) -
     if journal is not None:
         count = mesh.journal.save(journal)
         click.echo(f"journal saved to {journal} ({count} entries)", err=True)
-
-
-def run_until_signalled(main: Callable[[threading.Event], Coroutine[Any, Any, None]]) -> None:
-    """Run ``main(requested)`` on an event loop in a worker thread until it returns;
-    SIGINT and SIGTERM set ``requested``, and ``main`` decides what stopping means.
-
-    Why a thread: the mesh's uvicorn server installs its own loop signal handlers when it
-    runs in the main thread (there is one handler per signal), and none elsewhere. Off the
-    main thread, this command alone owns Ctrl-C: the first one stops everything exactly
-    once, another one while stopping changes nothing, and none is lost during start-up.
-    """
-    requested = threading.Event()
-    failure: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            asyncio.run(main(requested))
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread below
-            failure.append(exc)
-
-    worker = threading.Thread(target=work, name="ecom-harness-mesh")
-    previous = {sig: signal.signal(sig, lambda *_: requested.set()) for sig in STOP_SIGNALS}
-    try:
-        worker.start()
-        worker.join()  # signal handlers run in here, between lock waits
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if failure:
-        raise failure[0]
 
 
 def address_table(mesh: Mesh) -> Table:
