@@ -7,18 +7,15 @@ from __future__ import annotations
 import asyncio
 import errno
 import functools
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import urlsplit
 
 import click
-from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 
 from ecom_harness.harness import load_topology
 from ecom_harness.harness.addresses import PortPlan
@@ -26,14 +23,10 @@ from ecom_harness.harness.env import ENV_FORMATS, EnvError, component_env
 from ecom_harness.harness.mesh import Mesh, MeshConfigError, MeshOptions
 from ecom_harness.harness.running import run_until_signalled
 
+from ._failures import START_FAILURES, fail, first_line
+
 __all__ = ["env", "up"]
 
-EXIT_PROBLEMS = 1
-# What starting the mesh can fail with because of the machine or the flags, not a bug:
-# a busy port (OSError), an unusable URL (ValueError), a broker that did not start or
-# cannot be reached (RuntimeError: TansuStartError, aiokafka's KafkaError), a Redis or
-# PostgreSQL server that refuses.
-START_FAILURES = (OSError, ValueError, RuntimeError, RedisError, SQLAlchemyError)
 KIND_ORDER = {"gateway": 0, "service": 1, "external": 2}  # the address table's order
 
 # --- the shared mesh options ---------------------------------------------------------------
@@ -207,11 +200,11 @@ def up(options: MeshOptions, journal: Path | None) -> None:
     try:
         mesh = Mesh(options)
     except MeshConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     try:
         run_until_signalled(lambda requested: _serve(mesh, requested, journal))
     except START_FAILURES as exc:
-        _fail(f"cannot run the mesh: {_first_line(exc)}{_hint(exc, mesh.plan)}")
+        fail(f"cannot run the mesh: {first_line(exc)}{_hint(exc, mesh.plan)}")
     click.echo("stopped", err=True)
 
 
@@ -255,14 +248,3 @@ def _hint(exc: BaseException, plan: PortPlan) -> str:
         return ""
     ports = [*plan.components.values(), *plan.edges.values(), plan.admin]
     return f" (the mesh needs ports {min(ports)}..{max(ports)}: is another one running?)"
-
-
-def _first_line(exc: BaseException) -> str:
-    """Some errors (SQLAlchemy's) run to several lines; the first one says what."""
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"ecom-harness: {message}", err=True)
-    sys.exit(EXIT_PROBLEMS)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 import click
@@ -11,6 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ecom_harness.stubs import Backends, ServePlan, SpecNotFound, serve_stubs
+
+from ._failures import START_FAILURES, fail, first_line
 
 
 @click.group()
@@ -73,10 +74,6 @@ def serve(  # noqa: PLR0917 - one parameter per Click option
         raise click.BadParameter(str(exc), param_hint="COMPONENTS") from None
     try:
         asyncio.run(serve_stubs(plan, _print_table))
-        click.echo("stopped", err=True)
-    except OSError as exc:
-        click.echo(f"ecom-harness: cannot serve on {host}:{port}: {exc.strerror or exc}", err=True)
-        sys.exit(1)
-    except ValueError as exc:  # an unusable --spec document
-        click.echo(f"ecom-harness: {exc}", err=True)
-        sys.exit(1)
+    except START_FAILURES as exc:  # a busy port, an unusable --spec, an unreachable backend
+        fail(f"cannot serve the stubs: {first_line(exc)}")
+    click.echo("stopped", err=True)
