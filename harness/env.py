@@ -76,8 +76,7 @@ def component_env(
             env.variables[variable_name(edge.target, "_URL")] = http_url(options.host, port)
     protocols = {e.protocol for e in edges}
     if "kafka" in protocols:
-        channels = sorted({c for e in edges if e.protocol == "kafka" for c in e.channels})
-        _add_kafka(env, plan, options, channels)
+        _add_kafka(env, plan, options, topology.kafka_channels(component))
     if "postgresql" in protocols:
         env.variables["DATABASE_URL"] = database_url(component, options.postgres_url)
     if "redis" in protocols:

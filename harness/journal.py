@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -195,7 +195,3 @@ class Journal:
     def load(path: Path) -> list[dict[str, Any]]:
         """Entries saved by :meth:`save`, as plain dicts (for reports)."""
         return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
-
-
-def as_dicts(entries: Iterable[Entry]) -> list[dict[str, Any]]:
-    return [asdict(entry) for entry in entries]

@@ -29,7 +29,7 @@ from ecom_harness.stubs import (
 )
 from ecom_harness.stubs._asgi import PortDispatcher, bind, serve_sockets
 from ecom_harness.stubs._bus_kafka import LOCAL_GROUP_TIMINGS
-from ecom_harness.stubs._host import shared_tls
+from ecom_harness.stubs._host import load_api, shared_tls
 
 from .addresses import PortPlan, http_url
 from .faults import FaultBook
@@ -91,14 +91,7 @@ class Mesh:
             )
         if self.options.kafka is None:
             for name in self.options.real:
-                channels = sorted(
-                    {
-                        c
-                        for e in self.topology.edges_from(name)
-                        if e.protocol == "kafka"
-                        for c in e.channels
-                    }
-                )
+                channels = self.topology.kafka_channels(name)
                 if channels:
                     raise MeshConfigError(
                         f"{name} publishes or consumes Kafka topics ({', '.join(channels)}), "
@@ -157,7 +150,7 @@ class Mesh:
         starts; returns port -> what listens there."""
         host, listening = self.options.host, {}
         wanted = {name: self.plan.components[name] for name in self.hosted}
-        wanted |= dict(self.plan.edges) | {"admin": self.plan.admin}
+        wanted |= self.plan.edges | {"admin": self.plan.admin}
         for name, port in wanted.items():
             sock = bind(host, port)
             self._sockets.append(sock)
@@ -202,8 +195,6 @@ class Mesh:
             )
             api = stub.api
         else:
-            from ecom_harness.stubs._host import load_api
-
             upstream = httpx.AsyncClient(
                 base_url=self.options.real[callee], timeout=None, verify=shared_tls()
             )

@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import parse_qsl
 
 import httpx
 import orjson
 
 from ecom_harness.stubs import StubRequest, check_exchange
-from ecom_harness.stubs._asgi import Receive, Scope, Send
+from ecom_harness.stubs._asgi import Receive, Scope, Send, read_request
+from ecom_harness.stubs._http import decode_body, media_type_of
 from ecom_harness.stubs._operations import Api
 
 from .faults import Fault, FaultBook
@@ -45,20 +44,6 @@ _DROP_RESPONSE = frozenset(
 )
 
 
-def _decoded(body: bytes, media_type: str) -> Any:
-    """A body as the journal shows it: JSON as data, forms as fields, else text."""
-    if not body:
-        return None
-    if media_type == "application/json" or media_type.endswith("+json"):
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
-            pass
-    if media_type == "application/x-www-form-urlencoded":
-        return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-    return body.decode("utf-8", "replace")
-
-
 @dataclass(slots=True)
 class _Outcome:
     """What the caller got: an answer (``status``), or none (``error`` says why)."""
@@ -67,10 +52,6 @@ class _Outcome:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     error: str | None = None
-
-
-def _media_type(headers: dict[str, str]) -> str:
-    return headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
 class RecordingProxy:
@@ -94,18 +75,8 @@ class RecordingProxy:
         if scope["type"] != "http":
             return
         started = time.perf_counter()
-        headers = {
-            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
-        }
-        body = await _read_all(receive)
+        request = await read_request(scope, receive, body_limit=None)  # forwarded whole
         query = scope.get("query_string", b"").decode("latin-1")
-        request = StubRequest(
-            method=scope["method"],
-            path=scope["path"],
-            query={k: [v] for k, v in parse_qsl(query)},
-            headers=headers,
-            body=body,
-        )
         fault = self.faults.take(self.edge)
         outcome = _Outcome(error="interrupted")
         try:
@@ -131,8 +102,8 @@ class RecordingProxy:
             await _drop(send)
             return _Outcome(error=f"upstream unreachable: {type(exc).__name__}: {exc}")
         answer = {
-            k.lower(): v for k, v in response.headers.items() if k.lower() not in _DROP_RESPONSE
-        }
+            k: v for k, v in response.headers.items() if k not in _DROP_RESPONSE
+        }  # lower-cased by httpx
         await _answer(send, response.status_code, answer, response.content)
         return _Outcome(response.status_code, answer, response.content)
 
@@ -158,7 +129,7 @@ class RecordingProxy:
         fault: Fault | None,
         started: float,
     ) -> None:
-        media_type = _media_type(outcome.headers)
+        media_type = media_type_of(outcome.headers.get("content-type"))
         check = (
             check_exchange(self.api, request, outcome.status, media_type, outcome.body)
             if self.api is not None
@@ -175,25 +146,16 @@ class RecordingProxy:
                 path=request.path,
                 query=query,
                 request_headers=redact_headers(request.headers),
-                request_body=redact_body(_decoded(request.body, request.media_type)),
+                request_body=redact_body(decode_body(request.body, request.media_type)),
                 status=outcome.status,
                 response_headers=redact_headers(outcome.headers),
-                response_body=redact_body(_decoded(outcome.body, media_type)),
+                response_body=redact_body(decode_body(outcome.body, media_type)),
                 duration_ms=(time.perf_counter() - started) * 1000,
                 violations=check.violations if check else (),
                 fault=fault.describe() if fault else None,
                 error=outcome.error,
             )
         )
-
-
-async def _read_all(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
 
 
 async def _answer(send: Send, status: int, headers: dict[str, str], body: bytes) -> None:

@@ -131,6 +131,12 @@ class Topology:
     def edges_to(self, name: str) -> list[Edge]:
         return [e for e in self.edges if e.target == name]
 
+    def kafka_channels(self, name: str) -> list[str]:
+        """The topics ``name`` publishes or consumes, sorted."""
+        return sorted(
+            {c for e in self.edges_from(name) if e.protocol == "kafka" for c in e.channels}
+        )
+
 
 def parse_topology(doc: Document) -> Topology | None:
     """Build the model, or report structural problems in ``doc`` and return None."""

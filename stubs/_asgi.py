@@ -23,7 +23,7 @@ from ._engine import StubEngine
 from ._http import StubRequest, StubResponse
 from ._validate_request import MAX_BODY_BYTES
 
-__all__ = ["PortDispatcher", "StubApp", "bind", "serve_sockets"]
+__all__ = ["PortDispatcher", "StubApp", "bind", "read_request", "serve_sockets"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -43,39 +43,48 @@ class StubApp:
             return
         if scope["type"] != "http":
             return
-        headers = {
-            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
-        }
-        # HTTP/1.1: no Content-Length and no Transfer-Encoding means no body, so there is
-        # nothing to wait for (a receive() would cost the event loop a round trip).
-        has_body = "content-length" in headers or "transfer-encoding" in headers
-        request = StubRequest(
-            method=scope["method"],
-            path=scope["path"],
-            query=_query(scope.get("query_string", b"")),
-            headers=headers,
-            body=await _read_body(receive) if has_body else b"",
-            client=(scope.get("client") or (None,))[0],
-        )
+        request = await read_request(scope, receive)
         await _write(send, await self.engine.handle(request))
+
+
+async def read_request(
+    scope: Scope, receive: Receive, *, body_limit: int | None = MAX_BODY_BYTES
+) -> StubRequest:
+    """An HTTP scope and its body as plain request data. With ``body_limit`` the body is
+    cut one byte past it (so the pipeline can answer 413); a proxy passes None."""
+    headers = {
+        k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
+    }
+    # HTTP/1.1: no Content-Length and no Transfer-Encoding means no body, so there is
+    # nothing to wait for (a receive() would cost the event loop a round trip).
+    has_body = "content-length" in headers or "transfer-encoding" in headers
+    return StubRequest(
+        method=scope["method"],
+        path=scope["path"],
+        query=_query(scope.get("query_string", b"")),
+        headers=headers,
+        body=await _read_body(receive, body_limit) if has_body else b"",
+        client=(scope.get("client") or (None,))[0],
+    )
 
 
 def _query(raw: bytes) -> dict[str, list[str]]:
     return parse_qs(raw.decode("latin-1"), keep_blank_values=True) if raw else {}
 
 
-async def _read_body(receive: Receive) -> bytes:
-    """The body, cut one byte past the limit so the pipeline can answer 413."""
+async def _read_body(receive: Receive, limit: int | None) -> bytes:
+    """The whole body, or (with ``limit``) at most one byte past it."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         chunk = message.get("body", b"")
-        if size <= MAX_BODY_BYTES:
+        if limit is None or size <= limit:
             chunks.append(chunk)
         size += len(chunk)
         if not message.get("more_body"):
-            return b"".join(chunks)[: MAX_BODY_BYTES + 1]
+            body = b"".join(chunks)
+            return body if limit is None else body[: limit + 1]
 
 
 async def _write(send: Send, response: StubResponse) -> None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import orjson
-
-from ._http import StubRequest, StubResponse
+from ._http import StubRequest, StubResponse, decode_body
 from ._operations import Api, Operation
 from ._problems import Problem
 from ._router import route
@@ -62,17 +60,6 @@ class ContractCheck:
     violations: tuple[str, ...] = field(default=())
 
 
-def _parsed(body: bytes, media_type: str | None) -> object:
-    if not body:
-        return None
-    if media_type and (media_type == "application/json" or media_type.endswith("+json")):
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return body.decode("utf-8", "replace")
-    return body.decode("utf-8", "replace")
-
-
 def check_exchange(
     api: Api,
     request: StubRequest,
@@ -94,7 +81,7 @@ def check_exchange(
         ]
     if status is not None:
         answer = StubResponse(
-            status, _parsed(response_body, response_media_type), response_media_type
+            status, decode_body(response_body, response_media_type), response_media_type
         )
         found += [
             f"response {e['pointer']}: {e['message']}"

@@ -72,7 +72,7 @@ class Operation:
     body: dict[str, MediaBody]
     responses: dict[str, ResponseSpec]
     security: list[dict[str, list[str]]] = field(default_factory=list)
-    # The spec's canned answers by (Prefer code, Prefer example, Accept), once worked out.
+    # The spec's example answers by (Prefer code, Prefer example, Accept), once worked out.
     canned: dict[tuple[str | None, str | None, str | None], Any] = field(default_factory=dict)
 
 

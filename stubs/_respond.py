@@ -57,16 +57,16 @@ def _status_of(response: ResponseSpec, code: str | None) -> int:
 def respond_from_spec(
     api: Api, operation: Operation, prefer: dict[str, str], accept: str | None = None
 ) -> StubResponse | Problem:
-    """The spec's canned answer to a valid request (worked out once per operation and
-    preference, then reused: the answer depends on nothing else)."""
+    """The spec's canned answer to a valid request. An answer taken from the spec's
+    examples is worked out once per operation and preference, then reused (it depends on
+    nothing else); problems and schema-generated values are worked out each time."""
     key = (prefer.get("code"), prefer.get("example"), accept)
     found = operation.canned.get(key)
     if found is None:
-        found = operation.canned[key] = _work_out(api, operation, prefer, accept)
-    if isinstance(found, Problem):
-        return found
-    if not found.canned:  # generated from the schema: a fresh value each time
-        return _work_out(api, operation, prefer, accept)
+        found = _work_out(api, operation, prefer, accept)
+        if isinstance(found, Problem) or not found.canned:
+            return found  # generated from the schema: a fresh value each time, not kept
+        operation.canned[key] = found
     return StubResponse(
         found.status,
         found.body,

@@ -37,8 +37,6 @@ __all__ = [
     "utc_now",
 ]
 
-PROBLEM_TYPE_BASE = "https://errors.example.com/ecom/"
-
 
 def utc_now() -> datetime:
     return datetime.now(UTC)

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, unquote
 
 import orjson
 
-from ._http import StubRequest
+from ._http import FORM, StubRequest, is_json_media
 from ._operations import Api, Operation, coercer_for, resolve_refs, schema_type
 from ._problems import Problem, problem
 from ._schemas import SchemaCompileError
@@ -21,7 +21,6 @@ from ._schemas import SchemaCompileError
 __all__ = ["MAX_BODY_BYTES", "ValidRequest", "validate_request"]
 
 MAX_BODY_BYTES = 1 << 20
-_FORM = "application/x-www-form-urlencoded"
 
 
 @dataclass(slots=True)
@@ -35,10 +34,6 @@ class ValidRequest:
 
     def header(self, name: str) -> str | None:
         return self.request.headers.get(name.lower())
-
-
-def _is_json(media_type: str) -> bool:
-    return media_type == "application/json" or media_type.endswith("+json")
 
 
 def _check(
@@ -85,12 +80,12 @@ def _parse_body(
             "unsupported-media-type",
             f"'{request.media_type or 'none'}' is not accepted here; use {accepted}",
         )
-    if _is_json(media.media_type):
+    if is_json_media(media.media_type):
         try:
             body = orjson.loads(request.body)
         except orjson.JSONDecodeError as exc:
             return problem("bad-request", f"the body is not valid JSON: {exc}")
-    elif media.media_type == _FORM:
+    elif media.media_type == FORM:
         body = _parse_form(request.body)
         body = _coerce_form(api, media.schema_pointer, body)
     else:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,6 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ecom_harness.stubs._problems import Problem
 from ecom_harness.stubs._simulator import Simulator
+
+from ._idempotency import fingerprint
 
 __all__ = [
     "Conflict",
@@ -140,11 +141,6 @@ def idempotency_table(metadata: MetaData) -> Table:
         Column("body", JSON, nullable=True),
         Column("created_at", DateTime(timezone=True), nullable=False),
     )
-
-
-def fingerprint(params: Any) -> str:
-    """A digest of a request's parameters, independent of their order."""
-    return hashlib.sha256(orjson.dumps(params, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

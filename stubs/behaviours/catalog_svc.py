@@ -100,6 +100,7 @@ class CatalogSimulator(Simulator):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        self._spec_products = spec_products(self.ctx.api)  # the spec never changes
         settings = self.ctx.settings
         self.stock: Mapping[str, int] = settings.get("stock", {})
         self.default_stock = int(settings.get("default_stock", DEFAULT_STOCK))
@@ -123,7 +124,7 @@ class CatalogSimulator(Simulator):
         await self._seed_baseline()
 
     async def _seed_baseline(self) -> None:
-        await self.seed(spec_products(self.ctx.api))
+        await self.seed(self._spec_products)
         await self.seed(self.ctx.settings.get("products", []))
 
     # --- seeding ---

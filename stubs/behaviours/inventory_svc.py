@@ -57,18 +57,10 @@ from ecom_harness.stubs._simulator import (
 )
 from ecom_harness.stubs._validate_request import ValidRequest
 
-from ._sql_sim import OutboxSimulator, Refusal, platform_problem, refusal
+from ._sql_sim import OutboxSimulator, Refusal, refusal
 from ._tokens import rfc3339
 
-__all__ = [
-    "DEFAULT_ON_HAND",
-    "InventorySimulator",
-    "OutboxSimulator",
-    "Refusal",
-    "example_skus",
-    "platform_problem",
-    "refusal",
-]
+__all__ = ["DEFAULT_ON_HAND", "InventorySimulator", "example_skus"]
 
 DEFAULT_ON_HAND = 100
 HELD, COMMITTED, RELEASED, EXPIRED = "HELD", "COMMITTED", "RELEASED", "EXPIRED"
@@ -209,7 +201,7 @@ class InventorySimulator(OutboxSimulator):
 
     async def get_stock(self, req: ValidRequest) -> StubResponse:
         sku = req.params["path"]["sku"]
-        async with self.transaction() as conn:
+        async with self.ctx.db.connect() as conn:  # a read: nothing for the relay
             row = await self._stock_row(conn, sku)
         if row is None:
             raise refusal("not-found", f"{sku} is not stocked.", req)
@@ -331,7 +323,7 @@ class InventorySimulator(OutboxSimulator):
     # --- the reservation lifecycle ---
 
     async def get_reservation(self, req: ValidRequest) -> StubResponse:
-        async with self.transaction() as conn:
+        async with self.ctx.db.connect() as conn:  # a read: nothing for the relay
             row = await self._reservation(conn, req)
         return json_response(200, _reservation_body(row))
 

@@ -39,18 +39,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import logging
 import re
-import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import httpx
-import orjson
 from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -66,6 +62,8 @@ from ecom_harness.stubs._simulator import (
 from ecom_harness.stubs._validate_request import ValidRequest
 
 from ._breaker import BreakerState, CircuitBreaker, CircuitOpen
+from ._idempotency import KeyedLocks, fingerprint
+from ._tokens import health_behaviour
 
 __all__ = ["OrderSimulator", "PeerUnavailable"]
 
@@ -151,11 +149,6 @@ outbox = outbox_table(_METADATA)
 
 def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def fingerprint(body: Any) -> str:
-    """Same body, same fingerprint, whatever the key order of the JSON."""
-    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def order_body(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -263,9 +256,7 @@ class OrderSimulator(Simulator):
             failures=(PeerUnavailable,),
         )
         self.relay = OutboxRelay(outbox, ctx.db, ctx.bus, COMPONENT)
-        self._key_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
+        self._key_locks = KeyedLocks()  # createOrder, by Idempotency-Key
 
     def _now(self) -> datetime:
         """The context's clock, looked up at each call: tests swap ``ctx.clock``."""
@@ -276,7 +267,7 @@ class OrderSimulator(Simulator):
 
     def behaviours(self) -> dict[str, Behaviour]:
         return {
-            "getHealth": self.get_health,
+            "getHealth": health_behaviour(COMPONENT),
             "createOrder": self.create_order,
             "listOrders": self.list_orders,
             "getOrder": self.get_order,
@@ -306,9 +297,6 @@ class OrderSimulator(Simulator):
 
     # --- operations -------------------------------------------------------------------------
 
-    async def get_health(self, req: ValidRequest) -> StubResponse:
-        return json_response(200, {"status": "ok", "component": COMPONENT})
-
     async def create_order(self, req: ValidRequest) -> StubResponse:
         """Replay the stored answer of a known Idempotency-Key, else run the saga once."""
         body: dict[str, Any] = req.body
@@ -317,7 +305,7 @@ class OrderSimulator(Simulator):
             return invalid
         key = req.params["header"]["idempotency-key"]
         digest = fingerprint(body)
-        async with self._locked(key):
+        async with self._key_locks.hold(key):
             async with self.ctx.db.connect() as conn:
                 stored = (
                     await conn.execute(
@@ -653,16 +641,6 @@ class OrderSimulator(Simulator):
             instance=req.request.path,
             errors=errors,
         )
-
-    @asynccontextmanager
-    async def _locked(self, key: str) -> AsyncIterator[None]:
-        """Serialise requests with one Idempotency-Key, so a concurrent retry waits and
-        replays instead of running a second saga."""
-        lock = self._key_locks.get(key)
-        if lock is None:
-            lock = self._key_locks[key] = asyncio.Lock()
-        async with lock:
-            yield
 
     async def _insert_order(self, body: dict[str, Any]) -> dict[str, Any]:
         now = rfc3339(self.ctx.clock())

@@ -34,14 +34,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import weakref
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import orjson
 from sqlalchemy import JSON, Column, Integer, MetaData, Row, String, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -51,6 +47,7 @@ from ecom_harness.stubs._outbox import new_id, outbox_table
 from ecom_harness.stubs._simulator import SimulatorContext, json_response
 from ecom_harness.stubs._validate_request import ValidRequest
 
+from ._idempotency import KeyedLocks, fingerprint
 from ._sql_sim import OutboxSimulator, Refusal, platform_problem, refusal
 from ._tokens import DEFAULT_PAGE_SIZE, decode_cursor, invalid_cursor, page_of, rfc3339
 
@@ -58,7 +55,6 @@ __all__ = [
     "DEFAULT_RETURN_URL",
     "DEFAULT_SECRET_KEY",
     "DEFAULT_STRIPE_TIMEOUT",
-    "KeyedLocks",
     "PaymentSimulator",
 ]
 
@@ -110,21 +106,6 @@ IDEMPOTENCY = Table(
 )
 
 
-class KeyedLocks:
-    """One asyncio lock per key, forgotten once nobody holds or awaits it."""
-
-    def __init__(self) -> None:
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        async with lock:
-            yield
-
-
 @dataclass(frozen=True, slots=True)
 class _Outcome:
     """What Stripe made of a charge; ``decline_code`` None means it succeeded."""
@@ -132,11 +113,6 @@ class _Outcome:
     provider_payment_id: str | None
     decline_code: str | None = None
     message: str = ""
-
-
-def _fingerprint(body: Any) -> str:
-    """The request body's identity: equal for equal JSON, whatever the key order."""
-    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def _stripe_key(*parts: str) -> str:
@@ -289,20 +265,20 @@ class PaymentSimulator(OutboxSimulator):
 
     async def create_payment(self, req: ValidRequest) -> StubResponse:
         key = req.params["header"]["idempotency-key"]
-        fingerprint = _fingerprint(req.body)
+        digest = fingerprint(req.body)
         async with self._keys.hold(key):
             async with self.transaction() as conn:
                 stored = (
                     await conn.execute(select(IDEMPOTENCY).where(IDEMPOTENCY.c.key == key))
                 ).first()
             if stored is None:
-                return await self._charge(req, key, fingerprint)
-        if stored.fingerprint != fingerprint:
+                return await self._charge(req, key, digest)
+        if stored.fingerprint != digest:
             detail = f"Idempotency-Key {key} was already used with a different request body."
             raise refusal("idempotency-key-reused", detail, req)
         return StubResponse(stored.status, stored.body, stored.media_type)
 
-    async def _charge(self, req: ValidRequest, key: str, fingerprint: str) -> StubResponse:
+    async def _charge(self, req: ValidRequest, key: str, digest: str) -> StubResponse:
         """Charge through Stripe, then store the payment, the answer under ``key`` and
         the event in one transaction."""
         body = req.body
@@ -334,7 +310,7 @@ class PaymentSimulator(OutboxSimulator):
             await conn.execute(
                 IDEMPOTENCY.insert().values(
                     key=key,
-                    fingerprint=fingerprint,
+                    fingerprint=digest,
                     status=response.status,
                     media_type=response.media_type,
                     body=response.body,

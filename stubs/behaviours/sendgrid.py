@@ -207,6 +207,7 @@ class SendGridSimulator(MessagingSimulator):
 
 def _envelopes(mail: Mapping[str, Any], message_id: str) -> list[dict[str, Any]]:
     """One log entry per personalization: its recipients, subject and template data."""
+    body = _plain_text(mail)
     return [
         {
             "message_id": message_id,
@@ -215,7 +216,7 @@ def _envelopes(mail: Mapping[str, Any], message_id: str) -> list[dict[str, Any]]
             "subject": envelope.get("subject", mail.get("subject")),
             "template_id": mail.get("template_id"),
             "dynamic_template_data": envelope.get("dynamic_template_data"),
-            "body": _plain_text(mail),
+            "body": body,
             "custom_args": (mail.get("custom_args") or {}) | (envelope.get("custom_args") or {}),
         }
         for envelope in mail["personalizations"]
