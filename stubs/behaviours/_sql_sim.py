@@ -1,5 +1,5 @@
 """The base of simulators whose state lives in SQL and whose events leave through the
-outbox (inventory-svc, payment-svc), and the documented refusals they answer with."""
+outbox (inventory-svc, payment-svc, shipping-svc), and the documented refusals they answer with."""
 
 from __future__ import annotations
 

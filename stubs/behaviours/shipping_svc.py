@@ -29,14 +29,14 @@ from sqlalchemy.exc import IntegrityError
 
 from ecom_harness.stubs._engine import Behaviour
 from ecom_harness.stubs._http import StubResponse
-from ecom_harness.stubs._outbox import OutboxRelay, add_event, make_event, new_id, outbox_table
-from ecom_harness.stubs._simulator import Simulator, json_response, problem_response
+from ecom_harness.stubs._outbox import add_event, make_event, new_id, outbox_table
+from ecom_harness.stubs._simulator import json_response, problem_response
 from ecom_harness.stubs._validate_request import ValidRequest
 
+from ._sql_sim import OutboxSimulator
 from ._tokens import (
     DEFAULT_PAGE_SIZE,
     decode_cursor,
-    health_behaviour,
     invalid_cursor,
     page_of,
     rfc3339,
@@ -91,10 +91,11 @@ def tracking_number(carrier: str) -> str:
     return prefix + "".join(secrets.choice(alphabet) for _ in range(length))
 
 
-class ShippingSimulator(Simulator):
+class ShippingSimulator(OutboxSimulator):
     """Shipments with a carrier booking, an outbox and the one-scheduled-per-order rule."""
 
     component = "shipping-svc"
+    topic = TOPIC
     metadata = MetaData()
     shipments = Table(
         "shipments",
@@ -120,24 +121,14 @@ class ShippingSimulator(Simulator):
         self.carriers = {**DEFAULT_CARRIERS, **settings.get("carriers", {})}
         self.default_carrier = str(settings.get("default_carrier", DEFAULT_CARRIER))
         self.transit_days = int(settings.get("transit_business_days", DEFAULT_TRANSIT_DAYS))
-        self.relay = OutboxRelay(self.outbox, self.ctx.db, self.ctx.bus, self.component)
 
-    def behaviours(self) -> dict[str, Behaviour]:
+    def operations(self) -> dict[str, Behaviour]:
         return {
             "scheduleShipment": self.schedule_shipment,
             "listShipments": self.list_shipments,
             "getShipment": self.get_shipment,
             "cancelShipment": self.cancel_shipment,
-            "getHealth": health_behaviour(self.component),
         }
-
-    async def start(self) -> None:
-        await super().start()
-        self.relay.start()
-
-    async def stop(self) -> None:
-        await self.relay.stop()
-        await super().stop()
 
     # --- scheduling ---
 
@@ -168,13 +159,12 @@ class ShippingSimulator(Simulator):
             now,
         )
         try:
-            async with self.ctx.db.begin() as conn:
+            async with self.transaction() as conn:  # wakes the relay once committed
                 row = shipment | {"scheduled_order_id": shipment["order_id"]}
                 await conn.execute(self.shipments.insert().values(**row))
                 await add_event(conn, self.outbox, TOPIC, shipment["order_id"], event)
         except IntegrityError:  # scheduled_order_id: the order already has one
             return await self._already_scheduled(req, shipment["order_id"])
-        self.relay.wake()
         location = f"/shipments/{shipment['shipment_id']}"
         return json_response(201, shipment, headers={"Location": location})
 
