@@ -218,17 +218,28 @@ class OrderSvc:
             if replay is not None:
                 return replay
             status, answer, headers = await self.place(body)
-            async with self.db.begin() as conn:
-                await conn.execute(
-                    answers.insert().values(
-                        key=key,
-                        fingerprint=fingerprint(body),
-                        status=status,
-                        body=answer,
-                        headers=headers,
-                    )
-                )
+            await self.remember(key, body, status, answer, headers)
         return json_answer(status, answer, headers)
+
+    async def remember(
+        self,
+        key: str,
+        body: dict[str, Any],
+        status: int,
+        answer: dict[str, Any],
+        headers: dict[str, str],
+    ) -> None:
+        """Keep the answer given to ``key``, to replay it to a retry."""
+        async with self.db.begin() as conn:
+            await conn.execute(
+                answers.insert().values(
+                    key=key,
+                    fingerprint=fingerprint(body),
+                    status=status,
+                    body=answer,
+                    headers=headers,
+                )
+            )
 
     async def stored_answer(self, key: str, body: dict[str, Any]) -> Response | None:
         """The first answer given to ``key`` (a retry), or None for a new key."""

@@ -82,9 +82,17 @@ class BreakerThatNeverCloses(OrderSvc):
 
 
 class ChargesAgainOnRetry(OrderSvc):
-    """No replay of the Idempotency-Key: a retried order is a second order, charged again."""
+    """Never keeps the answer to an Idempotency-Key: a retried order is a second order,
+    reserved and charged again."""
 
-    async def stored_answer(self, key: str, body: dict[str, Any]) -> None:
+    async def remember(
+        self,
+        key: str,
+        body: dict[str, Any],
+        status: int,
+        answer: dict[str, Any],
+        headers: dict[str, str],
+    ) -> None:
         return None
 
 

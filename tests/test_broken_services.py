@@ -1,0 +1,284 @@
+"""The corpus of broken services (``tests/real_services``): every deliberately broken
+implementation is caught by the scenarios, with the expectation its deviation breaks,
+and the correct implementations pass all four.
+
+Each variant is a process of its own, configured only by ``ecom-harness env`` (its
+port, its peers' URLs through the mesh's proxies, Kafka, its database, Redis), started
+in a directory of its own (its SQLite database lives there) and stopped by its handle.
+The scenarios run with it swapped in through the CLI, ``ecom-harness run ... --real
+COMPONENT=URL --json FILE``, exactly as a team would run them against their service.
+
+A correct service runs all four scenarios; a broken one the scenarios its registry
+entry names, and the failed expectations must be exactly the ones named there: a
+variant caught for another reason (a crash, an unrelated failure) is not caught "right".
+
+Speed: all variants run at once, a few at a time (one mesh, one service process and,
+where the service uses Kafka, one Tansu broker each). order-svc and notify-svc publish
+or consume Kafka topics, so their meshes run ``--kafka local``; the gateway needs none
+but needs Redis of its own: a private ``redis-server`` on loopback with one database per
+gateway variant, since runs sharing one database would clear each other's sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from click.testing import CliRunner
+from real_services.variants import VARIANTS, Variant
+
+from conftest import REPO, free_port_base
+from ecom_harness.cli.main import cli
+
+SCENARIOS = ("cache-hit", "circuit-breaker", "happy-path", "payment-failure")  # as `run all`
+KAFKA_USERS = {"order-svc", "notify-svc"}  # publish or consume topics: the mesh needs a broker
+AT_ONCE = 4  # variants run concurrently
+START_WITHIN_S = 30.0
+RUN_WITHIN_S = 120.0
+
+
+@dataclass
+class Outcome:
+    """What a variant's run showed: the failed expectation ids per scenario, and what
+    to show when an assertion about it fails."""
+
+    variant: Variant
+    scenarios: tuple[str, ...]
+    failed: dict[str, list[str]] = field(default_factory=dict)  # scenario -> expectation ids
+    messages: dict[str, list[str]] = field(default_factory=dict)  # id -> "what: expected/observed"
+    error: str | None = None
+    seconds: float = 0.0
+
+    def caught(self) -> set[str]:
+        return {f"{scenario}/{eid}" for scenario, ids in self.failed.items() for eid in ids}
+
+    def explain(self) -> str:
+        lines = [f"{self.variant.name}: {self.error or ''}"]
+        lines += [f"  {key}: {text}" for key, texts in self.messages.items() for text in texts]
+        return "\n".join(lines)
+
+
+def scenarios_of(variant: Variant) -> tuple[str, ...]:
+    """All four for a correct service; the ones that must catch a broken one."""
+    if variant.correct:
+        return SCENARIOS
+    return tuple(s for s in SCENARIOS if any(c.startswith(s + "/") for c in variant.caught_by))
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private Redis on loopback for this module's gateways, stopped by its handle."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is needed (the suite's Redis tests use the same server)"
+    with closing(socket.socket()) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    workdir = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, "redis-server"
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+class PortBases:
+    """Port bases for concurrent meshes: free when picked, and never handed out twice."""
+
+    def __init__(self) -> None:
+        self.taken: set[int] = set()
+
+    def take(self) -> int:
+        while True:
+            base = free_port_base()
+            if base not in self.taken:
+                self.taken.add(base)
+                return base
+
+
+def env_of(component: str, options: list[str]) -> dict[str, str]:
+    """What ``ecom-harness env COMPONENT`` tells the real service."""
+    result = CliRunner().invoke(cli, ["env", component, *options, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    variables: dict[str, str] = json.loads(result.stdout)
+    return variables
+
+
+async def wait_until_serving(url: str, process: asyncio.subprocess.Process) -> None:
+    deadline = time.monotonic() + START_WITHIN_S
+    async with httpx.AsyncClient() as client:
+        while True:
+            try:
+                if (await client.get(url + "/health")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert process.returncode is None, f"the service exited with {process.returncode}"
+            assert time.monotonic() < deadline, (
+                f"the service did not answer within {START_WITHIN_S} s"
+            )
+            await asyncio.sleep(0.1)
+
+
+async def stop(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM through the handle; SIGKILL if it does not exit in time."""
+    if process.returncode is not None:
+        return
+    process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), 10)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
+async def run_variant(
+    variant: Variant, scenarios: tuple[str, ...], base: int, redis_url: str, workdir: Path
+) -> Outcome:
+    """Start the variant from its env, run ``scenarios`` with it swapped in, stop it."""
+    outcome = Outcome(variant, scenarios)
+    began = time.monotonic()
+    options = ["--port-base", str(base)]
+    if variant.component in KAFKA_USERS:
+        options += ["--kafka", "local"]
+    if variant.component == "api-gateway":
+        options += ["--redis", redis_url]
+    environ = env_of(variant.component, options)
+    url = f"http://127.0.0.1:{environ['PORT']}"
+    log = (workdir / "service.log").open("wb")
+    service = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "real_services",
+        variant.name,
+        cwd=workdir,
+        env={**os.environ, **environ, "PYTHONPATH": str(REPO / "tests")},
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        await wait_until_serving(url, service)
+        report = workdir / "run.json"
+        run = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "ecom-harness"),
+            "run",
+            *scenarios,
+            *options,
+            "--real",
+            f"{variant.component}={url}",
+            "--json",
+            str(report),
+            cwd=workdir,
+            env={**os.environ, "NO_COLOR": "1"},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        output, _ = await asyncio.wait_for(run.communicate(), RUN_WITHIN_S)
+        if run.returncode not in (0, 1) or not report.exists():
+            outcome.error = f"run exited {run.returncode}: {output.decode()[-2000:]}"
+            return outcome
+        document = json.loads(report.read_text())
+        for scenario in document["scenarios"]:
+            if scenario["error"]:
+                outcome.error = f"{scenario['name']}: {scenario['error']}"
+            failures = [e for e in scenario["expectations"] if not e["passed"]]
+            outcome.failed[scenario["name"]] = [e["id"] for e in failures]
+            for e in failures:
+                outcome.messages.setdefault(f"{scenario['name']}/{e['id']}", []).append(
+                    f"{e['what']}: expected {e['expected']}; observed {e['observed']}"
+                )
+    finally:
+        await stop(service)
+        log.close()
+        outcome.seconds = time.monotonic() - began
+    return outcome
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def outcomes(
+    redis_server: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[dict[str, Outcome]]:
+    """Every variant of the corpus run once, a few at a time."""
+    bases, gate = PortBases(), asyncio.Semaphore(AT_ONCE)
+    gateway_dbs = iter(range(16))
+
+    async def one(variant: Variant) -> Outcome:
+        redis_url = (
+            f"{redis_server}/{next(gateway_dbs)}" if variant.component == "api-gateway" else ""
+        )
+        workdir = tmp_path_factory.mktemp(variant.name.replace(":", "-"))
+        async with gate:
+            return await run_variant(
+                variant, scenarios_of(variant), bases.take(), redis_url, workdir
+            )
+
+    done = await asyncio.gather(*(one(v) for v in VARIANTS.values()))
+    yield {outcome.variant.name: outcome for outcome in done}
+
+
+BROKEN = [name for name, v in VARIANTS.items() if not v.correct]
+CORRECT = [name for name, v in VARIANTS.items() if v.correct]
+in_module_loop = pytest.mark.asyncio(loop_scope="module")
+
+
+def test_the_corpus_covers_the_three_services_with_at_least_twelve_broken_variants() -> None:
+    components = {VARIANTS[name].component for name in BROKEN}
+    assert {"order-svc", "api-gateway", "notify-svc"} <= components
+    assert len(BROKEN) >= 12
+    assert {VARIANTS[name].component for name in CORRECT} == components
+    for name in BROKEN:
+        variant = VARIANTS[name]
+        assert variant.broken.strip(), f"{name} does not say what is broken"
+        assert variant.caught_by, f"{name} names no expectation that catches it"
+        for caught in variant.caught_by:
+            assert caught.split("/")[0] in SCENARIOS, f"{name}: unknown scenario in {caught}"
+
+
+@in_module_loop
+@pytest.mark.parametrize("name", CORRECT)
+async def test_a_correct_service_passes_all_four_scenarios(
+    outcomes: dict[str, Outcome], name: str
+) -> None:
+    outcome = outcomes[name]
+    assert outcome.error is None, outcome.explain()
+    assert set(outcome.failed) == set(SCENARIOS), outcome.explain()
+    assert outcome.caught() == set(), outcome.explain()
+
+
+@in_module_loop
+@pytest.mark.parametrize("name", BROKEN)
+async def test_a_broken_service_fails_exactly_the_expectations_it_breaks(
+    outcomes: dict[str, Outcome], name: str
+) -> None:
+    outcome = outcomes[name]
+    assert outcome.error is None, outcome.explain()
+    assert outcome.caught() == set(outcome.variant.caught_by), outcome.explain()
+    for caught in outcome.variant.caught_by:  # each failure says what was expected
+        assert all("expected" in text for text in outcome.messages[caught]), outcome.explain()
