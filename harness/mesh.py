@@ -57,6 +57,7 @@ class MeshOptions:
     postgres_url: str | None = None
     host: str = "127.0.0.1"
     settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    database_prefix: str = "ecom"  # PostgreSQL databases <prefix>_<service> (tests: unique)
 
 
 class Mesh:
@@ -117,7 +118,9 @@ class Mesh:
             self.host = StubHost(
                 specs={name: shipped_spec(name) for name in self.hosted},
                 backends=Backends(
-                    database_url=self.options.postgres_url, redis_url=self.options.redis_url
+                    database_url=self.options.postgres_url,
+                    redis_url=self.options.redis_url,
+                    database_prefix=self.options.database_prefix,
                 ),
                 routes=self._routes(),
                 bus=self.bus,
