@@ -158,6 +158,8 @@ def run(  # noqa: PLR0917 - Click passes every option by keyword
     except START_FAILURES as exc:
         _setup_error(f"cannot run the mesh: {first_line(exc)}")
         return
+    if result.setup_error:
+        _setup_error(result.setup_error)
     sys.exit(result.exit_code)
 
 
