@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import REPO, free_port_base, plan_for
 from lxml import etree
 
+from conftest import REPO, free_port_base, plan_for
 from ecom_harness.cli.main import cli
 
 SHIPPED = ["cache-hit", "circuit-breaker", "happy-path", "payment-failure"]
