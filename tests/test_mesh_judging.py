@@ -21,7 +21,6 @@ from ecom_harness.harness.mesh import Mesh, MeshOptions
 from ecom_harness.stubs import shipped_spec
 from ecom_harness.stubs._host import load_api
 
-
 ORDERS_EDGE = "api-gateway->order-svc"
 ORDER_PLACED = {
     "id": "evt_Op7Gx3Mw9Ra",
