@@ -17,8 +17,7 @@ from typing import Any
 import jsonschema
 import orjson
 
-from ecom_harness.stubs import display_path
-from ecom_harness.stubs._yaml import YamlError, load_yaml
+from ecom_harness.specs import YamlError, display_path, load_yaml
 
 __all__ = [
     "SCENARIO_SCHEMA",

@@ -13,18 +13,19 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ecom_harness.stubs import (
+from ecom_harness.specs import (
     Diagnostic,
     Document,
     MessageValidator,
+    Topology,
     display_path,
     iter_operations,
+    load_topology,
     read_document,
 )
 
 from .scenario_files import SHIPPED_SCENARIOS, ScenarioError, find_scenario_files, load_scenario
 from .templating import check_expression, expressions_in
-from .topology import Topology, load_topology
 
 __all__ = ["lint_scenario_files"]
 

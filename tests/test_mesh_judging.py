@@ -18,8 +18,7 @@ from ecom_harness.harness.exchange_checks import header_violations
 from ecom_harness.harness.journal import JOURNAL_GROUP, EventEntry
 from ecom_harness.harness.journal_checks import check_no_violations
 from ecom_harness.harness.mesh import Mesh, MeshOptions
-from ecom_harness.stubs import shipped_spec
-from ecom_harness.stubs._host import load_api
+from ecom_harness.specs import load_api, shipped_spec
 
 ORDERS_EDGE = "api-gateway->order-svc"
 ORDER_PLACED = {
