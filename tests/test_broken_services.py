@@ -32,6 +32,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import httpx
@@ -45,7 +46,7 @@ from ecom_harness.cli.main import cli
 
 SCENARIOS = ("cache-hit", "circuit-breaker", "happy-path", "payment-failure")  # as `run all`
 KAFKA_USERS = {"order-svc", "notify-svc"}  # publish or consume topics: the mesh needs a broker
-AT_ONCE = 4  # variants run concurrently
+AT_ONCE = 6  # variants run concurrently (each mostly waits: brokers, deadlines)
 START_WITHIN_S = 30.0
 RUN_WITHIN_S = 120.0
 
@@ -58,7 +59,8 @@ class Outcome:
     variant: Variant
     scenarios: tuple[str, ...]
     failed: dict[str, list[str]] = field(default_factory=dict)  # scenario -> expectation ids
-    messages: dict[str, list[str]] = field(default_factory=dict)  # id -> "what: expected/observed"
+    # "scenario/id" -> (what, expected, observed) of each failure
+    messages: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
 
@@ -67,15 +69,25 @@ class Outcome:
 
     def explain(self) -> str:
         lines = [f"{self.variant.name}: {self.error or ''}"]
-        lines += [f"  {key}: {text}" for key, texts in self.messages.items() for text in texts]
+        lines += [
+            f"  {key}: {what}: expected {expected}; observed {observed}"
+            for key, failures in self.messages.items()
+            for what, expected, observed in failures
+        ]
         return "\n".join(lines)
 
 
 def scenarios_of(variant: Variant) -> tuple[str, ...]:
-    """All four for a correct service; the ones that must catch a broken one."""
-    if variant.correct:
-        return SCENARIOS
-    return tuple(s for s in SCENARIOS if any(c.startswith(s + "/") for c in variant.caught_by))
+    """All four for a correct service (as ``run all``); the ones that must catch a broken one."""
+    return SCENARIOS if variant.correct else variant.scenarios
+
+
+def judged(outcome: Outcome) -> tuple[list[str], list[str]]:
+    """(patterns of ``caught_by`` no failure matched, failures no pattern explains)."""
+    patterns, caught = outcome.variant.caught_by, sorted(outcome.caught())
+    missing = [p for p in patterns if not any(fnmatchcase(c, p) for c in caught)]
+    unexplained = [c for c in caught if not any(fnmatchcase(c, p) for p in patterns)]
+    return missing, unexplained
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +224,7 @@ async def run_variant(
             outcome.failed[scenario["name"]] = [e["id"] for e in failures]
             for e in failures:
                 outcome.messages.setdefault(f"{scenario['name']}/{e['id']}", []).append(
-                    f"{e['what']}: expected {e['expected']}; observed {e['observed']}"
+                    (e["what"], e["expected"], e["observed"])
                 )
     finally:
         await stop(service)
@@ -243,22 +255,25 @@ async def outcomes(
     yield {outcome.variant.name: outcome for outcome in done}
 
 
-BROKEN = [name for name, v in VARIANTS.items() if not v.correct]
 CORRECT = [name for name, v in VARIANTS.items() if v.correct]
+BROKEN = [
+    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=v.gap)) if v.gap else name
+    for name, v in VARIANTS.items()
+    if not v.correct
+]
 in_module_loop = pytest.mark.asyncio(loop_scope="module")
 
 
 def test_the_corpus_covers_the_three_services_with_at_least_twelve_broken_variants() -> None:
-    components = {VARIANTS[name].component for name in BROKEN}
+    broken = [v for v in VARIANTS.values() if not v.correct]
+    components = {v.component for v in broken}
     assert {"order-svc", "api-gateway", "notify-svc"} <= components
-    assert len(BROKEN) >= 12
-    assert {VARIANTS[name].component for name in CORRECT} == components
-    for name in BROKEN:
-        variant = VARIANTS[name]
-        assert variant.broken.strip(), f"{name} does not say what is broken"
-        assert variant.caught_by, f"{name} names no expectation that catches it"
-        for caught in variant.caught_by:
-            assert caught.split("/")[0] in SCENARIOS, f"{name}: unknown scenario in {caught}"
+    assert len([v for v in broken if not v.gap]) >= 12
+    assert {v.component for v in VARIANTS.values() if v.correct} == components
+    for v in broken:
+        assert v.broken, f"{v.name} does not say what is broken"
+        assert v.caught_by, f"{v.name} names no expectation that catches it"
+        assert set(v.scenarios) <= set(SCENARIOS), f"{v.name}: unknown scenario in {v.caught_by}"
 
 
 @in_module_loop
@@ -268,7 +283,7 @@ async def test_a_correct_service_passes_all_four_scenarios(
 ) -> None:
     outcome = outcomes[name]
     assert outcome.error is None, outcome.explain()
-    assert set(outcome.failed) == set(SCENARIOS), outcome.explain()
+    assert sorted(outcome.failed) == sorted(SCENARIOS), outcome.explain()
     assert outcome.caught() == set(), outcome.explain()
 
 
@@ -279,6 +294,8 @@ async def test_a_broken_service_fails_exactly_the_expectations_it_breaks(
 ) -> None:
     outcome = outcomes[name]
     assert outcome.error is None, outcome.explain()
-    assert outcome.caught() == set(outcome.variant.caught_by), outcome.explain()
-    for caught in outcome.variant.caught_by:  # each failure says what was expected
-        assert all("expected" in text for text in outcome.messages[caught]), outcome.explain()
+    missing, unexplained = judged(outcome)
+    assert not missing, f"not caught by {missing}\n{outcome.explain()}"
+    assert not unexplained, f"failed for another reason: {unexplained}\n{outcome.explain()}"
+    for failures in outcome.messages.values():  # each says what was expected, and what came
+        assert all(what and expected and observed for what, expected, observed in failures)

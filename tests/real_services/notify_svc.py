@@ -15,7 +15,6 @@ provider credentials are the providers' test credentials.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -32,7 +31,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .common import Problem, database_engine, health, new_id, now, require_service_token
+from .common import (
+    Problem,
+    database_engine,
+    health,
+    new_id,
+    now,
+    require_service_token,
+    within_shutdown,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -167,8 +174,7 @@ class NotifySvc:
             except KafkaError:
                 logger.exception("consumer failed; joining again")
             finally:
-                with contextlib.suppress(KafkaError):
-                    await consumer.stop()
+                await within_shutdown(consumer.stop())
 
     async def handle_record(self, raw: bytes | None) -> None:
         try:
@@ -278,6 +284,9 @@ class NotifySvc:
             "custom_args": {"order_id": event["order_id"], "event_id": event["id"]},
         }
 
+    def sendgrid_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {SENDGRID_KEY}"}
+
     async def send_email(
         self, to: str, subject: str, event: dict[str, Any]
     ) -> tuple[str, str | None, str | None]:
@@ -285,7 +294,7 @@ class NotifySvc:
             answer = await self.providers.post(
                 self.sendgrid + "/v3/mail/send",
                 json=self.mail(to, subject, event),
-                headers={"Authorization": f"Bearer {SENDGRID_KEY}"},
+                headers=self.sendgrid_headers(),
             )
         except httpx.TransportError as lost:
             return "failed", None, f"SendGrid did not answer: {lost}"
