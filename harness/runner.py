@@ -6,12 +6,14 @@ one's journal. Scenario settings (``given.settings``) configure the stubs when t
 starts, so scenarios whose settings agree share one mesh and a scenario whose settings
 contradict another's gets a mesh of its own.
 
-Parallel: when nothing outside the process depends on the mesh's addresses (no
-``--port-base``, no real service), meshes run side by side, and a scenario that waits (a
+Parallel: on the embedded defaults (every mesh its own SQLite, fakeredis and in-process
+bus) with nothing outside the process tied to its addresses (no ``--port-base``, no real
+service), meshes run side by side, and a scenario that waits (a
 ``wait`` step: the circuit breaker's cool-down) gets a mesh of its own, so its waiting
-overlaps the other scenarios' work instead of holding them up. Meshes cannot disturb
-each other: each has its own ports, stubs, state, bus and journal. With fixed ports one
-mesh runs at a time. Results are reported in the order the scenarios were asked for.
+overlaps the other scenarios' work instead of holding them up. Such meshes cannot
+disturb each other: each has its own ports, stubs, state, bus and journal. With a real
+broker, Redis or PostgreSQL (shared by every mesh) or fixed ports, one mesh runs at a
+time. Results are reported in the order the scenarios were asked for.
 
 Real services given by command (``real_commands``) are started once their mesh is up
 (with the environment ``ecom-harness env`` gives them) and stopped when it stops.
@@ -130,7 +132,7 @@ async def run_scenarios(plan: RunPlan, handlers: Sequence[Handler]) -> RunResult
             handler(event)
 
     emit(RunStarted([s.name for s in plan.scenarios], _describe(plan)))
-    parallel = plan.options.port_base is None and not plan.options.real and not plan.real_commands
+    parallel = _side_by_side(plan)
     groups = group_by_settings(plan.scenarios, apart=_waits if parallel else lambda _: False)
     # the waiting ones first: their mesh starts first, and their waits cover the others' start
     groups.sort(key=lambda group: not any(_waits(s) for s in group[1]))
@@ -212,6 +214,23 @@ async def _mesh_and_services(plan: RunPlan, options: MeshOptions) -> Any:
 def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
     found = group.exceptions[0]
     return _first(found) if isinstance(found, BaseExceptionGroup) else found
+
+
+def _side_by_side(plan: RunPlan) -> bool:
+    """Whether meshes can run side by side without disturbing each other: only with
+    everything embedded (each mesh its own SQLite databases, fakeredis and in-process
+    bus) and nothing outside the process tied to fixed addresses. Two meshes on one
+    PostgreSQL server, Redis or Kafka cluster would share databases, keys and consumer
+    groups."""
+    options = plan.options
+    return (
+        options.port_base is None
+        and not options.real
+        and not plan.real_commands
+        and options.kafka is None
+        and options.redis_url is None
+        and options.postgres_url is None
+    )
 
 
 def _waits(scenario: Scenario) -> bool:
