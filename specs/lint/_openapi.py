@@ -9,7 +9,6 @@ examples that break their own schema -- each with the JSON pointer of the offend
 from __future__ import annotations
 
 import re
-from types import MappingProxyType
 from typing import Any
 
 from jsonschema.exceptions import ValidationError, best_match
@@ -130,15 +129,21 @@ class _Schema31(keywords.OpenAPIV31SchemaValidator):
 
 
 class _Spec30(OpenAPIV30SpecValidator):
-    keyword_validators = MappingProxyType(
-        {**OpenAPIV30SpecValidator.keyword_validators, "schema": _Schema30}
-    )
+    # the library declares a plain dict; RUF012's worry (shared mutable state) does not
+    # apply to a table nobody mutates
+    keyword_validators = {  # noqa: RUF012
+        **OpenAPIV30SpecValidator.keyword_validators,
+        "schema": _Schema30,
+    }
 
 
 class _Spec31(OpenAPIV31SpecValidator):
-    keyword_validators = MappingProxyType(
-        {**OpenAPIV31SpecValidator.keyword_validators, "schema": _Schema31}
-    )
+    # the library declares a plain dict; RUF012's worry (shared mutable state) does not
+    # apply to a table nobody mutates
+    keyword_validators = {  # noqa: RUF012
+        **OpenAPIV31SpecValidator.keyword_validators,
+        "schema": _Schema31,
+    }
 
 
 def _check_structure(doc: Document, version: str, refs_ok: bool) -> None:
