@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import orjson
 
+from ecom_harness.stubs import shared_tls
+
 from .faults import Fault, FaultError
 from .journal import Entry, EventEntry, Interaction
 from .journal_checks import (
@@ -105,7 +107,9 @@ async def play(
     state.quiet = quiet or Quiet()
     try:
         await _given(state)
-        async with httpx.AsyncClient(base_url=mesh.entry_url, timeout=REQUEST_TIMEOUT_S) as client:
+        async with httpx.AsyncClient(
+            base_url=mesh.entry_url, timeout=REQUEST_TIMEOUT_S, verify=shared_tls()
+        ) as client:
             for step in scenario.steps:
                 await _step(state, client, step)
         await _run_expectations(state)
@@ -462,7 +466,9 @@ async def _end_state(state: _Play, id_: str, spec: Mapping[str, Any]) -> Expecta
         raise ScenarioSetupError(
             f"expect.state: '{component}' has no HTTP API in this mesh"
         ) from None
-    async with httpx.AsyncClient(base_url=url, timeout=REQUEST_TIMEOUT_S) as client:
+    async with httpx.AsyncClient(
+        base_url=url, timeout=REQUEST_TIMEOUT_S, verify=shared_tls()
+    ) as client:
         answer = await _send(client, request)
     checks = _check_answer(id_, what, spec["expect"], answer)
     failed = [c for c in checks if not c.passed]
