@@ -349,10 +349,10 @@ async def _until(
     loop = asyncio.get_running_loop()
     changed = asyncio.Event()
 
-    def listener(_: object) -> None:
+    def listener() -> None:
         loop.call_soon_threadsafe(changed.set)
 
-    mesh.journal.listeners.append(listener)
+    mesh.journal.change_listeners.append(listener)
     try:
         end = loop.time() + deadline_s
         while True:
@@ -364,7 +364,7 @@ async def _until(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), remaining)
     finally:
-        mesh.journal.listeners.remove(listener)
+        mesh.journal.change_listeners.remove(listener)
 
 
 def _rendered(state: _Play, id_: str, spec: Any, names: dict[str, Any] | None = None) -> Any:
@@ -432,7 +432,13 @@ def _eventually(id_: str, spec: Mapping[str, Any], entries: list[Entry]) -> Expe
     if "event" in spec:
         event = spec["event"]
         what = spec.get("say") or f"eventually ({within}): {describe_event(event)}"
-        events = [e for e in entries if isinstance(e, EventEntry) and not event_matches(event, e)]
+        events = [
+            e
+            for e in entries
+            if isinstance(e, EventEntry)
+            and not event_matches(event, e)
+            and all(g in e.groups for g in event.get("consumed_by", ()))
+        ]
         return ExpectationResult(
             id_,
             what,

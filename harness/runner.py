@@ -33,7 +33,7 @@ from .env import EnvError, component_env
 from .mesh import Mesh, MeshConfigError, MeshOptions
 from .player import play
 from .quiet import Quiet
-from .real_services import RealService, RealServiceError
+from .real_services import RealService, RealServiceError, wait_until_answering
 from .run_events import (
     Handler,
     RunFinished,
@@ -210,6 +210,8 @@ async def _mesh_and_services(
             service = RealService(component, command, env, options.host, plan.startup_timeout)
             services.append(service)
             await service.start()
+        for component, url in plan.options.real.items():  # started by the user
+            await wait_until_answering(component, url, plan.startup_timeout)
         yield mesh
     finally:
         for service in reversed(services):
