@@ -86,8 +86,9 @@ def scenarios_of(variant: Variant) -> tuple[str, ...]:
 def judged(outcome: Outcome) -> tuple[list[str], list[str]]:
     """(patterns of ``caught_by`` no failure matched, failures no pattern explains)."""
     patterns, caught = outcome.variant.caught_by, sorted(outcome.caught())
+    explaining = (*patterns, *outcome.variant.may_also_fail)
     missing = [p for p in patterns if not any(fnmatchcase(c, p) for c in caught)]
-    unexplained = [c for c in caught if not any(fnmatchcase(c, p) for p in patterns)]
+    unexplained = [c for c in caught if not any(fnmatchcase(c, p) for p in explaining)]
     return missing, unexplained
 
 

@@ -36,8 +36,9 @@ class Service(Protocol):
 class Variant:
     """One service of the corpus. ``caught_by``: ``scenario/expectation-id`` patterns
     (``fnmatch``) of the expectations that must fail with it swapped in -- each pattern
-    matches at least one failure, and every failure is matched by one. ``gap``: why the
-    scenarios cannot catch it yet (a finding for the runner or the specs)."""
+    matches at least one failure, and every failure is matched by one of them or of
+    ``may_also_fail`` (failures that depend on the machine's speed, not required).
+    ``gap``: why the scenarios cannot catch it yet (a finding for the runner or specs)."""
 
     name: str  # "<component>:<variant>"
     component: str
@@ -45,6 +46,7 @@ class Variant:
     broken: str  # what is wrong, in words ("" for a correct service)
     caught_by: tuple[str, ...] = ()
     gap: str = ""
+    may_also_fail: tuple[str, ...] = ()
 
     @property
     def correct(self) -> bool:
@@ -239,12 +241,16 @@ class MailsWithoutApiKey(NotifySvc):
 
 
 def variant(
-    name: str, build: Callable[[Mapping[str, str]], Service], *caught_by: str, gap: str = ""
+    name: str,
+    build: Callable[[Mapping[str, str]], Service],
+    *caught_by: str,
+    gap: str = "",
+    may_also_fail: tuple[str, ...] = (),
 ) -> Variant:
     """A registry entry; what is broken is the class's docstring."""
     component, _, which = name.partition(":")
     broken = "" if which == "correct" else inspect.cleandoc(getattr(build, "__doc__", "") or "")
-    return Variant(name, component, build, broken, caught_by, gap)
+    return Variant(name, component, build, broken, caught_by, gap, may_also_fail)
 
 
 SMS_GAP = (
@@ -269,8 +275,10 @@ VARIANTS: dict[str, Variant] = {
         variant(
             "order-svc:breaker-never-opens",
             BreakerThatNeverOpens,
-            "circuit-breaker/step:open_circuit:time",  # fails at once
             "circuit-breaker/run:absent:0",  # nothing reaches inventory-svc while open
+            # "fails at once": under half the time the timed-out orders took, which a busy
+            # machine can stretch past this variant's own (timed-out) answer
+            may_also_fail=("circuit-breaker/step:open_circuit:time",),
         ),
         variant(
             "order-svc:breaker-never-closes",
