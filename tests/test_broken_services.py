@@ -1,22 +1,25 @@
 """The corpus of broken services (``tests/real_services``): every deliberately broken
-implementation is caught by the scenarios, with the expectation its deviation breaks,
+implementation is caught by the scenarios, with the expectations its deviation breaks,
 and the correct implementations pass all four.
 
-Each variant is a process of its own, configured only by ``ecom-harness env`` (its
-port, its peers' URLs through the mesh's proxies, Kafka, its database, Redis), started
-in a directory of its own (its SQLite database lives there) and stopped by its handle.
-The scenarios run with it swapped in through the CLI, ``ecom-harness run ... --real
-COMPONENT=URL --json FILE``, exactly as a team would run them against their service.
+Each variant is a process of its own, started the way a team's CI would: ``ecom-harness
+run SCENARIO... --real-cmd COMPONENT='python -m real_services VARIANT' --json FILE``. The
+harness gives it the environment ``ecom-harness env`` prints (its port, its peers' URLs
+through the mesh's proxies, Kafka, its database, Redis), waits for its port (a variant
+listens only once its Kafka client is connected or its consumer group joined), runs the
+scenarios and stops it by its handle. Each runs in a directory of its own (its SQLite
+database lives there).
 
-A correct service runs all four scenarios; a broken one the scenarios its registry
-entry names, and the failed expectations must be exactly the ones named there: a
-variant caught for another reason (a crash, an unrelated failure) is not caught "right".
+A correct service runs all four scenarios; a broken one the scenarios its registry entry
+names, and every failed expectation must be one the entry names (and each it names must
+fail): a variant caught for another reason (a crash, an unrelated failure) is not caught
+"right".
 
-Speed: all variants run at once, a few at a time (one mesh, one service process and,
-where the service uses Kafka, one Tansu broker each). order-svc and notify-svc publish
-or consume Kafka topics, so their meshes run ``--kafka local``; the gateway needs none
-but needs Redis of its own: a private ``redis-server`` on loopback with one database per
-gateway variant, since runs sharing one database would clear each other's sessions.
+Speed: the variants run a few at a time (one mesh, one service and, where the service
+uses Kafka, one Tansu broker each). order-svc and notify-svc publish or consume Kafka
+topics, so their meshes run ``--kafka local``; the gateway needs none but Redis of its
+own: a private ``redis-server`` on loopback with one database per gateway variant, since
+runs sharing one database would clear each other's sessions.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -36,18 +40,15 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
-from click.testing import CliRunner
 from real_services.variants import VARIANTS, Variant
 
 from conftest import REPO, free_port_base
-from ecom_harness.cli.main import cli
 
 SCENARIOS = ("cache-hit", "circuit-breaker", "happy-path", "payment-failure")  # as `run all`
 KAFKA_USERS = {"order-svc", "notify-svc"}  # publish or consume topics: the mesh needs a broker
-AT_ONCE = 6  # variants run concurrently (each mostly waits: brokers, deadlines)
+AT_ONCE = 4  # variants run concurrently (each mostly waits: brokers, deadlines)
 START_WITHIN_S = 30.0
 RUN_WITHIN_S = 120.0
 
@@ -135,32 +136,8 @@ class PortBases:
                 return base
 
 
-def env_of(component: str, options: list[str]) -> dict[str, str]:
-    """What ``ecom-harness env COMPONENT`` tells the real service."""
-    result = CliRunner().invoke(cli, ["env", component, *options, "--format", "json"])
-    assert result.exit_code == 0, result.output
-    variables: dict[str, str] = json.loads(result.stdout)
-    return variables
-
-
 class SetUpFailed(Exception):
-    """The variant could not be judged (it never answered, the run did not finish)."""
-
-
-async def wait_until_serving(url: str, process: asyncio.subprocess.Process) -> None:
-    deadline = time.monotonic() + START_WITHIN_S
-    async with httpx.AsyncClient() as client:
-        while True:
-            try:
-                if (await client.get(url + "/health")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if process.returncode is not None:
-                raise SetUpFailed(f"the service exited with {process.returncode}")
-            if time.monotonic() > deadline:
-                raise SetUpFailed(f"the service did not answer within {START_WITHIN_S} s")
-            await asyncio.sleep(0.1)
+    """The variant could not be judged (the run did not finish, or not with a result)."""
 
 
 async def stop(process: asyncio.subprocess.Process) -> None:
@@ -175,22 +152,26 @@ async def stop(process: asyncio.subprocess.Process) -> None:
         await process.wait()
 
 
-async def run_scenarios(
-    variant: Variant, scenarios: tuple[str, ...], options: list[str], url: str, workdir: Path
-) -> dict[str, Any]:
-    """``ecom-harness run SCENARIO... --real COMPONENT=URL --json FILE``; the JSON result."""
+async def run_with(variant: Variant, options: list[str], workdir: Path) -> dict[str, Any]:
+    """``ecom-harness run SCENARIO... --real-cmd COMPONENT='python -m real_services NAME'
+    --json FILE`` in ``workdir``: the harness starts the variant with the environment
+    ``ecom-harness env`` gives it (its SQLite file lands in ``workdir``), waits for its
+    port, runs the scenarios and stops it by its handle. The JSON result."""
     report = workdir / "run.json"
+    command = shlex.join([sys.executable, "-m", "real_services", variant.name])
     run = await asyncio.create_subprocess_exec(
         str(Path(sys.executable).parent / "ecom-harness"),
         "run",
-        *scenarios,
+        *scenarios_of(variant),
         *options,
-        "--real",
-        f"{variant.component}={url}",
+        "--real-cmd",
+        f"{variant.component}={command}",
+        "--startup-timeout",
+        str(START_WITHIN_S),
         "--json",
         str(report),
         cwd=workdir,
-        env={**os.environ, "NO_COLOR": "1"},
+        env={**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(REPO / "tests")},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -200,48 +181,29 @@ async def run_scenarios(
     except TimeoutError:
         await stop(run)
         raise SetUpFailed(f"the run did not finish within {RUN_WITHIN_S} s") from None
+    (workdir / "run.log").write_bytes(output)
     if run.returncode not in (0, 1) or not report.exists():
-        raise SetUpFailed(f"the run exited {run.returncode}: {output.decode()[-2000:]}")
+        raise SetUpFailed(f"the run exited {run.returncode}: {output.decode()[-3000:]}")
     document: dict[str, Any] = json.loads(report.read_text())
     return document
 
 
-async def run_variant(
-    variant: Variant, scenarios: tuple[str, ...], base: int, redis_url: str, workdir: Path
-) -> Outcome:
-    """Start the variant from its env, run ``scenarios`` with it swapped in, stop it."""
-    outcome = Outcome(variant, scenarios)
+async def run_variant(variant: Variant, base: int, redis_url: str, workdir: Path) -> Outcome:
+    """Run the variant's scenarios with it swapped in; what failed, and why."""
+    outcome = Outcome(variant, scenarios_of(variant))
     began = time.monotonic()
     options = ["--port-base", str(base)]
     if variant.component in KAFKA_USERS:
         options += ["--kafka", "local"]
     if variant.component == "api-gateway":
         options += ["--redis", redis_url]
-    environ = env_of(variant.component, options)
-    url = f"http://127.0.0.1:{environ['PORT']}"
-    log_file = workdir / "service.log"
-    with log_file.open("wb") as log:
-        service = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "real_services",
-            variant.name,
-            cwd=workdir,
-            env={**os.environ, **environ, "PYTHONPATH": str(REPO / "tests")},
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-        )
-        try:
-            await wait_until_serving(url, service)
-            document = await run_scenarios(variant, scenarios, options, url, workdir)
-        except SetUpFailed as failed:
-            logged = log_file.read_bytes()[-2000:].decode(errors="replace")
-            outcome.error = f"{failed}\nservice log: {logged}"
-            return outcome
-        finally:
-            await stop(service)
-            outcome.seconds = time.monotonic() - began
+    try:
+        document = await run_with(variant, options, workdir)
+    except SetUpFailed as failed:
+        outcome.error = str(failed)
+        return outcome
+    finally:
+        outcome.seconds = time.monotonic() - began
     for scenario in document["scenarios"]:
         if scenario["error"]:
             outcome.error = f"{scenario['name']}: {scenario['error']}"
@@ -266,11 +228,13 @@ async def outcomes(
         redis_url = (
             f"{redis_server}/{next(gateway_dbs)}" if variant.component == "api-gateway" else ""
         )
-        workdir = tmp_path_factory.mktemp(variant.name.replace(":", "-"))
         async with gate:
-            return await run_variant(
-                variant, scenarios_of(variant), bases.take(), redis_url, workdir
-            )
+            for _ in range(3):  # a port of the plan taken meanwhile by another process
+                workdir = tmp_path_factory.mktemp(variant.name.replace(":", "-"))
+                outcome = await run_variant(variant, bases.take(), redis_url, workdir)
+                if "Address already in use" not in (outcome.error or ""):
+                    break
+            return outcome
 
     # The longest first: correct services run all four, Kafka meshes start slower.
     ordered = sorted(

@@ -203,6 +203,10 @@ class EventProducer:
             self._ready.set()
             return
 
+    async def connected(self) -> None:
+        """Return once the producer is connected (the service is ready only then)."""
+        await self._ready.wait()
+
     async def publish(self, topic: str, key: str, value: dict[str, Any]) -> None:
         await asyncio.wait_for(self._ready.wait(), self.ready_within)
         assert self._producer is not None

@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, UniqueConstraint, select
 from sqlalchemy.exc import IntegrityError
@@ -109,6 +109,19 @@ NOTIFICATION_FIELDS = (
 )
 
 
+class Joined(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Sets ``event`` once the group has assigned this consumer its partitions."""
+
+    def __init__(self, event: asyncio.Event):
+        self.event = event
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self.event.set()
+
+
 class NotifySvc:
     """The service; :attr:`app` is its ASGI application (the read API)."""
 
@@ -123,6 +136,7 @@ class NotifySvc:
         self.providers = httpx.AsyncClient(timeout=10.0)
         self.handling = asyncio.Lock()  # one event at a time
         self._consuming: asyncio.Task[None] | None = None
+        self.joined = asyncio.Event()  # set when the group first assigns us partitions
         guarded = require_service_token
         self.app = Starlette(
             routes=[
@@ -138,6 +152,7 @@ class NotifySvc:
         async with self.db.begin() as conn:
             await conn.run_sync(metadata.create_all)
         self._consuming = asyncio.create_task(self.consume())
+        await self.joined.wait()  # ready (and listening) once it is in its group
         try:
             yield
         finally:
@@ -152,7 +167,6 @@ class NotifySvc:
         """Join the group (retrying until the broker is up) and handle every record."""
         while True:
             consumer = AIOKafkaConsumer(
-                *TOPICS,
                 bootstrap_servers=self.bootstrap_servers,
                 group_id=COMPONENT,
                 client_id=COMPONENT,
@@ -167,6 +181,7 @@ class NotifySvc:
                 await consumer.stop()
                 await asyncio.sleep(0.2)
                 continue
+            consumer.subscribe(TOPICS, listener=Joined(self.joined))
             try:
                 async for record in consumer:
                     await self.handle_record(record.value)

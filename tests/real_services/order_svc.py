@@ -191,6 +191,7 @@ class OrderSvc:
         async with self.db.begin() as conn:
             await conn.run_sync(metadata.create_all)
         self.events.start()
+        await self.events.connected()  # ready (and listening) once events can go out
         try:
             yield
         finally:
