@@ -6,13 +6,8 @@ import asyncio
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from ecom_harness.stubs import Backends, ServePlan, SpecNotFound, serve_stubs
-
-from ._failures import START_FAILURES, fail, first_line
-from .stubs_bundle import serve_bundle
+from ._failures import fail, first_line, start_failures
 from .stubs_generate import generate_command
 
 
@@ -22,6 +17,9 @@ def stubs() -> None:
 
 
 def _print_table(urls: dict[str, str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title="stubs (Ctrl-C to stop)")
     table.add_column("component")
     table.add_column("url")
@@ -67,8 +65,13 @@ def serve(  # noqa: PLR0917 - one parameter per Click option
     redis_url: str | None,
 ) -> None:
     """Serve COMPONENTS (default: all shipped components), or a --bundle, until Ctrl-C."""
+    from ecom_harness.specs import SpecNotFound
+    from ecom_harness.stubs import Backends, ServePlan, serve_stubs
+
     backends = Backends(database_url=database_url, redis_url=redis_url)
     if bundle is not None:
+        from .stubs_bundle import serve_bundle
+
         if components or spec_files:
             raise click.UsageError("--bundle serves the bundle's components: name none")
         serve_bundle(bundle, host, port, backends)
@@ -86,7 +89,7 @@ def serve(  # noqa: PLR0917 - one parameter per Click option
         raise click.BadParameter(str(exc), param_hint="COMPONENTS") from None
     try:
         asyncio.run(serve_stubs(plan, _print_table))
-    except START_FAILURES as exc:  # a busy port, an unusable --spec, an unreachable backend
+    except start_failures() as exc:  # a busy port, an unusable --spec, an unreachable backend
         fail(f"cannot serve the stubs: {first_line(exc)}")
     click.echo("stopped", err=True)
 

@@ -10,12 +10,15 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ecom_harness.harness.bundle import BundleError, load_bundle
-from ecom_harness.harness.running import run_until_signalled
-from ecom_harness.harness.stub_server import StubServer
+from ecom_harness.harness import (
+    BundleError,
+    StubServer,
+    load_bundle,
+    run_until_signalled,
+)
 from ecom_harness.stubs import Backends
 
-from ._failures import START_FAILURES, fail, first_line
+from ._failures import fail, first_line, start_failures
 
 __all__ = ["serve_bundle"]
 
@@ -28,7 +31,7 @@ def serve_bundle(directory: Path, host: str | None, port: int | None, backends: 
     server = StubServer(options)
     try:
         run_until_signalled(lambda requested: _serve(server, requested))
-    except START_FAILURES as exc:
+    except start_failures() as exc:
         fail(f"cannot serve the bundle: {first_line(exc)}")
     click.echo("stopped", err=True)
 

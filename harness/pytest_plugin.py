@@ -142,7 +142,7 @@ def _chosen(config: pytest.Config) -> list[str]:
 
 
 def _start(chosen: list[str]) -> EcomServices:
-    from ecom_harness.stubs import shipped_components, shipped_spec
+    from ecom_harness.specs import shipped_components, shipped_spec
     from ecom_harness.stubs.exporters import BackgroundLoop
 
     from .mesh import Mesh

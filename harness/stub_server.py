@@ -18,8 +18,14 @@ from typing import Any
 
 import httpx
 
-from ecom_harness.stubs import Backends, InMemoryBus, StubHost
-from ecom_harness.stubs._asgi import PortDispatcher, bind, serve_sockets
+from ecom_harness.stubs import (
+    Backends,
+    InMemoryBus,
+    PortDispatcher,
+    StubHost,
+    bind,
+    serve_sockets,
+)
 
 from .addresses import http_url
 from .faults import Fault, FaultBook

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from pydantic import ValidationError
 
 from ecom_harness.cli.main import cli
-from ecom_harness.stubs import Document, read_document, spec_root
+from ecom_harness.specs import Document, read_document, spec_root
 
 ASYNCAPI = spec_root() / "asyncapi" / "commerce-events.yaml"
 

@@ -26,10 +26,8 @@ from click.testing import CliRunner
 
 from conftest import REPO
 from ecom_harness.cli.main import cli
-from ecom_harness.stubs import shipped_components, shipped_spec
-from ecom_harness.stubs._host import load_api
-from ecom_harness.stubs._operations import Api, Operation
-from ecom_harness.stubs._respond import sample_from_schema
+from ecom_harness.specs import Api, Operation, load_api, shipped_components, shipped_spec
+from ecom_harness.stubs.engine import sample_from_schema
 
 WIREMOCK = REPO / "tests" / "wiremock"
 FIRST = "order-svc"  # served from its folder; the others imported

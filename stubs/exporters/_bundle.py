@@ -14,8 +14,7 @@ from typing import Any
 import orjson
 
 from ecom_harness import __version__
-from ecom_harness.stubs._host import load_api
-from ecom_harness.stubs._operations import Api
+from ecom_harness.specs import Api, load_api
 from ecom_harness.stubs.behaviours.catalog_svc import spec_products
 from ecom_harness.stubs.behaviours.inventory_svc import DEFAULT_ON_HAND, example_skus
 

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ecom_harness import __version__
-from ecom_harness.stubs._documents import Document, read_document
-from ecom_harness.stubs._operations import resolve_refs
+from ecom_harness.specs import Document, read_document, resolve_refs
 
 from ._source import ExportError, Sources, SpecFile
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ecom_harness import __version__
-from ecom_harness.stubs._locate import spec_root
+from ecom_harness.specs import spec_root
 
 from ._bundle import export_bundle
 from ._events_python import export_events_python

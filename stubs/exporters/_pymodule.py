@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ecom_harness.stubs._host import load_api
+from ecom_harness.specs import load_api
 
 from ._source import Sources, SpecFile
 

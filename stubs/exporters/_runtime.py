@@ -20,9 +20,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from ecom_harness.stubs._bus import InMemoryBus
-from ecom_harness.stubs._host import StubHost
-from ecom_harness.stubs._http import StubRequest, StubResponse
+from ecom_harness.stubs import StubHost
+from ecom_harness.stubs.engine import StubRequest, StubResponse
+from ecom_harness.stubs.events import InMemoryBus
 
 __all__ = ["BackgroundLoop", "LocalStubs", "encode_body"]
 

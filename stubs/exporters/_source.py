@@ -11,11 +11,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from ecom_harness.stubs._documents import Document, read_document
-from ecom_harness.stubs._locate import spec_root
-from ecom_harness.stubs._yaml import load_yaml
+from ecom_harness.specs import (
+    Document,
+    Topology,
+    TopologyError,
+    load_topology,
+    read_document,
+    spec_root,
+)
 
 __all__ = ["ExportError", "Sources", "SpecFile", "resolve_sources"]
 
@@ -69,30 +73,16 @@ class Sources:
         return [*found, self.asyncapi] if self.asyncapi is not None else found
 
 
-def _topology(root: Path) -> dict[str, Any]:
-    data = load_yaml((root / TOPOLOGY_FILE).read_text(encoding="utf-8"))
-    if not isinstance(data, dict) or not isinstance(data.get("components"), dict):
-        raise ExportError(f"{root / TOPOLOGY_FILE}: not a topology document")
-    return data
+def _topology(root: Path) -> Topology:
+    try:
+        return load_topology(root / TOPOLOGY_FILE)
+    except TopologyError as exc:
+        raise ExportError(f"{root / TOPOLOGY_FILE}: not a usable topology ({exc})") from None
 
 
-def _http_callees(topology: dict[str, Any], name: str) -> list[str]:
-    return [
-        str(edge["to"])
-        for edge in topology.get("edges") or []
-        if isinstance(edge, dict)
-        and edge.get("from") == name
-        and edge.get("protocol") in ("http", "https")
-    ]
-
-
-def _uses_kafka(topology: dict[str, Any], name: str) -> bool:
-    return any(
-        isinstance(edge, dict)
-        and edge.get("protocol") == "kafka"
-        and name in (edge.get("from"), edge.get("to"))
-        for edge in topology.get("edges") or []
-    )
+def _uses_kafka(topology: Topology, name: str) -> bool:
+    """Whether ``name`` publishes or consumes (an edge to or from the broker)."""
+    return any(e.protocol == "kafka" and name in (e.source, e.target) for e in topology.edges)
 
 
 def resolve_sources(
@@ -106,40 +96,35 @@ def resolve_sources(
     unknown component, or one without the kind of spec the format needs."""
     root = root or spec_root()
     topology = _topology(root)
-    known: dict[str, Any] = topology["components"]
+    known = topology.components
     if not components:
         raise ExportError("name at least one COMPONENT")
     for name in components:
         entry = known.get(name)
-        if not isinstance(entry, dict):
+        if entry is None:
             raise ExportError(f"unknown component '{name}' (known: {', '.join(known)})")
-        spec = str(entry.get("spec") or "")
+        spec = entry.spec or ""
         if not spec:
-            raise ExportError(f"{name} has no spec (a {entry.get('kind', 'component')})")
+            raise ExportError(f"{name} has no spec (a {entry.kind})")
         if need_openapi and not spec.startswith("openapi/"):
             raise ExportError(
                 f"{name} has no OpenAPI spec (its spec is {spec}); "
                 "for its messages use --format events-python"
             )
     openapi: dict[str, SpecFile] = {}
-    pending = [n for n in components if str(known[n].get("spec", "")).startswith("openapi/")]
+    pending = [n for n in components if (known[n].spec or "").startswith("openapi/")]
     while pending:
         name = pending.pop(0)
         if name in openapi:
             continue
-        openapi[name] = SpecFile.read(root, str(known[name]["spec"]))
+        openapi[name] = SpecFile.read(root, str(known[name].spec))
         if dependencies:
-            callees = _http_callees(topology, name)
-            pending.extend(c for c in callees if known.get(c, {}).get("spec"))
-    kafka = next(
-        (n for n, e in known.items() if isinstance(e, dict) and e.get("kind") == "broker"), None
-    )
+            callees = [e.target for e in topology.edges_from(name) if e.is_http]
+            pending.extend(c for c in callees if known[c].spec)
+    kafka = next((n for n, e in known.items() if e.kind == "broker"), None)
     wants_events = any(n == kafka for n in components) or (
         dependencies and any(_uses_kafka(topology, n) for n in [*components, *openapi])
     )
-    asyncapi = (
-        SpecFile.read(root, str(known[kafka]["spec"]))
-        if kafka is not None and wants_events and known[kafka].get("spec")
-        else None
-    )
+    broker_spec = known[kafka].spec if kafka is not None else None
+    asyncapi = SpecFile.read(root, broker_spec) if wants_events and broker_spec else None
     return Sources(tuple(components), openapi, asyncapi)

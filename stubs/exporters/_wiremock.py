@@ -25,11 +25,8 @@ from typing import Any
 import orjson
 
 from ecom_harness import __version__
-from ecom_harness.stubs._host import load_api
-from ecom_harness.stubs._http import StubResponse, is_json_media
-from ecom_harness.stubs._operations import Api, Operation, resolve_refs
-from ecom_harness.stubs._pointers import resolve_pointer
-from ecom_harness.stubs._respond import respond_from_spec
+from ecom_harness.specs import Api, Operation, load_api, resolve_pointer, resolve_refs
+from ecom_harness.stubs.engine import StubResponse, is_json_media, respond_from_spec
 
 from ._source import Sources, SpecFile
 
