@@ -22,7 +22,7 @@ by the ecom-harness stub of $component (its simulator where it has one, else the
 spec's examples); a request the spec rejects gets the stub's 4xx problem.
 
     import httpx
-    from $module import transport
+    from $module import BASE_URL, transport
 
     def test_my_client():
         with httpx.Client(transport=transport(), base_url=BASE_URL) as client:
@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from ecom_harness.stubs.exporters import LocalStubs, encode_body
 
 $provenance

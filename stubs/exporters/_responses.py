@@ -26,7 +26,7 @@ $component (its simulator where it has one, else the spec's examples). A request
 spec rejects gets the stub's 4xx problem naming the failing pointer.
 
     import requests
-    from $module import $function
+    from $module import BASE_URL, $function
 
     def test_my_client():
         with $function() as mock:
@@ -46,7 +46,6 @@ from typing import Any
 
 import requests
 import responses
-
 from ecom_harness.stubs.exporters import LocalStubs, encode_body
 
 $provenance
