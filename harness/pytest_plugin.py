@@ -4,7 +4,9 @@ another team's test suite.
 - ``ecom_mesh`` (session): the whole mesh on loopback, started once; or, with
   ``--ecom-stubs order-svc,payment-svc`` (ini ``ecom_stubs``), only those stubs, each
   behind a recording proxy. It yields their addresses (``urls``, ``url(name)``).
-- ``ecom_stub``: ``ecom_stub("order-svc")`` -> that one stub's address and a client.
+- ``ecom_stub``: ``ecom_stub("order-svc")`` -> that one stub's address and a client
+  (in the whole mesh, the component's own address: the test's direct calls to it are
+  not journaled, its onward calls are; with ``--ecom-stubs``, its recording proxy).
 - ``@pytest.mark.ecom_fault(EDGE, kind=..., ...)``: a fault on an edge for one test
   (``"order-svc->inventory-svc"`` in the mesh; with ``--ecom-stubs``, the stub's name),
   cleared after it. Fields as in the admin API: ``kind`` delay|timeout|error|reset,
