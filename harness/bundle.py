@@ -92,9 +92,13 @@ def load_bundle(
     chosen_port = settings.get("port", 0) if port is None else port
     if not isinstance(chosen_port, int) or not 0 <= chosen_port <= 65535:
         raise BundleError(f"{shown}#/port: must be a port number, not {chosen_port!r}")
+    asyncapi = next(
+        (directory / "specs" / r for r in manifest.specs if r.startswith("asyncapi/")), None
+    )
     return StubServerOptions(
         served=manifest.components,
         specs=specs,
+        asyncapi=asyncapi,
         host=host or str(settings.get("host", "127.0.0.1")),
         port=chosen_port,
         latency_ms=latency,

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from ecom_harness.specs import MessageValidator
 from ecom_harness.stubs import (
     Backends,
     InMemoryBus,
@@ -43,6 +44,7 @@ App = Callable[[Scope, Any, Any], Awaitable[None]]
 class StubServerOptions:
     served: tuple[str, ...]  # components given a port, in order
     specs: Mapping[str, Path]  # every hosted component -> its OpenAPI file
+    asyncapi: Path | None = None  # the events document (default: the shipped one)
     host: str = "127.0.0.1"
     port: int = 0  # the first served component's port, then +1 each; 0: free ports
     latency_ms: Mapping[str, float] = field(default_factory=dict)
@@ -96,7 +98,10 @@ class StubServer:
                 specs=dict(self.options.specs),
                 backends=self.options.backends,
                 settings=self.options.settings,
-                bus=InMemoryBus(observer=self.journal.observe_bus),
+                bus=InMemoryBus(
+                    validator=MessageValidator.load(self.options.asyncapi),
+                    observer=self.journal.observe_bus,
+                ),
             )
             await self.host.start()
             for name, data in self.options.seeds.items():

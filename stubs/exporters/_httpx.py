@@ -48,6 +48,7 @@ _HERE = Path(__file__).resolve().parent
 SPECS = {
 $specs
 }
+ASYNCAPI = $asyncapi
 # (method, path template, operationId) of every operation the transport answers.
 OPERATIONS = [
 $operations
@@ -85,7 +86,8 @@ def transport(
     ``examples_only`` answers from the spec's examples alone (no simulator state);
     ``settings`` are the simulators' settings by component name.
     """
-    return StubTransport(LocalStubs(SPECS, settings=settings, examples_only=examples_only).start())
+    stubs = LocalStubs(SPECS, asyncapi=ASYNCAPI, settings=settings, examples_only=examples_only)
+    return StubTransport(stubs.start())
 ''')
 
 

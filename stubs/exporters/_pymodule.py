@@ -32,6 +32,13 @@ def specs_table(sources: Sources) -> str:
     )
 
 
+def asyncapi_path(sources: Sources) -> str:
+    """The events document inside the export, as a Python expression."""
+    if sources.asyncapi is None:
+        return "None"
+    return f"_HERE / 'specs' / {sources.asyncapi.relative!r}"
+
+
 def provenance(spec: SpecFile) -> str:
     return (
         f"SPEC_FILE = {spec.relative!r}\n"

@@ -10,7 +10,7 @@ from string import Template
 
 from ecom_harness import __version__
 
-from ._pymodule import module_name, operations_table, provenance, specs_table
+from ._pymodule import asyncapi_path, module_name, operations_table, provenance, specs_table
 from ._source import Sources
 
 __all__ = ["export_responses"]
@@ -55,6 +55,7 @@ _HERE = Path(__file__).resolve().parent
 SPECS = {
 $specs
 }
+ASYNCAPI = $asyncapi
 # (method, path template, operationId): one `responses` registration each.
 OPERATIONS = [
 $operations
@@ -102,7 +103,9 @@ def $function(
     ``settings`` are the simulators' settings by component name.
     """
     with (
-        LocalStubs(SPECS, settings=settings, examples_only=examples_only) as stubs,
+        LocalStubs(
+            SPECS, asyncapi=ASYNCAPI, settings=settings, examples_only=examples_only
+        ) as stubs,
         responses.RequestsMock(assert_all_requests_are_fired=False) as mock,
     ):
         register(mock, stubs, base_url)
@@ -125,6 +128,7 @@ def render_module(sources: Sources, component: str, template: Template, suffix: 
         provenance=provenance(spec),
         base_url_repr=repr(f"http://{component}.test"),
         specs=specs_table(sources),
+        asyncapi=asyncapi_path(sources),
         operations=operations_table(spec.path),
     )
     return text.encode()

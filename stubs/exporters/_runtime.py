@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from ecom_harness.specs import MessageValidator
 from ecom_harness.stubs import StubHost
 from ecom_harness.stubs.engine import StubRequest, StubResponse
 from ecom_harness.stubs.events import InMemoryBus
@@ -61,7 +62,8 @@ class LocalStubs:
     """Component stubs (simulators where the component has one) on a private loop.
 
     ``specs`` maps component name -> OpenAPI file; every one is hosted, so a component's
-    simulator reaches its peers in-process. Use as a context manager, or call
+    simulator reaches its peers in-process. Events are checked against ``asyncapi``
+    (default: the shipped document). Use as a context manager, or call
     :meth:`start` and :meth:`stop`.
     """
 
@@ -69,13 +71,14 @@ class LocalStubs:
         self,
         specs: Mapping[str, Path],
         *,
+        asyncapi: Path | None = None,
         settings: Mapping[str, Mapping[str, Any]] | None = None,
         examples_only: bool = False,
     ):
         self.host = StubHost(
             specs=dict(specs),
             settings=dict(settings or {}),
-            bus=InMemoryBus(),
+            bus=InMemoryBus(validator=MessageValidator.load(asyncapi)),
             examples_only=frozenset(specs) if examples_only else frozenset(),
         )
         self._loop: BackgroundLoop | None = None
