@@ -88,6 +88,7 @@ def _one_line(stderr: str) -> str:
         (["client"], "ecom-harness: client has no spec (a client)"),
         (["kafka"], "ecom-harness: kafka has no OpenAPI spec (its spec is asyncapi/"),
         (["user-svc", "--format", "events-python"], "ecom-harness: user-svc: neither publishes"),
+        (["api-gateway", "--format", "events-python"], "ecom-harness: api-gateway: neither"),
         ([], "ecom-harness: name at least one COMPONENT"),
     ],
 )

@@ -66,7 +66,7 @@ FORMATS: dict[str, _Format] = {
         needs_openapi=True,
         readme=_python_readme("httpx", "`httpx.Client(transport=transport(), base_url=BASE_URL)`."),
     ),
-    "events-python": _Format(export_events_python, needs_openapi=False),
+    "events-python": _Format(export_events_python, needs_openapi=False, dependencies=False),
 }
 
 

@@ -95,6 +95,7 @@ def resolve_sources(
     """Check the names and collect the spec files; ``ExportError`` names the first
     unknown component, or one without the kind of spec the format needs."""
     root = root or spec_root()
+    components = list(dict.fromkeys(components))  # each once, in the order given
     topology = _topology(root)
     known = topology.components
     if not components:
@@ -122,8 +123,8 @@ def resolve_sources(
             callees = [e.target for e in topology.edges_from(name) if e.is_http]
             pending.extend(c for c in callees if known[c].spec)
     kafka = next((n for n, e in known.items() if e.kind == "broker"), None)
-    wants_events = any(n == kafka for n in components) or (
-        dependencies and any(_uses_kafka(topology, n) for n in [*components, *openapi])
+    wants_events = any(n == kafka or _uses_kafka(topology, n) for n in components) or (
+        dependencies and any(_uses_kafka(topology, n) for n in openapi)
     )
     broker_spec = known[kafka].spec if kafka is not None else None
     asyncapi = SpecFile.read(root, broker_spec) if wants_events and broker_spec else None
