@@ -151,3 +151,14 @@ def test_the_help_names_every_format() -> None:
     from ecom_harness.cli.stubs_generate import FORMAT_NAMES
 
     assert list(FORMAT_NAMES) == list(FORMATS)
+
+
+def test_an_out_path_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me")
+    code, _, stderr = run("order-svc", "--out", str(target))
+    assert (code, _one_line(stderr)) == (
+        2,
+        f"ecom-harness: --out {target}: exists and is not a directory",
+    )
+    assert target.read_text() == "keep me"
