@@ -64,7 +64,10 @@ def generate_command(
     except ExportError as exc:
         _usage(str(exc))
     versions = ", ".join(f"{e['title']} {e['version']}" for e in manifest.specs.values())
-    click.echo(f"wrote {len(manifest.files)} files to {out} ({fmt}; from {versions})")
+    written = len(manifest.files) - len(manifest.kept)
+    click.echo(f"wrote {written} files to {out} ({fmt}; from {versions})")
+    for relative in manifest.kept:
+        click.echo(f"kept {relative}: edited since the last export", err=True)
 
 
 def _check(directory: Path) -> None:

@@ -162,3 +162,21 @@ def test_an_out_path_that_is_a_file_is_refused(tmp_path: Path) -> None:
         f"ecom-harness: --out {target}: exists and is not a directory",
     )
     assert target.read_text() == "keep me"
+
+
+def test_regenerating_a_bundle_keeps_the_settings_its_users_edited(tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    assert run("inventory-svc", "--out", str(out))[0] == 0
+    (out / "stub.toml").write_text((out / "stub.toml").read_text() + "latency_ms = 5\n")
+    edited = (out / "stub.toml").read_text()
+    (out / "README.md").write_text("stale readme")  # generated: edited or not, it is ours
+    result = CliRunner().invoke(cli, ["stubs", "generate", "inventory-svc", "--out", str(out)])
+    assert result.exit_code == 2  # the README was edited too: nothing is written
+    assert "README.md was edited since the export; move it away" in result.stderr
+    (out / "README.md").unlink()
+    result = CliRunner().invoke(cli, ["stubs", "generate", "inventory-svc", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == "kept stub.toml: edited since the last export"
+    assert (out / "stub.toml").read_text() == edited
+    assert "# Stub of inventory-svc" in (out / "README.md").read_text()
+    assert run("--check", str(out))[0] == 0

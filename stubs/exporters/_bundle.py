@@ -20,7 +20,7 @@ from ecom_harness.stubs.behaviours.inventory_svc import DEFAULT_ON_HAND, example
 
 from ._source import Sources
 
-__all__ = ["BUNDLE_COMMAND", "SETTINGS_FILE", "export_bundle"]
+__all__ = ["BUNDLE_COMMAND", "SETTINGS_FILE", "bundle_settings_files", "export_bundle"]
 
 SETTINGS_FILE = "stub.toml"
 BUNDLE_COMMAND = "ecom-harness stubs serve --bundle ."
@@ -119,6 +119,11 @@ COPY . /stub
 EXPOSE {DEFAULT_PORT}
 CMD ["ecom-harness", "stubs", "serve", "--bundle", "/stub", "--host", "0.0.0.0"]
 """
+
+
+def bundle_settings_files(files: dict[str, bytes]) -> frozenset[str]:
+    """The files of a bundle its users edit (kept when a bundle is regenerated)."""
+    return frozenset(f for f in files if f == SETTINGS_FILE or f.startswith("seed/"))
 
 
 def export_bundle(sources: Sources) -> dict[str, bytes]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from ecom_harness import __version__
 from ecom_harness.specs import spec_root
 
-from ._bundle import export_bundle
+from ._bundle import bundle_settings_files, export_bundle
 from ._events_python import export_events_python
 from ._httpx import export_httpx
 from ._manifest import CheckResult, Manifest, check_export, write_export
@@ -28,6 +28,7 @@ class _Format:
     needs_openapi: bool
     dependencies: bool = True  # also the specs of what the components call
     readme: Callable[[Sources], str] | None = None  # when the exporter writes none
+    editable: Callable[[dict[str, bytes]], frozenset[str]] = lambda _files: frozenset()
 
 
 def _python_readme(suffix: str, how: str) -> Callable[[Sources], str]:
@@ -52,7 +53,7 @@ and answered by the component's simulator (or the spec's examples).
 
 
 FORMATS: dict[str, _Format] = {
-    "bundle": _Format(export_bundle, needs_openapi=True),
+    "bundle": _Format(export_bundle, needs_openapi=True, editable=bundle_settings_files),
     "wiremock": _Format(export_wiremock, needs_openapi=True, dependencies=False),
     "responses": _Format(
         export_responses,
@@ -84,7 +85,8 @@ def generate(components: list[str], fmt: str, out: Path, *, root: Path | None = 
         files["README.md"] = chosen.readme(sources).encode()
     for spec in sources.files:
         files[f"specs/{spec.relative}"] = spec.path.read_bytes()
-    return write_export(out, fmt, sources.components, sources.files, files)
+    editable = chosen.editable(files)
+    return write_export(out, fmt, sources.components, sources.files, files, editable=editable)
 
 
 def check(directory: Path, *, root: Path | None = None) -> CheckResult:

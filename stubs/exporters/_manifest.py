@@ -4,7 +4,10 @@ files it wrote.
 
 It is what makes an output directory recognisably *ours*: a directory with a manifest
 may be regenerated (only the files it lists are replaced), one without is a user's and
-is never written into. ``--check`` compares its digests with the current specs.
+is never written into. The digest of every file written tells a file the user has
+edited since: settings meant for editing (a bundle's ``stub.toml``, its seed files) are
+kept, any other edited file stops the export. ``--check`` compares the spec digests
+with the current specs.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ class Manifest:
     format: str
     components: tuple[str, ...]
     specs: dict[str, dict[str, str]]  # relative path -> {title, version, sha256}
-    files: tuple[str, ...]
+    files: dict[str, str]  # relative path -> sha256 of what the export wrote
     generator_version: str = __version__
+    kept: tuple[str, ...] = ()  # edited settings files this export left as they were
 
     def to_json(self) -> bytes:
         return orjson.dumps(
@@ -41,7 +45,7 @@ class Manifest:
                 "format": self.format,
                 "components": list(self.components),
                 "specs": self.specs,
-                "files": list(self.files),
+                "files": self.files,
             },
             option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS,
         )
@@ -60,7 +64,7 @@ class Manifest:
             format=str(data.get("format")),
             components=tuple(data.get("components") or ()),
             specs=dict(data.get("specs") or {}),
-            files=tuple(data.get("files") or ()),
+            files=dict(data.get("files") or {}),
             generator_version=str(data.get("generator_version")),
         )
 
@@ -84,33 +88,62 @@ def _claimable(out: Path) -> Manifest | None:
     return earlier
 
 
+def _edited(out: Path, relative: str, earlier: Manifest) -> bool:
+    """Whether a file the earlier export wrote has been changed since."""
+    path = out / relative
+    return path.is_file() and digest(path.read_bytes()) != earlier.files.get(relative)
+
+
 def write_export(
     out: Path,
     fmt: str,
     components: tuple[str, ...],
     specs: list[SpecFile],
     files: dict[str, bytes],
+    *,
+    editable: frozenset[str] = frozenset(),
 ) -> Manifest:
     """Write ``files`` (relative path -> content) and the manifest into ``out``.
 
     An earlier export there is replaced file by file: what it wrote and this export
     does not is removed, and a file it did not write is never touched -- an export that
-    would overwrite one is refused before anything is written.
+    would overwrite one is refused before anything is written. Files in ``editable``
+    that the user changed since are kept as they are.
     """
     earlier = _claimable(out)
-    ours = set(earlier.files) | {MANIFEST} if earlier else set()
+    kept: dict[str, str] = {}
     for relative in files:
         target = out / relative
-        if target.exists() and relative not in ours:
+        if not target.exists():
+            continue
+        if earlier is None or relative not in earlier.files:
             raise ExportError(f"--out {out}: {relative} exists and was not written by an export")
+        if _edited(out, relative, earlier):
+            if relative not in editable:
+                raise ExportError(
+                    f"--out {out}: {relative} was edited since the export; "
+                    "move it away to regenerate"
+                )
+            kept[relative] = earlier.files[relative]
     if earlier is not None:
         for relative in earlier.files:
-            (out / relative).unlink(missing_ok=True)
+            if relative not in kept and not _edited(out, relative, earlier):
+                (out / relative).unlink(missing_ok=True)
+    written = {}
     for relative, content in sorted(files.items()):
+        if relative in kept:
+            continue
         target = out / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
-    manifest = Manifest(fmt, components, spec_entries(specs), tuple(sorted(files)))
+        written[relative] = digest(content)
+    manifest = Manifest(
+        fmt,
+        components,
+        spec_entries(specs),
+        dict(sorted((written | kept).items())),
+        kept=tuple(sorted(kept)),
+    )
     (out / MANIFEST).write_bytes(manifest.to_json() + b"\n")
     return manifest
 
