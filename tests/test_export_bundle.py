@@ -109,3 +109,11 @@ def test_a_bundle_with_broken_settings_says_where(tmp_path: Path) -> None:
         f"ecom-harness: {toml}#/components/payment-svc/fault: "
         "kind must be one of delay, timeout, error, reset, not 'explode'"
     )
+
+
+def test_serving_a_directory_that_is_not_a_bundle_is_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["stubs", "serve", "--bundle", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"ecom-harness: {tmp_path}: not a stub bundle (no bundle ecom-harness-export.json)"
+    )
