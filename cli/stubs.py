@@ -28,7 +28,7 @@ def _print_table(urls: dict[str, str]) -> None:
     Console().print(table)
 
 
-@stubs.command("serve")
+@stubs.command("serve", short_help="Serve stubs (or an exported bundle) until Ctrl-C.")
 @click.argument("components", nargs=-1)
 @click.option(
     "--spec",

@@ -26,9 +26,14 @@ def _usage(message: str) -> NoReturn:
     sys.exit(EXIT_USAGE)
 
 
-@click.command("generate")
+@click.command("generate", short_help="Export stubs for other teams; --check tells a stale export.")
 @click.argument("components", nargs=-1)
-@click.option("--out", type=click.Path(path_type=Path), help="Directory to write the export to.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="Directory to write the export to.",
+)
 @click.option(
     "--format",
     "fmt",

@@ -4,6 +4,7 @@ overwritten."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import orjson
@@ -180,3 +181,18 @@ def test_regenerating_a_bundle_keeps_the_settings_its_users_edited(tmp_path: Pat
     assert (out / "stub.toml").read_text() == edited
     assert "# Stub of inventory-svc" in (out / "README.md").read_text()
     assert run("--check", str(out))[0] == 0
+
+
+def test_events_python_without_the_codegen_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in [n for n in sys.modules if n.startswith("asyncapi_python_codegen")]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "asyncapi_python_codegen", None)
+    monkeypatch.setitem(sys.modules, "asyncapi_python_codegen.generators.messages", None)
+    code, _, stderr = run("kafka", "--format", "events-python", "--out", str(tmp_path / "e"))
+    assert (code, _one_line(stderr)) == (
+        2,
+        "ecom-harness: --format events-python needs asyncapi-python's codegen: "
+        "pip install 'ecom-harness[codegen]'",
+    )
