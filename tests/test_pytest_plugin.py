@@ -8,6 +8,10 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
+# The other team's project has ecom-harness, not this repo's test tools: schemathesis and
+# hypothesis register pytest plugins too, and cost seconds of start-up in each run.
+RUN = ("-p", "no:cacheprovider", "-p", "no:schemathesis", "-p", "no:hypothesispytest", "-q")
+
 MESH_TESTS = """
 import httpx
 import pytest
@@ -77,20 +81,20 @@ def test_a_fault_on_an_edge_that_is_not_there():
 
 def test_a_project_uses_the_whole_mesh(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_checkout=MESH_TESTS)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result = pytester.runpytest_subprocess(*RUN)
     result.assert_outcomes(passed=5)
 
 
 def test_a_project_uses_chosen_stubs(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\necom_stubs = inventory-svc, payment-svc\n")
     pytester.makepyfile(test_inventory=STUB_TESTS)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result = pytester.runpytest_subprocess(*RUN)
     result.assert_outcomes(passed=3, errors=1)
     result.stdout.fnmatch_lines(["*ecom_fault: no edge 'client->stripe'*"])
 
 
 def test_an_unknown_stub_is_one_usage_line(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_x="def test_x(ecom_mesh):\n    pass\n")
-    result = pytester.runpytest_subprocess("--ecom-stubs", "ordr-svc", "-q")
+    result = pytester.runpytest_subprocess(*RUN, "--ecom-stubs", "ordr-svc")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*--ecom-stubs: unknown component(s) ordr-svc (known: *"])
