@@ -117,3 +117,30 @@ def test_serving_a_directory_that_is_not_a_bundle_is_one_line(tmp_path: Path) ->
     assert result.stderr.strip() == (
         f"ecom-harness: {tmp_path}: not a stub bundle (no bundle ecom-harness-export.json)"
     )
+
+
+def test_stub_toml_settings_reach_the_served_stubs(tmp_path: Path) -> None:
+    """Latency (global, then per component), a fault, seeds and simulator settings, as
+    the server gets them (latency itself is not timed here: no timed tests)."""
+    from ecom_harness.harness import Fault, load_bundle
+
+    bundle = tmp_path / "b"
+    CliRunner().invoke(
+        cli, ["stubs", "generate", "inventory-svc", "catalog-svc", "--out", str(bundle)]
+    )
+    toml = bundle / "stub.toml"
+    text = toml.read_text().replace("latency_ms = 0", "latency_ms = 20", 1)
+    text = text.replace(
+        "[components.catalog-svc]\n# latency_ms = 50",
+        '[components.catalog-svc]\nlatency_ms = 5\nfault = { kind = "delay", delay_ms = 30 }',
+    )
+    text += '\n[settings.inventory-svc]\nstock = { "SKU-1001" = 7 }\n'
+    toml.write_text(text)
+    options = load_bundle(bundle, port=0)
+    assert options.served == ("inventory-svc", "catalog-svc")
+    assert dict(options.latency_ms) == {"inventory-svc": 20.0, "catalog-svc": 5.0}
+    assert dict(options.faults) == {"catalog-svc": Fault("delay", delay_ms=30.0)}
+    assert set(options.seeds) == {"inventory-svc", "catalog-svc"}
+    assert options.settings == {"inventory-svc": {"stock": {"SKU-1001": 7}}}
+    assert options.asyncapi == bundle / "specs" / "asyncapi" / "commerce-events.yaml"
+    assert all(path.is_relative_to(bundle) for path in options.specs.values())
