@@ -188,6 +188,13 @@ class NewIdempotencyKeyPerRequest(ApiGateway):
         return str(uuid.uuid4())
 
 
+class NeverRateLimits(ApiGateway):
+    """Counts nothing in Redis: no per-user rate limit, and no X-RateLimit headers."""
+
+    async def count(self, user_id: str) -> dict[str, str]:
+        return {}
+
+
 class CreatedWithoutLocation(ApiGateway):
     """Answers a placed order 201 without the Location header the spec requires."""
 
@@ -364,6 +371,11 @@ VARIANTS: dict[str, Variant] = {
             "happy-path/run:absent:0",
             "happy-path/run:absent:1",
             "happy-path/run:state:0",
+        ),
+        variant(
+            "api-gateway:never-rate-limits",
+            NeverRateLimits,
+            "happy-path/step:place_order:header:X-RateLimit-*",  # counted by the limiter
         ),
         variant(
             "api-gateway:created-without-location",
