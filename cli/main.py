@@ -29,6 +29,7 @@ COMMANDS = {
     "stubs": "stubs:stubs",
     "up": "mesh:up",
     "env": "mesh:env",
+    "contracts": "contracts:contracts",
 }
 
 

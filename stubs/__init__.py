@@ -35,12 +35,14 @@ if TYPE_CHECKING:
     from ._lint import lint_document
     from ._locate import spec_root
     from ._openapi_lint import HTTP_METHODS, iter_operations
+    from ._operations import Api
     from ._pointers import PointerError, resolve_pointer, unescape_token
     from ._schemas import SchemaCompileError, SchemaSet, Violation
     from ._serve import ServePlan, serve_stubs
     from ._tansu import TansuBroker, TansuStartError, tansu_broker
 
 _EXPORTS = {
+    "Api": "._operations",
     "Backends": "._backends",
     "BusError": "._bus",
     "BusEvent": "._bus",
@@ -106,6 +108,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "HTTP_METHODS",
+    "Api",
     "Backends",
     "BusError",
     "BusEvent",

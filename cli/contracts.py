@@ -1,0 +1,190 @@
+"""``ecom-harness contracts ...``: Pact contracts checked against the specs, spec versions
+compared, providers verified and fuzzed. Thin: the work is in ``ecom_harness.harness.contracts``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from ecom_harness.harness.contracts import (
+    CaseResult,
+    PactError,
+    SpecIndex,
+    SpecIndexError,
+    Summary,
+    check_pacts,
+    default_pact_dir,
+    load_pacts,
+    write_json,
+    write_junit,
+)
+from ecom_harness.stubs import spec_root
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+
+PACTS_OPTION = click.option(
+    "--pacts",
+    "pact_folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of pact files (default: the committed contracts/).",
+)
+SPECS_OPTION = click.option(
+    "--specs",
+    "spec_folder",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Specs folder (default: the shipped specs/).",
+)
+
+
+def usage_error(message: str) -> None:
+    click.echo(f"ecom-harness: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def report(command: str, summary: Summary, json_file: Path | None, junit_file: Path | None) -> None:
+    """The console table, the optional files, and the exit code: the reporters of ``run``."""
+    table = Table(title=f"contracts {command}", show_lines=False)
+    table.add_column("group")
+    table.add_column("case")
+    table.add_column("result")
+    table.add_column("why", overflow="fold")
+    for result in summary.results:
+        verdict = "[green]pass[/]" if result.passed else "[red]FAIL[/]"
+        table.add_row(result.group, result.name, verdict, result.message)
+    console = Console(soft_wrap=False)
+    console.print(table)
+    for result in summary.failed:
+        for line in result.details:
+            click.echo(f"  {result.group} :: {result.name}: {line}")
+    if json_file is not None:
+        write_json(json_file, command, summary.results)
+    if junit_file is not None:
+        write_junit(junit_file, command, summary.results)
+    click.echo(summary.line(), err=True)
+    sys.exit(EXIT_OK if summary.ok else EXIT_PROBLEMS)
+
+
+JSON_OPTION = click.option(
+    "--json", "json_file", type=click.Path(dir_okay=False, path_type=Path), help="Write results as JSON."
+)
+JUNIT_OPTION = click.option(
+    "--junit",
+    "junit_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write results as JUnit XML (one test case per result).",
+)
+
+
+@click.group()
+def contracts() -> None:
+    """Consumer-driven contracts (Pact V4) between the platform's components."""
+
+
+def _index(spec_folder: Path | None) -> SpecIndex:
+    try:
+        return SpecIndex(spec_folder or spec_root())
+    except SpecIndexError as exc:
+        usage_error(str(exc))
+        raise AssertionError from None  # unreachable: usage_error exits
+
+
+@contracts.command("check")
+@PACTS_OPTION
+@SPECS_OPTION
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="One line per finding, or a JSON array.",
+)
+def check(pact_folder: Path | None, spec_folder: Path | None, fmt: str) -> None:
+    """Check every interaction of every pact against its provider's OpenAPI or AsyncAPI.
+
+    One line per finding: PACT#POINTER [INTERACTION] -> SPEC#POINTER: MESSAGE [RULE].
+    Exits 0 when every pact fits the specs, 1 on findings, 2 on unreadable input.
+    """
+    try:
+        pacts = load_pacts(pact_folder or default_pact_dir())
+    except PactError as exc:
+        usage_error(str(exc))
+        return
+    findings = check_pacts(pacts, _index(spec_folder))
+    if fmt == "json":
+        click.echo(orjson.dumps([f.as_dict() for f in findings], option=orjson.OPT_INDENT_2).decode())
+    else:
+        for finding in findings:
+            click.echo(str(finding))
+    count = sum(len(p.interactions) for p in pacts)
+    click.echo(
+        f"{len(pacts)} pacts, {count} interactions checked, {len(findings)} "
+        f"finding{'s' * (len(findings) != 1)}",
+        err=True,
+    )
+    sys.exit(EXIT_PROBLEMS if findings else EXIT_OK)
+
+
+__all__ = ["CaseResult", "contracts"]
+
+
+@contracts.command("diff")
+@click.argument("old")
+@click.argument("new")
+@PACTS_OPTION
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="One line per change, or JSON.",
+)
+def diff(old: str, new: str, pact_folder: Path | None, fmt: str) -> None:
+    """Breaking and non-breaking changes from OLD to NEW specs, and the consumers they break.
+
+    OLD and NEW are each a spec file, a specs folder or a git revision (its specs/), as in
+    `contracts diff main specs/` or `contracts diff HEAD~1 HEAD`. Exits 1 when a change is
+    breaking, 0 when none is, 2 on unusable arguments.
+    """
+    from ecom_harness.harness.contracts import RevisionError, broken_pacts, diff_specs, spec_side
+
+    try:
+        pacts = load_pacts(pact_folder or default_pact_dir())
+        old_file = Path(old) if Path(old).is_file() else None
+        new_file = Path(new) if Path(new).is_file() else None
+        with (
+            spec_side(old, other_file=new_file) as old_root,
+            spec_side(new, other_file=old_file) as new_root,
+        ):
+            before, after = _index(old_root), _index(new_root)
+            changes = diff_specs(before, after, pacts)
+            broken = broken_pacts(before, after, pacts)
+    except (PactError, RevisionError) as exc:
+        usage_error(str(exc))
+        return
+    if fmt == "json":
+        payload = {
+            "changes": [c.as_dict() for c in changes],
+            "broken_pacts": [f.as_dict() for f in broken],
+        }
+        click.echo(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
+    else:
+        for change in changes:
+            click.echo(str(change))
+        for finding in broken:
+            click.echo(f"breaks {finding}")
+    breaking = sum(c.breaking for c in changes)
+    click.echo(
+        f"{len(changes)} changes, {breaking} breaking; {len(broken)} pact interaction(s) broken",
+        err=True,
+    )
+    sys.exit(EXIT_PROBLEMS if breaking or broken else EXIT_OK)

@@ -1,0 +1,40 @@
+"""Contracts between the platform's components: Pact files checked against the specs,
+spec versions compared, providers verified and fuzzed.
+
+Depends on :mod:`ecom_harness.stubs` (specs, schemas, stubs) and, for the committed pact
+files, on the data package :mod:`ecom_harness.contracts`; never on the CLI.
+"""
+
+from __future__ import annotations
+
+from .check import check_interaction, check_pacts, default_pact_dir
+from .diff import Change, broken_pacts, diff_specs
+from .findings import RULES, Finding
+from .pacts import PactError, PactFile, PactInteraction, load_pact, load_pacts
+from .revisions import RevisionError, spec_side
+from .results import CaseResult, Summary, write_json, write_junit
+from .spec_index import SpecIndex, SpecIndexError
+
+__all__ = [
+    "RULES",
+    "CaseResult",
+    "Change",
+    "Finding",
+    "PactError",
+    "PactFile",
+    "PactInteraction",
+    "RevisionError",
+    "SpecIndex",
+    "SpecIndexError",
+    "Summary",
+    "broken_pacts",
+    "check_interaction",
+    "check_pacts",
+    "default_pact_dir",
+    "diff_specs",
+    "load_pact",
+    "load_pacts",
+    "spec_side",
+    "write_json",
+    "write_junit",
+]
