@@ -10,12 +10,17 @@ from __future__ import annotations
 from .check import check_interaction, check_pacts, default_pact_dir
 from .diff import Change, broken_pacts, diff_specs
 from .findings import RULES, Finding
+from .fuzz import FUZZ_CHECKS, FuzzError, FuzzOptions, fuzz_provider
 from .pacts import PactError, PactFile, PactInteraction, load_pact, load_pacts
 from .revisions import RevisionError, spec_side
 from .results import CaseResult, Summary, write_json, write_junit
+from .served import credentials_for, served_stubs
 from .spec_index import SpecIndex, SpecIndexError
 
 __all__ = [
+    "FUZZ_CHECKS",
+    "FuzzError",
+    "FuzzOptions",
     "RULES",
     "CaseResult",
     "Change",
@@ -30,10 +35,13 @@ __all__ = [
     "broken_pacts",
     "check_interaction",
     "check_pacts",
+    "credentials_for",
     "default_pact_dir",
     "diff_specs",
+    "fuzz_provider",
     "load_pact",
     "load_pacts",
+    "served_stubs",
     "spec_side",
     "write_json",
     "write_junit",
