@@ -30,6 +30,8 @@ COMMANDS = {
     "up": "mesh:up",
     "env": "mesh:env",
     "contracts": "contracts:contracts",
+    "run": "run:run",
+    "scenarios": "run:scenarios",
 }
 
 
