@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from ._pointers import PointerError, resolve_pointer, unescape_token
     from ._schemas import SchemaCompileError, SchemaSet, Violation
     from ._serve import ServePlan, serve_stubs
+    from ._validate_request import decode_form
     from ._tansu import TansuBroker, TansuStartError, tansu_broker
 
 _EXPORTS = {
@@ -75,6 +76,7 @@ _EXPORTS = {
     "channel_messages": "._asyncapi_lint",
     "check_exchange": "._contract",
     "collect_files": "._documents",
+    "decode_form": "._validate_request",
     "display_path": "._documents",
     "escape_token": "._diagnostics",
     "iter_operations": "._openapi_lint",
@@ -140,6 +142,7 @@ __all__ = [
     "channel_messages",
     "check_exchange",
     "collect_files",
+    "decode_form",
     "display_path",
     "escape_token",
     "iter_operations",

@@ -21,6 +21,7 @@ from ecom_harness.stubs import (
     Api,
     PointerError,
     SchemaSet,
+    decode_form,
     display_path,
     join_pointer,
     resolve_pointer,
@@ -300,6 +301,8 @@ class _HttpCheck:
                 pact_at,
             )
             return
+        if media_type == "application/x-www-form-urlencoded" and isinstance(content, str):
+            content = decode_form(self.api, media.schema_pointer, content.encode())
         if media.schema_pointer is not None:
             yield from _body_findings(
                 self.ctx,

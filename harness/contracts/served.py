@@ -17,7 +17,7 @@ import httpx
 
 from ecom_harness.stubs import Api, ServePlan, serve_stubs
 
-__all__ = ["credentials_for", "served_stubs"]
+__all__ = ["credentials_for", "served_stubs", "static_credentials"]
 
 # Test credentials the external simulators accept (their specs' own test conventions).
 TWILIO_TEST_SID = "AC" + "0" * 32
@@ -60,11 +60,11 @@ def served_stubs(components: tuple[str, ...] = ()) -> Iterator[dict[str, str]]:
         thread.join(30)
 
 
-def credentials_for(api: Api, url: str) -> dict[str, str]:
+def credentials_for(api: Api, url: str | None) -> dict[str, str]:
     """Headers that satisfy the security scheme of a shipped stub.
 
     Internal services take any service token; the gateway takes a real JWT, got by
-    registering and logging in through it (user-svc issues and introspects it).
+    registering and logging in through it at ``url`` (user-svc issues and introspects it).
     """
     headers: dict[str, str] = {}
     for name, scheme in sorted(api.security_schemes.items()):
@@ -75,10 +75,16 @@ def credentials_for(api: Api, url: str) -> dict[str, str]:
             basic = base64.b64encode(f"{TWILIO_TEST_SID}:token".encode()).decode()
             headers["Authorization"] = f"Basic {basic}"
         elif kind == "http" and scheme.get("bearerFormat") == "JWT":
-            headers["Authorization"] = f"Bearer {_gateway_token(url)}"
+            if url is not None:  # without an address: no token to be had
+                headers["Authorization"] = f"Bearer {_gateway_token(url)}"
         elif kind == "http":
             headers["Authorization"] = f"Bearer {_BEARER.get(api.component, name)}"
     return headers
+
+
+def static_credentials(api: Api) -> dict[str, str]:
+    """The credentials of a shipped stub that need no call to get (all but a JWT)."""
+    return credentials_for(api, None)
 
 
 def _gateway_token(gateway: str) -> str:

@@ -1,0 +1,279 @@
+"""From the plan to pact-python ``Pact`` objects (V4): HTTP and asynchronous messages.
+
+Values are made canonical in one deterministic walk (sorted pacts, sorted interactions,
+each interaction's setup first), so the files are byte-identical run after run. A value
+the provider itself made earlier in the scenario (a reservation id it answered, a token
+it issued) is marked for injection: the request carries a ProviderState generator, and
+the state set-up returns the value the provider makes this time.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from pact import Pact, match
+
+from ecom_harness.stubs import Api
+
+from .canonical import Canonicalizer, is_dynamic
+from .plan import HttpPlan, MessagePlan
+from .schema_walk import follow_refs
+from .served import static_credentials
+from .shapes import loose_request, shaped
+from .spec_index import SpecIndex, payload_pointer
+
+__all__ = ["BuiltPact", "build_pacts", "pact_name"]
+
+# A canonical made-up value: an id (prefix_000...N) or a long digit run (hash, SID, number).
+_TOKEN = re.compile(r"\b[a-z]{2,4}_[0-9]{8,40}\b|(?<![A-Za-z0-9])(?:SM|AC)?[0-9]{14,64}(?![A-Za-z0-9])")
+SECRET = "[redacted]"
+SECRET_KEY = "secret"
+
+
+def pact_name(consumer: str, provider: str) -> str:
+    return f"{consumer}-{provider}"
+
+
+@dataclass(slots=True)
+class BuiltPact:
+    consumer: str
+    provider: str
+    pact: Pact
+    http: list[HttpPlan] = field(default_factory=list)
+    messages: list[tuple[MessagePlan, dict[str, Any]]] = field(default_factory=list)  # + payload
+
+    @property
+    def name(self) -> str:
+        return pact_name(self.consumer, self.provider)
+
+
+def _form_or_json(content_type: str | None) -> str:
+    base = (content_type or "").split(";")[0].strip().lower()
+    return "form" if base == "application/x-www-form-urlencoded" else "json"
+
+
+class _Captures:
+    """Which canonical values the provider made during the set-up, and where."""
+
+    def __init__(self) -> None:
+        self.where: dict[str, list[Any]] = {}
+
+    def learn(self, step: int, response: Any, pointer: str = "") -> None:
+        if isinstance(response, dict):
+            for key, value in response.items():
+                self.learn(step, value, f"{pointer}/{_escape(key)}")
+        elif isinstance(response, list):
+            for index, value in enumerate(response):
+                self.learn(step, value, f"{pointer}/{index}")
+        elif isinstance(response, str):
+            if response == SECRET:
+                self.where[SECRET_KEY] = [step, pointer]
+            elif _TOKEN.fullmatch(response):
+                self.where.setdefault(response, [step, pointer])
+
+    def injectable(self, value: str) -> list[str]:
+        if value == SECRET and SECRET_KEY in self.where:
+            return [SECRET_KEY]
+        return [t for t in _TOKEN.findall(value) if t in self.where]
+
+    def expression(self, value: str) -> str:
+        if value == SECRET:
+            return "${" + SECRET_KEY + "}"
+        return _TOKEN.sub(lambda m: "${" + m.group(0) + "}" if m.group(0) in self.where else m.group(0), value)
+
+
+def _escape(token: Any) -> str:
+    return str(token).replace("~", "~0").replace("/", "~1")
+
+
+def _canonical_setup(canon: Canonicalizer, setup: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], _Captures]:
+    captures = _Captures()
+    steps = []
+    for index, step in enumerate(setup):
+        request = {
+            "method": step["method"],
+            "path": canon.string(step["path"]),
+            "query": canon.string(step["query"]),
+            "headers": {k: v for k, v in canon.value(step["headers"]).items() if v != SECRET},
+            "body": canon.value(step["body"]),
+        }
+        response = canon.value(step.get("response"))
+        steps.append(request)
+        captures.learn(index, response)
+    return steps, captures
+
+
+def _schema_of_response(api: Api | None, operation_id: str, status: int, content_type: str | None) -> tuple[dict[str, Any], str | None]:
+    if api is None:
+        return {}, None
+    operation = api.operations.get(operation_id)
+    if operation is None:
+        return api.document.data, None
+    code = str(status)
+    response = operation.responses.get(code) or operation.responses.get(f"{code[0]}XX") or operation.responses.get("default")
+    if response is None:
+        return api.document.data, None
+    base = (content_type or "").split(";")[0].strip().lower()
+    media = next((m for t, m in response.content.items() if t.lower() == base), None)
+    return api.document.data, media.schema_pointer if media else None
+
+
+def _body_generators(captures: _Captures, body: Any, pointer: str = "$") -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    if isinstance(body, dict):
+        for key, value in body.items():
+            found |= _body_generators(captures, value, f"{pointer}.{key}" if re.fullmatch(r"\w+", key) else f"{pointer}['{key}']")
+    elif isinstance(body, list):
+        for index, value in enumerate(body):
+            found |= _body_generators(captures, value, f"{pointer}[{index}]")
+    elif isinstance(body, str) and captures.injectable(body):
+        found[pointer] = {"type": "ProviderState", "expression": captures.expression(body), "dataType": "STRING"}
+    return found
+
+
+def _add_http(pact: Pact, plan: HttpPlan, canon: Canonicalizer, api: Api | None) -> None:  # noqa: PLR0912
+    entry = plan.entry
+    setup, captures = _canonical_setup(canon, plan.state_params.get("setup", []))
+    params = dict(plan.state_params)
+    if setup:
+        params["setup"] = setup
+        params["captures"] = dict(sorted(captures.where.items()))
+    path = canon.string(entry["path"])
+    interaction = pact.upon_receiving(plan.description).given(plan.state, parameters=params)
+    generators: dict[str, Any] = {}
+    if _TOKEN.search(path):
+        pieces, last = [], 0
+        for found in _TOKEN.finditer(path):
+            pieces += [re.escape(path[last : found.start()]), "[A-Za-z0-9_-]+"]
+            last = found.end()
+        pattern = "^" + "".join([*pieces, re.escape(path[last:])]) + "$"
+        interaction.with_request(entry["method"], match.regex(path, regex=pattern))
+        if captures.injectable(path):
+            generators["path"] = {"type": "ProviderState", "expression": captures.expression(path), "dataType": "STRING"}
+    else:
+        interaction.with_request(entry["method"], path)
+    for name, value in parse_qsl(canon.string(entry.get("query") or ""), keep_blank_values=True):
+        interaction.with_query_parameter(name, match.type(value) if is_dynamic(value) or _TOKEN.search(value) else value)
+    headers = {k.lower(): v for k, v in (entry.get("request_headers") or {}).items()}
+    credentials = {k.lower(): v for k, v in static_credentials(api).items()} if api else {}
+    content_type = headers.get("content-type")
+    for name in sorted(headers):
+        if name in ("host", "accept", "accept-encoding", "connection", "user-agent", "content-length", "content-type"):
+            continue
+        value = headers[name]
+        if value == SECRET:
+            interaction.with_header(name, match.type(credentials.get(name, "ecom-harness")))
+        else:
+            value = canon.string(value)
+            dynamic = is_dynamic(value) or bool(_TOKEN.search(value))
+            interaction.with_header(name, match.type(value) if dynamic else value)
+            if captures.injectable(value):
+                generators.setdefault("header", {})[name] = {"type": "ProviderState", "expression": captures.expression(value), "dataType": "STRING"}
+    body = canon.value(entry.get("request_body"))
+    if body is not None:
+        loose = set(plan.loose) | _dynamic_pointers(body)
+        if _form_or_json(content_type) == "form":
+            flat = {k: str(v) for k, v in body.items()} if isinstance(body, dict) else {}
+            interaction.with_body(urlencode(flat), content_type="application/x-www-form-urlencoded", part="Request")
+            rules = {
+                "body": {f"$['{k}']": {"combine": "AND", "matchers": [{"match": "type"}]} for k in sorted(flat) if f"/{k}" in loose}
+            }
+            if rules["body"]:
+                interaction.with_matching_rules(rules, "Request")
+        else:
+            interaction.with_body(loose_request(body, loose), content_type="application/json", part="Request")
+            body_generators = _body_generators(captures, body)
+            if body_generators:
+                generators["body"] = body_generators
+    if generators:
+        interaction.with_generators(generators, "Request")
+    status = int(entry["status"])
+    interaction.will_respond_with(status)
+    response_type = {k.lower(): v for k, v in (entry.get("response_headers") or {}).items()}.get("content-type")
+    answer = canon.value(entry.get("response_body"))
+    if answer is not None and response_type:
+        data, pointer = _schema_of_response(api, entry["operation_id"], status, response_type)
+        answer = _fill_secrets(data, pointer, answer, api, entry, status, response_type)
+        interaction.with_body(shaped(data, pointer, answer), content_type=response_type.split(";")[0], part="Response")
+
+
+def _dynamic_pointers(value: Any, pointer: str = "") -> set[str]:
+    if isinstance(value, dict):
+        return set().union(*(_dynamic_pointers(v, f"{pointer}/{k}") for k, v in value.items())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_dynamic_pointers(v, f"{pointer}/{i}") for i, v in enumerate(value))) if value else set()
+    if is_dynamic(value) or (isinstance(value, str) and _TOKEN.search(value)):
+        return {pointer}
+    return set()
+
+
+def _fill_secrets(data: dict[str, Any], pointer: str | None, answer: Any, api: Api | None, entry: dict[str, Any], status: int, content_type: str) -> Any:
+    """Secrets are redacted in the journal; in the pact they become the spec's own example
+    value for that field, so the example still fits the schema (matched by type)."""
+    if api is None or pointer is None:
+        return answer
+    operation = api.operations.get(entry["operation_id"])
+    response = operation.responses.get(str(status)) if operation else None
+    media = response.content.get(content_type.split(";")[0]) if response else None
+    example = next(iter(media.examples.values()), None) if media else None
+
+    def walk(value: Any, sample: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v, sample.get(k) if isinstance(sample, dict) else None) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, sample[0] if isinstance(sample, list) and sample else None) for v in value]
+        if value == SECRET and isinstance(sample, str):
+            return sample
+        return value
+
+    return walk(answer, example)
+
+
+def _add_message(pact: Pact, plan: MessagePlan, canon: Canonicalizer, index: SpecIndex) -> dict[str, Any]:
+    entry = plan.entry
+    setup, captures = _canonical_setup(canon, plan.state_params.get("setup", []))
+    params = dict(plan.state_params)
+    if setup:
+        params["setup"] = setup
+        params["captures"] = dict(sorted(captures.where.items()))
+    payload = canon.value(entry["value"])
+    channel = index.channels.get(entry["topic"])
+    data: dict[str, Any] = channel.document.data if channel else {}
+    pointer = None
+    if channel is not None and entry["message_type"] in channel.messages:
+        pointer = payload_pointer(data, channel.messages[entry["message_type"]])
+        pointer = follow_refs(data, pointer) if pointer else None
+    (
+        pact.upon_receiving(plan.description, "Async")
+        .given(plan.state, parameters=params)
+        .with_body(shaped(data, pointer, payload), content_type="application/json")
+        .with_metadata({"topic": entry["topic"]})
+    )
+    return payload
+
+
+def build_pacts(http: list[HttpPlan], messages: list[MessagePlan], index: SpecIndex) -> list[BuiltPact]:
+    """One pact per consumer -> provider edge, interactions in description order."""
+    pacts: dict[str, BuiltPact] = {}
+    for plan in [*http, *messages]:
+        name = pact_name(plan.consumer, plan.provider)
+        if name not in pacts:
+            pacts[name] = BuiltPact(plan.consumer, plan.provider, Pact(plan.consumer, plan.provider).with_specification("V4"))
+        if isinstance(plan, HttpPlan):
+            pacts[name].http.append(plan)
+        else:
+            pacts[name].messages.append((plan, {}))
+    canon = Canonicalizer()
+    for name in sorted(pacts):
+        built = pacts[name]
+        api = index.api(built.provider)
+        for plan in sorted(built.http, key=lambda p: p.description):
+            _add_http(built.pact, plan, canon, api)
+        done = []
+        for plan, _ in sorted(built.messages, key=lambda m: m[0].description):
+            done.append((plan, _add_message(built.pact, plan, canon, index)))
+        built.messages = done
+    return [pacts[name] for name in sorted(pacts)]

@@ -1,0 +1,225 @@
+"""From the scenarios' journals to a plan of pact interactions, one pact per edge.
+
+Every HTTP exchange between two components (the client's own requests excepted: the
+client is the scenario, not a service with a team) and every event a consumer group
+handled is an occurrence. Occurrences of one edge with the same operation and status
+(or topic and message type) become one interaction; its representative is chosen by
+content, not by timing, so the plan is the same on every run. Its provider state is
+named from the scenario's ``given`` (the provider's seed, the faults on its own calls)
+and carries, as parameters, the earlier requests of the scenario that brought the
+provider to that state, so a verifier can set the state by replaying them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .canonical import is_dynamic, mask
+
+__all__ = ["HttpPlan", "MessagePlan", "Occurrence", "ScenarioJournal", "plan_pacts"]
+
+# Request headers a pact keeps: what the provider's spec may care about. Transport
+# headers (host, user-agent, accept-encoding...) say nothing about the contract.
+_TRANSPORT_HEADERS = frozenset(
+    {"host", "accept", "accept-encoding", "connection", "user-agent", "content-length"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioJournal:
+    scenario: str
+    given: Mapping[str, Any]
+    entries: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    scenario: str
+    given: Mapping[str, Any]
+    entry: dict[str, Any]
+    earlier: list[dict[str, Any]]  # the scenario's journal before this entry
+    journal: list[dict[str, Any]]  # the scenario's whole journal
+
+    @property
+    def faulty_given(self) -> bool:
+        return bool(self.given.get("faults"))
+
+
+@dataclass(slots=True)
+class HttpPlan:
+    consumer: str
+    provider: str
+    description: str
+    state: str
+    state_params: dict[str, Any]
+    entry: dict[str, Any]
+    loose: set[str] = field(default_factory=set)  # request body pointers matched by type
+
+
+@dataclass(slots=True)
+class MessagePlan:
+    consumer: str
+    provider: str
+    description: str
+    state: str
+    state_params: dict[str, Any]
+    entry: dict[str, Any]
+
+
+def _request_of(entry: dict[str, Any]) -> dict[str, Any]:
+    headers = {
+        k.lower(): v
+        for k, v in (entry.get("request_headers") or {}).items()
+        if k.lower() not in _TRANSPORT_HEADERS
+    }
+    return {
+        "method": entry["method"],
+        "path": entry["path"],
+        "query": entry.get("query") or "",
+        "headers": dict(sorted(headers.items())),
+        "body": entry.get("request_body"),
+    }
+
+
+def _key(value: Any) -> bytes:
+    return orjson.dumps(mask(value), option=orjson.OPT_SORT_KEYS)
+
+
+def _state(occurrence: Occurrence, provider: str, setup: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """The provider state: named from the scenario's ``given``, with what sets it up."""
+    given = occurrence.given
+    seed = (given.get("seed") or {}).get(provider)
+    faults = [f for f in given.get("faults") or [] if str(f.get("edge", "")).startswith(f"{provider}->")]
+    settings = (given.get("settings") or {}).get(provider)
+    parts = []
+    if seed:
+        parts.append(f"{provider} holds {json.dumps(seed, sort_keys=True, separators=(',', ':'))}")
+    for fault in faults:
+        parts.append(f"{fault['edge']} {fault.get('fault', {}).get('kind', 'fault')}")
+    if setup:
+        parts.append(f"after {len(setup)} earlier request{'s' * (len(setup) != 1)} of the scenario")
+    name = f"{occurrence.scenario}: {'; '.join(parts) if parts else 'nothing set up'}"
+    params: dict[str, Any] = {"scenario": occurrence.scenario, "provider": provider}
+    if seed:
+        params["seed"] = seed
+    if faults:
+        params["faults"] = faults
+    if settings:
+        params["settings"] = settings
+    if setup:
+        params["setup"] = setup
+    return name, params
+
+
+def _setup(occurrence: Occurrence, provider: str) -> list[dict[str, Any]]:
+    """The earlier requests the provider answered in the scenario (any caller), whole.
+
+    For an event, the requests that started before it was published: the one that made
+    the provider publish it is journaled when it is answered, after the event."""
+    if occurrence.entry.get("kind") == "event":
+        cutoff = occurrence.entry["time"]
+        candidates = [
+            e
+            for e in occurrence.journal
+            if e.get("time", 0) - e.get("duration_ms", 0) / 1000 <= cutoff  # it had started
+        ]
+    else:
+        candidates = occurrence.earlier
+    found = []
+    for entry in sorted(candidates, key=lambda e: e.get("seq", 0)):
+        if entry.get("kind") != "http" or entry.get("callee") != provider:
+            continue
+        if entry.get("fault") or entry.get("status") is None:
+            continue  # never reached the provider
+        step = _request_of(entry)
+        step["response"] = entry.get("response_body")
+        found.append(step)
+    return found
+
+
+def _loose_fields(occurrences: Iterable[Occurrence]) -> set[str]:
+    """Request body fields whose value differs between occurrences of one interaction:
+    the pact matches them by type; the others are what decides the answer."""
+    values: dict[str, set[bytes]] = {}
+
+    def walk(value: Any, pointer: str) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{pointer}/{k}")
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, f"{pointer}/{i}")
+        else:
+            values.setdefault(pointer, set()).add(orjson.dumps(value))
+            if is_dynamic(value):
+                values[pointer].add(b"<dynamic>")
+
+    count = 0
+    for occurrence in occurrences:
+        walk(occurrence.entry.get("request_body"), "")
+        count += 1
+    return {p for p, seen in values.items() if len(seen) > 1}
+
+
+def plan_pacts(
+    journals: list[ScenarioJournal], clients: set[str]
+) -> tuple[list[HttpPlan], list[MessagePlan]]:
+    """Every interaction of every pact, in a deterministic order."""
+    http: dict[tuple[str, str, str, int], list[Occurrence]] = {}
+    messages: dict[tuple[str, str, str, str], list[Occurrence]] = {}
+    for journal in journals:
+        for index, entry in enumerate(journal.entries):
+            occurrence = Occurrence(
+                journal.scenario, journal.given, entry, journal.entries[:index], journal.entries
+            )
+            if entry.get("kind") == "http":
+                if entry["caller"] in clients or not entry.get("operation_id"):
+                    continue
+                if entry.get("fault") or entry.get("status") is None or entry.get("error"):
+                    continue
+                key = (entry["caller"], entry["callee"], entry["operation_id"], entry["status"])
+                http.setdefault(key, []).append(occurrence)
+            elif entry.get("kind") == "event":
+                for group in entry.get("groups") or []:
+                    key4 = (group, entry["publisher"], entry["topic"], entry["message_type"])
+                    messages.setdefault(key4, []).append(occurrence)
+    http_plans = []
+    for (consumer, provider, operation, status), found in sorted(http.items()):
+        chosen = min(
+            found,
+            key=lambda o: (o.faulty_given, len(_setup(o, provider)), _key(_request_of(o.entry)), _key(o.entry.get("response_body"))),
+        )
+        state, params = _state(chosen, provider, _setup(chosen, provider))
+        http_plans.append(
+            HttpPlan(
+                consumer=consumer,
+                provider=provider,
+                description=f"{operation} answered {status} ({chosen.scenario})",
+                state=state,
+                state_params=params,
+                entry=chosen.entry,
+                loose=_loose_fields(found),
+            )
+        )
+    message_plans = []
+    for (consumer, provider, topic, message_type), found in sorted(messages.items()):
+        chosen = min(found, key=lambda o: (o.faulty_given, len(_setup(o, provider)), _key(o.entry.get("value"))))
+        setup = _setup(chosen, provider)
+        state, params = _state(chosen, provider, setup)
+        params["message"] = {"topic": topic, "type": message_type}
+        message_plans.append(
+            MessagePlan(
+                consumer=consumer,
+                provider=provider,
+                description=f"{message_type} on {topic} ({chosen.scenario})",
+                state=state,
+                state_params=params,
+                entry=chosen.entry,
+            )
+        )
+    return http_plans, message_plans
