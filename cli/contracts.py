@@ -73,7 +73,10 @@ def report(command: str, summary: Summary, json_file: Path | None, junit_file: P
 
 
 JSON_OPTION = click.option(
-    "--json", "json_file", type=click.Path(dir_okay=False, path_type=Path), help="Write results as JSON."
+    "--json",
+    "json_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write results as JSON.",
 )
 JUNIT_OPTION = click.option(
     "--junit",
@@ -120,7 +123,9 @@ def check(pact_folder: Path | None, spec_folder: Path | None, fmt: str) -> None:
         return
     findings = check_pacts(pacts, _index(spec_folder))
     if fmt == "json":
-        click.echo(orjson.dumps([f.as_dict() for f in findings], option=orjson.OPT_INDENT_2).decode())
+        click.echo(
+            orjson.dumps([f.as_dict() for f in findings], option=orjson.OPT_INDENT_2).decode()
+        )
     else:
         for finding in findings:
             click.echo(str(finding))
@@ -218,7 +223,7 @@ def _parse_headers(values: tuple[str, ...]) -> dict[str, str]:
 @SPECS_OPTION
 @JSON_OPTION
 @JUNIT_OPTION
-def fuzz(  # noqa: PLR0913 - one parameter per option
+def fuzz(
     providers: tuple[str, ...],
     provider_url: str | None,
     header_values: tuple[str, ...],
@@ -280,3 +285,124 @@ def fuzz(  # noqa: PLR0913 - one parameter per option
     except FuzzError as exc:
         usage_error(str(exc))
     report("fuzz", summary, json_file, junit_file)
+
+
+@contracts.command("generate")
+@click.option(
+    "--check",
+    "check_only",
+    is_flag=True,
+    help="Fail (exit 1) when the committed pacts are out of date; write nothing.",
+)
+@PACTS_OPTION
+@click.option(
+    "--no-consumer-run",
+    is_flag=True,
+    help="Skip running the consumers against pact-python's mock servers (faster; less checked).",
+)
+def generate(check_only: bool, pact_folder: Path | None, no_consumer_run: bool) -> None:
+    """Generate the Pact V4 files of every edge the scenarios exercise.
+
+    Runs the scenarios, makes one interaction per edge, operation and status (or topic
+    and message type), runs each consumer's simulator against pact-python's mock server
+    in its provider's place, and writes contracts/CONSUMER-PROVIDER.json. Exits 0 when
+    written (or, with --check, up to date), 1 when stale or a consumer broke its pact.
+    """
+    import asyncio
+
+    from ecom_harness.harness.contracts import GenerateError, generate_pacts, stale_pacts
+    from ecom_harness.harness.scenario_files import ScenarioError, load_scenarios
+
+    folder = pact_folder or default_pact_dir()
+    try:
+        scenarios = load_scenarios()
+        generated = asyncio.run(
+            generate_pacts(scenarios, _index(None), exercise=not no_consumer_run)
+        )
+    except (GenerateError, ScenarioError) as exc:
+        click.echo(f"ecom-harness: {exc}", err=True)
+        sys.exit(EXIT_PROBLEMS)
+    for problem in generated.consumer_problems:
+        click.echo(f"consumer: {problem}")
+    if generated.consumer_problems:
+        click.echo(
+            f"{len(generated.consumer_problems)} consumer problem(s): pacts not written", err=True
+        )
+        sys.exit(EXIT_PROBLEMS)
+    if check_only:
+        stale = stale_pacts(folder, generated.files)
+        for line in stale:
+            click.echo(line)
+        click.echo(
+            f"{len(generated.files)} pacts: "
+            + (
+                "up to date"
+                if not stale
+                else f"{len(stale)} stale (run `ecom-harness contracts generate`)"
+            ),
+            err=True,
+        )
+        sys.exit(EXIT_PROBLEMS if stale else EXIT_OK)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in generated.files.items():
+        (folder / name).write_bytes(content)
+    for old in sorted(folder.glob("*.json")):
+        if old.name not in generated.files:
+            old.unlink()
+    click.echo(f"{len(generated.files)} pacts written to {folder}", err=True)
+    sys.exit(EXIT_OK)
+
+
+@contracts.command("verify")
+@click.argument("providers", nargs=-1)
+@click.option("--provider-url", help="Verify the real provider at this URL (one PROVIDER).")
+@click.option(
+    "--state-url",
+    help="Your provider-state endpoint (default: the mesh's POST /admin/provider-states).",
+)
+@click.option("--kafka", help="A real broker for the mesh: 'local' (Tansu) or HOST:PORT.")
+@PACTS_OPTION
+@JSON_OPTION
+@JUNIT_OPTION
+def verify(
+    providers: tuple[str, ...],
+    provider_url: str | None,
+    state_url: str | None,
+    kafka: str | None,
+    pact_folder: Path | None,
+    json_file: Path | None,
+    junit_file: Path | None,
+) -> None:
+    """Verify providers against every pact that names them (default: every provider).
+
+    Each provider runs inside the mesh (its stub, or the real service at --provider-url,
+    whose calls reach the mesh's stubs); states are set through the mesh's admin API;
+    message pacts are verified by having the provider publish the message. One result per
+    interaction; exits 0 when all pass, 1 on a failure, 2 on a usage or set-up error.
+    """
+    from ecom_harness.harness.contracts import VerifyOptions, verify_providers
+    from ecom_harness.harness.mesh import MeshConfigError, MeshOptions
+
+    try:
+        pacts = load_pacts(pact_folder or default_pact_dir())
+    except PactError as exc:
+        usage_error(str(exc))
+        return
+    known = sorted({p.provider for p in pacts})
+    for name in providers:
+        if name not in known:
+            usage_error(f"no pact names provider '{name}' (providers: {', '.join(known)})")
+    if provider_url is not None and len(providers) != 1:
+        usage_error("--provider-url takes exactly one PROVIDER")
+    options = VerifyOptions(
+        providers=providers,
+        provider_url=provider_url,
+        state_url=state_url,
+        mesh=MeshOptions(kafka=kafka),
+    )
+    summary = Summary()
+    try:
+        summary.results.extend(verify_providers(pacts, options))
+    except (MeshConfigError, OSError) as exc:
+        usage_error(str(exc))
+    report("verify", summary, json_file, junit_file)

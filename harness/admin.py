@@ -9,6 +9,8 @@ spec answers 500 ``stub-contract-violation`` instead of passing a wrong shape on
 
 from __future__ import annotations
 
+import httpx
+
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -105,6 +107,7 @@ class MeshAdmin:
             "getJournal": self.get_journal,
             "clearJournal": self.clear_journal,
             "seedComponent": self.seed_component,
+            "setProviderState": self.set_provider_state,
         }
 
     # --- the mesh ---
@@ -211,3 +214,15 @@ class MeshAdmin:
                 req, "Seed data not usable", f"{component} cannot use the seed data: {exc}"
             )
         return _no_content()
+
+    async def set_provider_state(self, req: ValidRequest) -> StubResponse:
+        """A Pact verifier's state change: see ``contracts.states``."""
+        from .contracts.states import ProviderStateError, set_provider_state
+
+        try:
+            values = await set_provider_state(self.mesh, req.body)
+        except (ProviderStateError, MeshConfigError, ValueError) as exc:
+            return _invalid(req, "Provider state not set", str(exc))
+        except httpx.HTTPError as exc:
+            return _invalid(req, "Provider state not set", f"the provider did not answer: {exc}")
+        return json_response(200, values)

@@ -11,20 +11,24 @@ from .check import check_interaction, check_pacts, default_pact_dir
 from .diff import Change, broken_pacts, diff_specs
 from .findings import RULES, Finding
 from .fuzz import FUZZ_CHECKS, FuzzError, FuzzOptions, fuzz_provider
+from .generate import Generated, GenerateError, generate_pacts, stale_pacts
 from .pacts import PactError, PactFile, PactInteraction, load_pact, load_pacts
-from .revisions import RevisionError, spec_side
 from .results import CaseResult, Summary, write_json, write_junit
+from .revisions import RevisionError, spec_side
 from .served import credentials_for, served_stubs
 from .spec_index import SpecIndex, SpecIndexError
+from .verify import VerifyError, VerifyOptions, verify_providers
 
 __all__ = [
     "FUZZ_CHECKS",
-    "FuzzError",
-    "FuzzOptions",
     "RULES",
     "CaseResult",
     "Change",
     "Finding",
+    "FuzzError",
+    "FuzzOptions",
+    "GenerateError",
+    "Generated",
     "PactError",
     "PactFile",
     "PactInteraction",
@@ -32,6 +36,8 @@ __all__ = [
     "SpecIndex",
     "SpecIndexError",
     "Summary",
+    "VerifyError",
+    "VerifyOptions",
     "broken_pacts",
     "check_interaction",
     "check_pacts",
@@ -39,10 +45,13 @@ __all__ = [
     "default_pact_dir",
     "diff_specs",
     "fuzz_provider",
+    "generate_pacts",
     "load_pact",
     "load_pacts",
     "served_stubs",
     "spec_side",
+    "stale_pacts",
+    "verify_providers",
     "write_json",
     "write_junit",
 ]

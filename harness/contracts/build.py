@@ -28,7 +28,9 @@ from .spec_index import SpecIndex, payload_pointer
 __all__ = ["BuiltPact", "build_pacts", "pact_name"]
 
 # A canonical made-up value: an id (prefix_000...N) or a long digit run (hash, SID, number).
-_TOKEN = re.compile(r"\b[a-z]{2,4}_[0-9]{8,40}\b|(?<![A-Za-z0-9])(?:SM|AC)?[0-9]{14,64}(?![A-Za-z0-9])")
+_TOKEN = re.compile(
+    r"\b[a-z]{2,4}_[0-9]{8,40}\b|(?<![A-Za-z0-9])(?:SM|AC)?[0-9]{14,64}(?![A-Za-z0-9])"
+)
 SECRET = "[redacted]"
 SECRET_KEY = "secret"
 
@@ -82,14 +84,18 @@ class _Captures:
     def expression(self, value: str) -> str:
         if value == SECRET:
             return "${" + SECRET_KEY + "}"
-        return _TOKEN.sub(lambda m: "${" + m.group(0) + "}" if m.group(0) in self.where else m.group(0), value)
+        return _TOKEN.sub(
+            lambda m: "${" + m.group(0) + "}" if m.group(0) in self.where else m.group(0), value
+        )
 
 
 def _escape(token: Any) -> str:
     return str(token).replace("~", "~0").replace("/", "~1")
 
 
-def _canonical_setup(canon: Canonicalizer, setup: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], _Captures]:
+def _canonical_setup(
+    canon: Canonicalizer, setup: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], _Captures]:
     captures = _Captures()
     steps = []
     for index, step in enumerate(setup):
@@ -106,14 +112,20 @@ def _canonical_setup(canon: Canonicalizer, setup: list[dict[str, Any]]) -> tuple
     return steps, captures
 
 
-def _schema_of_response(api: Api | None, operation_id: str, status: int, content_type: str | None) -> tuple[dict[str, Any], str | None]:
+def _schema_of_response(
+    api: Api | None, operation_id: str, status: int, content_type: str | None
+) -> tuple[dict[str, Any], str | None]:
     if api is None:
         return {}, None
     operation = api.operations.get(operation_id)
     if operation is None:
         return api.document.data, None
     code = str(status)
-    response = operation.responses.get(code) or operation.responses.get(f"{code[0]}XX") or operation.responses.get("default")
+    response = (
+        operation.responses.get(code)
+        or operation.responses.get(f"{code[0]}XX")
+        or operation.responses.get("default")
+    )
     if response is None:
         return api.document.data, None
     base = (content_type or "").split(";")[0].strip().lower()
@@ -125,12 +137,20 @@ def _body_generators(captures: _Captures, body: Any, pointer: str = "$") -> dict
     found: dict[str, Any] = {}
     if isinstance(body, dict):
         for key, value in body.items():
-            found |= _body_generators(captures, value, f"{pointer}.{key}" if re.fullmatch(r"\w+", key) else f"{pointer}['{key}']")
+            found |= _body_generators(
+                captures,
+                value,
+                f"{pointer}.{key}" if re.fullmatch(r"\w+", key) else f"{pointer}['{key}']",
+            )
     elif isinstance(body, list):
         for index, value in enumerate(body):
             found |= _body_generators(captures, value, f"{pointer}[{index}]")
     elif isinstance(body, str) and captures.injectable(body):
-        found[pointer] = {"type": "ProviderState", "expression": captures.expression(body), "dataType": "STRING"}
+        found[pointer] = {
+            "type": "ProviderState",
+            "expression": captures.expression(body),
+            "dataType": "STRING",
+        }
     return found
 
 
@@ -142,7 +162,7 @@ def _add_http(pact: Pact, plan: HttpPlan, canon: Canonicalizer, api: Api | None)
         params["setup"] = setup
         params["captures"] = dict(sorted(captures.where.items()))
     path = canon.string(entry["path"])
-    interaction = pact.upon_receiving(plan.description).given(plan.state, parameters=params)
+    interaction = pact.upon_receiving(plan.description).given(plan.state, params)
     generators: dict[str, Any] = {}
     if _TOKEN.search(path):
         pieces, last = [], 0
@@ -152,16 +172,30 @@ def _add_http(pact: Pact, plan: HttpPlan, canon: Canonicalizer, api: Api | None)
         pattern = "^" + "".join([*pieces, re.escape(path[last:])]) + "$"
         interaction.with_request(entry["method"], match.regex(path, regex=pattern))
         if captures.injectable(path):
-            generators["path"] = {"type": "ProviderState", "expression": captures.expression(path), "dataType": "STRING"}
+            generators["path"] = {
+                "type": "ProviderState",
+                "expression": captures.expression(path),
+                "dataType": "STRING",
+            }
     else:
         interaction.with_request(entry["method"], path)
     for name, value in parse_qsl(canon.string(entry.get("query") or ""), keep_blank_values=True):
-        interaction.with_query_parameter(name, match.type(value) if is_dynamic(value) or _TOKEN.search(value) else value)
+        interaction.with_query_parameter(
+            name, match.type(value) if is_dynamic(value) or _TOKEN.search(value) else value
+        )
     headers = {k.lower(): v for k, v in (entry.get("request_headers") or {}).items()}
     credentials = {k.lower(): v for k, v in static_credentials(api).items()} if api else {}
     content_type = headers.get("content-type")
     for name in sorted(headers):
-        if name in ("host", "accept", "accept-encoding", "connection", "user-agent", "content-length", "content-type"):
+        if name in (
+            "host",
+            "accept",
+            "accept-encoding",
+            "connection",
+            "user-agent",
+            "content-length",
+            "content-type",
+        ):
             continue
         value = headers[name]
         if value == SECRET:
@@ -171,20 +205,32 @@ def _add_http(pact: Pact, plan: HttpPlan, canon: Canonicalizer, api: Api | None)
             dynamic = is_dynamic(value) or bool(_TOKEN.search(value))
             interaction.with_header(name, match.type(value) if dynamic else value)
             if captures.injectable(value):
-                generators.setdefault("header", {})[name] = {"type": "ProviderState", "expression": captures.expression(value), "dataType": "STRING"}
+                generators.setdefault("header", {})[name] = {
+                    "type": "ProviderState",
+                    "expression": captures.expression(value),
+                    "dataType": "STRING",
+                }
     body = canon.value(entry.get("request_body"))
     if body is not None:
         loose = set(plan.loose) | _dynamic_pointers(body)
         if _form_or_json(content_type) == "form":
             flat = {k: str(v) for k, v in body.items()} if isinstance(body, dict) else {}
-            interaction.with_body(urlencode(flat), content_type="application/x-www-form-urlencoded", part="Request")
+            interaction.with_body(
+                urlencode(flat), content_type="application/x-www-form-urlencoded", part="Request"
+            )
             rules = {
-                "body": {f"$['{k}']": {"combine": "AND", "matchers": [{"match": "type"}]} for k in sorted(flat) if f"/{k}" in loose}
+                "body": {
+                    f"$['{k}']": {"combine": "AND", "matchers": [{"match": "type"}]}
+                    for k in sorted(flat)
+                    if f"/{k}" in loose
+                }
             }
             if rules["body"]:
                 interaction.with_matching_rules(rules, "Request")
         else:
-            interaction.with_body(loose_request(body, loose), content_type="application/json", part="Request")
+            interaction.with_body(
+                loose_request(body, loose), content_type="application/json", part="Request"
+            )
             body_generators = _body_generators(captures, body)
             if body_generators:
                 generators["body"] = body_generators
@@ -192,39 +238,64 @@ def _add_http(pact: Pact, plan: HttpPlan, canon: Canonicalizer, api: Api | None)
         interaction.with_generators(generators, "Request")
     status = int(entry["status"])
     interaction.will_respond_with(status)
-    response_type = {k.lower(): v for k, v in (entry.get("response_headers") or {}).items()}.get("content-type")
+    response_type = {k.lower(): v for k, v in (entry.get("response_headers") or {}).items()}.get(
+        "content-type"
+    )
     answer = canon.value(entry.get("response_body"))
     if answer is not None and response_type:
         data, pointer = _schema_of_response(api, entry["operation_id"], status, response_type)
         answer = _fill_secrets(data, pointer, answer, api, entry, status, response_type)
-        interaction.with_body(shaped(data, pointer, answer), content_type=response_type.split(";")[0], part="Response")
+        interaction.with_body(
+            shaped(data, pointer, answer), content_type=response_type.split(";")[0], part="Response"
+        )
 
 
 def _dynamic_pointers(value: Any, pointer: str = "") -> set[str]:
     if isinstance(value, dict):
-        return set().union(*(_dynamic_pointers(v, f"{pointer}/{k}") for k, v in value.items())) if value else set()
+        return (
+            set().union(*(_dynamic_pointers(v, f"{pointer}/{k}") for k, v in value.items()))
+            if value
+            else set()
+        )
     if isinstance(value, list):
-        return set().union(*(_dynamic_pointers(v, f"{pointer}/{i}") for i, v in enumerate(value))) if value else set()
+        return (
+            set().union(*(_dynamic_pointers(v, f"{pointer}/{i}") for i, v in enumerate(value)))
+            if value
+            else set()
+        )
     if is_dynamic(value) or (isinstance(value, str) and _TOKEN.search(value)):
         return {pointer}
     return set()
 
 
-def _fill_secrets(data: dict[str, Any], pointer: str | None, answer: Any, api: Api | None, entry: dict[str, Any], status: int, content_type: str) -> Any:
+def _fill_secrets(
+    data: dict[str, Any],
+    pointer: str | None,
+    answer: Any,
+    api: Api | None,
+    entry: dict[str, Any],
+    status: int,
+    content_type: str,
+) -> Any:
     """Secrets are redacted in the journal; in the pact they become the spec's own example
     value for that field, so the example still fits the schema (matched by type)."""
     if api is None or pointer is None:
         return answer
     operation = api.operations.get(entry["operation_id"])
     response = operation.responses.get(str(status)) if operation else None
-    media = response.content.get(content_type.split(";")[0]) if response else None
+    media = response.content.get(content_type.split(";", maxsplit=1)[0]) if response else None
     example = next(iter(media.examples.values()), None) if media else None
 
     def walk(value: Any, sample: Any) -> Any:
         if isinstance(value, dict):
-            return {k: walk(v, sample.get(k) if isinstance(sample, dict) else None) for k, v in value.items()}
+            return {
+                k: walk(v, sample.get(k) if isinstance(sample, dict) else None)
+                for k, v in value.items()
+            }
         if isinstance(value, list):
-            return [walk(v, sample[0] if isinstance(sample, list) and sample else None) for v in value]
+            return [
+                walk(v, sample[0] if isinstance(sample, list) and sample else None) for v in value
+            ]
         if value == SECRET and isinstance(sample, str):
             return sample
         return value
@@ -232,7 +303,9 @@ def _fill_secrets(data: dict[str, Any], pointer: str | None, answer: Any, api: A
     return walk(answer, example)
 
 
-def _add_message(pact: Pact, plan: MessagePlan, canon: Canonicalizer, index: SpecIndex) -> dict[str, Any]:
+def _add_message(
+    pact: Pact, plan: MessagePlan, canon: Canonicalizer, index: SpecIndex
+) -> dict[str, Any]:
     entry = plan.entry
     setup, captures = _canonical_setup(canon, plan.state_params.get("setup", []))
     params = dict(plan.state_params)
@@ -248,20 +321,26 @@ def _add_message(pact: Pact, plan: MessagePlan, canon: Canonicalizer, index: Spe
         pointer = follow_refs(data, pointer) if pointer else None
     (
         pact.upon_receiving(plan.description, "Async")
-        .given(plan.state, parameters=params)
+        .given(plan.state, params)
         .with_body(shaped(data, pointer, payload), content_type="application/json")
         .with_metadata({"topic": entry["topic"]})
     )
     return payload
 
 
-def build_pacts(http: list[HttpPlan], messages: list[MessagePlan], index: SpecIndex) -> list[BuiltPact]:
+def build_pacts(
+    http: list[HttpPlan], messages: list[MessagePlan], index: SpecIndex
+) -> list[BuiltPact]:
     """One pact per consumer -> provider edge, interactions in description order."""
     pacts: dict[str, BuiltPact] = {}
     for plan in [*http, *messages]:
         name = pact_name(plan.consumer, plan.provider)
         if name not in pacts:
-            pacts[name] = BuiltPact(plan.consumer, plan.provider, Pact(plan.consumer, plan.provider).with_specification("V4"))
+            pacts[name] = BuiltPact(
+                plan.consumer,
+                plan.provider,
+                Pact(plan.consumer, plan.provider).with_specification("V4"),
+            )
         if isinstance(plan, HttpPlan):
             pacts[name].http.append(plan)
         else:

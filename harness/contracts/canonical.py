@@ -87,7 +87,9 @@ class Canonicalizer:
         return found
 
     def string(self, value: str) -> str:
-        replace: Callable[[re.Match[str]], str] = lambda m: self.token(m.group(0), m.lastgroup or "")  # noqa: E731
+        replace: Callable[[re.Match[str]], str] = lambda m: self.token(
+            m.group(0), m.lastgroup or ""
+        )  # noqa: E731
         return _DYNAMIC.sub(replace, value)
 
     def value(self, value: Any) -> Any:

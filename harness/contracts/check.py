@@ -79,7 +79,7 @@ def _media_base(media_type: str | None) -> str:
     return (media_type or "").split(";", 1)[0].strip().lower()
 
 
-def _body_findings(  # noqa: PLR0913 - one call site per side, all explicit
+def _body_findings(
     ctx: _Context,
     data: dict[str, Any],
     schemas: SchemaSet,
@@ -196,7 +196,10 @@ class _HttpCheck:
         if isinstance(query, str):  # older pacts keep the query as a string
             return parse_qs(query, keep_blank_values=True)
         if isinstance(query, dict):
-            return {str(k): [str(x) for x in (v if isinstance(v, list) else [v])] for k, v in query.items()}
+            return {
+                str(k): [str(x) for x in (v if isinstance(v, list) else [v])]
+                for k, v in query.items()
+            }
         return {}
 
     def _parameters(
@@ -228,7 +231,9 @@ class _HttpCheck:
             if raw is None:
                 if param.required:
                     yield self.ctx.finding(
-                        param.schema_pointer.rsplit("/", 1)[0] if param.schema_pointer else operation.pointer,
+                        param.schema_pointer.rsplit("/", 1)[0]
+                        if param.schema_pointer
+                        else operation.pointer,
                         f"required {param.location} parameter '{param.name}' is not sent",
                         "required-parameter-added",
                         join_pointer(self.at, "request"),
@@ -290,7 +295,9 @@ class _HttpCheck:
                     pact_at,
                 )
             return
-        media_type = _media_base(content_type or header_value(request.get("headers"), "Content-Type"))
+        media_type = _media_base(
+            content_type or header_value(request.get("headers"), "Content-Type")
+        )
         media = next((m for t, m in operation.body.items() if _media_base(t) == media_type), None)
         if media is None:
             accepted = ", ".join(operation.body) or "no body"
@@ -336,7 +343,9 @@ class _HttpCheck:
         present, content, content_type = body_content(response.get("body"))
         if not present:
             return
-        media_type = _media_base(content_type or header_value(response.get("headers"), "Content-Type"))
+        media_type = _media_base(
+            content_type or header_value(response.get("headers"), "Content-Type")
+        )
         media = next((m for t, m in spec.content.items() if _media_base(t) == media_type), None)
         if media is None:
             declared = ", ".join(spec.content) or "no body"

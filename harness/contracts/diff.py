@@ -112,7 +112,9 @@ def _http_users(pacts: list[PactFile], provider: str) -> list[tuple[str, str, st
     ]
 
 
-def _consumers(users: list[tuple[str, str, str]], api: Api, operation_id: str | None) -> tuple[str, ...]:
+def _consumers(
+    users: list[tuple[str, str, str]], api: Api, operation_id: str | None
+) -> tuple[str, ...]:
     """The consumers whose pacts call ``operation_id`` of ``api`` (any operation if None)."""
     found = set()
     for consumer, method, path in users:
@@ -143,11 +145,19 @@ def _diff_api(before: Api, after: Api, users: list[tuple[str, str, str]]) -> Ite
                 _consumers(users, before, old_op.operation_id),
             )
         elif old_op is None:
-            yield Change(False, spec, new_op.pointer, f"new operation {new_op.method} {new_op.path}", "operation-added")
+            yield Change(
+                False,
+                spec,
+                new_op.pointer,
+                f"new operation {new_op.method} {new_op.path}",
+                "operation-added",
+            )
         else:
             who = _consumers(users, before, old_op.operation_id)
             for change in _diff_operation(before, after, old_op, new_op):
-                yield Change(change.breaking, spec, change.pointer, change.message, change.rule, who)
+                yield Change(
+                    change.breaking, spec, change.pointer, change.message, change.rule, who
+                )
 
 
 def _diff_operation(before: Api, after: Api, old: Any, new: Any) -> Iterator[Change]:
@@ -157,34 +167,86 @@ def _diff_operation(before: Api, after: Api, old: Any, new: Any) -> Iterator[Cha
         previous = old_params.get((param.location, param.name))
         where = param.schema_pointer.rsplit("/", 1)[0] if param.schema_pointer else new.pointer
         if param.required and (previous is None or not previous.required):
-            yield Change(True, spec, where, f"{param.location} parameter '{param.name}' is now required", "required-parameter-added")
+            yield Change(
+                True,
+                spec,
+                where,
+                f"{param.location} parameter '{param.name}' is now required",
+                "required-parameter-added",
+            )
         elif previous is None:
-            yield Change(False, spec, where, f"new optional {param.location} parameter '{param.name}'", "parameter-added")
+            yield Change(
+                False,
+                spec,
+                where,
+                f"new optional {param.location} parameter '{param.name}'",
+                "parameter-added",
+            )
     new_params = {(p.location, p.name) for p in new.parameters}
     for (location, name), param in old_params.items():
         if (location, name) not in new_params and location != "header":
-            yield Change(True, spec, join_pointer(new.pointer, "parameters"), f"{location} parameter '{name}' is no longer declared", "parameter-undeclared")
+            yield Change(
+                True,
+                spec,
+                join_pointer(new.pointer, "parameters"),
+                f"{location} parameter '{name}' is no longer declared",
+                "parameter-undeclared",
+            )
     if new.body_required and not old.body_required:
-        yield Change(True, spec, join_pointer(new.pointer, "requestBody"), "a request body is now required", "request-body-required")
+        yield Change(
+            True,
+            spec,
+            join_pointer(new.pointer, "requestBody"),
+            "a request body is now required",
+            "request-body-required",
+        )
     for media_type, media in old.body.items():
         now = new.body.get(media_type)
         if now is None:
-            yield Change(True, spec, join_pointer(new.pointer, "requestBody", "content"), f"request media type {media_type} is no longer accepted", "request-media-type")
+            yield Change(
+                True,
+                spec,
+                join_pointer(new.pointer, "requestBody", "content"),
+                f"request media type {media_type} is no longer accepted",
+                "request-media-type",
+            )
         elif media.schema_pointer and now.schema_pointer:
-            yield from _diff_schema(before, after, media.schema_pointer, now.schema_pointer, "request", spec)
+            yield from _diff_schema(
+                before, after, media.schema_pointer, now.schema_pointer, "request", spec
+            )
     for status, response in old.responses.items():
         now_response = new.responses.get(status)
         if now_response is None:
-            yield Change(True, spec, join_pointer(new.pointer, "responses"), f"status {status} of {new.operation_id} is no longer declared", "status-undeclared")
+            yield Change(
+                True,
+                spec,
+                join_pointer(new.pointer, "responses"),
+                f"status {status} of {new.operation_id} is no longer declared",
+                "status-undeclared",
+            )
             continue
         for media_type, media in response.content.items():
             now = now_response.content.get(media_type)
             if now is None:
-                yield Change(True, spec, join_pointer(new.pointer, "responses", status, "content"), f"status {status} no longer answers {media_type}", "media-type-undeclared")
+                yield Change(
+                    True,
+                    spec,
+                    join_pointer(new.pointer, "responses", status, "content"),
+                    f"status {status} no longer answers {media_type}",
+                    "media-type-undeclared",
+                )
             elif media.schema_pointer and now.schema_pointer:
-                yield from _diff_schema(before, after, media.schema_pointer, now.schema_pointer, "response", spec)
+                yield from _diff_schema(
+                    before, after, media.schema_pointer, now.schema_pointer, "response", spec
+                )
     for status in sorted(set(new.responses) - set(old.responses)):
-        yield Change(False, spec, join_pointer(new.pointer, "responses", status), f"new status {status} of {new.operation_id}", "status-added")
+        yield Change(
+            False,
+            spec,
+            join_pointer(new.pointer, "responses", status),
+            f"new status {status} of {new.operation_id}",
+            "status-added",
+        )
 
 
 # --- schemas ---------------------------------------------------------------------------
@@ -219,7 +281,9 @@ def _shape(holder: Api | dict[str, Any], pointer: str) -> _Shape:
         if not isinstance(node, dict):
             continue
         kind = node.get("type")
-        types.update([kind] if isinstance(kind, str) else [k for k in kind or [] if isinstance(k, str)])
+        types.update(
+            [kind] if isinstance(kind, str) else [k for k in kind or [] if isinstance(k, str)]
+        )
         if node.get("nullable") is True:
             types.add("null")
         if isinstance(node.get("enum"), list):
@@ -243,7 +307,7 @@ def _shape(holder: Api | dict[str, Any], pointer: str) -> _Shape:
     )
 
 
-def _diff_schema(  # noqa: PLR0913, PLR0912 - one branch per kind of change, kept together
+def _diff_schema(  # noqa: PLR0912 - one branch per kind of change, kept together
     before: Api | dict[str, Any],
     after: Api | dict[str, Any],
     old_pointer: str,
@@ -264,35 +328,87 @@ def _diff_schema(  # noqa: PLR0913, PLR0912 - one branch per kind of change, kep
         # An answer may now hold a type the consumer does not expect; a request may now
         # refuse a type the consumer sends.
         breaking = bool(widened) if reading else bool(narrowed)
-        yield Change(breaking, spec, join_pointer(new.pointer, "type"), f"type {'/'.join(sorted(old.types))} -> {'/'.join(sorted(new.types))}", "type-changed")
+        yield Change(
+            breaking,
+            spec,
+            join_pointer(new.pointer, "type"),
+            f"type {'/'.join(sorted(old.types))} -> {'/'.join(sorted(new.types))}",
+            "type-changed",
+        )
     if old.enum is not None:
         dropped = [v for v in old.enum if new.enum is not None and v not in new.enum]
         if dropped:
-            yield Change(True, spec, join_pointer(new.pointer, "enum"), f"enum value(s) {', '.join(map(str, dropped))} dropped", "enum-value-dropped")
+            yield Change(
+                True,
+                spec,
+                join_pointer(new.pointer, "enum"),
+                f"enum value(s) {', '.join(map(str, dropped))} dropped",
+                "enum-value-dropped",
+            )
         added = [v for v in new.enum or () if v not in old.enum]
         if added:
-            yield Change(False, spec, join_pointer(new.pointer, "enum"), f"enum value(s) {', '.join(map(str, added))} added", "enum-value-added")
+            yield Change(
+                False,
+                spec,
+                join_pointer(new.pointer, "enum"),
+                f"enum value(s) {', '.join(map(str, added))} added",
+                "enum-value-added",
+            )
     for name, old_child in old.properties.items():
         new_child = new.properties.get(name)
         if new_child is None:
             if reading or new.closed:
-                yield Change(True, spec, join_pointer(new.pointer, "properties"), f"field '{name}' removed (or renamed)", "field-removed")
+                yield Change(
+                    True,
+                    spec,
+                    join_pointer(new.pointer, "properties"),
+                    f"field '{name}' removed (or renamed)",
+                    "field-removed",
+                )
             continue
         if reading and name in old.required and name not in new.required:
-            yield Change(True, spec, join_pointer(new.pointer, "required"), f"field '{name}' is no longer required", "field-optional")
-        yield from _diff_schema(before, after, old_child, new_child, direction, spec, depth + 1, seen)
+            yield Change(
+                True,
+                spec,
+                join_pointer(new.pointer, "required"),
+                f"field '{name}' is no longer required",
+                "field-optional",
+            )
+        yield from _diff_schema(
+            before, after, old_child, new_child, direction, spec, depth + 1, seen
+        )
     for name in new.properties:
         if name in old.properties:
             continue
         if not reading and name in new.required:
-            yield Change(True, spec, join_pointer(new.pointer, "required"), f"new required request field '{name}'", "required-field-added")
+            yield Change(
+                True,
+                spec,
+                join_pointer(new.pointer, "required"),
+                f"new required request field '{name}'",
+                "required-field-added",
+            )
         else:
-            yield Change(False, spec, join_pointer(new.pointer, "properties", name), f"new field '{name}'", "field-added")
+            yield Change(
+                False,
+                spec,
+                join_pointer(new.pointer, "properties", name),
+                f"new field '{name}'",
+                "field-added",
+            )
     if not reading:
         for name in sorted((new.required - old.required) & set(old.properties)):
-            yield Change(True, spec, join_pointer(new.pointer, "required"), f"request field '{name}' is now required", "required-field-added")
+            yield Change(
+                True,
+                spec,
+                join_pointer(new.pointer, "required"),
+                f"request field '{name}' is now required",
+                "required-field-added",
+            )
     if old.items and new.items:
-        yield from _diff_schema(before, after, old.items, new.items, direction, spec, depth + 1, seen)
+        yield from _diff_schema(
+            before, after, old.items, new.items, direction, spec, depth + 1, seen
+        )
 
 
 # --- AsyncAPI --------------------------------------------------------------------------
@@ -315,9 +431,22 @@ def _diff_channels(old: SpecIndex, new: SpecIndex, pacts: list[PactFile]) -> Ite
         before, after = old.channels.get(address), new.channels.get(address)
         if after is None:
             assert before is not None
-            yield Change(True, before.document.display, before.pointer, f"channel '{address}' is gone (removed or renamed)", "channel-missing", _message_users(pacts, address, None))
+            yield Change(
+                True,
+                before.document.display,
+                before.pointer,
+                f"channel '{address}' is gone (removed or renamed)",
+                "channel-missing",
+                _message_users(pacts, address, None),
+            )
         elif before is None:
-            yield Change(False, after.document.display, after.pointer, f"new channel '{address}'", "channel-added")
+            yield Change(
+                False,
+                after.document.display,
+                after.pointer,
+                f"new channel '{address}'",
+                "channel-added",
+            )
         else:
             yield from _diff_channel(before, after, pacts)
 
@@ -325,19 +454,59 @@ def _diff_channels(old: SpecIndex, new: SpecIndex, pacts: list[PactFile]) -> Ite
 def _diff_channel(before: Channel, after: Channel, pacts: list[PactFile]) -> Iterator[Change]:
     spec = after.document.display
     for sender in sorted(before.senders - after.senders):
-        yield Change(True, spec, "/operations", f"'{sender}' no longer sends on '{after.address}'", "not-a-sender", _message_users(pacts, after.address, None))
+        yield Change(
+            True,
+            spec,
+            "/operations",
+            f"'{sender}' no longer sends on '{after.address}'",
+            "not-a-sender",
+            _message_users(pacts, after.address, None),
+        )
     for receiver in sorted(before.receivers - after.receivers):
-        yield Change(True, spec, "/operations", f"'{receiver}' no longer receives from '{after.address}'", "not-a-receiver")
+        yield Change(
+            True,
+            spec,
+            "/operations",
+            f"'{receiver}' no longer receives from '{after.address}'",
+            "not-a-receiver",
+        )
     for name, pointer in before.messages.items():
         now = after.messages.get(name)
         users = _message_users(pacts, after.address, name)
         if now is None:
-            yield Change(True, spec, join_pointer(after.pointer, "messages"), f"message '{name}' is gone from '{after.address}'", "message-missing", users)
+            yield Change(
+                True,
+                spec,
+                join_pointer(after.pointer, "messages"),
+                f"message '{name}' is gone from '{after.address}'",
+                "message-missing",
+                users,
+            )
             continue
         old_payload = payload_pointer(before.document.data, pointer)
         new_payload = payload_pointer(after.document.data, now)
         if old_payload and new_payload:
-            for change in _diff_schema(before.document.data, after.document.data, old_payload, new_payload, "response", spec):
-                yield Change(change.breaking, spec, change.pointer, f"{name}: {change.message}", change.rule, users)
+            for change in _diff_schema(
+                before.document.data,
+                after.document.data,
+                old_payload,
+                new_payload,
+                "response",
+                spec,
+            ):
+                yield Change(
+                    change.breaking,
+                    spec,
+                    change.pointer,
+                    f"{name}: {change.message}",
+                    change.rule,
+                    users,
+                )
     for name in sorted(set(after.messages) - set(before.messages)):
-        yield Change(False, spec, join_pointer(after.pointer, "messages"), f"new message '{name}' on '{after.address}'", "message-added")
+        yield Change(
+            False,
+            spec,
+            join_pointer(after.pointer, "messages"),
+            f"new message '{name}' on '{after.address}'",
+            "message-added",
+        )

@@ -125,7 +125,9 @@ def _scenario_result(provider: str, event: Any) -> CaseResult | None:
             failure = check.failure_info.failure
             case = recorder.cases[case_id].value
             interaction = recorder.interactions.get(case_id)
-            status = interaction.response.status_code if interaction and interaction.response else "-"
+            status = (
+                interaction.response.status_code if interaction and interaction.response else "-"
+            )
             title = f"{check.name}: {failure.title}"
             if title not in titles:
                 titles.append(title)

@@ -43,7 +43,9 @@ class Generated:
     consumer_problems: list[str] = field(default_factory=list)
 
 
-async def harvest(scenarios: Mapping[str, Scenario], options: MeshOptions | None = None) -> list[ScenarioJournal]:
+async def harvest(
+    scenarios: Mapping[str, Scenario], options: MeshOptions | None = None
+) -> list[ScenarioJournal]:
     """Run the scenarios; every one must pass (a pact is made from a correct run only)."""
     plan = RunPlan(scenarios=list(scenarios.values()), options=options or MeshOptions(), seed=SEED)
     result = await run_scenarios(plan, [])
@@ -51,7 +53,9 @@ async def harvest(scenarios: Mapping[str, Scenario], options: MeshOptions | None
         raise GenerateError(f"the scenarios could not run: {result.setup_error}")
     failed = [s.name for s in result.scenarios if not s.passed]
     if failed:
-        raise GenerateError(f"scenario(s) {', '.join(failed)} failed: pacts are made from a passing run")
+        raise GenerateError(
+            f"scenario(s) {', '.join(failed)} failed: pacts are made from a passing run"
+        )
     return [
         ScenarioJournal(s.name, scenarios[s.name].given, s.journal)
         for s in sorted(result.scenarios, key=lambda s: s.name)
@@ -60,7 +64,9 @@ async def harvest(scenarios: Mapping[str, Scenario], options: MeshOptions | None
 
 def render_pact(raw: bytes) -> bytes:
     """The one formatting of a pact file: sorted keys, two-space indent, final newline."""
-    return (json.dumps(json.loads(raw), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    return (
+        json.dumps(json.loads(raw), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    ).encode()
 
 
 def _write(built: list[BuiltPact]) -> dict[str, bytes]:
@@ -73,7 +79,9 @@ def _write(built: list[BuiltPact]) -> dict[str, bytes]:
     return files
 
 
-async def generate_pacts(scenarios: Mapping[str, Scenario], index: SpecIndex, *, exercise: bool = True) -> Generated:
+async def generate_pacts(
+    scenarios: Mapping[str, Scenario], index: SpecIndex, *, exercise: bool = True
+) -> Generated:
     journals = await harvest(scenarios)
     clients = {c.name for c in load_topology().components.values() if c.kind == "client"}
     http, messages = plan_pacts(journals, clients)

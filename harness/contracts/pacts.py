@@ -123,7 +123,9 @@ def _kind(raw: dict[str, Any], where: str) -> Literal["http", "message"]:
         return "http"
     if kind == MESSAGE_TYPE:
         return "message"
-    raise PactError(f"{where}: interaction type {kind!r} is not supported ({HTTP_TYPE}, {MESSAGE_TYPE})")
+    raise PactError(
+        f"{where}: interaction type {kind!r} is not supported ({HTTP_TYPE}, {MESSAGE_TYPE})"
+    )
 
 
 def load_pact(path: Path) -> PactFile:

@@ -90,11 +90,15 @@ def _key(value: Any) -> bytes:
     return orjson.dumps(mask(value), option=orjson.OPT_SORT_KEYS)
 
 
-def _state(occurrence: Occurrence, provider: str, setup: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+def _state(
+    occurrence: Occurrence, provider: str, setup: list[dict[str, Any]]
+) -> tuple[str, dict[str, Any]]:
     """The provider state: named from the scenario's ``given``, with what sets it up."""
     given = occurrence.given
     seed = (given.get("seed") or {}).get(provider)
-    faults = [f for f in given.get("faults") or [] if str(f.get("edge", "")).startswith(f"{provider}->")]
+    faults = [
+        f for f in given.get("faults") or [] if str(f.get("edge", "")).startswith(f"{provider}->")
+    ]
     settings = (given.get("settings") or {}).get(provider)
     parts = []
     if seed:
@@ -116,26 +120,37 @@ def _state(occurrence: Occurrence, provider: str, setup: list[dict[str, Any]]) -
     return name, params
 
 
-def _setup(occurrence: Occurrence, provider: str) -> list[dict[str, Any]]:
-    """The earlier requests the provider answered in the scenario (any caller), whole.
+def _answered(entry: dict[str, Any], provider: str) -> bool:
+    """An HTTP exchange the provider answered (not one a fault cut short)."""
+    return (
+        entry.get("kind") == "http"
+        and entry.get("callee") == provider
+        and not entry.get("fault")
+        and entry.get("status") is not None
+    )
 
-    For an event, the requests that started before it was published: the one that made
-    the provider publish it is journaled when it is answered, after the event."""
+
+def _mentions(entry: dict[str, Any], key: str) -> bool:
+    blob = orjson.dumps([entry.get("path"), entry.get("request_body"), entry.get("response_body")])
+    return key.encode() in blob
+
+
+def _setup(occurrence: Occurrence, provider: str) -> list[dict[str, Any]]:
+    """The requests the provider answered before, in the scenario (any caller), whole.
+
+    For an event: every request of the scenario the provider answered about the event's
+    key (the order), which together make it publish the event. Chosen by content, not by
+    when they were journaled (a request is journaled when answered, maybe after its
+    event), so the plan is free of timing."""
     if occurrence.entry.get("kind") == "event":
-        cutoff = occurrence.entry["time"]
-        candidates = [
-            e
-            for e in occurrence.journal
-            if e.get("time", 0) - e.get("duration_ms", 0) / 1000 <= cutoff  # it had started
-        ]
+        key = str(occurrence.entry.get("key", ""))
+        chosen = [e for e in occurrence.journal if _answered(e, provider) and _mentions(e, key)]
+        if not key or not chosen:
+            chosen = [e for e in occurrence.earlier if _answered(e, provider)]
     else:
-        candidates = occurrence.earlier
+        chosen = [e for e in occurrence.earlier if _answered(e, provider)]
     found = []
-    for entry in sorted(candidates, key=lambda e: e.get("seq", 0)):
-        if entry.get("kind") != "http" or entry.get("callee") != provider:
-            continue
-        if entry.get("fault") or entry.get("status") is None:
-            continue  # never reached the provider
+    for entry in chosen:
         step = _request_of(entry)
         step["response"] = entry.get("response_body")
         found.append(step)
@@ -192,7 +207,12 @@ def plan_pacts(
     for (consumer, provider, operation, status), found in sorted(http.items()):
         chosen = min(
             found,
-            key=lambda o: (o.faulty_given, len(_setup(o, provider)), _key(_request_of(o.entry)), _key(o.entry.get("response_body"))),
+            key=lambda o: (
+                o.faulty_given,
+                len(_setup(o, provider)),
+                _key(_request_of(o.entry)),
+                _key(o.entry.get("response_body")),
+            ),
         )
         state, params = _state(chosen, provider, _setup(chosen, provider))
         http_plans.append(
@@ -208,7 +228,10 @@ def plan_pacts(
         )
     message_plans = []
     for (consumer, provider, topic, message_type), found in sorted(messages.items()):
-        chosen = min(found, key=lambda o: (o.faulty_given, len(_setup(o, provider)), _key(o.entry.get("value"))))
+        chosen = min(
+            found,
+            key=lambda o: (o.faulty_given, len(_setup(o, provider)), _key(o.entry.get("value"))),
+        )
         setup = _setup(chosen, provider)
         state, params = _state(chosen, provider, setup)
         params["message"] = {"topic": topic, "type": message_type}

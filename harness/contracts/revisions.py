@@ -27,7 +27,11 @@ def _git(*args: str, cwd: Path) -> bytes:
     except FileNotFoundError:
         raise RevisionError("git is not installed") from None
     if done.returncode != 0:
-        raise RevisionError(done.stderr.decode(errors="replace").strip().splitlines()[-1:][0] if done.stderr else "git failed")
+        raise RevisionError(
+            done.stderr.decode(errors="replace").strip().splitlines()[-1:][0]
+            if done.stderr
+            else "git failed"
+        )
     return done.stdout
 
 
@@ -47,7 +51,9 @@ def spec_side(arg: str, other_file: Path | None = None, cwd: Path | None = None)
         top = Path(_git("rev-parse", "--show-toplevel", cwd=where).decode().strip())
         _git("rev-parse", "--verify", "--quiet", f"{arg}^{{commit}}", cwd=where)
     except RevisionError:
-        raise RevisionError(f"'{arg}' is neither a spec file or folder nor a git revision") from None
+        raise RevisionError(
+            f"'{arg}' is neither a spec file or folder nor a git revision"
+        ) from None
     if other_file is not None:
         member = other_file.resolve().relative_to(top).as_posix()
     else:
