@@ -25,7 +25,7 @@ from .served import static_credentials
 from .shapes import loose_request, shaped
 from .spec_index import SpecIndex, payload_pointer
 
-__all__ = ["BuiltPact", "build_pacts", "pact_name"]
+__all__ = ["BuiltPact", "add_http", "build_pacts", "pact_name"]
 
 # A canonical made-up value: an id (prefix_000...N) or a long digit run (hash, SID, number).
 _TOKEN = re.compile(
@@ -154,7 +154,7 @@ def _body_generators(captures: _Captures, body: Any, pointer: str = "$") -> dict
     return found
 
 
-def _add_http(pact: Pact, plan: HttpPlan, canon: Canonicalizer, api: Api | None) -> None:  # noqa: PLR0912
+def add_http(pact: Pact, plan: HttpPlan, canon: Canonicalizer, api: Api | None) -> None:  # noqa: PLR0912
     entry = plan.entry
     setup, captures = _canonical_setup(canon, plan.state_params.get("setup", []))
     params = dict(plan.state_params)
@@ -202,7 +202,7 @@ def _add_http(pact: Pact, plan: HttpPlan, canon: Canonicalizer, api: Api | None)
             interaction.with_header(name, match.type(credentials.get(name, "ecom-harness")))
         else:
             value = canon.string(value)
-            dynamic = is_dynamic(value) or bool(_TOKEN.search(value))
+            dynamic = is_dynamic(value) or bool(_TOKEN.search(value)) or f"/header/{name}" in plan.loose
             interaction.with_header(name, match.type(value) if dynamic else value)
             if captures.injectable(value):
                 generators.setdefault("header", {})[name] = {
@@ -350,7 +350,7 @@ def build_pacts(
         built = pacts[name]
         api = index.api(built.provider)
         for plan in sorted(built.http, key=lambda p: p.description):
-            _add_http(built.pact, plan, canon, api)
+            add_http(built.pact, plan, canon, api)
         done = []
         for plan, _ in sorted(built.messages, key=lambda m: m[0].description):
             done.append((plan, _add_message(built.pact, plan, canon, index)))

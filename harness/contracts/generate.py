@@ -90,9 +90,16 @@ async def generate_pacts(
     if exercise:
         from .consumer_run import exercise_consumers
 
-        generated.consumer_problems = await exercise_consumers(built, scenarios, SEED)
+        generated.consumer_problems = await exercise_consumers(built, scenarios, SEED, index, _edges_of(journals))
     generated.files = _write(built)
     return generated
+
+
+def _edges_of(journals: list[ScenarioJournal]) -> dict[str, set[str]]:
+    return {
+        j.scenario: {f"{e['caller']}->{e['callee']}" for e in j.entries if e.get("kind") == "http"}
+        for j in journals
+    }
 
 
 def stale_pacts(folder: Path, files: Mapping[str, bytes]) -> list[str]:

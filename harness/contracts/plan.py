@@ -59,6 +59,7 @@ class HttpPlan:
     state_params: dict[str, Any]
     entry: dict[str, Any]
     loose: set[str] = field(default_factory=set)  # request body pointers matched by type
+    scenario: str = ""  # where the representative comes from
 
 
 @dataclass(slots=True)
@@ -174,18 +175,29 @@ def _loose_fields(occurrences: Iterable[Occurrence]) -> set[str]:
             if is_dynamic(value):
                 values[pointer].add(b"<dynamic>")
 
-    count = 0
     for occurrence in occurrences:
         walk(occurrence.entry.get("request_body"), "")
-        count += 1
+        for name, value in _request_of(occurrence.entry)["headers"].items():
+            walk(value, f"/header/{name}")
     return {p for p, seen in values.items() if len(seen) > 1}
+
+
+def _shape(value: Any) -> Any:
+    """The keys of a request body, without values (lists by their first item): requests
+    of one operation with other fields are other interactions, as a pact matches a
+    request's keys exactly."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [_shape(value[0])] if value else []
+    return None
 
 
 def plan_pacts(
     journals: list[ScenarioJournal], clients: set[str]
 ) -> tuple[list[HttpPlan], list[MessagePlan]]:
     """Every interaction of every pact, in a deterministic order."""
-    http: dict[tuple[str, str, str, int], list[Occurrence]] = {}
+    http: dict[tuple[str, str, str, int, str], list[Occurrence]] = {}
     messages: dict[tuple[str, str, str, str], list[Occurrence]] = {}
     for journal in journals:
         for index, entry in enumerate(journal.entries):
@@ -197,14 +209,16 @@ def plan_pacts(
                     continue
                 if entry.get("fault") or entry.get("status") is None or entry.get("error"):
                     continue
-                key = (entry["caller"], entry["callee"], entry["operation_id"], entry["status"])
+                shape = orjson.dumps(_shape(entry.get("request_body"))).decode()
+                key = (entry["caller"], entry["callee"], entry["operation_id"], entry["status"], shape)
                 http.setdefault(key, []).append(occurrence)
             elif entry.get("kind") == "event":
                 for group in entry.get("groups") or []:
                     key4 = (group, entry["publisher"], entry["topic"], entry["message_type"])
                     messages.setdefault(key4, []).append(occurrence)
     http_plans = []
-    for (consumer, provider, operation, status), found in sorted(http.items()):
+    described: dict[tuple[str, str, str], int] = {}
+    for (consumer, provider, operation, status, _shape_key), found in sorted(http.items()):
         chosen = min(
             found,
             key=lambda o: (
@@ -215,15 +229,20 @@ def plan_pacts(
             ),
         )
         state, params = _state(chosen, provider, _setup(chosen, provider))
+        description = f"{operation} answered {status} ({chosen.scenario})"
+        seen = described[(consumer, provider, description)] = described.get((consumer, provider, description), 0) + 1
+        if seen > 1:  # the same answer to a request with other fields
+            description = f"{description} #{seen}"
         http_plans.append(
             HttpPlan(
                 consumer=consumer,
                 provider=provider,
-                description=f"{operation} answered {status} ({chosen.scenario})",
+                description=description,
                 state=state,
                 state_params=params,
                 entry=chosen.entry,
                 loose=_loose_fields(found),
+                scenario=chosen.scenario,
             )
         )
     message_plans = []
