@@ -1,30 +1,18 @@
-"""``ecom-harness contracts ...``: Pact contracts checked against the specs, spec versions
-compared, providers verified and fuzzed. Thin: the work is in ``ecom_harness.harness.contracts``.
+"""``ecom-harness contracts ...``: Pact contracts generated from the scenarios, verified,
+checked against the specs; spec versions compared; providers fuzzed. Thin: the work is in
+``ecom_harness.harness.contracts``, imported inside each command (``--help`` stays light).
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import click
-import orjson
-from rich.console import Console
-from rich.table import Table
 
-from ecom_harness.harness.contracts import (
-    CaseResult,
-    PactError,
-    SpecIndex,
-    SpecIndexError,
-    Summary,
-    check_pacts,
-    default_pact_dir,
-    load_pacts,
-    write_json,
-    write_junit,
-)
-from ecom_harness.stubs import spec_root
+if TYPE_CHECKING:
+    from ecom_harness.harness.contracts import SpecIndex, Summary
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -44,13 +32,18 @@ SPECS_OPTION = click.option(
 )
 
 
-def usage_error(message: str) -> None:
+def usage_error(message: str) -> NoReturn:
     click.echo(f"ecom-harness: {message}", err=True)
     sys.exit(EXIT_USAGE)
 
 
 def report(command: str, summary: Summary, json_file: Path | None, junit_file: Path | None) -> None:
     """The console table, the optional files, and the exit code: the reporters of ``run``."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ecom_harness.harness.contracts import write_json, write_junit
+
     table = Table(title=f"contracts {command}", show_lines=False)
     table.add_column("group")
     table.add_column("case")
@@ -86,17 +79,19 @@ JUNIT_OPTION = click.option(
 )
 
 
-@click.group()
+@click.group(short_help="Generate, verify, check, diff and fuzz the Pact contracts.")
 def contracts() -> None:
     """Consumer-driven contracts (Pact V4) between the platform's components."""
 
 
 def _index(spec_folder: Path | None) -> SpecIndex:
+    from ecom_harness.harness.contracts import SpecIndex, SpecIndexError
+    from ecom_harness.specs import spec_root
+
     try:
         return SpecIndex(spec_folder or spec_root())
     except SpecIndexError as exc:
         usage_error(str(exc))
-        raise AssertionError from None  # unreachable: usage_error exits
 
 
 @contracts.command("check")
@@ -116,11 +111,14 @@ def check(pact_folder: Path | None, spec_folder: Path | None, fmt: str) -> None:
     One line per finding: PACT#POINTER [INTERACTION] -> SPEC#POINTER: MESSAGE [RULE].
     Exits 0 when every pact fits the specs, 1 on findings, 2 on unreadable input.
     """
+    import orjson
+
+    from ecom_harness.harness.contracts import PactError, check_pacts, default_pact_dir, load_pacts
+
     try:
         pacts = load_pacts(pact_folder or default_pact_dir())
     except PactError as exc:
         usage_error(str(exc))
-        return
     findings = check_pacts(pacts, _index(spec_folder))
     if fmt == "json":
         click.echo(
@@ -136,9 +134,6 @@ def check(pact_folder: Path | None, spec_folder: Path | None, fmt: str) -> None:
         err=True,
     )
     sys.exit(EXIT_PROBLEMS if findings else EXIT_OK)
-
-
-__all__ = ["CaseResult", "contracts"]
 
 
 @contracts.command("diff")
@@ -160,7 +155,17 @@ def diff(old: str, new: str, pact_folder: Path | None, fmt: str) -> None:
     `contracts diff main specs/` or `contracts diff HEAD~1 HEAD`. Exits 1 when a change is
     breaking, 0 when none is, 2 on unusable arguments.
     """
-    from ecom_harness.harness.contracts import RevisionError, broken_pacts, diff_specs, spec_side
+    import orjson
+
+    from ecom_harness.harness.contracts import (
+        PactError,
+        RevisionError,
+        broken_pacts,
+        default_pact_dir,
+        diff_specs,
+        load_pacts,
+        spec_side,
+    )
 
     try:
         pacts = load_pacts(pact_folder or default_pact_dir())
@@ -175,7 +180,6 @@ def diff(old: str, new: str, pact_folder: Path | None, fmt: str) -> None:
             broken = broken_pacts(before, after, pacts)
     except (PactError, RevisionError) as exc:
         usage_error(str(exc))
-        return
     if fmt == "json":
         payload = {
             "changes": [c.as_dict() for c in changes],
@@ -244,6 +248,7 @@ def fuzz(
     """
     from ecom_harness.harness.contracts import (
         FuzzError,
+        Summary,
         FuzzOptions,
         credentials_for,
         fuzz_provider,
@@ -310,7 +315,12 @@ def generate(check_only: bool, pact_folder: Path | None, no_consumer_run: bool) 
     """
     import asyncio
 
-    from ecom_harness.harness.contracts import GenerateError, generate_pacts, stale_pacts
+    from ecom_harness.harness.contracts import (
+        GenerateError,
+        default_pact_dir,
+        generate_pacts,
+        stale_pacts,
+    )
     from ecom_harness.harness.scenario_files import ScenarioError, load_scenarios
 
     folder = pact_folder or default_pact_dir()
@@ -380,14 +390,20 @@ def verify(
     message pacts are verified by having the provider publish the message. One result per
     interaction; exits 0 when all pass, 1 on a failure, 2 on a usage or set-up error.
     """
-    from ecom_harness.harness.contracts import VerifyOptions, verify_providers
+    from ecom_harness.harness.contracts import (
+        PactError,
+        Summary,
+        VerifyOptions,
+        default_pact_dir,
+        load_pacts,
+        verify_providers,
+    )
     from ecom_harness.harness.mesh import MeshConfigError, MeshOptions
 
     try:
         pacts = load_pacts(pact_folder or default_pact_dir())
     except PactError as exc:
         usage_error(str(exc))
-        return
     known = sorted({p.provider for p in pacts})
     for name in providers:
         if name not in known:

@@ -18,24 +18,34 @@ from typing import Any
 
 import httpx
 
+from ecom_harness.specs import (
+    Document,
+    MessageValidator,
+    Topology,
+    load_api,
+    load_topology,
+    read_document,
+    shipped_spec,
+)
 from ecom_harness.stubs import (
+    LOCAL_GROUP_TIMINGS,
     Backends,
     EventBus,
     InMemoryBus,
     KafkaBus,
+    PortDispatcher,
     StubHost,
-    shipped_spec,
+    bind,
+    serve_sockets,
+    shared_tls,
     tansu_broker,
 )
-from ecom_harness.stubs._asgi import PortDispatcher, bind, serve_sockets
-from ecom_harness.stubs._bus_kafka import LOCAL_GROUP_TIMINGS
-from ecom_harness.stubs._host import load_api, shared_tls
 
 from .addresses import PortPlan, http_url
 from .faults import FaultBook
 from .journal import Journal
 from .proxy import RecordingProxy
-from .topology import Topology, load_topology
+from .topic_watch import TopicWatch, senders_by_topic
 
 __all__ = ["Mesh", "MeshConfigError", "MeshOptions"]
 
@@ -53,6 +63,7 @@ class MeshOptions:
     postgres_url: str | None = None
     host: str = "127.0.0.1"
     settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    database_prefix: str = "ecom"  # PostgreSQL databases <prefix>_<service> (tests: unique)
 
 
 class Mesh:
@@ -109,11 +120,14 @@ class Mesh:
     async def start(self) -> Mesh:
         try:
             await self._start_bus()
+            await self._watch_topics()
             listening = self._bind()
             self.host = StubHost(
                 specs={name: shipped_spec(name) for name in self.hosted},
                 backends=Backends(
-                    database_url=self.options.postgres_url, redis_url=self.options.redis_url
+                    database_url=self.options.postgres_url,
+                    redis_url=self.options.redis_url,
+                    database_prefix=self.options.database_prefix,
                 ),
                 routes=self._routes(),
                 bus=self.bus,
@@ -146,6 +160,22 @@ class Mesh:
             self.bootstrap_servers, observer=self.journal.observe_bus, timings=timings
         )
 
+    async def _watch_topics(self) -> None:
+        """The journal's own consumer group on every topic of the broker's AsyncAPI
+        document, so every publisher's events are journaled (and validated)."""
+        assert self.bus is not None
+        broker = next((c for c in self.topology.components.values() if c.kind == "broker"), None)
+        path = self.topology.spec_path(broker) if broker is not None else None
+        if path is None:
+            return
+        document = read_document(path)
+        if not isinstance(document, Document):
+            raise MeshConfigError(f"cannot read the AsyncAPI document: {document}")
+        watch = TopicWatch(
+            self.journal, MessageValidator(document.data), senders_by_topic(document.data)
+        )
+        await watch.attach(self.bus)
+
     def _bind(self) -> dict[int, str]:
         """Bind every listening socket first, so all URLs are known before anything
         starts; returns port -> what listens there."""
@@ -172,7 +202,7 @@ class Mesh:
 
     def _apps(self, listening: dict[int, str]) -> dict[int, Any]:
         assert self.host is not None
-        from .admin import admin_app  # the admin API needs the started mesh
+        from .admin import admin_app
 
         apps: dict[int, Any] = {}
         for port, name in listening.items():

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from pact import Pact, match
 
-from ecom_harness.stubs import Api
+from ecom_harness.specs import Api
 
 from .canonical import Canonicalizer, is_dynamic
 from .plan import HttpPlan, MessagePlan

@@ -17,15 +17,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from ecom_harness.stubs import (
+from ecom_harness.specs import (
     Api,
     PointerError,
     SchemaSet,
-    decode_form,
     display_path,
     join_pointer,
     resolve_pointer,
 )
+
+from ecom_harness.stubs.engine import decode_form
 
 from .findings import Finding
 from .pacts import PactFile, PactInteraction, body_content, header_value

@@ -26,11 +26,11 @@ import orjson
 from pact import Pact
 from pact.error import MissingRequest
 
-from ..mesh import Mesh, MeshOptions
-from ..player import play
-from ..runner import group_by_settings
-from ..scenario_files import Scenario
-from ..topology import load_topology
+from ecom_harness.harness.mesh import Mesh, MeshOptions
+from ecom_harness.harness.player import play
+from ecom_harness.harness.runner import group_by_settings
+from ecom_harness.harness.scenario_files import Scenario
+from ecom_harness.specs import load_topology
 from .build import BuiltPact, add_http
 from .canonical import Canonicalizer
 from .spec_index import SpecIndex

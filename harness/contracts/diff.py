@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from ecom_harness.stubs import Api, PointerError, join_pointer, resolve_pointer
+from ecom_harness.specs import Api, PointerError, join_pointer, resolve_pointer
 
 from .check import check_pacts
 from .findings import Finding

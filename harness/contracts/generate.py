@@ -20,10 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..mesh import MeshOptions
-from ..runner import RunPlan, run_scenarios
-from ..scenario_files import Scenario
-from ..topology import load_topology
+from ecom_harness.harness.mesh import MeshOptions
+from ecom_harness.harness.runner import RunPlan, run_scenarios
+from ecom_harness.harness.scenario_files import Scenario
+from ecom_harness.specs import load_topology
 from .build import BuiltPact, build_pacts
 from .plan import ScenarioJournal, plan_pacts
 from .spec_index import SpecIndex

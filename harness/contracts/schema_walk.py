@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ecom_harness.stubs import PointerError, join_pointer, resolve_pointer
+from ecom_harness.specs import PointerError, join_pointer, resolve_pointer
 
 __all__ = [
     "child_schema",

@@ -15,7 +15,8 @@ from contextlib import contextmanager
 
 import httpx
 
-from ecom_harness.stubs import Api, ServePlan, serve_stubs
+from ecom_harness.specs import Api
+from ecom_harness.stubs import ServePlan, serve_stubs
 
 __all__ = ["credentials_for", "served_stubs", "static_credentials"]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from pact import match
 
-from ecom_harness.stubs import PointerError, resolve_pointer
+from ecom_harness.specs import PointerError, resolve_pointer
 
 from .schema_walk import child_schema, subschemas
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ecom_harness.stubs import (
+from ecom_harness.specs import (
     Api,
     Diagnostic,
     Document,

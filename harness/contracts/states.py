@@ -15,14 +15,13 @@ from urllib.parse import urlencode
 
 import httpx
 
-from ecom_harness.stubs import PointerError, resolve_pointer, shipped_spec
-from ecom_harness.stubs._host import load_api
+from ecom_harness.specs import PointerError, load_api, resolve_pointer, shipped_spec
 
-from ..faults import Fault, FaultError
+from ecom_harness.harness.faults import Fault, FaultError
 from .served import static_credentials
 
 if TYPE_CHECKING:
-    from ..mesh import Mesh
+    from ecom_harness.harness.mesh import Mesh
 
 __all__ = ["ProviderStateError", "set_provider_state", "substitute"]
 

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from ..mesh import Mesh, MeshOptions
+from ecom_harness.harness.mesh import Mesh, MeshOptions
 from .pacts import PactFile
 from .results import CaseResult
 
