@@ -228,6 +228,7 @@ def _parse_headers(values: tuple[str, ...]) -> dict[str, str]:
 @JSON_OPTION
 @JUNIT_OPTION
 def fuzz(
+    *,
     providers: tuple[str, ...],
     provider_url: str | None,
     header_values: tuple[str, ...],
@@ -248,8 +249,8 @@ def fuzz(
     """
     from ecom_harness.harness.contracts import (
         FuzzError,
-        Summary,
         FuzzOptions,
+        Summary,
         credentials_for,
         fuzz_provider,
         served_stubs,
@@ -375,6 +376,7 @@ def generate(check_only: bool, pact_folder: Path | None, no_consumer_run: bool) 
 @JSON_OPTION
 @JUNIT_OPTION
 def verify(
+    *,
     providers: tuple[str, ...],
     provider_url: str | None,
     state_url: str | None,

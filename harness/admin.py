@@ -9,12 +9,11 @@ spec answers 500 ``stub-contract-violation`` instead of passing a wrong shape on
 
 from __future__ import annotations
 
-import httpx
-
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import orjson
 
 from ecom_harness.specs import load_api, spec_root

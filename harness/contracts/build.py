@@ -32,6 +32,19 @@ _TOKEN = re.compile(
     r"\b[a-z]{2,4}_[0-9]{8,40}\b|(?<![A-Za-z0-9])(?:SM|AC)?[0-9]{14,64}(?![A-Za-z0-9])"
 )
 SECRET = "[redacted]"
+FORM_TYPE = "application/x-www-form-urlencoded"
+# Transport headers say nothing about the contract; content-type goes with the body.
+_TRANSPORT_HEADERS = frozenset(
+    {
+        "host",
+        "accept",
+        "accept-encoding",
+        "connection",
+        "user-agent",
+        "content-length",
+        "content-type",
+    }
+)
 SECRET_KEY = "secret"
 
 
@@ -54,7 +67,7 @@ class BuiltPact:
 
 def _form_or_json(content_type: str | None) -> str:
     base = (content_type or "").split(";")[0].strip().lower()
-    return "form" if base == "application/x-www-form-urlencoded" else "json"
+    return "form" if base == FORM_TYPE else "json"
 
 
 class _Captures:
@@ -112,25 +125,25 @@ def _canonical_setup(
     return steps, captures
 
 
-def _schema_of_response(
-    api: Api | None, operation_id: str, status: int, content_type: str | None
-) -> tuple[dict[str, Any], str | None]:
+def _response_schema(
+    api: Api | None, operation_id: str, status: int, media_type: str
+) -> tuple[dict[str, Any], str | None, Any]:
+    """``(document, schema pointer, first named example)`` of an answer in the spec."""
     if api is None:
-        return {}, None
+        return {}, None, None
     operation = api.operations.get(operation_id)
     if operation is None:
-        return api.document.data, None
+        return api.document.data, None, None
     code = str(status)
     response = (
         operation.responses.get(code)
         or operation.responses.get(f"{code[0]}XX")
         or operation.responses.get("default")
     )
-    if response is None:
-        return api.document.data, None
-    base = (content_type or "").split(";")[0].strip().lower()
-    media = next((m for t, m in response.content.items() if t.lower() == base), None)
-    return api.document.data, media.schema_pointer if media else None
+    media = response.content.get(media_type) if response else None
+    if media is None:
+        return api.document.data, None, None
+    return api.document.data, media.schema_pointer, next(iter(media.examples.values()), None)
 
 
 def _body_generators(captures: _Captures, body: Any, pointer: str = "$") -> dict[str, Any]:
@@ -154,99 +167,120 @@ def _body_generators(captures: _Captures, body: Any, pointer: str = "$") -> dict
     return found
 
 
-def add_http(pact: Pact, plan: HttpPlan, canon: Canonicalizer, api: Api | None) -> None:  # noqa: PLR0912
+def _state_generator(captures: _Captures, value: str) -> dict[str, str]:
+    return {"type": "ProviderState", "expression": captures.expression(value), "dataType": "STRING"}
+
+
+def _path_pattern(path: str) -> str:
+    """A regex for a path holding made-up values: each such value, any id."""
+    pieces, last = [], 0
+    for found in _TOKEN.finditer(path):
+        pieces += [re.escape(path[last : found.start()]), "[A-Za-z0-9_-]+"]
+        last = found.end()
+    return "^" + "".join([*pieces, re.escape(path[last:])]) + "$"
+
+
+@dataclass(slots=True)
+class _Request:
+    """One interaction's request under construction, and its ProviderState generators."""
+
+    interaction: Any
+    plan: HttpPlan
+    canon: Canonicalizer
+    captures: _Captures
+    generators: dict[str, Any] = field(default_factory=dict)
+
+    def line(self) -> None:
+        entry, captures = self.plan.entry, self.captures
+        path = self.canon.string(entry["path"])
+        if _TOKEN.search(path):
+            self.interaction.with_request(
+                entry["method"], match.regex(path, regex=_path_pattern(path))
+            )
+            if captures.injectable(path):
+                self.generators["path"] = _state_generator(captures, path)
+        else:
+            self.interaction.with_request(entry["method"], path)
+        query = self.canon.string(entry.get("query") or "")
+        for name, value in parse_qsl(query, keep_blank_values=True):
+            dynamic = is_dynamic(value) or _TOKEN.search(value)
+            self.interaction.with_query_parameter(name, match.type(value) if dynamic else value)
+
+    def headers(self, credentials: dict[str, str]) -> None:
+        """Headers the contract is about (not transport ones); credentials, redacted in
+        the journal, as the provider's test credentials matched by type."""
+        headers = {k.lower(): v for k, v in (self.plan.entry.get("request_headers") or {}).items()}
+        for name in sorted(set(headers) - _TRANSPORT_HEADERS):
+            value = headers[name]
+            if value == SECRET:
+                self.interaction.with_header(
+                    name, match.type(credentials.get(name, "ecom-harness"))
+                )
+                continue
+            value = self.canon.string(value)
+            loose = f"/header/{name}" in self.plan.loose
+            dynamic = is_dynamic(value) or bool(_TOKEN.search(value)) or loose
+            self.interaction.with_header(name, match.type(value) if dynamic else value)
+            if self.captures.injectable(value):
+                self.generators.setdefault("header", {})[name] = _state_generator(
+                    self.captures, value
+                )
+
+    def body(self) -> None:
+        entry = self.plan.entry
+        body = self.canon.value(entry.get("request_body"))
+        if body is None:
+            return
+        content_type = {k.lower(): v for k, v in (entry.get("request_headers") or {}).items()}.get(
+            "content-type"
+        )
+        loose = set(self.plan.loose) | _dynamic_pointers(body)
+        if _form_or_json(content_type) == "form":
+            flat = {k: str(v) for k, v in body.items()} if isinstance(body, dict) else {}
+            self.interaction.with_body(urlencode(flat), content_type=FORM_TYPE, part="Request")
+            rules = {
+                f"$['{k}']": {"combine": "AND", "matchers": [{"match": "type"}]}
+                for k in sorted(flat)
+                if f"/{k}" in loose
+            }
+            if rules:
+                self.interaction.with_matching_rules({"body": rules}, "Request")
+            return
+        self.interaction.with_body(
+            loose_request(body, loose), content_type="application/json", part="Request"
+        )
+        body_generators = _body_generators(self.captures, body)
+        if body_generators:
+            self.generators["body"] = body_generators
+
+
+def add_http(pact: Pact, plan: HttpPlan, canon: Canonicalizer, api: Api | None) -> None:
+    """One HTTP interaction: the state (with its set-up), the request, the answer."""
     entry = plan.entry
     setup, captures = _canonical_setup(canon, plan.state_params.get("setup", []))
     params = dict(plan.state_params)
     if setup:
         params["setup"] = setup
         params["captures"] = dict(sorted(captures.where.items()))
-    path = canon.string(entry["path"])
     interaction = pact.upon_receiving(plan.description).given(plan.state, params)
-    generators: dict[str, Any] = {}
-    if _TOKEN.search(path):
-        pieces, last = [], 0
-        for found in _TOKEN.finditer(path):
-            pieces += [re.escape(path[last : found.start()]), "[A-Za-z0-9_-]+"]
-            last = found.end()
-        pattern = "^" + "".join([*pieces, re.escape(path[last:])]) + "$"
-        interaction.with_request(entry["method"], match.regex(path, regex=pattern))
-        if captures.injectable(path):
-            generators["path"] = {
-                "type": "ProviderState",
-                "expression": captures.expression(path),
-                "dataType": "STRING",
-            }
-    else:
-        interaction.with_request(entry["method"], path)
-    for name, value in parse_qsl(canon.string(entry.get("query") or ""), keep_blank_values=True):
-        interaction.with_query_parameter(
-            name, match.type(value) if is_dynamic(value) or _TOKEN.search(value) else value
-        )
-    headers = {k.lower(): v for k, v in (entry.get("request_headers") or {}).items()}
-    credentials = {k.lower(): v for k, v in static_credentials(api).items()} if api else {}
-    content_type = headers.get("content-type")
-    for name in sorted(headers):
-        if name in (
-            "host",
-            "accept",
-            "accept-encoding",
-            "connection",
-            "user-agent",
-            "content-length",
-            "content-type",
-        ):
-            continue
-        value = headers[name]
-        if value == SECRET:
-            interaction.with_header(name, match.type(credentials.get(name, "ecom-harness")))
-        else:
-            value = canon.string(value)
-            dynamic = is_dynamic(value) or bool(_TOKEN.search(value)) or f"/header/{name}" in plan.loose
-            interaction.with_header(name, match.type(value) if dynamic else value)
-            if captures.injectable(value):
-                generators.setdefault("header", {})[name] = {
-                    "type": "ProviderState",
-                    "expression": captures.expression(value),
-                    "dataType": "STRING",
-                }
-    body = canon.value(entry.get("request_body"))
-    if body is not None:
-        loose = set(plan.loose) | _dynamic_pointers(body)
-        if _form_or_json(content_type) == "form":
-            flat = {k: str(v) for k, v in body.items()} if isinstance(body, dict) else {}
-            interaction.with_body(
-                urlencode(flat), content_type="application/x-www-form-urlencoded", part="Request"
-            )
-            rules = {
-                "body": {
-                    f"$['{k}']": {"combine": "AND", "matchers": [{"match": "type"}]}
-                    for k in sorted(flat)
-                    if f"/{k}" in loose
-                }
-            }
-            if rules["body"]:
-                interaction.with_matching_rules(rules, "Request")
-        else:
-            interaction.with_body(
-                loose_request(body, loose), content_type="application/json", part="Request"
-            )
-            body_generators = _body_generators(captures, body)
-            if body_generators:
-                generators["body"] = body_generators
-    if generators:
-        interaction.with_generators(generators, "Request")
+    request = _Request(interaction, plan, canon, captures)
+    request.line()
+    request.headers({k.lower(): v for k, v in static_credentials(api).items()} if api else {})
+    request.body()
+    if request.generators:
+        interaction.with_generators(request.generators, "Request")
     status = int(entry["status"])
     interaction.will_respond_with(status)
-    response_type = {k.lower(): v for k, v in (entry.get("response_headers") or {}).items()}.get(
-        "content-type"
-    )
+    response_headers = {k.lower(): v for k, v in (entry.get("response_headers") or {}).items()}
+    response_type = response_headers.get("content-type")
     answer = canon.value(entry.get("response_body"))
     if answer is not None and response_type:
-        data, pointer = _schema_of_response(api, entry["operation_id"], status, response_type)
-        answer = _fill_secrets(data, pointer, answer, api, entry, status, response_type)
+        media_type = response_type.split(";")[0]
+        data, pointer, example = _response_schema(api, entry["operation_id"], status, media_type)
         interaction.with_body(
-            shaped(data, pointer, answer), content_type=response_type.split(";")[0], part="Response"
+            shaped(data, pointer, _fill_secrets(answer, example)),
+            content_type=media_type,
+            part="Response",
         )
 
 
@@ -268,23 +302,9 @@ def _dynamic_pointers(value: Any, pointer: str = "") -> set[str]:
     return set()
 
 
-def _fill_secrets(
-    data: dict[str, Any],
-    pointer: str | None,
-    answer: Any,
-    api: Api | None,
-    entry: dict[str, Any],
-    status: int,
-    content_type: str,
-) -> Any:
+def _fill_secrets(answer: Any, example: Any) -> Any:
     """Secrets are redacted in the journal; in the pact they become the spec's own example
     value for that field, so the example still fits the schema (matched by type)."""
-    if api is None or pointer is None:
-        return answer
-    operation = api.operations.get(entry["operation_id"])
-    response = operation.responses.get(str(status)) if operation else None
-    media = response.content.get(content_type.split(";", maxsplit=1)[0]) if response else None
-    example = next(iter(media.examples.values()), None) if media else None
 
     def walk(value: Any, sample: Any) -> Any:
         if isinstance(value, dict):
@@ -293,9 +313,8 @@ def _fill_secrets(
                 for k, v in value.items()
             }
         if isinstance(value, list):
-            return [
-                walk(v, sample[0] if isinstance(sample, list) and sample else None) for v in value
-            ]
+            first = sample[0] if isinstance(sample, list) and sample else None
+            return [walk(v, first) for v in value]
         if value == SECRET and isinstance(sample, str):
             return sample
         return value
@@ -325,7 +344,7 @@ def _add_message(
         .with_body(shaped(data, pointer, payload), content_type="application/json")
         .with_metadata({"topic": entry["topic"]})
     )
-    return payload
+    return dict(payload)
 
 
 def build_pacts(
@@ -333,26 +352,26 @@ def build_pacts(
 ) -> list[BuiltPact]:
     """One pact per consumer -> provider edge, interactions in description order."""
     pacts: dict[str, BuiltPact] = {}
-    for plan in [*http, *messages]:
-        name = pact_name(plan.consumer, plan.provider)
+
+    def pact_for(consumer: str, provider: str) -> BuiltPact:
+        name = pact_name(consumer, provider)
         if name not in pacts:
-            pacts[name] = BuiltPact(
-                plan.consumer,
-                plan.provider,
-                Pact(plan.consumer, plan.provider).with_specification("V4"),
-            )
-        if isinstance(plan, HttpPlan):
-            pacts[name].http.append(plan)
-        else:
-            pacts[name].messages.append((plan, {}))
+            pact = Pact(consumer, provider).with_specification("V4")
+            pacts[name] = BuiltPact(consumer, provider, pact)
+        return pacts[name]
+
+    for plan in http:
+        pact_for(plan.consumer, plan.provider).http.append(plan)
+    for message in messages:
+        pact_for(message.consumer, message.provider).messages.append((message, {}))
     canon = Canonicalizer()
     for name in sorted(pacts):
         built = pacts[name]
         api = index.api(built.provider)
         for plan in sorted(built.http, key=lambda p: p.description):
             add_http(built.pact, plan, canon, api)
-        done = []
-        for plan, _ in sorted(built.messages, key=lambda m: m[0].description):
-            done.append((plan, _add_message(built.pact, plan, canon, index)))
-        built.messages = done
+        built.messages = [
+            (message, _add_message(built.pact, message, canon, index))
+            for message, _ in sorted(built.messages, key=lambda m: m[0].description)
+        ]
     return [pacts[name] for name in sorted(pacts)]

@@ -11,7 +11,6 @@ The pact's matchers, not these examples, say what a real provider may answer.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 __all__ = ["CANONICAL_TIME", "Canonicalizer", "is_dynamic", "mask"]
@@ -87,9 +86,9 @@ class Canonicalizer:
         return found
 
     def string(self, value: str) -> str:
-        replace: Callable[[re.Match[str]], str] = lambda m: self.token(
-            m.group(0), m.lastgroup or ""
-        )  # noqa: E731
+        def replace(found: re.Match[str]) -> str:
+            return self.token(found.group(0), found.lastgroup or "")
+
         return _DYNAMIC.sub(replace, value)
 
     def value(self, value: Any) -> Any:

@@ -25,7 +25,6 @@ from ecom_harness.specs import (
     join_pointer,
     resolve_pointer,
 )
-
 from ecom_harness.stubs.engine import decode_form
 
 from .findings import Finding
@@ -80,7 +79,7 @@ def _media_base(media_type: str | None) -> str:
     return (media_type or "").split(";", 1)[0].strip().lower()
 
 
-def _body_findings(
+def _body_findings(  # noqa: PLR0917 - one call per side, all explicit
     ctx: _Context,
     data: dict[str, Any],
     schemas: SchemaSet,
@@ -108,27 +107,27 @@ def _body_findings(
             )
     for error in schemas.validator(schema_pointer).iter_errors(value):
         kind = type(error.kind).__name__
-        path = list(error.instance_path)
+        instance_path: list[str | int] = list(error.instance_path)
         if kind == "AdditionalProperties" and request:
-            location = schema_at_path(data, schema_pointer, path) or schema_pointer
+            location = schema_at_path(data, schema_pointer, instance_path) or schema_pointer
             yield ctx.finding(
                 _keyword_pointer(data, location, "additionalProperties"),
                 f"the consumer sends {error.message[error.message.find('(') :]} "
                 "which the schema does not accept",
                 "field-removed",
-                join_pointer(pact_pointer, *path),
+                join_pointer(pact_pointer, *instance_path),
             )
             continue
         if kind in ("AdditionalProperties", "Required") and not request:
             continue
         rule = "required-field-added" if kind == "Required" else _KIND_RULES.get(kind)
-        location = schema_at_path(data, schema_pointer, path) or schema_pointer
+        location = schema_at_path(data, schema_pointer, instance_path) or schema_pointer
         keyword = {"Type": "type", "Enum": "enum", "Const": "const", "Required": "required"}
         yield ctx.finding(
             _keyword_pointer(data, location, keyword.get(kind)),
             error.message,
             rule or "schema-mismatch",
-            join_pointer(pact_pointer, *path),
+            join_pointer(pact_pointer, *instance_path),
         )
 
 
@@ -242,8 +241,8 @@ class _HttpCheck:
                 continue
             if param.schema_pointer is None:
                 continue
-            value = [param.coerce(v) for v in raw] if param.is_array else param.coerce(raw[0])
-            for violation in self.api.schemas.violations(param.schema_pointer, value):
+            typed = [param.coerce(v) for v in raw] if param.is_array else param.coerce(raw[0])
+            for violation in self.api.schemas.violations(param.schema_pointer, typed):
                 yield self.ctx.finding(
                     param.schema_pointer,
                     f"{param.location} parameter '{param.name}': {violation.message}",

@@ -14,6 +14,7 @@ handle it (its consumer group takes it, it is not dead-lettered).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,7 @@ from ecom_harness.harness.player import play
 from ecom_harness.harness.runner import group_by_settings
 from ecom_harness.harness.scenario_files import Scenario
 from ecom_harness.specs import load_topology
+
 from .build import BuiltPact, add_http
 from .canonical import Canonicalizer
 from .spec_index import SpecIndex
@@ -72,7 +74,12 @@ def _comparable(request: Mapping[str, Any]) -> bytes:
         str(k).lower(): ", ".join(map(str, v)) if isinstance(v, list) else str(v)
         for k, v in (request.get("headers") or {}).items()
     }
-    keep = {"method": request.get("method"), "path": request.get("path"), "body": body, "headers": headers}
+    keep = {
+        "method": request.get("method"),
+        "path": request.get("path"),
+        "body": body,
+        "headers": headers,
+    }
     return orjson.dumps(keep, option=orjson.OPT_SORT_KEYS, default=str)
 
 
@@ -101,8 +108,15 @@ async def _solo(
     )
     plan = next((p for p in pact.http if p.description == description), None)
     if plan is None:
-        return [f"{pact.name}: the consumer never sent {request.get('method')} {request.get('path')}"]
-    solo = BuiltPact(pact.consumer, pact.provider, Pact(pact.consumer, pact.provider).with_specification("V4"), [plan])
+        return [
+            f"{pact.name}: the consumer never sent {request.get('method')} {request.get('path')}"
+        ]
+    solo = BuiltPact(
+        pact.consumer,
+        pact.provider,
+        Pact(pact.consumer, pact.provider).with_specification("V4"),
+        [plan],
+    )
     add_http(solo.pact, plan, Canonicalizer(), index.api(pact.provider))
     found, missing = await _http([solo], {plan.scenario: scenarios[plan.scenario]}, seed)
     if missing:
@@ -161,7 +175,10 @@ async def _http(
     missing: list[tuple[BuiltPact, Mapping[str, Any]]] = []
     with ExitStack() as stack:
         servers = {
-            b.name: (b, stack.enter_context(b.pact.serve(addr="127.0.0.1", raises=False, verbose=False)))
+            b.name: (
+                b,
+                stack.enter_context(b.pact.serve(addr="127.0.0.1", raises=False, verbose=False)),
+            )
             for b in built
         }
         ordered = [scenarios[name] for name in sorted(scenarios)]
@@ -176,10 +193,8 @@ async def _http(
                     await mesh.reset()
                     await play(mesh, scenario, [], seed=seed, judge=False)
                     if mesh.bus is not None:
-                        try:
+                        with contextlib.suppress(TimeoutError):  # a consumer stuck: leave it
                             await mesh.bus.drain(DRAIN_S)
-                        except TimeoutError:
-                            pass
             finally:
                 for pact, _ in servers.values():
                     await mesh.proxies[f"{pact.consumer}->{pact.provider}"].upstream.aclose()
@@ -209,12 +224,17 @@ def _messages(built: Sequence[BuiltPact], scenarios: Mapping[str, Scenario]) -> 
             merged.setdefault(component, {}).update(values)
     with running_mesh(MeshOptions(settings=merged)) as (mesh, loop):
         for pact in pacts:
-            def handler(body: str | bytes | None, metadata: dict[str, Any], pact: BuiltPact = pact) -> None:
+
+            def handler(
+                body: str | bytes | None, metadata: dict[str, Any], pact: BuiltPact = pact
+            ) -> None:
                 payload = orjson.loads(str(body) if body is not None else "{}")
                 topic = str(metadata.get("topic") or "")
                 asyncio.run_coroutine_threadsafe(mesh.reset(), loop).result(30)
                 assert mesh.bus is not None
-                publish = mesh.bus.publish(topic, str(payload.get("order_id", "")), payload, publisher=pact.provider)
+                publish = mesh.bus.publish(
+                    topic, str(payload.get("order_id", "")), payload, publisher=pact.provider
+                )
                 asyncio.run_coroutine_threadsafe(publish, loop).result(30)
                 _await_delivery(mesh, pact.consumer, str(payload.get("id", "")))
 

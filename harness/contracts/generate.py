@@ -24,6 +24,7 @@ from ecom_harness.harness.mesh import MeshOptions
 from ecom_harness.harness.runner import RunPlan, run_scenarios
 from ecom_harness.harness.scenario_files import Scenario
 from ecom_harness.specs import load_topology
+
 from .build import BuiltPact, build_pacts
 from .plan import ScenarioJournal, plan_pacts
 from .spec_index import SpecIndex
@@ -90,7 +91,9 @@ async def generate_pacts(
     if exercise:
         from .consumer_run import exercise_consumers
 
-        generated.consumer_problems = await exercise_consumers(built, scenarios, SEED, index, _edges_of(journals))
+        generated.consumer_problems = await exercise_consumers(
+            built, scenarios, SEED, index, _edges_of(journals)
+        )
     generated.files = _write(built)
     return generated
 

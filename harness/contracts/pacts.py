@@ -9,6 +9,7 @@ everything else stays in ``raw``.
 from __future__ import annotations
 
 import base64
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -103,10 +104,8 @@ def body_content(body: Any) -> tuple[bool, Any, str | None]:
     if isinstance(content, str) and encoded == "base64":
         content = base64.b64decode(content).decode("utf-8", "replace")
     if isinstance(content, str) and _is_json(content_type):
-        try:
+        with contextlib.suppress(orjson.JSONDecodeError):  # not JSON after all: keep the text
             content = orjson.loads(content)
-        except orjson.JSONDecodeError:
-            pass
     return True, content, content_type if isinstance(content_type, str) else None
 
 

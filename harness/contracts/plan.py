@@ -210,7 +210,13 @@ def plan_pacts(
                 if entry.get("fault") or entry.get("status") is None or entry.get("error"):
                     continue
                 shape = orjson.dumps(_shape(entry.get("request_body"))).decode()
-                key = (entry["caller"], entry["callee"], entry["operation_id"], entry["status"], shape)
+                key = (
+                    entry["caller"],
+                    entry["callee"],
+                    entry["operation_id"],
+                    entry["status"],
+                    shape,
+                )
                 http.setdefault(key, []).append(occurrence)
             elif entry.get("kind") == "event":
                 for group in entry.get("groups") or []:
@@ -230,7 +236,9 @@ def plan_pacts(
         )
         state, params = _state(chosen, provider, _setup(chosen, provider))
         description = f"{operation} answered {status} ({chosen.scenario})"
-        seen = described[(consumer, provider, description)] = described.get((consumer, provider, description), 0) + 1
+        seen = described[(consumer, provider, description)] = (
+            described.get((consumer, provider, description), 0) + 1
+        )
         if seen > 1:  # the same answer to a request with other fields
             description = f"{description} #{seen}"
         http_plans.append(

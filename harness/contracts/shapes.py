@@ -39,7 +39,7 @@ def _merged(data: dict[str, Any], pointer: str | None) -> dict[str, Any]:
     return merged
 
 
-def shaped(data: dict[str, Any], pointer: str | None, value: Any) -> Any:
+def shaped(data: dict[str, Any], pointer: str | None, value: Any) -> Any:  # noqa: PLR0911 - one return per JSON type
     """``value`` with matchers from the schema at ``pointer`` (None: no schema known)."""
     schema = _merged(data, pointer)
     if value is None or "enum" in schema or "const" in schema:

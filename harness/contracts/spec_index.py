@@ -57,6 +57,8 @@ class SpecIndex:
         for path in collect_files([root]):
             document = read_document(path, display=_display(root, path))
             if isinstance(document, Diagnostic):
+                if document.rule == "kind" and root.is_dir():
+                    continue  # another file in the folder (a vendored schema), not a spec
                 raise SpecIndexError(str(document))
             if document.kind is DocumentKind.OPENAPI:
                 api = Api(document)

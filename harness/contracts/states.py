@@ -15,9 +15,9 @@ from urllib.parse import urlencode
 
 import httpx
 
+from ecom_harness.harness.faults import Fault, FaultError
 from ecom_harness.specs import PointerError, load_api, resolve_pointer, shipped_spec
 
-from ecom_harness.harness.faults import Fault, FaultError
 from .served import static_credentials
 
 if TYPE_CHECKING:
@@ -97,8 +97,8 @@ async def _replay(
                     found = resolve_pointer(answer.json(), pointer)
                 except (PointerError, ValueError):
                     raise ProviderStateError(
-                        f"params.setup[{index}]: {step['method']} {path} answered {answer.status_code}"
-                        f" without {pointer}"
+                        f"params.setup[{index}]: {step['method']} {path} answered "
+                        f"{answer.status_code} without {pointer}"
                     ) from None
                 learned[name] = str(found)
     return learned
