@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -144,12 +144,30 @@ def _verify_one(
     return _results(provider, pacts, verifier)
 
 
+def _state_settings(
+    pacts: list[PactFile], given: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The simulators' settings the pacts' states were recorded with (timeouts, cool-downs),
+    so the stubs answer as they did; explicit mesh settings win."""
+    merged: dict[str, dict[str, Any]] = {}
+    for pact in pacts:
+        for interaction in pact.interactions:
+            for state in interaction.raw.get("providerStates") or []:
+                params = state.get("params") or {}
+                settings = params.get("settings")
+                if isinstance(settings, dict) and isinstance(params.get("provider"), str):
+                    merged.setdefault(params["provider"], {}).update(settings)
+    for component, values in given.items():
+        merged.setdefault(component, {}).update(values)
+    return merged
+
+
 def verify_providers(pacts: list[PactFile], options: VerifyOptions) -> list[CaseResult]:
     by_provider: dict[str, list[PactFile]] = {}
     for pact in pacts:
         by_provider.setdefault(pact.provider, []).append(pact)
     providers = options.providers or tuple(sorted(by_provider))
-    mesh_options = options.mesh
+    mesh_options = replace(options.mesh, settings=_state_settings(pacts, options.mesh.settings))
     if options.provider_url is not None:
         mesh_options = replace(
             mesh_options, real={**mesh_options.real, providers[0]: options.provider_url}
