@@ -74,9 +74,14 @@ def _config(options: FuzzOptions) -> Any:
 
 def fuzz_provider(options: FuzzOptions) -> Iterator[CaseResult]:
     """Run schemathesis against ``options.url``; yield a result per finished scenario."""
+    import httpx
     import schemathesis
     from schemathesis.engine import events, from_schema
 
+    try:  # a service that cannot be reached is a set-up error, not a hundred failures
+        httpx.get(options.url, timeout=5)
+    except httpx.TransportError as exc:
+        raise FuzzError(f"{options.url}: the service does not answer ({exc})") from None
     try:
         schema = schemathesis.openapi.from_path(options.spec, config=_config(options))
         schema.config.update(base_url=options.url)
@@ -96,16 +101,6 @@ def fuzz_provider(options: FuzzOptions) -> Iterator[CaseResult]:
             )
         elif isinstance(event, events.FatalError):
             raise FuzzError(f"{options.url}: {event.exception}".splitlines()[0])
-        elif isinstance(event, events.PhaseFinished) and event.phase.name.value == "probing":
-            _check_probe(options, event)
-
-
-def _check_probe(options: FuzzOptions, event: Any) -> None:
-    """A service that cannot be reached is a set-up error, not a hundred failures."""
-    from schemathesis.engine import Status
-
-    if event.status == Status.ERROR:
-        raise FuzzError(f"{options.url}: the service did not answer")
 
 
 def _scenario_result(provider: str, event: Any) -> CaseResult | None:

@@ -151,11 +151,28 @@ def _setup(occurrence: Occurrence, provider: str) -> list[dict[str, Any]]:
     else:
         chosen = [e for e in occurrence.earlier if _answered(e, provider)]
     found = []
-    for entry in chosen:
+    for entry in _concurrent_in_order(chosen):
         step = _request_of(entry)
         step["response"] = entry.get("response_body")
         found.append(step)
     return found
+
+
+def _concurrent_in_order(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Journal order, except that requests in flight at the same time (a scenario's
+    concurrent step) are in content order: which of them was answered first is timing."""
+    ordered: list[dict[str, Any]] = []
+    group: list[dict[str, Any]] = []
+    group_end = float("-inf")
+    for entry in entries:
+        end = float(entry.get("time", 0))
+        start = end - float(entry.get("duration_ms", 0)) / 1000
+        if group and start >= group_end:
+            ordered += sorted(group, key=lambda e: _key(_request_of(e)))
+            group = []
+        group.append(entry)
+        group_end = max(group_end, end) if len(group) > 1 else end
+    return ordered + sorted(group, key=lambda e: _key(_request_of(e)))
 
 
 def _loose_fields(occurrences: Iterable[Occurrence]) -> set[str]:
@@ -229,9 +246,9 @@ def plan_pacts(
             found,
             key=lambda o: (
                 o.faulty_given,
-                len(_setup(o, provider)),
                 _key(_request_of(o.entry)),
                 _key(o.entry.get("response_body")),
+                len(_setup(o, provider)),
             ),
         )
         state, params = _state(chosen, provider, _setup(chosen, provider))
@@ -257,7 +274,7 @@ def plan_pacts(
     for (consumer, provider, topic, message_type), found in sorted(messages.items()):
         chosen = min(
             found,
-            key=lambda o: (o.faulty_given, len(_setup(o, provider)), _key(o.entry.get("value"))),
+            key=lambda o: (o.faulty_given, _key(o.entry.get("value")), len(_setup(o, provider))),
         )
         setup = _setup(chosen, provider)
         state, params = _state(chosen, provider, setup)
