@@ -278,7 +278,7 @@ def add_http(pact: Pact, plan: HttpPlan, canon: Canonicalizer, api: Api | None) 
         media_type = response_type.split(";")[0]
         data, pointer, example = _response_schema(api, entry["operation_id"], status, media_type)
         interaction.with_body(
-            shaped(data, pointer, _fill_secrets(answer, example)),
+            shaped(data, pointer, _fill_secrets(answer, example), frozenset(plan.loose_answer)),
             content_type=media_type,
             part="Response",
         )

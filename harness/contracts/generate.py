@@ -45,10 +45,10 @@ class Generated:
 
 
 async def harvest(
-    scenarios: Mapping[str, Scenario], options: MeshOptions | None = None
+    scenarios: Mapping[str, Scenario], options: MeshOptions | None = None, seed: int = SEED
 ) -> list[ScenarioJournal]:
     """Run the scenarios; every one must pass (a pact is made from a correct run only)."""
-    plan = RunPlan(scenarios=list(scenarios.values()), options=options or MeshOptions(), seed=SEED)
+    plan = RunPlan(scenarios=list(scenarios.values()), options=options or MeshOptions(), seed=seed)
     result = await run_scenarios(plan, [])
     if result.setup_error:
         raise GenerateError(f"the scenarios could not run: {result.setup_error}")
@@ -85,7 +85,8 @@ async def generate_pacts(
 ) -> Generated:
     journals = await harvest(scenarios)
     clients = {c.name for c in load_topology().components.values() if c.kind == "client"}
-    http, messages = plan_pacts(journals, clients)
+    variants = await harvest(scenarios, seed=SEED + 1)  # what changes with the seed
+    http, messages = plan_pacts(journals, clients, variants)
     built = build_pacts(http, messages, index)
     generated = Generated()
     if exercise:

@@ -13,7 +13,7 @@ provider to that state, so a verifier can set the state by replaying them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +60,7 @@ class HttpPlan:
     entry: dict[str, Any]
     loose: set[str] = field(default_factory=set)  # request body pointers matched by type
     scenario: str = ""  # where the representative comes from
+    loose_answer: set[str] = field(default_factory=set)  # answer pointers that vary
 
 
 @dataclass(slots=True)
@@ -199,6 +200,29 @@ def _loose_fields(occurrences: Iterable[Occurrence]) -> set[str]:
     return {p for p, seen in values.items() if len(seen) > 1}
 
 
+def _varying(values: list[Any]) -> set[str]:
+    """Pointers whose value differs between the answers of one interaction (an order's
+    status read before and after the saga, a breaker's state in a race): the pact holds
+    no literal there, so it does not depend on which answer the run happened to give."""
+    seen: dict[str, set[bytes]] = {}
+
+    def walk(value: Any, pointer: str) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{pointer}/{k}")
+        elif isinstance(value, list):
+            for v in value[:1]:
+                walk(v, f"{pointer}/0")
+        else:
+            seen.setdefault(pointer, set()).add(orjson.dumps(mask(value)))
+
+    for value in values:
+        walk(value, "")
+    varying = {p for p, found in seen.items() if len(found) > 1}
+    # "?null": sometimes null, so the pact leaves the field out (it may be either)
+    return varying | {f"{p}?null" for p in varying if b"null" in seen[p]}
+
+
 def _shape(value: Any) -> Any:
     """The keys of a request body, without values (lists by their first item): requests
     of one operation with other fields are other interactions, as a pact matches a
@@ -210,38 +234,61 @@ def _shape(value: Any) -> Any:
     return None
 
 
+def _pactable(entry: dict[str, Any], clients: set[str]) -> bool:
+    """An HTTP exchange between two components that the provider answered."""
+    return (
+        entry.get("kind") == "http"
+        and entry["caller"] not in clients
+        and bool(entry.get("operation_id"))
+        and not entry.get("fault")
+        and entry.get("status") is not None
+        and not entry.get("error")
+    )
+
+
+def _http_key(entry: dict[str, Any]) -> tuple[str, str, str, int, str]:
+    """One interaction per edge, operation, status and request keys."""
+    shape = orjson.dumps(_shape(entry.get("request_body"))).decode()
+    return (entry["caller"], entry["callee"], entry["operation_id"], entry["status"], shape)
+
+
 def plan_pacts(
-    journals: list[ScenarioJournal], clients: set[str]
+    journals: list[ScenarioJournal],
+    clients: set[str],
+    variants: Sequence[ScenarioJournal] = (),
 ) -> tuple[list[HttpPlan], list[MessagePlan]]:
-    """Every interaction of every pact, in a deterministic order."""
+    """Every interaction of every pact, in a deterministic order.
+
+    ``variants`` are journals of the same scenarios run with another seed: a field whose
+    value changes with the seed (an e-mail address, an idempotency key made from the
+    run) is matched by type, never literally; representatives come from ``journals``."""
     http: dict[tuple[str, str, str, int, str], list[Occurrence]] = {}
     messages: dict[tuple[str, str, str, str], list[Occurrence]] = {}
+    extra: dict[tuple[str, str, str, int, str], list[Occurrence]] = {}
+    for journal in variants:
+        for index, entry in enumerate(journal.entries):
+            if _pactable(entry, clients):
+                occurrence = Occurrence(
+                    journal.scenario, journal.given, entry, journal.entries[:index], journal.entries
+                )
+                extra.setdefault(_http_key(entry), []).append(occurrence)
     for journal in journals:
         for index, entry in enumerate(journal.entries):
             occurrence = Occurrence(
                 journal.scenario, journal.given, entry, journal.entries[:index], journal.entries
             )
             if entry.get("kind") == "http":
-                if entry["caller"] in clients or not entry.get("operation_id"):
-                    continue
-                if entry.get("fault") or entry.get("status") is None or entry.get("error"):
-                    continue
-                shape = orjson.dumps(_shape(entry.get("request_body"))).decode()
-                key = (
-                    entry["caller"],
-                    entry["callee"],
-                    entry["operation_id"],
-                    entry["status"],
-                    shape,
-                )
-                http.setdefault(key, []).append(occurrence)
+                if _pactable(entry, clients):
+                    http.setdefault(_http_key(entry), []).append(occurrence)
             elif entry.get("kind") == "event":
                 for group in entry.get("groups") or []:
                     key4 = (group, entry["publisher"], entry["topic"], entry["message_type"])
                     messages.setdefault(key4, []).append(occurrence)
     http_plans = []
     described: dict[tuple[str, str, str], int] = {}
-    for (consumer, provider, operation, status, _shape_key), found in sorted(http.items()):
+    for key, found in sorted(http.items()):
+        consumer, provider, operation, status, _ = key
+        everywhere = [*found, *extra.get(key, [])]
         chosen = min(
             found,
             key=lambda o: (
@@ -266,7 +313,8 @@ def plan_pacts(
                 state=state,
                 state_params=params,
                 entry=chosen.entry,
-                loose=_loose_fields(found),
+                loose=_loose_fields(everywhere),
+                loose_answer=_varying([o.entry.get("response_body") for o in everywhere]),
                 scenario=chosen.scenario,
             )
         )

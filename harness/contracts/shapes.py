@@ -39,21 +39,40 @@ def _merged(data: dict[str, Any], pointer: str | None) -> dict[str, Any]:
     return merged
 
 
-def shaped(data: dict[str, Any], pointer: str | None, value: Any) -> Any:  # noqa: PLR0911 - one return per JSON type
-    """``value`` with matchers from the schema at ``pointer`` (None: no schema known)."""
+def shaped(  # noqa: PLR0911 - one return per JSON type
+    data: dict[str, Any],
+    pointer: str | None,
+    value: Any,
+    varying: frozenset[str] = frozenset(),
+    at: str = "",
+) -> Any:
+    """``value`` with matchers from the schema at ``pointer`` (None: no schema known).
+
+    ``varying``: pointers whose value differs between answers of this interaction; there
+    an enum value matches by type, and a field that is sometimes null (``POINTER?null``)
+    is left out: the consumer cannot rely on either."""
     schema = _merged(data, pointer)
+    if at in varying and ("enum" in schema or "const" in schema) and value is not None:
+        return match.type(value)
     if value is None or "enum" in schema or "const" in schema:
         return value
     if isinstance(value, dict):
         return {
-            key: shaped(data, child_schema(data, pointer, key) if pointer else None, item)
+            key: shaped(
+                data,
+                child_schema(data, pointer, key) if pointer else None,
+                item,
+                varying,
+                f"{at}/{key}",
+            )
             for key, item in value.items()
+            if f"{at}/{key}?null" not in varying
         }
     if isinstance(value, list):
         if not value:
             return value
         items = child_schema(data, pointer, 0) if pointer else None
-        return match.each_like(shaped(data, items, value[0]), min=1)
+        return match.each_like(shaped(data, items, value[0], varying, f"{at}/0"), min=1)
     if isinstance(value, bool):
         return match.bool(value)
     if isinstance(value, int):

@@ -26,6 +26,7 @@ import orjson
 from ecom_harness.harness.mesh import Mesh, MeshOptions
 
 from .pacts import PactFile
+from .quiet import quiet_stdout
 from .results import CaseResult
 
 __all__ = ["VerifyError", "VerifyOptions", "running_mesh", "verify_providers"]
@@ -139,7 +140,7 @@ def _verify_one(
     }
     if wanted:
         verifier.message_handler(_message_producer(mesh, provider, wanted))
-    with contextlib.suppress(RuntimeError):  # failures are in the results, per interaction
+    with quiet_stdout(), contextlib.suppress(RuntimeError):  # failures: in the results
         verifier.verify()
     return _results(provider, pacts, verifier)
 
