@@ -3,13 +3,15 @@
 An answer in a pact is an example plus matching rules. The rules come from the schema
 at that place, not from the example: a field with a ``pattern`` (the platform's ids)
 matches by regex, a ``date-time`` by the RFC 3339 shape, integers, numbers, booleans
-and free strings by type, and an array by the shape of its items. Enum and const values
-stay literal: that the order comes back ``CONFIRMED`` is what the consumer relies on.
-So a real provider that answers other ids, times and amounts still passes.
+and free strings by type, an array by the shape of its items, and an enum as one of the
+schema's values (an order is answered CONFIRMED or REJECTED by the provider's state, a
+breaker open or closed by a race). So a real provider that answers other ids, times and
+amounts still passes, and one that answers a value its spec does not declare fails.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pact import match
@@ -39,7 +41,7 @@ def _merged(data: dict[str, Any], pointer: str | None) -> dict[str, Any]:
     return merged
 
 
-def shaped(  # noqa: PLR0911 - one return per JSON type
+def shaped(  # noqa: PLR0911, PLR0912 - one branch per JSON type
     data: dict[str, Any],
     pointer: str | None,
     value: Any,
@@ -52,9 +54,16 @@ def shaped(  # noqa: PLR0911 - one return per JSON type
     an enum value matches by type, and a field that is sometimes null (``POINTER?null``)
     is left out: the consumer cannot rely on either."""
     schema = _merged(data, pointer)
-    if at in varying and ("enum" in schema or "const" in schema) and value is not None:
-        return match.type(value)
-    if value is None or "enum" in schema or "const" in schema:
+    if value is None:
+        return value
+    allowed = schema.get("enum") if isinstance(schema.get("enum"), list) else None
+    if "const" in schema:
+        allowed = [schema["const"]]
+    if allowed is not None:
+        # any value the schema declares: an order may be answered CONFIRMED or REJECTED
+        # depending on the provider's state, a breaker open or closed depending on a race
+        if isinstance(value, str) and all(isinstance(v, str) for v in allowed):
+            return match.regex(value, regex="^(" + "|".join(re.escape(v) for v in allowed) + ")$")
         return value
     if isinstance(value, dict):
         return {
