@@ -53,9 +53,13 @@ def test_a_provider_answer_the_pact_does_not_describe_is_a_mismatch(
     """order-svc as a provider: the order it answers the gateway with a string total."""
     journal = copy.deepcopy(happy_journal)
     for entry in journal:
-        if entry.get("kind") == "http" and entry.get("operation_id") == "createOrder":
-            if entry["caller"] == "api-gateway" and entry["status"] == 201:
-                entry["response_body"]["total_amount"] = "7797"
+        if (
+            entry.get("kind") == "http"
+            and entry.get("operation_id") == "createOrder"
+            and entry["caller"] == "api-gateway"
+            and entry["status"] == 201
+        ):
+            entry["response_body"]["total_amount"] = "7797"
     found = judge_journal(journal, PACTS)
     mine = [m for m in found if m.edge == "api-gateway->order-svc" and m.side == "provider"]
     assert mine, found
