@@ -6,12 +6,14 @@ one's journal. Scenario settings (``given.settings``) configure the stubs when t
 starts, so scenarios whose settings agree share one mesh and a scenario whose settings
 contradict another's gets a mesh of its own.
 
-Parallel: when nothing outside the process depends on the mesh's addresses (no
-``--port-base``, no real service), meshes run side by side, and a scenario that waits (a
+Parallel: on the embedded defaults (every mesh its own SQLite, fakeredis and in-process
+bus) with nothing outside the process tied to its addresses (no ``--port-base``, no real
+service), meshes run side by side, and a scenario that waits (a
 ``wait`` step: the circuit breaker's cool-down) gets a mesh of its own, so its waiting
-overlaps the other scenarios' work instead of holding them up. Meshes cannot disturb
-each other: each has its own ports, stubs, state, bus and journal. With fixed ports one
-mesh runs at a time. Results are reported in the order the scenarios were asked for.
+overlaps the other scenarios' work instead of holding them up. Such meshes cannot
+disturb each other: each has its own ports, stubs, state, bus and journal. With a real
+broker, Redis or PostgreSQL (shared by every mesh) or fixed ports, one mesh runs at a
+time. Results are reported in the order the scenarios were asked for.
 
 Real services given by command (``real_commands``) are started once their mesh is up
 (with the environment ``ecom-harness env`` gives them) and stopped when it stops.
@@ -31,7 +33,7 @@ from .env import EnvError, component_env
 from .mesh import Mesh, MeshConfigError, MeshOptions
 from .player import play
 from .quiet import Quiet
-from .real_services import RealService, RealServiceError
+from .real_services import RealService, RealServiceError, wait_until_answering
 from .run_events import (
     Handler,
     RunFinished,
@@ -40,6 +42,7 @@ from .run_events import (
     ScenarioFinished,
     ScenarioResult,
     ScenarioStarted,
+    StepNote,
 )
 from .scenario_files import Scenario
 
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["RunPlan", "RunSetupError", "group_by_settings", "run_scenarios"]
 
 DRAIN_S = 5.0
+SETUP = "(set-up)"  # the scenario name of notes about the run's set-up
 
 
 class RunSetupError(RuntimeError):
@@ -134,7 +138,7 @@ async def run_scenarios(plan: RunPlan, handlers: Sequence[Handler]) -> RunResult
             handler(event)
 
     emit(RunStarted([s.name for s in plan.scenarios], _describe(plan)))
-    parallel = plan.options.port_base is None and not plan.options.real and not plan.real_commands
+    parallel = _side_by_side(plan)
     groups = group_by_settings(plan.scenarios, apart=_waits if parallel else lambda _: False)
     # the waiting ones first: their mesh starts first, and their waits cover the others' start
     groups.sort(key=lambda group: not any(_waits(s) for s in group[1]))
@@ -151,7 +155,7 @@ async def run_scenarios(plan: RunPlan, handlers: Sequence[Handler]) -> RunResult
         async with contextlib.AsyncExitStack() as stack:
             async with starting:
                 mesh = await stack.enter_async_context(
-                    _mesh_and_services(plan, _mesh_options(plan, settings))
+                    _mesh_and_services(plan, _mesh_options(plan, settings), emit)
                 )
             for scenario in members:
                 emit(ScenarioStarted(scenario.name, scenario.title, next(started), len(order)))
@@ -198,16 +202,22 @@ def _describe(plan: RunPlan) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def _mesh_and_services(plan: RunPlan, options: MeshOptions) -> Any:
+async def _mesh_and_services(
+    plan: RunPlan, options: MeshOptions, emit: Callable[[Any], None]
+) -> Any:
     mesh = Mesh(options)
     await mesh.start()
     services: list[RealService] = []
     try:
         for component, command in plan.real_commands.items():
             env = component_env(mesh.topology, mesh.plan, options, component)
+            for warning in env.warnings:  # what it will lack (REDIS_URL without --redis)
+                emit(StepNote(SETUP, component, warning))
             service = RealService(component, command, env, options.host, plan.startup_timeout)
             services.append(service)
             await service.start()
+        for component, url in plan.options.real.items():  # started by the user
+            await wait_until_answering(component, url, plan.startup_timeout)
         yield mesh
     finally:
         for service in reversed(services):
@@ -218,6 +228,23 @@ async def _mesh_and_services(plan: RunPlan, options: MeshOptions) -> Any:
 def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
     found = group.exceptions[0]
     return _first(found) if isinstance(found, BaseExceptionGroup) else found
+
+
+def _side_by_side(plan: RunPlan) -> bool:
+    """Whether meshes can run side by side without disturbing each other: only with
+    everything embedded (each mesh its own SQLite databases, fakeredis and in-process
+    bus) and nothing outside the process tied to fixed addresses. Two meshes on one
+    PostgreSQL server, Redis or Kafka cluster would share databases, keys and consumer
+    groups."""
+    options = plan.options
+    return (
+        options.port_base is None
+        and not options.real
+        and not plan.real_commands
+        and options.kafka is None
+        and options.redis_url is None
+        and options.postgres_url is None
+    )
 
 
 def _waits(scenario: Scenario) -> bool:
