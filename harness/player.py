@@ -80,6 +80,7 @@ class _Play:
     names: dict[str, Any]
     marks: _Marks = field(default_factory=_Marks)
     quiet: Quiet = field(default_factory=Quiet)
+    pacts: tuple[PactFile, ...] = ()
 
     def check(self, outcome: ExpectationResult) -> None:
         self.result.expectations.append(outcome)
@@ -112,6 +113,7 @@ async def play(
     run_id = "".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=10))
     state = _Play(mesh, scenario, emit, result, {"run": run_id, "scenario": scenario.name})
     state.quiet = quiet or Quiet()
+    state.pacts = tuple(pacts)
     try:
         await _given(state)
         async with httpx.AsyncClient(
@@ -121,7 +123,6 @@ async def play(
                 await _step(state, client, step)
         if judge:
             await _run_expectations(state)
-            await _check_pacts(state, pacts)
     except (ScenarioSetupError, TemplateError) as exc:
         result.error = str(exc)
     finally:
@@ -424,6 +425,7 @@ async def _run_expectations(state: _Play) -> None:
         spec = _rendered(state, id_, raw)
         if spec is not None:
             state.check(await _end_state(state, id_, spec))
+    await _check_pacts(state, state.pacts)
     state.check(check_no_violations("run:no-violations", state.mesh.journal.entries()))
 
 
