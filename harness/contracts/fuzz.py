@@ -109,7 +109,7 @@ def _scenario_result(provider: str, event: Any) -> CaseResult | None:
     if event.status == Status.SKIP:
         return None
     phase = event.phase.value if hasattr(event.phase, "value") else str(event.phase)
-    label = event.label or "stateful links"
+    label = event.label or "sequences along the links"
     recorder = event.recorder
     details: list[str] = []
     titles: list[str] = []
