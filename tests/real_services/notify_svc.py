@@ -253,7 +253,7 @@ class NotifySvc:
             if claimed is None:
                 continue  # sent before: a redelivered event
             if channel == "email":
-                status, message_id, error = await self.send_email(email, text, event)
+                status, message_id, error = await self.send_email(email, text, event, claimed)
             else:
                 status, message_id, error = await self.send_sms(str(phone), text)
             async with self.db.begin() as conn:
@@ -289,26 +289,33 @@ class NotifySvc:
             return None
         return notification_id
 
-    def mail(self, to: str, subject: str, event: dict[str, Any]) -> dict[str, Any]:
-        """The SendGrid v3 mail/send body."""
+    def mail(
+        self, to: str, subject: str, event: dict[str, Any], notification_id: str
+    ) -> dict[str, Any]:
+        """The SendGrid v3 mail/send body; ``custom_args`` (echoed in SendGrid's event
+        webhooks) tie its delivery events to the order, event and notification."""
         return {
             "personalizations": [{"to": [{"email": to}], "subject": subject}],
             "from": MAIL_FROM,
             "content": [{"type": "text/plain", "value": subject + "."}],
             "categories": [event["type"].replace(".", "-")],
-            "custom_args": {"order_id": event["order_id"], "event_id": event["id"]},
+            "custom_args": {
+                "order_id": event["order_id"],
+                "event_id": event["id"],
+                "notification_id": notification_id,
+            },
         }
 
     def sendgrid_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {SENDGRID_KEY}"}
 
     async def send_email(
-        self, to: str, subject: str, event: dict[str, Any]
+        self, to: str, subject: str, event: dict[str, Any], notification_id: str
     ) -> tuple[str, str | None, str | None]:
         try:
             answer = await self.providers.post(
                 self.sendgrid + "/v3/mail/send",
-                json=self.mail(to, subject, event),
+                json=self.mail(to, subject, event, notification_id),
                 headers=self.sendgrid_headers(),
             )
         except httpx.TransportError as lost:

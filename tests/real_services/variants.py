@@ -234,8 +234,10 @@ class MailBreaksSendGridSpec(NotifySvc):
     """Sends SendGrid a body with the recipient as a bare string (``"to": "a@b"``), not a
     list of addresses: SendGrid refuses it and no email goes out."""
 
-    def mail(self, to: str, subject: str, event: dict[str, Any]) -> dict[str, Any]:
-        body = super().mail(to, subject, event)
+    def mail(
+        self, to: str, subject: str, event: dict[str, Any], notification_id: str
+    ) -> dict[str, Any]:
+        body = super().mail(to, subject, event, notification_id)
         body["personalizations"] = [{"to": to, "subject": subject}]
         return body
 
@@ -313,6 +315,7 @@ VARIANTS: dict[str, Variant] = {
             ConfirmedEventBreaksSchema,
             "happy-path/run:events:1",  # order.confirmed valid against AsyncAPI
             "happy-path/run:no-violations",
+            "happy-path/run:pact:notify-svc->order-svc",  # the event notify-svc relies on
         ),
         variant(
             "order-svc:charges-one-unit-per-line",
@@ -331,6 +334,7 @@ VARIANTS: dict[str, Variant] = {
             ListsEveryonesOrders,
             "happy-path/step:bob_orders:body:/items",  # at the gateway
             "happy-path/run:interactions:7",  # on the order-svc edge
+            "happy-path/run:pact:api-gateway->order-svc",  # the gateway's pact: only Bob's
         ),
         variant(
             "order-svc:sends-no-service-token",
@@ -340,6 +344,7 @@ VARIANTS: dict[str, Variant] = {
             "payment-failure/step:read_order",
             "payment-failure/run:events",
             "payment-failure/run:interactions:*",
+            "payment-failure/run:pact:*",  # the inventory pact's X-Service-Token, the 500
         ),
         variant(
             "order-svc:keys-events-by-user",
@@ -359,6 +364,7 @@ VARIANTS: dict[str, Variant] = {
             LeaksOtherUsersOrders,
             "happy-path/step:bob_orders:body:/items",
             "happy-path/run:interactions:7",
+            "happy-path/run:pact:api-gateway->order-svc",  # the pact's X-User-Id
         ),
         variant(
             "api-gateway:new-idempotency-key-per-request",
@@ -401,12 +407,14 @@ VARIANTS: dict[str, Variant] = {
             MailBreaksSendGridSpec,
             "happy-path/run:eventually:0",  # sendMail 202
             "happy-path/run:no-violations",  # the caller's request breaks SendGrid's spec
+            "happy-path/run:pact:notify-svc->sendgrid",
         ),
         variant(
             "notify-svc:mails-without-api-key",
             MailsWithoutApiKey,
             "happy-path/run:eventually:0",
             "happy-path/run:no-violations",  # the caller sent no bearerAuth
+            "happy-path/run:pact:notify-svc->sendgrid",
         ),
         variant("notify-svc:never-sends-sms", NeverSendsSms, "happy-path/*", gap=SMS_GAP),
     )
