@@ -1,8 +1,8 @@
 """What people look at: the topology drawing, the HTML report and the live scenario
 player. Depends on the rest of :mod:`ecom_harness.harness`; never on the CLI."""
 
-from ._layout import HEIGHT, WIDTH, Drawing, EdgeRoute, Label, NodeBox, layout_topology
 from ._journal_file import JournalFileError, read_journal
+from ._layout import HEIGHT, WIDTH, Drawing, EdgeRoute, Label, NodeBox, layout_topology
 from ._legibility import drawing_problems
 from ._model import ExpectationMark, RunRecord, compact_entry
 from ._page import report_html, ui_html, write_report
