@@ -29,6 +29,8 @@ COMMANDS = {
     "stubs": "stubs:stubs",
     "up": "mesh:up",
     "env": "mesh:env",
+    "run": "run:run",
+    "scenarios": "run:scenarios",
 }
 
 

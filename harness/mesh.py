@@ -20,10 +20,13 @@ import httpx
 
 from ecom_harness.stubs import (
     Backends,
+    Document,
     EventBus,
     InMemoryBus,
     KafkaBus,
+    MessageValidator,
     StubHost,
+    read_document,
     shipped_spec,
     tansu_broker,
 )
@@ -35,6 +38,7 @@ from .addresses import PortPlan, http_url
 from .faults import FaultBook
 from .journal import Journal
 from .proxy import RecordingProxy
+from .topic_watch import TopicWatch, senders_by_topic
 from .topology import Topology, load_topology
 
 __all__ = ["Mesh", "MeshConfigError", "MeshOptions"]
@@ -108,6 +112,7 @@ class Mesh:
     async def start(self) -> Mesh:
         try:
             await self._start_bus()
+            await self._watch_topics()
             listening = self._bind()
             self.host = StubHost(
                 specs={name: shipped_spec(name) for name in self.hosted},
@@ -144,6 +149,22 @@ class Mesh:
         self.bus = KafkaBus(
             self.bootstrap_servers, observer=self.journal.observe_bus, timings=timings
         )
+
+    async def _watch_topics(self) -> None:
+        """The journal's own consumer group on every topic of the broker's AsyncAPI
+        document, so every publisher's events are journaled (and validated)."""
+        assert self.bus is not None
+        broker = next((c for c in self.topology.components.values() if c.kind == "broker"), None)
+        path = self.topology.spec_path(broker) if broker is not None else None
+        if path is None:
+            return
+        document = read_document(path)
+        if not isinstance(document, Document):
+            raise MeshConfigError(f"cannot read the AsyncAPI document: {document}")
+        watch = TopicWatch(
+            self.journal, MessageValidator(document.data), senders_by_topic(document.data)
+        )
+        await watch.attach(self.bus)
 
     def _bind(self) -> dict[int, str]:
         """Bind every listening socket first, so all URLs are known before anything

@@ -4,7 +4,9 @@ it, so every exchange is seen -- whichever side is real -- and faults can be inj
 Per request: take the edge's fault (if any), forward to the callee (an in-process stub
 through ``httpx.ASGITransport``, or a real service by URL), answer the caller, and
 journal the exchange with its operationId and the spec violations on either side
-(judged against the callee's OpenAPI document).
+(judged against the callee's OpenAPI document by :mod:`.exchange_checks`: bodies,
+statuses, documented headers, the callee's security requirements; an answer a fault
+injected is the fault's, so only its request is judged).
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from dataclasses import dataclass, field
 import httpx
 import orjson
 
-from ecom_harness.stubs import StubRequest, check_exchange
+from ecom_harness.stubs import StubRequest
 from ecom_harness.stubs._asgi import Receive, Scope, Send, read_request
 from ecom_harness.stubs._http import decode_body, media_type_of
 from ecom_harness.stubs._operations import Api
 
+from .exchange_checks import judge_exchange
 from .faults import Fault, FaultBook
 from .journal import Interaction, Journal, redact_body, redact_headers
 
@@ -131,7 +134,15 @@ class RecordingProxy:
     ) -> None:
         media_type = media_type_of(outcome.headers.get("content-type"))
         check = (
-            check_exchange(self.api, request, outcome.status, media_type, outcome.body)
+            judge_exchange(
+                self.api,
+                request,
+                status=outcome.status,
+                response_headers=outcome.headers,
+                media_type=media_type,
+                body=outcome.body,
+                fault_answered=fault is not None and fault.kind != "delay",
+            )
             if self.api is not None
             else None
         )

@@ -1,0 +1,176 @@
+"""``ecom-harness run``: scenarios on a mesh, one after another, each from a clean slate.
+
+Isolation: before each scenario every simulator forgets its state, the journal and the
+faults are cleared; after it the bus is drained so nothing it set off lands in the next
+one's journal. Scenario settings (``given.settings``) configure the stubs when the mesh
+starts, so scenarios whose settings agree share one mesh (the shipped four do) and a
+scenario whose settings contradict another's gets a mesh of its own, started after.
+
+Real services given by command (``real_commands``) are started once their mesh is up
+(with the environment ``ecom-harness env`` gives them) and stopped when it stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .addresses import http_url
+from .env import EnvError, component_env
+from .mesh import Mesh, MeshConfigError, MeshOptions
+from .player import play
+from .real_services import RealService, RealServiceError
+from .run_events import (
+    Handler,
+    RunFinished,
+    RunResult,
+    RunStarted,
+    ScenarioFinished,
+    ScenarioStarted,
+)
+from .scenario_files import Scenario
+
+__all__ = ["RunPlan", "RunSetupError", "group_by_settings", "run_scenarios"]
+
+DRAIN_S = 5.0
+
+
+class RunSetupError(RuntimeError):
+    """The run cannot start (options that do not fit, a real service that never answered)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    scenarios: Sequence[Scenario]
+    options: MeshOptions = field(default_factory=MeshOptions)
+    real_commands: Mapping[str, str] = field(default_factory=dict)  # component -> command
+    seed: int | None = None
+    startup_timeout: float = 30.0
+
+
+def group_by_settings(
+    scenarios: Sequence[Scenario],
+) -> list[tuple[dict[str, dict[str, Any]], list[Scenario]]]:
+    """Scenarios in runs that can share a mesh: merged settings, first-come order."""
+    groups: list[tuple[dict[str, dict[str, Any]], list[Scenario]]] = []
+    for scenario in scenarios:
+        for merged, members in groups:
+            if _agree(merged, scenario.settings):
+                for component, values in scenario.settings.items():
+                    merged.setdefault(component, {}).update(values)
+                members.append(scenario)
+                break
+        else:
+            groups.append(({c: dict(v) for c, v in scenario.settings.items()}, [scenario]))
+    return groups
+
+
+def _agree(
+    merged: Mapping[str, Mapping[str, Any]], settings: Mapping[str, Mapping[str, Any]]
+) -> bool:
+    return all(
+        merged.get(component, {}).get(key, value) == value
+        for component, values in settings.items()
+        for key, value in values.items()
+    )
+
+
+def _mesh_options(plan: RunPlan, settings: Mapping[str, Mapping[str, Any]]) -> MeshOptions:
+    options = plan.options
+    merged = {
+        c: {**options.settings.get(c, {}), **settings.get(c, {})}
+        for c in {*options.settings, *settings}
+    }
+    real = dict(options.real)
+    if plan.real_commands:
+        if options.port_base is None:
+            raise RunSetupError(
+                "--real-cmd needs --port-base: the service is configured with the mesh's "
+                "fixed addresses before it starts"
+            )
+        probe = Mesh(replace(options, real={}))
+        for component in plan.real_commands:
+            if component not in probe.plan.components:
+                known = ", ".join(probe.plan.components)
+                raise RunSetupError(
+                    f"--real-cmd names unknown component '{component}' (known: {known})"
+                )
+            real.setdefault(component, http_url(options.host, probe.plan.components[component]))
+    return replace(options, settings=merged, real=real)
+
+
+async def run_scenarios(plan: RunPlan, handlers: Sequence[Handler]) -> RunResult:
+    """Run every scenario of ``plan``; each event goes to every handler as it happens.
+    A set-up failure (mesh, real service) ends the run with ``setup_error`` set."""
+    began = time.perf_counter()
+    result = RunResult()
+    all_handlers = list(handlers)
+
+    def emit(event: Any) -> None:
+        for handler in all_handlers:
+            handler(event)
+
+    total = len(plan.scenarios)
+    emit(RunStarted([s.name for s in plan.scenarios], _describe(plan)))
+    index = 0
+    try:
+        for settings, members in group_by_settings(plan.scenarios):
+            options = _mesh_options(plan, settings)
+            async with _mesh_and_services(plan, options) as mesh:
+                for scenario in members:
+                    index += 1
+                    emit(ScenarioStarted(scenario.name, scenario.title, index, total))
+                    await mesh.reset()
+                    outcome = await play(mesh, scenario, all_handlers, seed=plan.seed)
+                    await _settle(mesh)
+                    result.scenarios.append(outcome)
+                    emit(ScenarioFinished(scenario.name, outcome))
+    except (RunSetupError, MeshConfigError, RealServiceError, EnvError) as exc:
+        result.setup_error = str(exc)
+    except OSError as exc:  # a port in use, a broker that would not start
+        result.setup_error = f"cannot run the mesh: {exc}"
+    result.duration_ms = (time.perf_counter() - began) * 1000
+    emit(RunFinished(result))
+    return result
+
+
+def _describe(plan: RunPlan) -> dict[str, Any]:
+    options = plan.options
+    return {
+        "real": dict(options.real)
+        | {c: f"command: {cmd}" for c, cmd in plan.real_commands.items()},
+        "kafka": options.kafka or "in-process",
+        "redis": options.redis_url or "fakeredis",
+        "postgres": options.postgres_url or "sqlite",
+        "port_base": options.port_base,
+        "seed": plan.seed,
+    }
+
+
+@contextlib.asynccontextmanager
+async def _mesh_and_services(plan: RunPlan, options: MeshOptions) -> Any:
+    mesh = Mesh(options)
+    await mesh.start()
+    services: list[RealService] = []
+    try:
+        for component, command in plan.real_commands.items():
+            env = component_env(mesh.topology, mesh.plan, options, component)
+            service = RealService(component, command, env, options.host, plan.startup_timeout)
+            services.append(service)
+            await service.start()
+        yield mesh
+    finally:
+        for service in reversed(services):
+            await service.stop()
+        await mesh.stop()
+
+
+async def _settle(mesh: Mesh) -> None:
+    """Let what the scenario set off finish (consumers handle their events) before the
+    next scenario's reset; a bus that does not drain in time is left as it is."""
+    if mesh.bus is not None:
+        with contextlib.suppress(TimeoutError):
+            await mesh.bus.drain(DRAIN_S)
