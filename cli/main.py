@@ -31,6 +31,8 @@ COMMANDS = {
     "env": "mesh:env",
     "run": "run:run",
     "scenarios": "run:scenarios",
+    "report": "report:report",
+    "ui": "ui:ui",
 }
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from ecom_harness.harness import load_topology
 from ecom_harness.harness.mesh import MeshOptions
 from ecom_harness.harness.reporters import (
     ConsoleReporter,
@@ -28,6 +29,7 @@ from ecom_harness.harness.run_events import EXIT_SETUP, Handler
 from ecom_harness.harness.runner import RunPlan, run_scenarios
 from ecom_harness.harness.scenario_files import Scenario, ScenarioError, load_scenarios
 from ecom_harness.harness.scenario_words import describe_scenario
+from ecom_harness.harness.viewer import HtmlReporter
 
 from ._failures import START_FAILURES, first_line
 from .mesh import mesh_options
@@ -126,6 +128,12 @@ def _select(known: dict[str, Scenario], names: Sequence[str]) -> list[Scenario]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write every scenario's journal as JSON Lines.",
 )
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the scenario player with every scenario's run: one self-contained HTML file.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="List every expectation as it is checked.")
 @mesh_options
 def run(  # noqa: PLR0917 - Click passes every option by keyword
@@ -137,6 +145,7 @@ def run(  # noqa: PLR0917 - Click passes every option by keyword
     json_file: Path | None,
     junit_file: Path | None,
     journal_file: Path | None,
+    html_file: Path | None,
     verbose: bool,
     options: MeshOptions,
 ) -> None:
@@ -145,13 +154,15 @@ def run(  # noqa: PLR0917 - Click passes every option by keyword
 
     Exit 0 all passed, 1 an expectation failed, 2 usage or set-up error, 3 internal error.
     """
-    selected = _select(_load(directories), names)
+    known = _load(directories)
+    selected = _select(known, names)
     handlers: list[Handler] = [
         ConsoleReporter(sys.stdout, rich=use_rich(sys.stdout, dict(os.environ)), verbose=verbose)
     ]
     handlers += [JsonReporter(json_file)] if json_file else []
     handlers += [JUnitReporter(junit_file)] if junit_file else []
     handlers += [JournalReporter(journal_file)] if journal_file else []
+    handlers += [HtmlReporter(html_file, load_topology(), known)] if html_file else []
     plan = RunPlan(selected, options, real_commands, seed, startup_timeout)
     try:
         result = asyncio.run(run_scenarios(plan, handlers))

@@ -21,6 +21,7 @@ __all__ = [
     "RunRecord",
     "compact_entry",
     "page_data",
+    "run_json",
     "topology_meta",
 ]
 
@@ -137,9 +138,12 @@ class PageData:
         return {"title": self.title, "meta": self.meta, "runs": self.runs}
 
 
-def run_json(run: RunRecord, broker: str) -> dict[str, Any]:
+def run_json(run: RunRecord, broker: str, start: float | None = None) -> dict[str, Any]:
+    """``run`` as the page reads it; entry times count from ``start`` (default: the
+    first entry's)."""
     entries = sorted(run.entries, key=lambda e: int(e["seq"]))
-    start = min((float(e.get("time", 0.0)) for e in entries), default=0.0)
+    if start is None:
+        start = min((float(e.get("time", 0.0)) for e in entries), default=0.0)
     return {
         "name": run.name,
         "title": run.title,

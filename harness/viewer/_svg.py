@@ -51,6 +51,15 @@ def _cylinder(r: Rect) -> str:
     )
 
 
+def _marker(marker_id: str, size: float, fill: str) -> str:
+    """An arrowhead of a fixed size whatever the line's width (``userSpaceOnUse``)."""
+    return (
+        f'<marker id="{marker_id}" viewBox="0 0 10 10" refX="9" refY="5" '
+        f'markerWidth="{_f(size)}" markerHeight="{_f(size)}" markerUnits="userSpaceOnUse" '
+        f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{fill}"/></marker>'
+    )
+
+
 def _node(node: NodeBox) -> str:
     r = node.rect
     if node.kind in ("database", "cache"):
@@ -118,14 +127,8 @@ def drawing_svg(drawing: Drawing, *, element_id: str = "topology") -> str:
         f'width="{_f(drawing.width)}" height="{_f(drawing.height)}" '
         f'role="img" aria-label="Topology of the platform">',
         f"<style>{_STYLE}</style>",
-        "<defs>"
-        '<marker id="tp-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
-        'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
-        'fill="context-stroke"/></marker>'
-        '<marker id="tp-arrow-store" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="5" '
-        'markerHeight="5" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
-        'fill="#94a3b8"/></marker>'
-        "</defs>",
+        f"<defs>{_marker('tp-arrow', 9, 'context-stroke')}"
+        f"{_marker('tp-arrow-store', 7, '#94a3b8')}</defs>",
         f'<rect class="tp-bg" width="{_f(drawing.width)}" height="{_f(drawing.height)}"/>',
     ]
     for frame, title in drawing.frames:

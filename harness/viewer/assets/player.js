@@ -256,7 +256,7 @@
     }
 
     marker(id, colour) {
-      return `<marker id="${id}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="${colour}"/></marker>`;
+      return `<marker id="${id}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="9" markerHeight="9" markerUnits="userSpaceOnUse" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="${colour}"/></marker>`;
     }
 
     row(i, width) {
@@ -669,7 +669,7 @@
     tree.innerHTML =
       `<details open><summary>${esc(data.title)}</summary>` +
       runs
-        .map((run, k) => `<div class="scenario" tabindex="0" data-run="${k}"><div class="row"><span class="name">${esc(run.title || run.name)}</span><span class="pill ${esc(run.status)}">${esc(run.status)}</span></div>${run.description ? `<div class="desc">${esc(run.description)}</div>` : ""}</div>`)
+        .map((run, k) => `<div class="scenario" tabindex="0" data-run="${k}"><div class="name">${esc(run.title || run.name)}</div>${run.description ? `<div class="desc">${esc(run.description)}</div>` : ""}<div class="row"><span class="slug">${esc(run.name)}</span><span class="pill ${esc(run.status)}">${esc(run.status)}</span></div></div>`)
         .join("") +
       "</details>";
     const select = (k) => {
