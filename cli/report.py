@@ -7,7 +7,12 @@ from pathlib import Path
 import click
 
 from ecom_harness.harness import TopologyError, load_topology
-from ecom_harness.harness.viewer import JournalFileError, RunRecord, read_journal, write_report
+from ecom_harness.harness.viewer import (
+    JournalFileError,
+    journal_records,
+    read_journal,
+    write_report,
+)
 
 from ._failures import fail
 
@@ -41,14 +46,12 @@ def report(journal: Path, html_path: Path, title: str | None, topology_path: Pat
         fail(str(exc))
     except TopologyError as exc:
         fail(str(exc.diagnostics[0]))
-    run = RunRecord(
-        name=journal.stem,
-        title=title or journal.name,
-        entries=entries,
-        description=f"{len(entries)} journal entries from {journal.name}",
-    )
+    runs = journal_records(entries, journal.name)
     try:
-        size = write_report(html_path, title or f"Journal {journal.name}", model, [run])
+        size = write_report(html_path, title or f"Journal {journal.name}", model, runs)
     except OSError as exc:
         fail(f"{html_path}: cannot write: {exc.strerror or exc}")
-    click.echo(f"report written to {html_path} ({len(entries)} entries, {size / 1024:.0f} KiB)")
+    click.echo(
+        f"report written to {html_path}: {len(runs)} run(s), {len(entries)} entries, "
+        f"{size / 1024:.0f} KiB"
+    )

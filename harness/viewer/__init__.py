@@ -7,7 +7,7 @@ from ._layout import HEIGHT, WIDTH, Drawing, EdgeRoute, Label, NodeBox, layout_t
 from ._legibility import drawing_problems
 from ._model import ExpectationMark, RunRecord, compact_entry
 from ._page import report_html, ui_html, write_report
-from ._runs import HtmlReporter, expectation_mark, scenario_record
+from ._runs import HtmlReporter, expectation_mark, journal_records, scenario_record
 from ._serve import listen, serve_ui
 from ._svg import drawing_svg
 
@@ -26,6 +26,7 @@ __all__ = [
     "drawing_problems",
     "drawing_svg",
     "expectation_mark",
+    "journal_records",
     "layout_topology",
     "listen",
     "read_journal",

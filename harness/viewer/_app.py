@@ -3,9 +3,9 @@
 ``GET /`` is the player page; ``/assets/*`` its CSS and JS (package data, no build step,
 no CDN); ``GET /api/scenarios`` the scenarios for the sidebar; ``POST /api/runs/NAME``
 starts a run and ``GET /api/runs/ID/events`` streams it as server-sent events (replayed
-from the start for a late or reconnecting page); ``GET /api/runs/ID/journal`` is the
-run's journal as JSON Lines and ``GET /api/runs/ID/report.html`` the same run as a
-self-contained report.
+from the start for a late or reconnecting page). Once it finished: ``GET /api/runs/ID``
+is the run as the page reads it, ``/api/runs/ID/journal`` its journal as JSON Lines and
+``/api/runs/ID/report.html`` the same run as a self-contained report.
 """
 
 from __future__ import annotations
@@ -78,6 +78,12 @@ def ui_app(topology: Topology, options: MeshOptions, scenarios: dict[str, Scenar
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
 
+    async def finished(request: Request) -> Response:
+        run = _run(request)
+        if run is None or run.page is None:
+            return JSONResponse({"error": "no finished run with that id"}, status_code=404)
+        return Response(orjson.dumps(run.page), media_type="application/json")
+
     async def journal(request: Request) -> Response:
         run = _run(request)
         if run is None or run.result is None:
@@ -102,6 +108,7 @@ def ui_app(topology: Topology, options: MeshOptions, scenarios: dict[str, Scenar
             Route("/", index),
             Route("/api/scenarios", list_scenarios),
             Route("/api/runs/{name}", start_run, methods=["POST"]),
+            Route("/api/runs/{id}", finished),
             Route("/api/runs/{id}/events", events),
             Route("/api/runs/{id}/journal", journal),
             Route("/api/runs/{id}/report.html", report),

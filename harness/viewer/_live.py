@@ -50,6 +50,7 @@ class LiveRun:
     scenario: Scenario
     messages: list[Message] = field(default_factory=list)
     result: ScenarioResult | None = None
+    page: dict[str, Any] | None = None  # the finished run as the page reads it
     done: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -126,8 +127,8 @@ class RunDesk:
                         await mesh.bus.drain(DRAIN_S)
             run.result = result
             record = scenario_record(result, scenario)
-            page = run_json(record, self.broker, start=began)
-            run.say("finished", page)
+            run.page = run_json(record, self.broker, start=began)
+            run.say("finished", run.page)
         except Exception as exc:  # noqa: BLE001 - shown to the user on the page, not lost
             run.say("failed", {"error": f"{type(exc).__name__}: {exc}"})
         finally:

@@ -49,7 +49,7 @@ class ExpectationMark:
             "text": self.text,
             "passed": self.passed,
             "detail": self.detail,
-            "seqs": list(self.seqs),
+            "seqs": list(dict.fromkeys(self.seqs)),  # each entry once, in order
             "edge": self.edge,
         }
 

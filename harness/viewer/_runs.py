@@ -9,6 +9,7 @@ runner's results into the player's terms; the live UI uses them too.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ecom_harness.harness.run_events import (
     ExpectationResult,
@@ -23,7 +24,13 @@ from ecom_harness.harness.topology import Topology
 from ._model import ExpectationMark, RunRecord, Status
 from ._page import write_report
 
-__all__ = ["HtmlReporter", "expectation_mark", "scenario_record", "scenario_status"]
+__all__ = [
+    "HtmlReporter",
+    "expectation_mark",
+    "journal_records",
+    "scenario_record",
+    "scenario_status",
+]
 
 
 def expectation_mark(result: ExpectationResult) -> ExpectationMark:
@@ -51,6 +58,17 @@ def scenario_record(result: ScenarioResult, scenario: Scenario | None) -> RunRec
         status=scenario_status(result),
         expectations=marks,
     )
+
+
+def journal_records(entries: list[dict[str, Any]], name: str) -> list[RunRecord]:
+    """A saved journal as runs to show: one per scenario when its entries say which
+    (``run --journal`` writes a ``scenario`` field), else one named ``name``."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        groups.setdefault(str(entry.get("scenario") or name), []).append(entry)
+    return [
+        RunRecord(key, key, group, f"{len(group)} journal entries") for key, group in groups.items()
+    ] or [RunRecord(name, name, [], "an empty journal")]
 
 
 class HtmlReporter:

@@ -145,7 +145,7 @@
       this.failedBySeq = new Map();
       for (const x of this.run.expectations) {
         if (x.passed) continue;
-        for (const seq of x.seqs || []) {
+        for (const seq of new Set(x.seqs || [])) {
           if (!this.failedBySeq.has(seq)) this.failedBySeq.set(seq, []);
           this.failedBySeq.get(seq).push(x);
         }
@@ -493,8 +493,9 @@
         list.innerHTML = `<li class="empty-note">${this.run && this.run.status === "running" ? "judging…" : "none for this run"}</li>`;
         return;
       }
-      list.innerHTML = items
-        .map((x, k) => `<li class="${x.passed ? "passed" : "failed"}" data-expectation="${k}" title="${esc(x.detail || x.text)}"><span class="mark">${x.passed ? "✓" : "✗"}</span><span>${esc(x.text)}${!x.passed && x.detail ? `<span class="detail">${esc(x.detail)}</span>` : ""}</span></li>`)
+      const order = items.map((x, k) => [x, k]).sort((a, b) => Number(a[0].passed) - Number(b[0].passed));
+      list.innerHTML = order
+        .map(([x, k]) => `<li class="${x.passed ? "passed" : "failed"}" data-expectation="${k}" title="${esc(x.detail || x.text)}"><span class="mark">${x.passed ? "✓" : "✗"}</span><span>${esc(x.text)}${!x.passed && x.detail ? `<span class="detail">${esc(x.detail)}</span>` : ""}</span></li>`)
         .join("");
     }
 
