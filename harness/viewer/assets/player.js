@@ -68,6 +68,7 @@
       this.failedBySeq = new Map();
       this.selectedSeq = null;
       this.tokens = [];
+      this.used = new Set(); // edges the run has used so far
       this.svg = document.querySelector("#stage svg");
       this.rows = $("rows");
       this.inner = $("rows-inner");
@@ -104,6 +105,8 @@
       this.layoutRows();
       this.rows.scrollTop = 0;
       this.applyFailures();
+      this.used = new Set(this.entries.flatMap((e) => edgesOf(e, this.meta.broker)));
+      this.markIdle();
       this.showStep(null);
       this.updateHeader();
       this.renderExpectations();
@@ -117,6 +120,11 @@
       const h = this.heightOf(entry);
       this.tops.push(this.tops[this.tops.length - 1] + h);
       if (this.participants().length !== known) this.layoutLifelines();
+      const fresh = edgesOf(entry, this.meta.broker).filter((key) => !this.used.has(key));
+      if (fresh.length || this.entries.length === 1) {
+        fresh.forEach((key) => this.used.add(key));
+        this.markIdle();
+      }
       this.inner.style.height = `${this.tops[this.tops.length - 1] + 12}px`;
       if (this.follow) this.goTo(this.entries.length - 1, { animate: true });
       else this.renderSoon();
@@ -150,6 +158,16 @@
           this.failedBySeq.get(seq).push(x);
         }
       }
+    }
+
+    /** Fade the HTTP and Kafka edges this run never used (stores are never journaled). */
+    markIdle() {
+      if (!this.svg) return;
+      const used = this.used;
+      this.svg.querySelectorAll(".tp-edge[data-edge]").forEach((edge) => {
+        const journaled = ["http", "https", "kafka"].includes(edge.dataset.protocol);
+        edge.classList.toggle("idle", journaled && this.entries.length > 0 && !used.has(edge.dataset.edge));
+      });
     }
 
     applyFailures() {
