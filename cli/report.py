@@ -6,20 +6,12 @@ from pathlib import Path
 
 import click
 
-from ecom_harness.harness import TopologyError, load_topology
-from ecom_harness.harness.viewer import (
-    JournalFileError,
-    journal_records,
-    read_journal,
-    write_report,
-)
-
 from ._failures import fail
 
 __all__ = ["report"]
 
 
-@click.command()
+@click.command(short_help="Turn a saved journal into a self-contained HTML player.")
 @click.argument("journal", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--html",
@@ -38,7 +30,16 @@ __all__ = ["report"]
 def report(journal: Path, html_path: Path, title: str | None, topology_path: Path | None) -> None:
     """Turn JOURNAL (JSON Lines, from `up --journal` or `run --journal`) into an HTML
     player: the topology, a sequence diagram, every request and response (secrets
-    redacted) and every spec violation, playable step by step."""
+    redacted) and every spec violation, playable step by step. A `run` journal gives one
+    run per scenario."""
+    from ecom_harness.harness.viewer import (
+        JournalFileError,
+        journal_records,
+        read_journal,
+        write_report,
+    )
+    from ecom_harness.specs import TopologyError, load_topology
+
     try:
         entries = read_journal(journal)
         model = load_topology(topology_path)

@@ -13,31 +13,22 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from ecom_harness.harness import load_topology
-from ecom_harness.harness.mesh import MeshOptions
-from ecom_harness.harness.reporters import (
-    ConsoleReporter,
-    JournalReporter,
-    JsonReporter,
-    JUnitReporter,
-    use_rich,
-)
-from ecom_harness.harness.run_events import EXIT_SETUP, Handler
-from ecom_harness.harness.runner import RunPlan, run_scenarios
-from ecom_harness.harness.scenario_files import Scenario, ScenarioError, load_scenarios
-from ecom_harness.harness.scenario_words import describe_scenario
-from ecom_harness.harness.viewer import HtmlReporter
-
-from ._failures import START_FAILURES, first_line
+from ._failures import first_line, start_failures
 from .mesh import mesh_options
+
+if TYPE_CHECKING:  # the harness loads when a command runs, not for --help
+    from ecom_harness.harness import MeshOptions, Scenario
 
 __all__ = ["run", "scenarios"]
 
+EXIT_SETUP = 2  # usage or set-up error (ecom_harness.harness.run_events.EXIT_SETUP)
 
-def _setup_error(message: str) -> None:
+
+def _setup_error(message: str) -> NoReturn:
     click.echo(f"ecom-harness: {message}", err=True)
     sys.exit(EXIT_SETUP)
 
@@ -69,11 +60,12 @@ _scenarios_option = click.option(
 
 
 def _load(directories: Sequence[Path]) -> dict[str, Scenario]:
+    from ecom_harness.harness import ScenarioError, load_scenarios
+
     try:
         return load_scenarios(directories)
     except ScenarioError as exc:
         _setup_error(str(exc))
-        raise  # unreachable: _setup_error exits
 
 
 def _select(known: dict[str, Scenario], names: Sequence[str]) -> list[Scenario]:
@@ -88,7 +80,10 @@ def _select(known: dict[str, Scenario], names: Sequence[str]) -> list[Scenario]:
     return [known[n] for n in dict.fromkeys(names)]
 
 
-@click.command("run")
+RUN_HELP = "Run scenarios end to end and judge them against the journal."
+
+
+@click.command("run", short_help=RUN_HELP)
 @click.argument("names", nargs=-1, metavar="SCENARIO...|all")
 @_scenarios_option
 @click.option(
@@ -154,6 +149,19 @@ def run(  # noqa: PLR0917 - Click passes every option by keyword
 
     Exit 0 all passed, 1 an expectation failed, 2 usage or set-up error, 3 internal error.
     """
+    from ecom_harness.harness import (
+        ConsoleReporter,
+        JournalReporter,
+        JsonReporter,
+        JUnitReporter,
+        RunPlan,
+        run_scenarios,
+    )
+    from ecom_harness.harness.reporters import use_rich
+    from ecom_harness.harness.run_events import Handler
+    from ecom_harness.harness.viewer import HtmlReporter
+    from ecom_harness.specs import load_topology
+
     known = _load(directories)
     selected = _select(known, names)
     handlers: list[Handler] = [
@@ -166,13 +174,14 @@ def run(  # noqa: PLR0917 - Click passes every option by keyword
     plan = RunPlan(selected, options, real_commands, seed, startup_timeout)
     try:
         result = asyncio.run(run_scenarios(plan, handlers))
-    except START_FAILURES as exc:
+    except start_failures() as exc:
         _setup_error(f"cannot run the mesh: {first_line(exc)}")
-        return
+    if result.setup_error:
+        _setup_error(result.setup_error)
     sys.exit(result.exit_code)
 
 
-@click.group("scenarios")
+@click.group("scenarios", short_help="List the scenarios, or show one in words.")
 def scenarios() -> None:
     """The scenarios `ecom-harness run` knows."""
 
@@ -192,5 +201,7 @@ def list_scenarios(directories: tuple[Path, ...]) -> None:
 @_scenarios_option
 def show_scenario(name: str, directories: tuple[Path, ...]) -> None:
     """A scenario's steps and expectations, in words."""
+    from ecom_harness.harness.scenario_words import describe_scenario
+
     (scenario,) = _select(_load(directories), [name])
     click.echo(describe_scenario(scenario))

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import click
 
-from ecom_harness.harness import TOPOLOGY_FORMATS, TopologyError, load_topology, render_topology
-from ecom_harness.harness.viewer import drawing_svg, layout_topology
+from ecom_harness.specs import TOPOLOGY_FORMATS, TopologyError, load_topology, render_topology
 
 
-@click.command()
+@click.command(short_help="Print the components and who calls whom.")
 @click.option(
     "--format",
     "fmt",
@@ -35,6 +34,8 @@ def topology(fmt: str, path: Path | None) -> None:
             click.echo(str(diagnostic), err=True)
         sys.exit(1)
     if fmt == "svg":
+        from ecom_harness.harness.viewer import drawing_svg, layout_topology
+
         click.echo(drawing_svg(layout_topology(model)))
         return
     click.echo(render_topology(model, fmt))

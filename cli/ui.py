@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-
-from ecom_harness.harness import load_topology
-from ecom_harness.harness.mesh import Mesh, MeshConfigError, MeshOptions
-from ecom_harness.harness.running import run_until_signalled
-from ecom_harness.harness.scenario_files import ScenarioError, load_scenarios
-from ecom_harness.harness.viewer import listen, serve_ui, ui_app
 
 from ._failures import fail, first_line
 from .mesh import mesh_options
 
+if TYPE_CHECKING:  # the harness loads when the command runs, not for --help
+    from ecom_harness.harness import MeshOptions
+
 __all__ = ["ui"]
 
 
-@click.command("ui")
+@click.command("ui", short_help="Open the scenario player in the browser and run scenarios live.")
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
@@ -36,10 +34,20 @@ __all__ = ["ui"]
 )
 @mesh_options
 def ui(port: int, directories: tuple[Path, ...], options: MeshOptions) -> None:
-    """Open http://HOST:PORT: the topology, the scenarios under Examples -> E-Commerce
-    Microservices, a Run button per scenario that runs it on the mesh (same options as
-    `run`) and streams the journal to the page, and a player for each finished run.
+    """Serve http://HOST:PORT/: the topology, the scenarios under Examples -> E-Commerce
+    Microservices, a Run button per scenario that runs it on a mesh (the same options as
+    `run`) and streams its journal to the page, and a player for each finished run.
     Ctrl-C stops it."""
+    from ecom_harness.harness import (
+        Mesh,
+        MeshConfigError,
+        ScenarioError,
+        load_scenarios,
+        run_until_signalled,
+    )
+    from ecom_harness.harness.viewer import listen, serve_ui, ui_app
+    from ecom_harness.specs import load_topology
+
     try:
         scenarios = load_scenarios(directories)
         Mesh(options)  # the options are checked here, before anything starts

@@ -1,33 +1,153 @@
-"""The harness: topology model and lint, and (later) the mesh, scenarios and reports.
+"""The harness: the mesh (a recording proxy per topology edge, faults, the journal, the
+admin API), the configuration a real service needs to join it, running it until
+signalled, and the scenarios (files, lint, the runner and its event stream, reporters).
 
-Depends on :mod:`ecom_harness.stubs` only; never on the CLI.
+May import: ``ecom_harness.stubs`` and ``ecom_harness.specs``; never the CLI. Names load
+on first use (PEP 562).
 """
 
-from .lint import LintReport, lint_specs
-from .topology import (
-    COMPONENT_KINDS,
-    PROTOCOLS,
-    Component,
-    Edge,
-    Topology,
-    TopologyError,
-    load_topology,
-    parse_topology,
-)
-from .topology_render import FORMATS as TOPOLOGY_FORMATS
-from .topology_render import render_topology
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ecom_harness._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .addresses import SERVED_KINDS, PortPlan, http_url
+    from .admin import ADMIN_COMPONENT, admin_app, admin_spec
+    from .env import ENV_FORMATS, ComponentEnv, EnvError, component_env, database_url
+    from .faults import FAULT_KINDS, Fault, FaultBook, FaultError
+    from .journal import EventEntry, Interaction, Journal, redact_body, redact_headers
+    from .mesh import Mesh, MeshConfigError, MeshOptions
+    from .proxy import RecordingProxy
+    from .reporters import ConsoleReporter, JournalReporter, JsonReporter, JUnitReporter
+    from .run_events import (
+        ExpectationChecked,
+        ExpectationResult,
+        JournalEntrySeen,
+        RunEvent,
+        RunFinished,
+        RunResult,
+        RunStarted,
+        ScenarioFinished,
+        ScenarioResult,
+        ScenarioStarted,
+        StepNote,
+        StepSent,
+    )
+    from .runner import RunPlan, RunSetupError, run_scenarios
+    from .running import STOP_SIGNALS, run_until_signalled
+    from .scenario_files import Scenario, ScenarioError, Step, load_scenario, load_scenarios
+    from .scenario_lint import lint_scenario_files
+
+_EXPORTS = {
+    "ADMIN_COMPONENT": ".admin",
+    "ComponentEnv": ".env",
+    "ENV_FORMATS": ".env",
+    "EnvError": ".env",
+    "EventEntry": ".journal",
+    "FAULT_KINDS": ".faults",
+    "Fault": ".faults",
+    "FaultBook": ".faults",
+    "FaultError": ".faults",
+    "Interaction": ".journal",
+    "Journal": ".journal",
+    "Mesh": ".mesh",
+    "MeshConfigError": ".mesh",
+    "MeshOptions": ".mesh",
+    "PortPlan": ".addresses",
+    "RecordingProxy": ".proxy",
+    "SERVED_KINDS": ".addresses",
+    "STOP_SIGNALS": ".running",
+    "admin_app": ".admin",
+    "admin_spec": ".admin",
+    "component_env": ".env",
+    "database_url": ".env",
+    "http_url": ".addresses",
+    "redact_body": ".journal",
+    "redact_headers": ".journal",
+    "run_until_signalled": ".running",
+    "ConsoleReporter": ".reporters",
+    "JournalReporter": ".reporters",
+    "JsonReporter": ".reporters",
+    "JUnitReporter": ".reporters",
+    "ExpectationChecked": ".run_events",
+    "ExpectationResult": ".run_events",
+    "JournalEntrySeen": ".run_events",
+    "RunEvent": ".run_events",
+    "RunFinished": ".run_events",
+    "RunResult": ".run_events",
+    "RunStarted": ".run_events",
+    "ScenarioFinished": ".run_events",
+    "ScenarioResult": ".run_events",
+    "ScenarioStarted": ".run_events",
+    "StepNote": ".run_events",
+    "StepSent": ".run_events",
+    "RunPlan": ".runner",
+    "RunSetupError": ".runner",
+    "run_scenarios": ".runner",
+    "Scenario": ".scenario_files",
+    "ScenarioError": ".scenario_files",
+    "Step": ".scenario_files",
+    "load_scenario": ".scenario_files",
+    "load_scenarios": ".scenario_files",
+    "lint_scenario_files": ".scenario_lint",
+}
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
 
 __all__ = [
-    "COMPONENT_KINDS",
-    "PROTOCOLS",
-    "TOPOLOGY_FORMATS",
-    "Component",
-    "Edge",
-    "LintReport",
-    "Topology",
-    "TopologyError",
-    "lint_specs",
-    "load_topology",
-    "parse_topology",
-    "render_topology",
+    "ADMIN_COMPONENT",
+    "ENV_FORMATS",
+    "FAULT_KINDS",
+    "SERVED_KINDS",
+    "STOP_SIGNALS",
+    "ComponentEnv",
+    "ConsoleReporter",
+    "EnvError",
+    "EventEntry",
+    "ExpectationChecked",
+    "ExpectationResult",
+    "Fault",
+    "FaultBook",
+    "FaultError",
+    "Interaction",
+    "JUnitReporter",
+    "Journal",
+    "JournalEntrySeen",
+    "JournalReporter",
+    "JsonReporter",
+    "Mesh",
+    "MeshConfigError",
+    "MeshOptions",
+    "PortPlan",
+    "RecordingProxy",
+    "RunEvent",
+    "RunFinished",
+    "RunPlan",
+    "RunResult",
+    "RunSetupError",
+    "RunStarted",
+    "Scenario",
+    "ScenarioError",
+    "ScenarioFinished",
+    "ScenarioResult",
+    "ScenarioStarted",
+    "Step",
+    "StepNote",
+    "StepSent",
+    "admin_app",
+    "admin_spec",
+    "component_env",
+    "database_url",
+    "http_url",
+    "lint_scenario_files",
+    "load_scenario",
+    "load_scenarios",
+    "redact_body",
+    "redact_headers",
+    "run_scenarios",
+    "run_until_signalled",
 ]

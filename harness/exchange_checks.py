@@ -21,9 +21,8 @@ from typing import Any
 
 import jsonschema_rs
 
-from ecom_harness.stubs import ContractCheck, StubRequest, check_exchange
-from ecom_harness.stubs._operations import Api, Operation
-from ecom_harness.stubs._security import missing_credentials
+from ecom_harness.specs import Api, Operation
+from ecom_harness.stubs import ContractCheck, StubRequest, check_exchange, missing_credentials
 
 __all__ = ["header_violations", "judge_exchange"]
 

@@ -247,14 +247,12 @@ def check_no_violations(id_: str, entries: Sequence[Entry]) -> ExpectationResult
 
 
 def violations_of(entry: Entry) -> list[tuple[str, str]]:
-    """``(whose, message)``: a request's violation is its caller's, an answer's its
-    callee's (an answer a fault injected is never judged), an event's its publisher's."""
+    """``(whose, message)`` per violation, whose named with its role (the journal
+    attributes: a request's to its caller, an answer's to its callee, an event's to
+    its publisher; an answer a fault injected is never judged)."""
     if isinstance(entry, Interaction):
-        return [(_party(entry, v), v) for v in entry.violations]
-    return [(f"{entry.publisher} (publisher)", v) for v in getattr(entry, "violations", ())]
-
-
-def _party(entry: Interaction, violation: str) -> str:
-    if violation.startswith("request"):
-        return f"{entry.caller} (caller on {entry.edge})"
-    return f"{entry.callee} (callee on {entry.edge})"
+        return [
+            (f"{whose} ({'caller' if whose == entry.caller else 'callee'} on {entry.edge})", v)
+            for whose, v in entry.blame()
+        ]
+    return [(f"{whose} (publisher on {entry.topic})", v) for whose, v in entry.blame()]

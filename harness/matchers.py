@@ -25,7 +25,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ecom_harness.stubs import PointerError, resolve_pointer
+from ecom_harness.specs import PointerError, resolve_pointer
 
 __all__ = ["MATCHER_KEYS", "MISSING", "field_mismatches", "is_matcher", "mismatch", "show"]
 

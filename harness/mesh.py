@@ -18,28 +18,34 @@ from typing import Any
 
 import httpx
 
-from ecom_harness.stubs import (
-    Backends,
+from ecom_harness.specs import (
     Document,
+    MessageValidator,
+    Topology,
+    load_api,
+    load_topology,
+    read_document,
+    shipped_spec,
+)
+from ecom_harness.stubs import (
+    LOCAL_GROUP_TIMINGS,
+    Backends,
     EventBus,
     InMemoryBus,
     KafkaBus,
-    MessageValidator,
+    PortDispatcher,
     StubHost,
-    read_document,
-    shipped_spec,
+    bind,
+    serve_sockets,
+    shared_tls,
     tansu_broker,
 )
-from ecom_harness.stubs._asgi import PortDispatcher, bind, serve_sockets
-from ecom_harness.stubs._bus_kafka import LOCAL_GROUP_TIMINGS
-from ecom_harness.stubs._host import load_api, shared_tls
 
 from .addresses import PortPlan, http_url
 from .faults import FaultBook
 from .journal import Journal
 from .proxy import RecordingProxy
 from .topic_watch import TopicWatch, senders_by_topic
-from .topology import Topology, load_topology
 
 __all__ = ["Mesh", "MeshConfigError", "MeshOptions"]
 
@@ -57,6 +63,7 @@ class MeshOptions:
     postgres_url: str | None = None
     host: str = "127.0.0.1"
     settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    database_prefix: str = "ecom"  # PostgreSQL databases <prefix>_<service> (tests: unique)
 
 
 class Mesh:
@@ -117,7 +124,9 @@ class Mesh:
             self.host = StubHost(
                 specs={name: shipped_spec(name) for name in self.hosted},
                 backends=Backends(
-                    database_url=self.options.postgres_url, redis_url=self.options.redis_url
+                    database_url=self.options.postgres_url,
+                    redis_url=self.options.redis_url,
+                    database_prefix=self.options.database_prefix,
                 ),
                 routes=self._routes(),
                 bus=self.bus,
@@ -192,7 +201,7 @@ class Mesh:
 
     def _apps(self, listening: dict[int, str]) -> dict[int, Any]:
         assert self.host is not None
-        from .admin import admin_app  # the admin API needs the started mesh
+        from .admin import admin_app
 
         apps: dict[int, Any] = {}
         for port, name in listening.items():

@@ -359,11 +359,7 @@ async def _run_expectations(state: _Play) -> None:
         spec = _rendered(state, id_, raw)
         if spec is None:
             continue
-        judged = await _until(
-            state.mesh,
-            float(spec["within_s"]),
-            lambda entries, s=spec, i=id_: [_eventually(i, s, entries)],
-        )
+        judged = await _until(state.mesh, float(spec["within_s"]), _judge_eventually(id_, spec))
         for outcome in judged:
             state.check(outcome)
     events = _rendered(state, "run:events", expect.get("events") or [])
@@ -394,19 +390,28 @@ async def _run_expectations(state: _Play) -> None:
     state.check(check_no_violations("run:no-violations", state.mesh.journal.entries()))
 
 
+def _judge_eventually(
+    id_: str, spec: Mapping[str, Any]
+) -> Callable[[list[Entry]], list[ExpectationResult]]:
+    def judge(entries: list[Entry]) -> list[ExpectationResult]:
+        return [_eventually(id_, spec, entries)]
+
+    return judge
+
+
 def _eventually(id_: str, spec: Mapping[str, Any], entries: list[Entry]) -> ExpectationResult:
     within = f"within {spec['within_s']} s"
     if "event" in spec:
         event = spec["event"]
         what = spec.get("say") or f"eventually ({within}): {describe_event(event)}"
-        found = [e for e in entries if isinstance(e, EventEntry) and not event_matches(event, e)]
+        events = [e for e in entries if isinstance(e, EventEntry) and not event_matches(event, e)]
         return ExpectationResult(
             id_,
             what,
-            bool(found),
+            bool(events),
             describe_event(event),
-            "seen" if found else "not seen",
-            tuple(e.seq for e in found),
+            "seen" if events else "not seen",
+            tuple(e.seq for e in events),
         )
     edge, call = spec["edge"], spec["call"]
     what = spec.get("say") or f"eventually ({within}): {describe_call(edge, call)}"

@@ -18,10 +18,16 @@ from dataclasses import dataclass, field
 import httpx
 import orjson
 
-from ecom_harness.stubs import StubRequest
-from ecom_harness.stubs._asgi import Receive, Scope, Send, read_request
-from ecom_harness.stubs._http import decode_body, media_type_of
-from ecom_harness.stubs._operations import Api
+from ecom_harness.specs import Api
+from ecom_harness.stubs import (
+    Receive,
+    Scope,
+    Send,
+    StubRequest,
+    decode_body,
+    media_type_of,
+    read_request,
+)
 
 from .exchange_checks import judge_exchange
 from .faults import Fault, FaultBook

@@ -170,8 +170,7 @@ class ConsoleReporter:
         self.console.print(table)
 
     def _summary(self, result: RunResult) -> None:
-        if result.setup_error:
-            self._line(f"ecom-harness: set-up error: {result.setup_error}", "bold red")
+        if result.setup_error:  # said on stderr by the command, in one line
             return
         passed = sum(1 for s in result.scenarios if s.passed)
         failed = [s.name for s in result.scenarios if not s.passed]

@@ -17,8 +17,7 @@ from typing import Any
 import jsonschema
 import orjson
 
-from ecom_harness.stubs import display_path
-from ecom_harness.stubs._yaml import YamlError, load_yaml
+from ecom_harness.specs import YamlError, display_path, load_yaml
 
 __all__ = [
     "SCENARIO_SCHEMA",
@@ -84,10 +83,15 @@ def _pointer(path: Iterable[Any]) -> str:
 
 def schema_problems(data: Any) -> list[tuple[str, str]]:
     """``(pointer, message)`` for each way ``data`` breaks the scenario format, the most
-    telling first (``jsonschema.exceptions.best_match`` for each top-level error)."""
+    telling first (``jsonschema``'s ``best_match``: a misspelt key before "not valid
+    under any of the given schemas")."""
     errors = list(_validator().iter_errors(data))
+    if not errors:
+        return []
+    weak = ("oneOf", "anyOf")
+    errors.sort(key=lambda e: (e.validator in weak, list(map(str, e.absolute_path))))
     found = []
-    for error in sorted(errors, key=lambda e: list(e.absolute_path)):
+    for error in errors:
         best = jsonschema.exceptions.best_match([error])
         found.append((_pointer(best.absolute_path), best.message))
     return found

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ecom_harness.stubs import EventBus, MessageRejected, MessageValidator, Record
+from ecom_harness.specs import MessageRejected, MessageValidator
+from ecom_harness.stubs import EventBus, Record
 
 from .journal import JOURNAL_GROUP, Journal
 

@@ -22,7 +22,7 @@ from starlette.staticfiles import StaticFiles
 
 from ecom_harness.harness.mesh import MeshOptions
 from ecom_harness.harness.scenario_files import Scenario
-from ecom_harness.harness.topology import Topology
+from ecom_harness.specs import Topology
 
 from ._live import LiveRun, RunBusy, RunDesk
 from ._page import report_html, ui_html

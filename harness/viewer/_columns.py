@@ -13,7 +13,7 @@ import itertools
 from collections import defaultdict
 from dataclasses import dataclass
 
-from ecom_harness.harness.topology import Edge, Topology
+from ecom_harness.specs import Edge, Topology
 
 __all__ = ["Slot", "database_owners", "layered_columns"]
 

@@ -18,7 +18,7 @@ import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from ecom_harness.harness.topology import Topology
+from ecom_harness.specs import Topology
 
 from ._columns import Slot, database_owners, layered_columns
 from ._geometry import Point, Rect, text_width

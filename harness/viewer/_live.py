@@ -29,7 +29,7 @@ from ecom_harness.harness.run_events import (
     StepSent,
 )
 from ecom_harness.harness.scenario_files import Scenario
-from ecom_harness.harness.topology import Topology
+from ecom_harness.specs import Topology
 
 from ._model import compact_entry, run_json
 from ._runs import expectation_mark, scenario_record

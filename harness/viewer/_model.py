@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ecom_harness.harness.topology import Topology
+from ecom_harness.specs import Topology
 
 __all__ = [
     "ExpectationMark",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 
-from ecom_harness.harness.topology import Topology
+from ecom_harness.specs import Topology
 
 from ._layout import Drawing, layout_topology
 from ._model import PageData, RunRecord, page_data

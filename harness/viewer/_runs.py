@@ -19,7 +19,7 @@ from ecom_harness.harness.run_events import (
     ScenarioResult,
 )
 from ecom_harness.harness.scenario_files import Scenario
-from ecom_harness.harness.topology import Topology
+from ecom_harness.specs import Topology
 
 from ._model import ExpectationMark, RunRecord, Status
 from ._page import write_report
