@@ -11,7 +11,6 @@ import pytest
 from click.testing import CliRunner
 
 from ecom_harness.cli.main import cli
-from ecom_harness.harness import Topology, load_topology
 from ecom_harness.harness.viewer import (
     HEIGHT,
     WIDTH,
@@ -21,6 +20,7 @@ from ecom_harness.harness.viewer import (
     drawing_svg,
     layout_topology,
 )
+from ecom_harness.specs import Topology, load_topology
 
 SVG = "{http://www.w3.org/2000/svg}"
 
