@@ -299,6 +299,15 @@ def test_each_scenario_runs_streams_and_plays_in_order(ui: UiProcess, watched: W
         page.keyboard.press("ArrowLeft")  # the keyboard steps back: one step before the end
         assert page.locator("#rows").get_attribute("data-current-seq") == str(journal[-2]["seq"])
         shoot(page, f"ui-{name}")
+        if name == "happy-path":  # the README's picture: the saga charging the card
+            page.keyboard.press("Home")
+            charge = next(i for i, e in enumerate(journal) if edge_of(e) == "payment-svc->stripe")
+            for _ in range(charge + 1):
+                page.keyboard.press("ArrowRight")
+            assert page.locator("#rows").get_attribute("data-current-seq") == str(
+                journal[charge]["seq"]
+            )
+            shoot(page, "player")
 
     # Clicking an arrow shows its request and response, pretty-printed.
     page.locator(".seq-row.current .hit").click()

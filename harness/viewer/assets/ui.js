@@ -26,7 +26,7 @@
         return `<div class="scenario${selected === info.name ? " selected" : ""}" tabindex="0" data-scenario="${esc(info.name)}" title="${esc(info.description)}">
           <div class="name">${esc(info.title)}</div>
           <div class="desc">${esc(info.description)}</div>
-          <div class="row"><span class="slug">${esc(info.name)}</span>${pill}
+          <div class="row"><span class="slug" title="ecom-harness run ${esc(info.name)}">${status ? "" : esc(info.name)}</span>${pill}
           <button type="button" class="run-button" data-run="${esc(info.name)}"${busy ? " disabled" : ""}>${running && running.name === info.name ? "Running…" : "&#x25B6; Run"}</button></div></div>`;
       })
       .join("");
