@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ import uvicorn
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from conftest import REPO
+from ecom_harness.harness.journal import Interaction
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -383,3 +384,58 @@ def test_the_html_report_plays_from_a_file(watched: Watched, tmp_path: Path) -> 
     for _ in range(len(journal) // 2):
         page.keyboard.press("ArrowRight")
     shoot(page, "report-happy-path")
+
+
+def test_a_run_of_thousands_of_interactions_stays_usable(watched: Watched, tmp_path: Path) -> None:
+    """4,000 entries: the diagram keeps only the rows in view in the page, and the player
+    still jumps, steps and opens details."""
+    callers = [
+        ("client", "api-gateway"),
+        ("api-gateway", "order-svc"),
+        ("order-svc", "payment-svc"),
+    ]
+    with (tmp_path / "big.jsonl").open("wb") as out:
+        for seq in range(1, 4001):
+            caller, callee = callers[seq % 3]
+            entry = Interaction(
+                seq,
+                1_800_000_000 + seq / 1000,
+                caller,
+                callee,
+                "getOrder",
+                "GET",
+                f"/orders/ord_{seq}",
+                "",
+                {},
+                None,
+                200,
+                {},
+                {"order_id": f"ord_{seq}"},
+                3.2,
+            )
+            out.write(orjson.dumps(asdict(entry)) + b"\n")
+    html = tmp_path / "big.html"
+    made = subprocess.run(
+        [CLI, "report", str(tmp_path / "big.jsonl"), "--html", str(html)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    page = watched.page
+    page.goto(html.as_uri())
+    assert page.locator("#position").inner_text() == "0 / 4000"
+    page.locator("#rows").focus()
+    page.keyboard.press("End")
+    assert page.locator("#rows").get_attribute("data-current-seq") == "4000"
+    assert page.locator(".seq-row").count() < 80, "only the rows in view are in the page"
+    page.keyboard.press("Shift+ArrowLeft")
+    assert page.locator("#rows").get_attribute("data-current-seq") == "3990"
+    page.locator("#scrubber").evaluate(  # as a drag of the scrubber would
+        "el => { el.value = '2000'; el.dispatchEvent(new Event('input', {bubbles: true})); }"
+    )
+    assert page.locator("#rows").get_attribute("data-current-seq") == "2000"
+    page.keyboard.press("Enter")
+    assert "/orders/ord_2000" in page.locator("#drawer").inner_text()
+    assert page.locator(".seq-row").count() < 80

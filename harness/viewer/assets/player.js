@@ -593,8 +593,9 @@
       });
       $("speed").addEventListener("change", (ev) => this.setSpeed(Number(ev.target.value)));
       $("scrubber").addEventListener("input", (ev) => {
+        const to = Number(ev.target.value) - 1; // before pause() redraws the controls
         this.pause();
-        this.goTo(Number(ev.target.value) - 1, { animate: false });
+        this.goTo(to, { animate: false });
       });
       this.rows.addEventListener("scroll", () => this.renderSoon());
       window.addEventListener("resize", () => {
