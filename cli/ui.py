@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +16,8 @@ if TYPE_CHECKING:  # the harness loads when the command runs, not for --help
     from ecom_harness.harness import MeshOptions
 
 __all__ = ["ui"]
+
+EXIT_SETUP = 2  # usage or set-up error, as `run` says for a bad scenario file
 
 
 @click.command("ui", short_help="Open the scenario player in the browser and run scenarios live.")
@@ -50,14 +54,19 @@ def ui(port: int, directories: tuple[Path, ...], options: MeshOptions) -> None:
 
     try:
         scenarios = load_scenarios(directories)
+    except ScenarioError as exc:  # a set-up error, as for `run`
+        click.echo(f"ecom-harness: {exc}", err=True)
+        sys.exit(EXIT_SETUP)
+    try:
         Mesh(options)  # the options are checked here, before anything starts
-    except (ScenarioError, MeshConfigError) as exc:
+    except MeshConfigError as exc:
         fail(str(exc))
     app = ui_app(load_topology(), options, scenarios)
     try:
         sock = listen(options.host, port)
     except OSError as exc:
-        fail(f"cannot listen on {options.host}:{port}: {first_line(exc)}")
+        reason = os.strerror(exc.errno) if exc.errno else first_line(exc)
+        fail(f"cannot listen on {options.host}:{port}: {reason}")
     host, bound = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
 

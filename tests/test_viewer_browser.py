@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 import uvicorn
@@ -439,3 +440,33 @@ def test_a_run_of_thousands_of_interactions_stays_usable(watched: Watched, tmp_p
     page.keyboard.press("Enter")
     assert "/orders/ord_2000" in page.locator("#drawer").inner_text()
     assert page.locator(".seq-row").count() < 80
+
+
+def test_the_ui_api_replays_a_run_and_refuses_a_second_at_once(ui: UiProcess) -> None:
+    """What the page relies on: a run streamed as server-sent events from its start
+    (also to a page that connects after it finished), one run at a time, one line for
+    an unknown scenario."""
+    with httpx.Client(base_url=ui.url, timeout=60) as client:
+        assert client.post("api/runs/no-such-scenario").status_code == 404
+        first = client.post("api/runs/circuit-breaker")
+        assert first.status_code == 201
+        busy = client.post("api/runs/cache-hit")
+        assert busy.status_code == 409 and "still going" in busy.json()["error"]
+        kinds: list[str] = []
+        with client.stream("GET", first.json()["events"]) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            kinds = [line[7:] for line in stream.iter_lines() if line.startswith("event: ")]
+        assert kinds[0] == "start" and kinds[-1] == "finished"
+        run_id = first.json()["id"]
+        journal = client.get(f"api/runs/{run_id}/journal").text.splitlines()
+        assert kinds.count("entry") >= 1 and kinds.count("expectation") >= 1
+        late: list[str] = []  # a page that connects after the end gets it all again
+        with client.stream("GET", first.json()["events"]) as stream:
+            late = [line[7:] for line in stream.iter_lines() if line.startswith("event: ")]
+        assert late == kinds
+        finished = client.get(f"api/runs/{run_id}").json()
+        assert [e["seq"] for e in finished["entries"]] == [
+            orjson.loads(line)["seq"] for line in journal
+        ]
+        report = client.get(f"api/runs/{run_id}/report.html")
+        assert report.status_code == 200 and 'id="ecom-data"' in report.text
