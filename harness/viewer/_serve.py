@@ -10,14 +10,16 @@ from collections.abc import Callable
 import uvicorn
 from starlette.types import ASGIApp
 
+from ecom_harness.stubs import bind
+
 __all__ = ["listen", "serve_ui"]
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """The UI's listening socket, bound before the server starts, so a busy port is one
-    clear ``OSError`` rather than a log line from inside uvicorn."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family, reuse_port=False)
+    """The UI's listening socket (the stubs' ASGI adapter binds it, as for the mesh),
+    bound before the server starts, so a busy port is one clear ``OSError`` rather than
+    a log line from inside uvicorn."""
+    return bind(host, port)
 
 
 async def serve_ui(
