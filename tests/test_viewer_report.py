@@ -165,3 +165,52 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     journal = write_journal(tmp_path / "j.jsonl", [interaction(1)])
     no_html = CliRunner().invoke(cli, ["report", str(journal)])
     assert no_html.exit_code == 2 and "--html" in no_html.output
+
+
+def test_run_html_keeps_each_scenario_with_its_judged_expectations(tmp_path: Path) -> None:
+    """The reporter behind `run --html`: expected against observed and the journal entries
+    a failure concerns go with each expectation; a scenario that did not finish is an
+    error; a run that could not start still leaves a page saying why."""
+    from ecom_harness.harness import load_scenarios
+    from ecom_harness.harness.run_events import (
+        ExpectationResult,
+        RunFinished,
+        RunResult,
+        ScenarioFinished,
+        ScenarioResult,
+    )
+    from ecom_harness.harness.viewer import HtmlReporter
+    from ecom_harness.specs import load_topology
+
+    out = tmp_path / "run.html"
+    reporter = HtmlReporter(out, load_topology(), load_scenarios())
+    ok = ExpectationResult("step:a:status", "Anna logs in: status 200", True, "200", "200", (1,))
+    bad = ExpectationResult(
+        "run:absent", "catalog-svc is not called", False, "no call", "#2 getProduct", (2, 2)
+    )
+    cached = ScenarioResult("cache-hit", "Cached", [ok, bad], [interaction(1), interaction(2)])
+    broken = ScenarioResult("happy-path", "Happy", [ok], [interaction(1)], error="seed refused")
+    result = RunResult([cached, broken], setup_error="cannot run the mesh: port 20000 in use")
+    for event in (ScenarioFinished("cache-hit", cached), ScenarioFinished("happy-path", broken)):
+        reporter(event)
+    assert not out.exists()  # written once, at the end
+    reporter(RunFinished(result))
+    data = embedded(out.read_text(encoding="utf-8"))
+    assert data["title"] == "ecom-harness run: 0 of 2 scenarios passed"
+    first, second, setup = data["runs"]
+    assert (first["name"], first["status"], second["status"], setup["status"]) == (
+        "cache-hit",
+        "failed",
+        "error",
+        "error",
+    )
+    assert first["description"].startswith("A first product request misses")
+    assert first["expectations"][1] == {
+        "text": "catalog-svc is not called",
+        "passed": False,
+        "detail": "expected no call; observed #2 getProduct",
+        "seqs": [2],
+        "edge": None,
+    }
+    assert second["expectations"][-1]["detail"] == "seed refused"
+    assert setup["expectations"][0]["detail"] == "cannot run the mesh: port 20000 in use"

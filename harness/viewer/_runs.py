@@ -83,6 +83,12 @@ class HtmlReporter:
             scenario = self.scenarios.get(event.scenario)
             self.records.append(scenario_record(event.result, scenario))
         elif isinstance(event, RunFinished):
+            if event.result.setup_error is not None:
+                failure = ExpectationMark("the run could start", False, event.result.setup_error)
+                self.records.append(
+                    RunRecord("set-up", "The run could not start", [], "", "error", [failure])
+                )
             passed = sum(r.status == "passed" for r in self.records)
-            title = f"ecom-harness run: {passed} of {len(self.records)} scenarios passed"
+            ran = sum(r.name != "set-up" for r in self.records)
+            title = f"ecom-harness run: {passed} of {ran} scenarios passed"
             write_report(self.path, title, self.topology, self.records)

@@ -700,7 +700,8 @@
       const item = ev.target.closest("[data-run]");
       if (item) select(Number(item.dataset.run));
     });
-    select(0);
+    if (runs.length) select(0);
+    else $("seq-empty").textContent = "This report holds no run";
   }
 
   document.addEventListener("DOMContentLoaded", () => {
