@@ -294,6 +294,7 @@
       const ay = y + 20;
       const out = [
         `<g class="${classes.join(" ")}" data-seq="${e.seq}" data-index="${i}">`,
+        `<title>#${e.seq} ${esc(e.from)} → ${esc(e.to)} · ${esc(describe(e))}</title>`,
         `<rect class="hit" x="0" y="${y + 1}" width="${width}" height="${h - 2}" rx="4"/>`,
         `<text class="seq-num" x="8" y="${ay + 3}">#${e.seq}</text>`,
         `<line class="seq-arrow" x1="${x1}" y1="${ay}" x2="${x2}" y2="${ay}" marker-end="url(#${marker})"/>`,
