@@ -116,7 +116,12 @@ class RunDesk:
             loop.call_soon_threadsafe(run.say, "entry", data)
 
         try:
-            options = replace(self.options, settings={**self.options.settings, **scenario.settings})
+            given = self.options.settings
+            settings = {
+                c: {**given.get(c, {}), **scenario.settings.get(c, {})}
+                for c in {*given, *scenario.settings}
+            }  # the scenario's settings win, component by component (as for `run`)
+            options = replace(self.options, settings=settings)
             async with Mesh(options, self.topology) as mesh:
                 await mesh.reset()
                 mesh.journal.listeners.append(on_entry)

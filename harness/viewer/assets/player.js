@@ -246,6 +246,8 @@
     render() {
       $("seq-empty").style.display = this.entries.length ? "none" : "flex";
       if (!this.entries.length) {
+        const status = this.run ? this.run.status : "";
+        $("seq-empty").textContent = status === "running" ? "Starting the mesh and the scenario…" : status === "not run" ? "Not run yet: press Run" : "Nothing recorded";
         this.inner.innerHTML = "";
         return;
       }
