@@ -34,6 +34,7 @@ from .journal_checks import (
 )
 from .matchers import MISSING, lookup, mismatch, show
 from .mesh import Mesh
+from .quiet import Quiet
 from .run_events import (
     ExpectationChecked,
     ExpectationResult,
@@ -73,6 +74,7 @@ class _Play:
     result: ScenarioResult
     names: dict[str, Any]
     marks: _Marks = field(default_factory=_Marks)
+    quiet: Quiet = field(default_factory=Quiet)
 
     def check(self, outcome: ExpectationResult) -> None:
         self.result.expectations.append(outcome)
@@ -80,10 +82,16 @@ class _Play:
 
 
 async def play(
-    mesh: Mesh, scenario: Scenario, handlers: list[Handler], *, seed: int | None = None
+    mesh: Mesh,
+    scenario: Scenario,
+    handlers: list[Handler],
+    *,
+    seed: int | None = None,
+    quiet: Quiet | None = None,
 ) -> ScenarioResult:
     """Run ``scenario`` on ``mesh`` (already reset) and return its result; events go to
-    ``handlers`` as they happen."""
+    ``handlers`` as they happen. Scenarios played side by side share one ``quiet``, so
+    a step with a timing bound runs alone."""
 
     def emit(event: RunEvent) -> None:
         for handler in handlers:
@@ -94,6 +102,7 @@ async def play(
     rng = random.Random(f"{seed}:{scenario.name}" if seed is not None else None)
     run_id = "".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=10))
     state = _Play(mesh, scenario, emit, result, {"run": run_id, "scenario": scenario.name})
+    state.quiet = quiet or Quiet()
     try:
         await _given(state)
         async with httpx.AsyncClient(base_url=mesh.entry_url, timeout=REQUEST_TIMEOUT_S) as client:
@@ -158,11 +167,19 @@ async def _step(state: _Play, client: httpx.AsyncClient, step: Step) -> None:
             _set_fault(state.mesh, spec["edge"], spec.get("set") or {}, f"steps.{step.id}")
             say = f"fault on {spec['edge']}: {spec.get('set')}"
         state.emit(StepNote(state.scenario.name, step.id, step.say or say))
+    elif step.data.get("concurrent"):
+        # all at once, each with its own ${i} (names are copied per request)
+        await asyncio.gather(
+            *(
+                _request_step(state, client, step, f"#{i + 1}", {**state.names, "i": i})
+                for i in range(int(step.data.get("repeat", 1)))
+            )
+        )
     else:
         for i in range(int(step.data.get("repeat", 1))):
             state.names["i"] = i
             suffix = f"#{i + 1}" if "repeat" in step.data else ""
-            await _request_step(state, client, step, suffix)
+            await _request_step(state, client, step, suffix, state.names)
     state.marks.spans[step.id] = (start, state.mesh.journal.next_seq())
 
 
@@ -196,12 +213,16 @@ async def _send(client: httpx.AsyncClient, request: Mapping[str, Any]) -> _Answe
     return _Answer(response.status_code, dict(response.headers), body, took)
 
 
-async def _request_step(state: _Play, client: httpx.AsyncClient, step: Step, suffix: str) -> None:
+async def _request_step(
+    state: _Play, client: httpx.AsyncClient, step: Step, suffix: str, names: dict[str, Any]
+) -> None:
     label = f"{step.id}{suffix}"
-    request = _rendered(state, f"step:{label}", step.data["request"])
+    request = _rendered(state, f"step:{label}", step.data["request"], names)
     if request is None:
         return
-    answer = await _send(client, request)
+    timed = "under_ms" in (step.data.get("expect") or {})
+    async with state.quiet.alone() if timed else state.quiet.shared():
+        answer = await _send(client, request)
     state.emit(
         StepSent(
             state.scenario.name,
@@ -214,7 +235,7 @@ async def _request_step(state: _Play, client: httpx.AsyncClient, step: Step, suf
             answer.error,
         )
     )
-    expect = _rendered(state, f"step:{label}:expect", step.data.get("expect") or {})
+    expect = _rendered(state, f"step:{label}:expect", step.data.get("expect") or {}, names)
     for outcome in _check_answer(f"step:{label}", step.say or label, expect or {}, answer):
         state.check(outcome)
     for name, source in (step.data.get("capture") or {}).items():
@@ -236,6 +257,8 @@ async def _request_step(state: _Play, client: httpx.AsyncClient, step: Step, suf
 def _capture(answer: _Answer, source: str) -> Any:
     if source == "status":
         return answer.status
+    if source == "duration_ms":
+        return round(answer.duration_ms, 1)
     if source == "body":
         return answer.body
     if source.startswith("header:"):
@@ -340,11 +363,12 @@ async def _until(
         mesh.journal.listeners.remove(listener)
 
 
-def _rendered(state: _Play, id_: str, spec: Any) -> Any:
-    """``spec`` with placeholders filled; None (and a failed expectation) when a value it
-    names was never captured (an earlier step went wrong)."""
+def _rendered(state: _Play, id_: str, spec: Any, names: dict[str, Any] | None = None) -> Any:
+    """``spec`` with placeholders filled (from ``names``, else the scenario's); None (and
+    a failed expectation) when a value it names was never captured (an earlier step went
+    wrong)."""
     try:
-        return render(spec, state.names)
+        return render(spec, state.names if names is None else names)
     except TemplateError as exc:
         state.check(
             ExpectationResult(id_, f"{id_} can be judged", False, "captured values", str(exc))

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import sys
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -113,16 +112,19 @@ class ConsoleReporter:
         elif isinstance(event, StepSent):
             answer = event.status if event.status is not None else f"no answer ({event.error})"
             self._line(
-                f"  {event.step}: {event.method} {event.path} -> {answer} "
+                f"  {event.scenario} > {event.step}: {event.method} {event.path} -> {answer} "
                 f"({event.duration_ms:.0f} ms)",
                 "dim",
             )
         elif isinstance(event, StepNote):
-            self._line(f"  {event.step}: {event.say}", "dim")
+            self._line(f"  {event.scenario} > {event.step}: {event.say}", "dim")
         elif isinstance(event, ExpectationChecked) and (self.verbose or not event.result.passed):
             mark = "ok  " if event.result.passed else "FAIL"
-            self._line(f"  {mark} {event.result.what}", "" if event.result.passed else "red")
-        elif isinstance(event, ScenarioFinished):
+            self._line(
+                f"  {event.scenario} {mark} {event.result.what}",
+                "" if event.result.passed else "red",
+            )
+        elif isinstance(event, ScenarioFinished):  # the whole table at once: never interleaved
             self._table(event.result)
         elif isinstance(event, RunFinished):
             self._summary(event.result)
@@ -243,6 +245,8 @@ class JUnitReporter(_AtEnd):
         self.clock = clock
 
     def write(self, result: RunResult) -> None:
+        import xml.etree.ElementTree as ET  # only when a JUnit file is asked for
+
         root = ET.Element(
             "testsuites",
             name="ecom-harness run",
@@ -280,7 +284,9 @@ class JUnitReporter(_AtEnd):
             ET.SubElement(suite, "system-err")
         ET.ElementTree(root).write(self.path, encoding="utf-8", xml_declaration=True)
 
-    def _suite(self, index: int, scenario: ScenarioResult, stamp: str) -> ET.Element:
+    def _suite(self, index: int, scenario: ScenarioResult, stamp: str) -> Any:
+        import xml.etree.ElementTree as ET
+
         suite = ET.Element(
             "testsuite",
             name=scenario.name,

@@ -44,6 +44,7 @@ def _step(step: Step) -> list[str]:
     else:
         request = data["request"]
         times = f" x{data['repeat']}" if "repeat" in data else ""
+        times += " at once" if data.get("concurrent") else ""
         head = f"{request['method']} {request['path']}{times}"
     lines = [f"  {step.id}: {step.say or head}" + (f"  [{head}]" if step.say else "")]
     lines += [f"      expect {line}" for line in _answer(data.get("expect") or {})]
