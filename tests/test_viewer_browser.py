@@ -311,6 +311,11 @@ def test_each_scenario_runs_streams_and_plays_in_order(ui: UiProcess, watched: W
             )
             shoot(page, "player")
 
+    export = page.locator("#export")  # the finished run, as one file to keep
+    assert export.is_visible()
+    exported = page.request.get(ui.url + (export.get_attribute("href") or "").lstrip("/"))
+    assert exported.ok and 'id="ecom-data"' in exported.text()
+
     # Clicking an arrow shows its request and response, pretty-printed.
     page.locator(".seq-row.current .hit").click()
     drawer = page.locator("#drawer")

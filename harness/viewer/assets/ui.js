@@ -18,6 +18,15 @@
     return { name: info.name, title: info.title, description: info.description, status, entries: [], expectations: [] };
   }
 
+  function showExport(runId) {
+    const link = $("export");
+    link.hidden = !runId;
+    if (runId) {
+      link.href = `/api/runs/${runId}/report.html`;
+      link.setAttribute("download", `${selected}.html`);
+    }
+  }
+
   function sidebar() {
     const items = [...scenarios.values()]
       .map(({ info, status }) => {
@@ -37,6 +46,7 @@
     selected = name;
     const item = scenarios.get(name);
     if (!running || running.name !== name) player.load(item.run || emptyRun(item.info, "not run"));
+    showExport(item.runId);
     sidebar();
   }
 
@@ -46,6 +56,7 @@
     const item = scenarios.get(name);
     running = { name, source: null };
     item.status = "running";
+    showExport(null);
     sidebar();
     player.load(emptyRun(item.info, "running"), { follow: true });
     const answer = await fetch(`/api/runs/${encodeURIComponent(name)}`, { method: "POST" });
@@ -75,7 +86,11 @@
       running = null;
       item.status = status;
       item.run = data;
-      if (selected === name) player.load(data);
+      item.runId = status === "error" ? null : body.id;
+      if (selected === name) {
+        player.load(data);
+        showExport(item.runId);
+      }
       sidebar();
       document.body.dataset.lastRun = body.id;
     };
