@@ -103,7 +103,7 @@ RUN_HELP = "Run scenarios end to end and judge them against the journal."
     type=click.FloatRange(min=0.1),
     default=30.0,
     show_default=True,
-    help="Seconds a --real-cmd service has to answer on its port.",
+    help="Seconds a --real-cmd service (or a --real URL) has to answer on its port.",
 )
 @click.option(
     "--json",

@@ -138,7 +138,9 @@ class Journal:
         self._events: dict[tuple[str, int, int], EventEntry] = {}
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
-        self.listeners: list[Callable[[Entry], None]] = []
+        self.listeners: list[Callable[[Entry], None]] = []  # each new entry
+        # any change: a new entry, or a delivery linked to an event already journaled
+        self.change_listeners: list[Callable[[], None]] = []
         # Set by a TopicWatch: events are journaled from its consumer group, not from the
         # bus's publish reports; deliveries seen before their record wait in _pending.
         self.watches_topics = False
@@ -155,6 +157,11 @@ class Journal:
                 self._events[(entry.topic, entry.partition, entry.offset)] = entry
         for listener in self.listeners:
             listener(entry)
+        self._changed()
+
+    def _changed(self) -> None:
+        for listener in self.change_listeners:
+            listener()
 
     def observe_bus(self, event: BusEvent) -> None:
         """An event-bus observer: publications become entries (unless a TopicWatch
@@ -172,6 +179,7 @@ class Journal:
                     self._pending.setdefault(where, []).append(event)
                 return
         self._mark(entry, event)
+        self._changed()
 
     @staticmethod
     def _mark(entry: EventEntry, event: BusEvent) -> None:
@@ -206,6 +214,20 @@ class Journal:
             self._mark(entry, event)
         self.add(entry)
         return entry
+
+    def mark_committed(self, group: str, topic: str, partition: int, offset: int) -> None:
+        """``group`` committed ``offset`` on a partition: every record of it below that
+        offset was handled by the group (a real consumer's deliveries, seen from Kafka)."""
+        with self._lock:
+            found = [
+                entry
+                for (t, p, o), entry in self._events.items()
+                if t == topic and p == partition and o < offset and group not in entry.groups
+            ]
+            for entry in found:
+                entry.groups.append(group)
+        if found:
+            self._changed()
 
     def entries(self) -> list[Entry]:
         with self._lock:

@@ -113,7 +113,8 @@ def check_interactions(
 
 def describe_event(spec: Mapping[str, Any]) -> str:
     key = f" key {spec['key']}" if "key" in spec else ""
-    return f"{spec['type']} on {spec['topic']}{key}"
+    handled = f", handled by {', '.join(spec['consumed_by'])}" if spec.get("consumed_by") else ""
+    return f"{spec['type']} on {spec['topic']}{key}{handled}"
 
 
 def _one_event(entry: EventEntry) -> str:
@@ -183,6 +184,19 @@ def check_event_sequence(
         chosen = events[later[0]]
         after[spec["topic"]] = later[0] + 1
         violations = tuple(getattr(chosen, "violations", ()))
+        unhandled = [g for g in spec.get("consumed_by", ()) if g not in chosen.groups]
+        if unhandled:
+            results.append(
+                ExpectationResult(
+                    id_,
+                    what,
+                    False,
+                    f"handled by {', '.join(spec['consumed_by'])}",
+                    f"{_one_event(chosen)}; handled by: {', '.join(chosen.groups) or 'none'}",
+                    (chosen.seq,),
+                )
+            )
+            continue
         if spec.get("valid", True) and violations:
             results.append(
                 ExpectationResult(

@@ -45,7 +45,7 @@ from .addresses import PortPlan, http_url
 from .faults import FaultBook
 from .journal import Journal
 from .proxy import RecordingProxy
-from .topic_watch import TopicWatch, senders_by_topic
+from .topic_watch import GroupWatch, TopicWatch, receiver_groups, senders_by_topic
 
 __all__ = ["Mesh", "MeshConfigError", "MeshOptions"]
 
@@ -84,6 +84,7 @@ class Mesh:
         self._server: asyncio.Task[None] | None = None
         self._exits = contextlib.ExitStack()
         self._clients: list[httpx.AsyncClient] = []
+        self._group_watch: GroupWatch | None = None  # real consumers' committed offsets
         self._check_options()
 
     # --- configuration ---
@@ -133,6 +134,8 @@ class Mesh:
                 settings=self.options.settings,
             )
             await self.host.start()
+            if self._group_watch is not None:
+                await self._group_watch.start()
             apps = self._apps(listening)
             self._server = asyncio.create_task(
                 serve_sockets(PortDispatcher(apps), self._sockets, self._stop)
@@ -174,6 +177,9 @@ class Mesh:
             self.journal, MessageValidator(document.data), senders_by_topic(document.data)
         )
         await watch.attach(self.bus)
+        groups = receiver_groups(document.data, self.options.real)
+        if groups and self.bootstrap_servers is not None:  # real consumers on a real broker
+            self._group_watch = GroupWatch(self.journal, self.bootstrap_servers, groups)
 
     def _bind(self) -> dict[int, str]:
         """Bind every listening socket first, so all URLs are known before anything
@@ -237,6 +243,9 @@ class Mesh:
     async def stop(self) -> None:
         """Stop everything this mesh started, by its own handles; safe to call twice."""
         self._stop.set()
+        if self._group_watch is not None:
+            await self._group_watch.stop()
+            self._group_watch = None
         if self._server is not None:
             await self._server
             self._server = None

@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import orjson
 
+from ecom_harness.stubs import shared_tls
+
 from .faults import Fault, FaultError
 from .journal import Entry, EventEntry, Interaction
 from .journal_checks import (
@@ -105,7 +107,9 @@ async def play(
     state.quiet = quiet or Quiet()
     try:
         await _given(state)
-        async with httpx.AsyncClient(base_url=mesh.entry_url, timeout=REQUEST_TIMEOUT_S) as client:
+        async with httpx.AsyncClient(
+            base_url=mesh.entry_url, timeout=REQUEST_TIMEOUT_S, verify=shared_tls()
+        ) as client:
             for step in scenario.steps:
                 await _step(state, client, step)
         await _run_expectations(state)
@@ -345,10 +349,10 @@ async def _until(
     loop = asyncio.get_running_loop()
     changed = asyncio.Event()
 
-    def listener(_: object) -> None:
+    def listener() -> None:
         loop.call_soon_threadsafe(changed.set)
 
-    mesh.journal.listeners.append(listener)
+    mesh.journal.change_listeners.append(listener)
     try:
         end = loop.time() + deadline_s
         while True:
@@ -360,7 +364,7 @@ async def _until(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), remaining)
     finally:
-        mesh.journal.listeners.remove(listener)
+        mesh.journal.change_listeners.remove(listener)
 
 
 def _rendered(state: _Play, id_: str, spec: Any, names: dict[str, Any] | None = None) -> Any:
@@ -428,7 +432,13 @@ def _eventually(id_: str, spec: Mapping[str, Any], entries: list[Entry]) -> Expe
     if "event" in spec:
         event = spec["event"]
         what = spec.get("say") or f"eventually ({within}): {describe_event(event)}"
-        events = [e for e in entries if isinstance(e, EventEntry) and not event_matches(event, e)]
+        events = [
+            e
+            for e in entries
+            if isinstance(e, EventEntry)
+            and not event_matches(event, e)
+            and all(g in e.groups for g in event.get("consumed_by", ()))
+        ]
         return ExpectationResult(
             id_,
             what,
@@ -462,7 +472,9 @@ async def _end_state(state: _Play, id_: str, spec: Mapping[str, Any]) -> Expecta
         raise ScenarioSetupError(
             f"expect.state: '{component}' has no HTTP API in this mesh"
         ) from None
-    async with httpx.AsyncClient(base_url=url, timeout=REQUEST_TIMEOUT_S) as client:
+    async with httpx.AsyncClient(
+        base_url=url, timeout=REQUEST_TIMEOUT_S, verify=shared_tls()
+    ) as client:
         answer = await _send(client, request)
     checks = _check_answer(id_, what, spec["expect"], answer)
     failed = [c for c in checks if not c.passed]

@@ -17,10 +17,11 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from .env import ComponentEnv
 
-__all__ = ["RealService", "RealServiceError"]
+__all__ = ["RealService", "RealServiceError", "wait_until_answering"]
 
 STOP_GRACE_S = 5.0
 
@@ -97,6 +98,28 @@ class RealService:
         except subprocess.TimeoutExpired:
             _signal_group(process, signal.SIGKILL)
             await asyncio.to_thread(process.wait)
+
+
+async def wait_until_answering(component: str, url: str, timeout: float) -> None:
+    """Return once ``url``'s host and port accept connections (a ``--real NAME=URL``
+    the user started); :class:`RealServiceError` naming it after ``timeout`` seconds."""
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _reader, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RealServiceError(
+                    f"--real {component}={url}: nothing answers on {host}:{port} "
+                    f"(waited {timeout:g} s)"
+                ) from None
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        return
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:

@@ -7,7 +7,8 @@ The runner calls each handler (``Callable[[RunEvent], None]``) with, in order::
     for each scenario:
         ScenarioStarted(scenario, title, index, total)
         StepSent(scenario, step, say, method, path, status, duration_ms, error)   # per request
-        StepNote(scenario, step, say)                                          # waits, faults
+        StepNote(scenario, step, say)       # waits, faults; scenario "(set-up)": a real
+                                            # service's missing settings (no REDIS_URL)
         JournalEntrySeen(scenario, entry)        # every journal entry of the scenario, as a dict
         ExpectationChecked(scenario, result)     # one per expectation, ExpectationResult
         ScenarioFinished(scenario, result)       # ScenarioResult: every expectation + journal

@@ -33,7 +33,7 @@ from .env import EnvError, component_env
 from .mesh import Mesh, MeshConfigError, MeshOptions
 from .player import play
 from .quiet import Quiet
-from .real_services import RealService, RealServiceError
+from .real_services import RealService, RealServiceError, wait_until_answering
 from .run_events import (
     Handler,
     RunFinished,
@@ -42,12 +42,14 @@ from .run_events import (
     ScenarioFinished,
     ScenarioResult,
     ScenarioStarted,
+    StepNote,
 )
 from .scenario_files import Scenario
 
 __all__ = ["RunPlan", "RunSetupError", "group_by_settings", "run_scenarios"]
 
 DRAIN_S = 5.0
+SETUP = "(set-up)"  # the scenario name of notes about the run's set-up
 
 
 class RunSetupError(RuntimeError):
@@ -149,7 +151,7 @@ async def run_scenarios(plan: RunPlan, handlers: Sequence[Handler]) -> RunResult
         async with contextlib.AsyncExitStack() as stack:
             async with starting:
                 mesh = await stack.enter_async_context(
-                    _mesh_and_services(plan, _mesh_options(plan, settings))
+                    _mesh_and_services(plan, _mesh_options(plan, settings), emit)
                 )
             for scenario in members:
                 emit(ScenarioStarted(scenario.name, scenario.title, next(started), len(order)))
@@ -194,16 +196,22 @@ def _describe(plan: RunPlan) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def _mesh_and_services(plan: RunPlan, options: MeshOptions) -> Any:
+async def _mesh_and_services(
+    plan: RunPlan, options: MeshOptions, emit: Callable[[Any], None]
+) -> Any:
     mesh = Mesh(options)
     await mesh.start()
     services: list[RealService] = []
     try:
         for component, command in plan.real_commands.items():
             env = component_env(mesh.topology, mesh.plan, options, component)
+            for warning in env.warnings:  # what it will lack (REDIS_URL without --redis)
+                emit(StepNote(SETUP, component, warning))
             service = RealService(component, command, env, options.host, plan.startup_timeout)
             services.append(service)
             await service.start()
+        for component, url in plan.options.real.items():  # started by the user
+            await wait_until_answering(component, url, plan.startup_timeout)
         yield mesh
     finally:
         for service in reversed(services):

@@ -26,6 +26,7 @@ from ecom_harness.specs import (
 
 from .scenario_files import SHIPPED_SCENARIOS, ScenarioError, find_scenario_files, load_scenario
 from .templating import check_expression, expressions_in
+from .topic_watch import receiver_groups
 
 __all__ = ["lint_scenario_files"]
 
@@ -62,6 +63,9 @@ class _Names:
         path = topology.spec_path(broker) if broker is not None else None
         found = read_document(path) if path is not None else None
         self.events = MessageValidator(found.data) if isinstance(found, Document) else None
+        self.receivers = (
+            receiver_groups(found.data, topology.components) if isinstance(found, Document) else {}
+        )
 
     def operations(self, component: str) -> frozenset[str]:
         spec = self.topology.components.get(component)
@@ -201,6 +205,13 @@ def _event(names: _Names, spec: Mapping[str, Any], pointer: str) -> Iterator[tup
         topics = ", ".join(sorted(names.events.partitions))
         yield f"{pointer}/topic", f"'{topic}' is not a topic of the AsyncAPI document ({topics})"
         return
+    for index, group in enumerate(spec.get("consumed_by") or []):
+        if topic not in names.receivers.get(group, set()):
+            known = ", ".join(sorted(g for g, topics in names.receivers.items() if topic in topics))
+            yield (
+                f"{pointer}/consumed_by/{index}",
+                f"no consumer group '{group}' receives topic '{topic}' ({known or 'none'})",
+            )
     kind = spec.get("type")
     if kind is not None and kind not in names.events.message_types(topic):
         yield (

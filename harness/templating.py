@@ -11,6 +11,7 @@ are data, never code.
 from __future__ import annotations
 
 import ast
+import functools
 import operator
 import re
 from collections.abc import Callable, Mapping
@@ -54,7 +55,7 @@ def names_in(value: Any) -> set[str]:
     if isinstance(value, str):
         for expression in _PLACEHOLDER.findall(value):
             try:
-                tree = ast.parse(expression.strip(), mode="eval")
+                tree = _parse(expression)
             except SyntaxError:
                 continue
             found |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
@@ -67,10 +68,17 @@ def names_in(value: Any) -> set[str]:
     return found
 
 
+@functools.lru_cache(maxsize=1024)
+def _parse(expression: str) -> ast.Expression:
+    """Parsed once per distinct expression (a scenario repeats its placeholders)."""
+    return ast.parse(expression.strip(), mode="eval")
+
+
+@functools.lru_cache(maxsize=1024)
 def check_expression(expression: str) -> str | None:
     """None when ``expression`` uses only what :func:`render` evaluates, else why not."""
     try:
-        tree = ast.parse(expression.strip(), mode="eval")
+        tree = _parse(expression)
     except SyntaxError as exc:
         return f"'${{{expression}}}' is not an expression: {exc.msg}"
     for node in ast.walk(tree):
@@ -113,8 +121,7 @@ def _evaluate(expression: str, names: Mapping[str, Any]) -> Any:
     problem = check_expression(expression)
     if problem:
         raise TemplateError(problem)
-    tree = ast.parse(expression.strip(), mode="eval")
-    return _eval(tree.body, names, expression)
+    return _eval(_parse(expression).body, names, expression)
 
 
 def _eval(node: ast.expr, names: Mapping[str, Any], source: str) -> Any:

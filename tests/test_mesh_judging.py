@@ -12,7 +12,7 @@ import httpx
 import orjson
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from ecom_harness.harness.exchange_checks import header_violations
 from ecom_harness.harness.journal import JOURNAL_GROUP, EventEntry
@@ -125,3 +125,37 @@ async def test_a_foreign_publisher_s_events_are_journaled_validated_and_linked()
     assert bad.publisher == "order-svc" and bad.violations
     assert all(party == "order-svc" for party, _v in bad.blame())
     assert any(v.startswith("event /value/data") for v in bad.violations), bad.violations
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_real_consumer_s_deliveries_are_linked_from_its_committed_offsets() -> None:
+    """notify-svc for real: its group (the AsyncAPI binding's groupId) commits on the
+    broker, and the journal links the events below its committed offset to it."""
+    real = {"notify-svc": "http://127.0.0.1:9"}  # its HTTP API plays no part here
+    async with Mesh(MeshOptions(kafka="local", real=real)) as mesh:
+        producer = AIOKafkaProducer(bootstrap_servers=mesh.bootstrap_servers)
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                "orders", orjson.dumps(ORDER_PLACED), key=b"ord_7Hq2Kd9xLm"
+            )
+        finally:
+            await producer.stop()
+        await _until(mesh, lambda: len(mesh.journal.events("orders")) == 1)
+        (entry,) = mesh.journal.events("orders")
+        assert entry.groups == []  # nobody has handled it yet
+        consumer = AIOKafkaConsumer(
+            "orders",
+            bootstrap_servers=mesh.bootstrap_servers,
+            group_id="notify-svc",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+            await consumer.getmany(timeout_ms=10_000, max_records=1)
+            await consumer.commit()
+            await _until(mesh, lambda: entry.groups == ["notify-svc"])
+        finally:
+            await consumer.stop()

@@ -150,6 +150,19 @@ def test_usage_errors_are_one_line_and_exit_2(args: list[str], message: str) -> 
     assert message in err, err
 
 
+def test_a_real_url_where_nothing_answers_is_a_setup_error() -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code, _out, err = invoke(
+        "run", "cache-hit", "--real", f"stripe=http://127.0.0.1:{port}", "--startup-timeout", "0.5"
+    )
+    assert code == 2
+    assert f"--real stripe=http://127.0.0.1:{port}: nothing answers on 127.0.0.1:{port}" in (
+        one_line(err)
+    )
+
+
 def test_real_cmd_needs_fixed_ports() -> None:
     code, _out, err = invoke("run", "cache-hit", "--real-cmd", "catalog-svc=true")
     assert code == 2
