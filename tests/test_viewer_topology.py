@@ -6,10 +6,13 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
+from conftest import REPO
 from ecom_harness.cli.main import cli
 from ecom_harness.harness.viewer import (
     HEIGHT,
@@ -142,3 +145,30 @@ def test_topology_command_prints_the_svg() -> None:
     assert {g.get("data-node") for g in root.iter(f"{SVG}g") if g.get("data-node")} == set(
         load_topology().components
     )
+
+
+def test_a_bigger_topology_is_drawn_as_cleanly(tmp_path: Path) -> None:
+    """The layout comes from kinds and edges, not names: two more services (one behind
+    another, each with its database, one on Kafka) still draw with nothing overlapping,
+    on a taller canvas."""
+    data = yaml.safe_load((REPO / "specs" / "topology.yaml").read_text())
+    data["components"].update(
+        {
+            "review-svc": {"kind": "service"},
+            "review-db": {"kind": "database"},
+            "search-svc": {"kind": "service"},
+            "search-db": {"kind": "database"},
+        }
+    )
+    data["edges"] += [
+        {"from": "api-gateway", "to": "review-svc", "protocol": "http"},
+        {"from": "review-svc", "to": "review-db", "protocol": "postgresql"},
+        {"from": "review-svc", "to": "kafka", "protocol": "kafka", "channels": ["orders"]},
+        {"from": "catalog-svc", "to": "search-svc", "protocol": "http"},
+        {"from": "search-svc", "to": "search-db", "protocol": "postgresql"},
+    ]
+    (tmp_path / "topology.yaml").write_text(yaml.safe_dump(data))
+    bigger = layout_topology(load_topology(tmp_path / "topology.yaml"))
+    assert drawing_problems(bigger) == []
+    assert bigger.height > HEIGHT and set(bigger.nodes) >= {"review-svc", "search-db"}
+    assert bigger.nodes["search-svc"].rect.x > bigger.nodes["catalog-svc"].rect.right

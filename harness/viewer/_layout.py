@@ -9,7 +9,8 @@ down a lane of its own in a gutter of its column to the bus. Everything follows 
 topology's kinds and edges, not from names.
 
 The coordinates are the SVG ``viewBox``'s (:data:`WIDTH` x :data:`HEIGHT`), sized to show
-at about 1:1 in the player on a 1280x800 screen.
+the shipped topology at about 1:1 in the player on a 1280x800 screen; a topology with
+taller columns gets a taller canvas, which the player scales to fit.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ FONT, SMALL_FONT = 12.0, 11.0
 LEGEND = (("http", "HTTP call"), ("kafka", "Kafka event"), ("store", "Redis / PostgreSQL"))
 
 _BOX_H, _DB_H, _DB_GAP = 32.0, 26.0, 12.0
-_ROW_GAP, _DUMMY_H, _DUMMY_REACH = 18.0, 10.0, 70.0
+_ROW_GAP, _MIN_GAP, _DUMMY_H, _DUMMY_REACH = 18.0, 10.0, 10.0, 70.0
 _TOP, _BUS_H, _LEGEND_H = 44.0, 22.0, 36.0
 _LANE_STEP, _PAD_X = 8.0, 14.0
 _CACHE_DROP = 70.0  # from the bottom of the cache's user to the cache's top
@@ -113,9 +114,14 @@ class _Builder:
         self.topology = topology
         self.kinds = {n: c.kind for n, c in topology.components.items()}
         self.drawing = Drawing(WIDTH, HEIGHT)
-        self.bus_y = HEIGHT - _LEGEND_H - _BUS_H
-        self.top, self.bottom = _TOP, self.bus_y - 26
         self.dummies: dict[str, list[Point]] = defaultdict(list)
+        self._fit(HEIGHT)
+
+    def _fit(self, height: float) -> None:
+        """Size the canvas: the bus and the legend along its bottom, the columns above."""
+        self.drawing.height = height
+        self.bus_y = height - _LEGEND_H - _BUS_H
+        self.top, self.bottom = _TOP, self.bus_y - 26
 
     def add(self, name: str, rect: Rect, size: float = FONT) -> None:
         drum = 3.0 if self.kinds[name] in ("database", "cache") else 0.0  # below the lid
@@ -125,6 +131,12 @@ class _Builder:
 
     def build(self) -> Drawing:
         columns = layered_columns(self.topology, _BOX_H, _DB_GAP + _DB_H, _DUMMY_H)
+        tallest = max(
+            (sum(s.height for s in slots) + _MIN_GAP * (len(slots) - 1) for slots in columns),
+            default=0.0,
+        )
+        if tallest > self.bottom - self.top:  # a bigger topology: a taller drawing, to scale
+            self._fit(HEIGHT + tallest - (self.bottom - self.top))
         for rank, slots in enumerate(columns):
             if rank == len(columns) - 1 and rank > 1:
                 self._place_externals(slots)
@@ -279,7 +291,7 @@ class _Builder:
 
     def _legend(self) -> None:
         """One label per line style, each after a 30-px swatch the SVG draws."""
-        x, y = 16.0, HEIGHT - 16
+        x, y = 16.0, self.drawing.height - 16
         for _style, text in LEGEND:
             width = text_width(text, SMALL_FONT)
             self.drawing.labels.append(Label(text, x + 30 + width / 2, y, SMALL_FONT))
@@ -303,7 +315,9 @@ def _stack(slots: list[Slot], top: float, bottom: float) -> None:
         return
     content = sum(s.height for s in slots)
     gaps = len(slots) - 1
-    gap = _ROW_GAP if gaps == 0 else max(4.0, min(_ROW_GAP * 2, (bottom - top - content) / gaps))
+    gap = (
+        _ROW_GAP if gaps == 0 else max(_MIN_GAP, min(_ROW_GAP * 2, (bottom - top - content) / gaps))
+    )
     y = top + max(0.0, (bottom - top - content - gap * gaps) / 2)
     for slot in slots:
         slot.y = y + (min(slot.height, _BOX_H) if slot.edge is None else slot.height) / 2
