@@ -304,9 +304,12 @@
       const left = Math.min(x1, x2);
       const span = Math.abs(x2 - x1);
       const label = e.kind === "event" ? `${e.topic} · ${e.type}` : e.op || `${e.method} ${e.path}`;
-      const room = Math.max(6, Math.floor((span - 8) / 6.1));
+      // A row has one arrow, so its label may run past a short arrow's ends.
+      const room = Math.max(28, Math.floor((span - 8) / 6.1));
       const shown = label.length > room ? label.slice(0, room - 1) + "…" : label;
-      out.push(`<text class="seq-label" x="${left + span / 2}" y="${ay - 5}" text-anchor="middle">${esc(shown)}</text>`);
+      const half = (shown.length * 6.1) / 2;
+      const lx = Math.min(Math.max(left + span / 2, GUTTER - 20 + half), width - 8 - half);
+      out.push(`<text class="seq-label" x="${lx}" y="${ay - 5}" text-anchor="middle">${esc(shown)}</text>`);
       if (e.kind === "http") {
         const status = e.status === null ? "✕" : String(e.status);
         const sx = x2 > x1 ? x2 + 6 : x2 - 6;
