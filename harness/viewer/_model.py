@@ -139,9 +139,9 @@ class PageData:
 
 
 def run_json(run: RunRecord, broker: str, start: float | None = None) -> dict[str, Any]:
-    """``run`` as the page reads it; entry times count from ``start`` (default: the
-    first entry's)."""
-    entries = sorted(run.entries, key=lambda e: int(e["seq"]))
+    """``run`` as the page reads it, entries in the journal's own order; entry times
+    count from ``start`` (default: the earliest entry's)."""
+    entries = run.entries
     if start is None:
         start = min((float(e.get("time", 0.0)) for e in entries), default=0.0)
     return {
