@@ -15,6 +15,7 @@ from ecom_harness._lazy import lazy_exports
 if TYPE_CHECKING:
     from .addresses import SERVED_KINDS, PortPlan, http_url
     from .admin import ADMIN_COMPONENT, admin_app, admin_spec
+    from .bundle import BundleError, load_bundle
     from .env import ENV_FORMATS, ComponentEnv, EnvError, component_env, database_url
     from .faults import FAULT_KINDS, Fault, FaultBook, FaultError
     from .journal import EventEntry, Interaction, Journal, redact_body, redact_headers
@@ -39,9 +40,11 @@ if TYPE_CHECKING:
     from .running import STOP_SIGNALS, run_until_signalled
     from .scenario_files import Scenario, ScenarioError, Step, load_scenario, load_scenarios
     from .scenario_lint import lint_scenario_files
+    from .stub_server import StubServer, StubServerOptions
 
 _EXPORTS = {
     "ADMIN_COMPONENT": ".admin",
+    "BundleError": ".bundle",
     "ComponentEnv": ".env",
     "ENV_FORMATS": ".env",
     "EnvError": ".env",
@@ -59,11 +62,14 @@ _EXPORTS = {
     "RecordingProxy": ".proxy",
     "SERVED_KINDS": ".addresses",
     "STOP_SIGNALS": ".running",
+    "StubServer": ".stub_server",
+    "StubServerOptions": ".stub_server",
     "admin_app": ".admin",
     "admin_spec": ".admin",
     "component_env": ".env",
     "database_url": ".env",
     "http_url": ".addresses",
+    "load_bundle": ".bundle",
     "redact_body": ".journal",
     "redact_headers": ".journal",
     "run_until_signalled": ".running",
@@ -104,6 +110,7 @@ __all__ = [
     "FAULT_KINDS",
     "SERVED_KINDS",
     "STOP_SIGNALS",
+    "BundleError",
     "ComponentEnv",
     "ConsoleReporter",
     "EnvError",
@@ -138,12 +145,15 @@ __all__ = [
     "Step",
     "StepNote",
     "StepSent",
+    "StubServer",
+    "StubServerOptions",
     "admin_app",
     "admin_spec",
     "component_env",
     "database_url",
     "http_url",
     "lint_scenario_files",
+    "load_bundle",
     "load_scenario",
     "load_scenarios",
     "redact_body",
