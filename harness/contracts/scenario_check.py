@@ -237,7 +237,7 @@ def _provider_side(
             )
             continue
         for item in candidates:
-            name = f"{seq}|{item.description}"
+            name = f"#{seq}|{item.description}"  # "#12|x" never ends with "#2|x"
             candidates_of.setdefault(seq, []).append(name)
             raw = {k: v for k, v in item.raw.items() if k not in ("providerStates", "request")}
             raw["description"] = name
@@ -252,7 +252,7 @@ def _provider_side(
             if i.kind == "message" and _message_type(i) == event.get("message_type")
         ]
         for item in candidates:
-            name = f"{seq}|{item.description}"
+            name = f"#{seq}|{item.description}"  # "#12|x" never ends with "#2|x"
             candidates_of.setdefault(seq, []).append(name)
             raw = {k: v for k, v in item.raw.items() if k != "providerStates"}
             raw["description"] = name
