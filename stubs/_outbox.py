@@ -104,25 +104,39 @@ class OutboxRelay:
                     .order_by(self.table.c.seq)
                 )
             ).all()
-        sent = 0
-        for row in pending:
-            outcome: dict[str, Any] = {"published": True}
-            try:
-                await self.bus.publish(row.topic, row.key, row.event, publisher=self.publisher)
-                sent += 1
-            except MessageRejected as exc:
-                logger.error(
-                    "outbox of %s: event %s rejected by the bus: %s", self.publisher, row.seq, exc
-                )
-                outcome = {"rejected": str(exc)[:2000]}
-            except Exception as exc:  # noqa: BLE001 - the bus is down: kept for the next pass
-                logger.warning("outbox of %s: publish failed, will retry: %s", self.publisher, exc)
-                break
+        published: list[int] = []
+        try:
+            for row in pending:
+                try:
+                    await self.bus.publish(row.topic, row.key, row.event, publisher=self.publisher)
+                except MessageRejected as exc:
+                    logger.error(
+                        "outbox of %s: event %s rejected by the bus: %s",
+                        self.publisher,
+                        row.seq,
+                        exc,
+                    )
+                    await self._mark([row.seq], rejected=str(exc)[:2000])
+                    continue
+                except Exception as exc:  # noqa: BLE001 - the bus is down: kept for the next pass
+                    logger.warning(
+                        "outbox of %s: publish failed, will retry: %s", self.publisher, exc
+                    )
+                    break
+                published.append(row.seq)
+        finally:
+            # One write for the whole pass (a transaction per event cost each service's
+            # database more than the events did, under load); a crash before it only
+            # means a redelivery, which the bus's at-least-once consumers expect.
+            await self._mark(published, published=True)
+        return len(published)
+
+    async def _mark(self, seqs: list[int], **values: Any) -> None:
+        if seqs:
             async with self.db.begin() as conn:
                 await conn.execute(
-                    update(self.table).where(self.table.c.seq == row.seq).values(**outcome)
+                    update(self.table).where(self.table.c.seq.in_(seqs)).values(**values)
                 )
-        return sent
 
     def start(self, interval: float = 0.2) -> None:
         """Relay in the background: at once when woken, and every ``interval`` seconds
