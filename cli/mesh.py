@@ -5,6 +5,7 @@ what a real service needs to take a stub's place in it. Both take the same mesh 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import functools
 import threading
@@ -192,13 +193,13 @@ def env(component: str, fmt: str, options: MeshOptions) -> None:
 @click.option(
     "--journal",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    help="When stopped, save the journal here as JSON Lines.",
+    help="Stream the journal here as JSON Lines (the whole run; memory keeps the newest).",
 )
 def up(options: MeshOptions, journal: Path | None) -> None:
     """Run the whole mesh in the foreground and print its addresses (gateway first);
     Ctrl-C stops everything, a broker it started included."""
     try:
-        mesh = Mesh(options)
+        mesh = Mesh(dataclasses.replace(options, journal_file=journal))
     except MeshConfigError as exc:
         fail(str(exc))
     try:
@@ -218,9 +219,9 @@ async def _serve(mesh: Mesh, requested: threading.Event, journal: Path | None) -
         await asyncio.to_thread(requested.wait)
         click.echo("stopping the mesh ...", err=True)
     finally:
-        await mesh.stop()
+        await mesh.stop()  # closes the journal file
     if journal is not None:
-        count = mesh.journal.save(journal)
+        count = mesh.journal.written
         click.echo(f"journal saved to {journal} ({count} entries)", err=True)
 
 

@@ -23,7 +23,7 @@ from ecom_harness.stubs._simulator import json_response, problem_response
 from ecom_harness.stubs._validate_request import ValidRequest
 
 from .faults import Fault, FaultError
-from .journal import Entry, EventEntry, Interaction
+from .journal import Entry, EventEntry, Interaction, entry_json
 from .mesh import Mesh, MeshConfigError
 
 __all__ = ["ADMIN_COMPONENT", "admin_app", "admin_spec"]
@@ -185,9 +185,9 @@ class MeshAdmin:
         query = req.params["query"]
         entries = self.mesh.journal.entries()
         last_seq = max([query.get("since", 0), *(e.seq for e in entries)])
-        # orjson writes the entry dataclasses field by field (as dataclasses.asdict), and
-        # reading them back gives plain JSON data (tuples as lists) for the validator.
-        items = orjson.loads(orjson.dumps([e for e in entries if _matches(e, query)]))
+        # Each entry as the journal file has it (entry_json cannot fail on what an entry
+        # holds), read back as plain JSON data (tuples as lists) for the validator.
+        items = [orjson.loads(entry_json(e)) for e in entries if _matches(e, query)]
         return json_response(200, {"items": items, "last_seq": last_seq})
 
     async def clear_journal(self, _req: ValidRequest) -> StubResponse:

@@ -14,6 +14,7 @@ import contextlib
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,7 +34,7 @@ from ecom_harness.stubs._host import load_api, shared_tls
 
 from .addresses import PortPlan, http_url
 from .faults import FaultBook
-from .journal import Journal
+from .journal import DEFAULT_BODY_LIMIT, DEFAULT_KEEP, Journal
 from .proxy import RecordingProxy
 from .topology import Topology, load_topology
 
@@ -53,6 +54,11 @@ class MeshOptions:
     postgres_url: str | None = None
     host: str = "127.0.0.1"
     settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # The journal: a file receiving the whole run (JSON Lines), the entries kept in
+    # memory, the largest body journaled as itself (see journal.py).
+    journal_file: Path | None = None
+    journal_keep: int | None = DEFAULT_KEEP
+    journal_body_limit: int = DEFAULT_BODY_LIMIT
 
 
 class Mesh:
@@ -62,7 +68,9 @@ class Mesh:
         self.options = options or MeshOptions()
         self.topology = topology or load_topology()
         self.plan = PortPlan.for_topology(self.topology, self.options.port_base)
-        self.journal = Journal()
+        self.journal = Journal(
+            keep=self.options.journal_keep, body_limit=self.options.journal_body_limit
+        )
         self.faults = FaultBook()
         self.urls: dict[str, str] = {}  # component / "caller->callee" / "admin" -> URL
         self.bus: EventBus | None = None
@@ -107,6 +115,8 @@ class Mesh:
 
     async def start(self) -> Mesh:
         try:
+            if self.options.journal_file is not None:
+                self.journal.stream_to(self.options.journal_file)
             await self._start_bus()
             listening = self._bind()
             self.host = StubHost(
@@ -222,6 +232,7 @@ class Mesh:
         elif self.bus is not None and not isinstance(self.bus, InMemoryBus):
             await self.bus.stop()
         await asyncio.to_thread(self._exits.close)  # a broker we started
+        self.journal.close()  # the rest of the run to the file, if there is one
 
     async def __aenter__(self) -> Mesh:
         return await self.start()

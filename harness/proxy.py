@@ -18,11 +18,11 @@ import orjson
 
 from ecom_harness.stubs import StubRequest, check_exchange
 from ecom_harness.stubs._asgi import Receive, Scope, Send, read_request
-from ecom_harness.stubs._http import decode_body, media_type_of
+from ecom_harness.stubs._http import media_type_of
 from ecom_harness.stubs._operations import Api
 
 from .faults import Fault, FaultBook
-from .journal import Interaction, Journal, redact_body, redact_headers
+from .journal import Interaction, Journal, journal_body, redact_headers
 
 __all__ = ["RecordingProxy"]
 
@@ -135,6 +135,7 @@ class RecordingProxy:
             if self.api is not None
             else None
         )
+        limit = self.journal.body_limit
         self.journal.add(
             Interaction(
                 seq=self.journal.next_seq(),
@@ -146,10 +147,10 @@ class RecordingProxy:
                 path=request.path,
                 query=query,
                 request_headers=redact_headers(request.headers),
-                request_body=redact_body(decode_body(request.body, request.media_type)),
+                request_body=journal_body(request.body, request.media_type, limit),
                 status=outcome.status,
                 response_headers=redact_headers(outcome.headers),
-                response_body=redact_body(decode_body(outcome.body, media_type)),
+                response_body=journal_body(outcome.body, media_type, limit),
                 duration_ms=(time.perf_counter() - started) * 1000,
                 violations=check.violations if check else (),
                 fault=fault.describe() if fault else None,
