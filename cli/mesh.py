@@ -21,7 +21,7 @@ from rich.table import Table
 from ecom_harness.harness import load_topology
 from ecom_harness.harness.addresses import PortPlan
 from ecom_harness.harness.env import ENV_FORMATS, EnvError, component_env
-from ecom_harness.harness.mesh import Mesh, MeshConfigError, MeshOptions
+from ecom_harness.harness.mesh import GATEWAY, Mesh, MeshConfigError, MeshOptions
 from ecom_harness.harness.running import run_until_signalled
 
 from ._failures import START_FAILURES, fail, first_line
@@ -195,11 +195,40 @@ def env(component: str, fmt: str, options: MeshOptions) -> None:
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="Stream the journal here as JSON Lines (the whole run; memory keeps the newest).",
 )
-def up(options: MeshOptions, journal: Path | None) -> None:
+@click.option(
+    "--rate-limit",
+    metavar="LIMIT",
+    help="The gateway's limit per user, e.g. 100000/minute for a load run (default 100/minute).",
+)
+@click.option(
+    "--ip-rate-limit",
+    metavar="LIMIT",
+    help="The gateway's limit per client address (default 300/minute).",
+)
+@click.option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    multiple=True,
+    metavar="ADDRESS|NETWORK",
+    help="Believe X-Forwarded-For from this proxy (repeatable; default none).",
+)
+def up(
+    options: MeshOptions,
+    journal: Path | None,
+    rate_limit: str | None,
+    ip_rate_limit: str | None,
+    trusted_proxies: tuple[str, ...],
+) -> None:
     """Run the whole mesh in the foreground and print its addresses (gateway first);
     Ctrl-C stops everything, a broker it started included."""
+    gateway: dict[str, Any] = {"trusted_proxies": list(trusted_proxies)}
+    if rate_limit is not None:
+        gateway["rate_limit"] = rate_limit
+    if ip_rate_limit is not None:
+        gateway["ip_rate_limit"] = ip_rate_limit
+    settings = {**options.settings, GATEWAY: {**options.settings.get(GATEWAY, {}), **gateway}}
     try:
-        mesh = Mesh(dataclasses.replace(options, journal_file=journal))
+        mesh = Mesh(dataclasses.replace(options, journal_file=journal, settings=settings))
     except MeshConfigError as exc:
         fail(str(exc))
     try:

@@ -105,6 +105,8 @@ class MeshAdmin:
             "getJournal": self.get_journal,
             "clearJournal": self.clear_journal,
             "seedComponent": self.seed_component,
+            "getLimits": self.get_limits,
+            "setLimits": self.set_limits,
         }
 
     # --- the mesh ---
@@ -211,3 +213,19 @@ class MeshAdmin:
                 req, "Seed data not usable", f"{component} cannot use the seed data: {exc}"
             )
         return _no_content()
+
+    # --- the gateway's limits ---
+
+    async def get_limits(self, req: ValidRequest) -> StubResponse:
+        try:
+            return json_response(200, self.mesh.gateway_limits())
+        except MeshConfigError as exc:
+            return _problem(req, 409, "conflict", "No gateway simulator", str(exc))
+
+    async def set_limits(self, req: ValidRequest) -> StubResponse:
+        try:
+            return json_response(200, self.mesh.set_gateway_limits(**req.body))
+        except MeshConfigError as exc:
+            return _problem(req, 409, "conflict", "No gateway simulator", str(exc))
+        except ValueError as exc:
+            return _invalid(req, "Limits not usable", str(exc))

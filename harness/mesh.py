@@ -35,10 +35,13 @@ from ecom_harness.stubs._host import load_api, shared_tls
 from .addresses import PortPlan, http_url
 from .faults import FaultBook
 from .journal import DEFAULT_BODY_LIMIT, DEFAULT_KEEP, Journal
+from .peer_address import PeerTransport, remembering_peer
 from .proxy import RecordingProxy
 from .topology import Topology, load_topology
 
-__all__ = ["Mesh", "MeshConfigError", "MeshOptions"]
+__all__ = ["GATEWAY", "Mesh", "MeshConfigError", "MeshOptions"]
+
+GATEWAY = "api-gateway"  # the component whose limits the mesh can change
 
 
 class MeshConfigError(ValueError):
@@ -188,7 +191,7 @@ class Mesh:
             if name == "admin":
                 apps[port] = admin_app(self)
             elif "->" in name:
-                apps[port] = self._proxy(name)
+                apps[port] = remembering_peer(self._proxy(name))
             else:
                 apps[port] = self.host.stubs[name].app
         return apps
@@ -199,7 +202,7 @@ class Mesh:
         stub = self.host.stubs.get(callee)
         if stub is not None:
             upstream = httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=stub.app),
+                transport=PeerTransport(stub.app),  # the callee sees the caller's address
                 base_url=f"http://{callee}",
                 timeout=None,
             )
@@ -270,3 +273,23 @@ class Mesh:
         if seed is None:
             raise MeshConfigError(f"{component} cannot be seeded (no simulator with seed())")
         await seed(data)
+
+    def _gateway(self) -> Any:
+        """The gateway simulator (its limits are settable), or MeshConfigError."""
+        stub = self.host.stubs.get(GATEWAY) if self.host else None
+        simulator = stub.simulator if stub else None
+        if simulator is None or not hasattr(simulator, "configure"):
+            raise MeshConfigError(f"{GATEWAY} is a real service in this mesh; set its limits there")
+        return simulator
+
+    def gateway_limits(self) -> dict[str, Any]:
+        """The gateway's rate limits and trusted proxies (``rate_limit``,
+        ``ip_rate_limit``, ``trusted_proxies``)."""
+        limits: dict[str, Any] = self._gateway().limits()
+        return limits
+
+    def set_gateway_limits(self, **changes: Any) -> dict[str, Any]:
+        """Change some of :meth:`gateway_limits` on the running gateway; ValueError for a
+        value it cannot use (nothing changes then)."""
+        self._gateway().configure(**changes)
+        return self.gateway_limits()

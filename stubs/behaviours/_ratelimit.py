@@ -48,8 +48,12 @@ STRATEGIES: dict[str, Callable[[Storage], Strategy]] = {
 
 
 def parse_limit(text: str) -> RateLimitItem:
-    """``"100/minute"`` -> a limits item; a malformed setting fails at start, loudly."""
-    item: RateLimitItem = parse(text)
+    """``"100/minute"`` -> a limits item; ValueError naming a malformed one (at start,
+    loudly, or from whoever changes the limits)."""
+    try:
+        item: RateLimitItem = parse(text)
+    except ValueError:
+        raise ValueError(f"'{text}' is not a rate limit (for example 100/minute)") from None
     return item
 
 
