@@ -32,7 +32,7 @@ def remembering_peer(app: App) -> App:
 
     async def remember(scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")
-        token = _PEER.set(tuple(client) if client else None)  # type: ignore[arg-type]
+        token = _PEER.set((str(client[0]), int(client[1])) if client else None)
         try:
             await app(scope, receive, send)
         finally:
