@@ -241,6 +241,11 @@ def up(
 async def _serve(mesh: Mesh, requested: threading.Event, journal: Path | None) -> None:
     await mesh.start()  # stops what it started if it fails
     try:
+        if mesh.broker_watch is not None:  # one line per change of the broker's state
+            address = mesh.broker_watch.address
+            mesh.broker_watch.listeners.append(
+                lambda state: click.echo(f"kafka broker {address} is {state}", err=True)
+            )
         console = Console()
         console.print(address_table(mesh))
         console.print(f"the client's way in (journaled): curl {mesh.entry_url}/health")
@@ -268,7 +273,8 @@ def address_table(mesh: Mesh) -> Table:
         table.add_row(edge, "proxy", mesh.url(edge))
     table.add_row("admin", "admin", mesh.url("admin"))
     if mesh.bootstrap_servers is not None:
-        table.add_row("kafka", "broker", mesh.bootstrap_servers)
+        state = mesh.broker_watch.state if mesh.broker_watch else "up"
+        table.add_row("kafka", f"broker ({state})", mesh.bootstrap_servers)
     return table
 
 

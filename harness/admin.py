@@ -131,6 +131,7 @@ class MeshAdmin:
         bus = {
             "kind": "in-process" if mesh.bootstrap_servers is None else "kafka",
             "bootstrap_servers": mesh.bootstrap_servers,
+            "state": mesh.broker_watch.state if mesh.broker_watch else "up",
         }
         table = {"components": components, "edges": edges, "admin": mesh.url("admin"), "bus": bus}
         return json_response(200, table)

@@ -25,6 +25,7 @@ from ecom_harness.stubs import (
     InMemoryBus,
     KafkaBus,
     StubHost,
+    TansuBroker,
     shipped_spec,
     tansu_broker,
 )
@@ -33,6 +34,7 @@ from ecom_harness.stubs._bus_kafka import LOCAL_GROUP_TIMINGS
 from ecom_harness.stubs._host import load_api, shared_tls
 
 from .addresses import PortPlan, http_url
+from .broker_watch import BrokerWatch
 from .faults import FaultBook
 from .journal import DEFAULT_BODY_LIMIT, DEFAULT_KEEP, Journal
 from .peer_address import PeerTransport, remembering_peer
@@ -78,6 +80,8 @@ class Mesh:
         self.urls: dict[str, str] = {}  # component / "caller->callee" / "admin" -> URL
         self.bus: EventBus | None = None
         self.bootstrap_servers: str | None = None
+        self.broker_watch: BrokerWatch | None = None  # with Kafka: the broker's state
+        self._broker: TansuBroker | None = None  # the one started here (--kafka local)
         self.host: StubHost | None = None
         self._sockets: list[socket.socket] = []
         self._stop = asyncio.Event()
@@ -136,6 +140,10 @@ class Mesh:
             self._server = asyncio.create_task(
                 serve_sockets(PortDispatcher(apps), self._sockets, self._stop)
             )
+            if self.bootstrap_servers is not None:
+                restart = self._restart_broker if self._broker is not None else None
+                self.broker_watch = BrokerWatch(self.bootstrap_servers, restart=restart)
+                self.broker_watch.start()
         except BaseException:
             await self.stop()
             raise
@@ -147,16 +155,28 @@ class Mesh:
             self.bus = InMemoryBus(observer=self.journal.observe_bus)
             return
         if kafka == "local":
-            broker = await asyncio.to_thread(
+            self._broker = await asyncio.to_thread(
                 self._exits.enter_context, tansu_broker(port=self.plan.kafka or None)
             )
-            self.bootstrap_servers = broker.bootstrap_servers
+            self.bootstrap_servers = self._broker.bootstrap_servers
             timings = LOCAL_GROUP_TIMINGS
         else:
             self.bootstrap_servers, timings = kafka, None
         self.bus = KafkaBus(
             self.bootstrap_servers, observer=self.journal.observe_bus, timings=timings
         )
+
+    async def _restart_broker(self) -> None:
+        """The local broker is gone: start it again on its port once its process has
+        exited (its storage is in memory: it comes back empty), and reconnect the bus,
+        which sends again what the lost broker had not delivered."""
+        assert self._broker is not None and isinstance(self.bus, KafkaBus)
+        if self._broker.process.poll() is None:
+            raise RuntimeError("the broker process is running but does not answer")
+        self._broker = await asyncio.to_thread(
+            self._exits.enter_context, tansu_broker(port=self._broker.port)
+        )
+        await self.bus.reconnect(lost=True)
 
     def _bind(self) -> dict[int, str]:
         """Bind every listening socket first, so all URLs are known before anything
@@ -220,6 +240,8 @@ class Mesh:
     async def stop(self) -> None:
         """Stop everything this mesh started, by its own handles; safe to call twice."""
         self._stop.set()
+        if self.broker_watch is not None:
+            await self.broker_watch.stop()
         if self._server is not None:
             await self._server
             self._server = None

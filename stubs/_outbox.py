@@ -24,6 +24,7 @@ from ._bus import MessageRejected
 __all__ = ["OutboxRelay", "add_event", "make_event", "new_id", "outbox_table"]
 
 logger = logging.getLogger(__name__)
+MAX_BACKOFF = 5.0  # seconds between retries while the bus stays down
 _ALPHABET = string.ascii_letters + string.digits
 
 
@@ -83,6 +84,7 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()  # one pass at a time: direct calls and the background one
+        self.failing = 0  # failed passes in a row (the bus is down)
 
     def wake(self) -> None:
         self._wake.set()
@@ -119,10 +121,21 @@ class OutboxRelay:
                     await self._mark([row.seq], rejected=str(exc)[:2000])
                     continue
                 except Exception as exc:  # noqa: BLE001 - the bus is down: kept for the next pass
-                    logger.warning(
-                        "outbox of %s: publish failed, will retry: %s", self.publisher, exc
-                    )
+                    if not self.failing:  # one line per outage, not one per attempt
+                        logger.warning(
+                            "outbox of %s: publish failed, retrying with backoff: %s",
+                            self.publisher,
+                            exc,
+                        )
+                    self.failing += 1
                     break
+                if self.failing:
+                    logger.warning(
+                        "outbox of %s: publishing again after %d failed attempt(s)",
+                        self.publisher,
+                        self.failing,
+                    )
+                    self.failing = 0
                 published.append(row.seq)
         finally:
             # One write for the whole pass (a transaction per event cost each service's
@@ -144,8 +157,11 @@ class OutboxRelay:
 
         async def run() -> None:
             while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), interval)
+                if self.failing:  # the bus is down: back off, whatever wakes us
+                    await asyncio.sleep(min(interval * 2**self.failing, MAX_BACKOFF))
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), interval)
                 self._wake.clear()
                 await self.relay_once()
 
