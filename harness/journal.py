@@ -32,8 +32,15 @@ from typing import IO, Any, Literal
 
 import orjson
 
-from ecom_harness.stubs import BusEvent, DeadLettered, Delivered, Published
-from ecom_harness.stubs._http import MAX_JSON_DEPTH, decode_body, nests_deeper_than
+from ecom_harness.stubs import (
+    MAX_JSON_DEPTH,
+    BusEvent,
+    DeadLettered,
+    Delivered,
+    Published,
+    decode_body,
+    nests_deeper_than,
+)
 
 __all__ = [
     "DEFAULT_BODY_LIMIT",

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from ecom_harness.stubs._asgi import Receive, Scope, Send
+from ecom_harness.stubs import Receive, Scope, Send
 
 __all__ = ["PeerTransport", "remembering_peer"]
 

@@ -17,10 +17,8 @@ from urllib.parse import parse_qs
 import httpx
 
 from conftest import asgi_client
-from ecom_harness.stubs._bus import InMemoryBus, Record
-from ecom_harness.stubs._engine import Exchange
-from ecom_harness.stubs._host import StubHost
-from ecom_harness.stubs.behaviours._tokens import rfc3339
+from ecom_harness.stubs import Exchange, InMemoryBus, Record, StubHost
+from ecom_harness.stubs.behaviours import rfc3339
 from ecom_harness.stubs.behaviours.inventory_svc import InventorySimulator, example_skus
 from ecom_harness.stubs.behaviours.payment_svc import DEFAULT_SECRET_KEY, PaymentSimulator
 
