@@ -72,14 +72,22 @@ async def _orders(url: str, clients: int, orders: int, tag: str, what: str) -> d
     """``clients`` workers, each on its own connection as its own user, sharing
     ``orders`` requests; returns the answers' latencies (ms), statuses and wall time."""
     rng = random.Random(f"{tag}-{clients}")
+    tokens: list[str | None] = [None] * clients
+    if what != "health":  # set-up, unhurried, on a connection of its own (the workers'
+        tag = f"{tag}-{clients}"  # would sit idle meanwhile and be closed by the server)
+        async with httpx.AsyncClient(base_url=url, timeout=120) as setup:
+            tokens = [await _user(setup, tag, i) for i in range(clients)]
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    pool = [httpx.AsyncClient(base_url=url, limits=limits, timeout=120) for _ in range(clients)]
+    pool = [
+        httpx.AsyncClient(
+            base_url=url,
+            limits=limits,
+            timeout=120,
+            headers={"Authorization": f"Bearer {token}"} if token else {},
+        )
+        for token in tokens
+    ]
     try:
-        if what != "health":
-            tag = f"{tag}-{clients}"
-            tokens = [await _user(c, tag, i) for i, c in enumerate(pool)]  # set-up, unhurried
-            for client, token in zip(pool, tokens, strict=True):
-                client.headers["Authorization"] = f"Bearer {token}"
         queue = list(range(orders))
         latencies: list[float] = []
         statuses: dict[str, int] = {}
