@@ -97,7 +97,7 @@ async def _orders(url: str, clients: int, orders: int, tag: str, what: str) -> d
                 n = queue.pop()
                 began = time.perf_counter()
                 if what == "health":
-                    response = await client.get("/health")
+                    response = await _send(client, "GET", "/health")
                 else:
                     card = "pm_card_chargeDeclined" if rng.random() < DECLINED_SHARE else None
                     body = {
@@ -106,7 +106,7 @@ async def _orders(url: str, clients: int, orders: int, tag: str, what: str) -> d
                         "shipping_address": ADDRESS,
                     }
                     headers = {"Idempotency-Key": f"{tag}-{n}"}
-                    response = await client.post("/v1/orders", json=body, headers=headers)
+                    response = await _send(client, "POST", "/v1/orders", json=body, headers=headers)
                 latencies.append((time.perf_counter() - began) * 1000)
                 key = str(response.status_code)
                 statuses[key] = statuses.get(key, 0) + 1
@@ -117,6 +117,16 @@ async def _orders(url: str, clients: int, orders: int, tag: str, what: str) -> d
     finally:
         await asyncio.gather(*(c.aclose() for c in pool))
     return {"latencies": latencies, "statuses": statuses, "wall": wall}
+
+
+async def _send(client: httpx.AsyncClient, method: str, path: str, **options: Any) -> Any:
+    """One request, sent again once if the connection was closed under it (on a starved
+    machine uvicorn's keep-alive timer can fire before it reads a waiting request); an
+    order carries its Idempotency-Key, so sending it again is safe."""
+    try:
+        return await client.request(method, path, **options)
+    except (httpx.ReadError, httpx.RemoteProtocolError):
+        return await client.request(method, path, **options)
 
 
 def client_main(url: str, clients: int, orders: int, tag: str, what: str) -> None:
