@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .addresses import SERVED_KINDS, PortPlan, http_url
     from .admin import ADMIN_COMPONENT, admin_app, admin_spec
     from .broker_watch import BrokerWatch
+    from .bundle import BundleError, load_bundle
     from .env import ENV_FORMATS, ComponentEnv, EnvError, component_env, database_url
     from .faults import FAULT_KINDS, Fault, FaultBook, FaultError
     from .journal import EventEntry, Interaction, Journal, redact_body, redact_headers
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from .order_ledger import OrderLedger, stock_conserved
     from .proxy import RecordingProxy
     from .running import STOP_SIGNALS, run_until_signalled
+    from .stub_server import StubServer, StubServerOptions
 
 _EXPORTS = {
     "ADMIN_COMPONENT": ".admin",
@@ -30,6 +32,7 @@ _EXPORTS = {
     "GATEWAY": ".mesh",
     "OrderLedger": ".order_ledger",
     "stock_conserved": ".order_ledger",
+    "BundleError": ".bundle",
     "ComponentEnv": ".env",
     "ENV_FORMATS": ".env",
     "EnvError": ".env",
@@ -47,11 +50,14 @@ _EXPORTS = {
     "RecordingProxy": ".proxy",
     "SERVED_KINDS": ".addresses",
     "STOP_SIGNALS": ".running",
+    "StubServer": ".stub_server",
+    "StubServerOptions": ".stub_server",
     "admin_app": ".admin",
     "admin_spec": ".admin",
     "component_env": ".env",
     "database_url": ".env",
     "http_url": ".addresses",
+    "load_bundle": ".bundle",
     "redact_body": ".journal",
     "redact_headers": ".journal",
     "run_until_signalled": ".running",
@@ -69,6 +75,7 @@ __all__ = [
     "SERVED_KINDS",
     "STOP_SIGNALS",
     "BrokerWatch",
+    "BundleError",
     "ComponentEnv",
     "EnvError",
     "EventEntry",
@@ -83,11 +90,14 @@ __all__ = [
     "OrderLedger",
     "PortPlan",
     "RecordingProxy",
+    "StubServer",
+    "StubServerOptions",
     "admin_app",
     "admin_spec",
     "component_env",
     "database_url",
     "http_url",
+    "load_bundle",
     "redact_body",
     "redact_headers",
     "run_until_signalled",
