@@ -17,7 +17,7 @@ edge at the same concurrency (the mesh and proxy alone, no saga).
 printing the RSS after every round: memory must stay flat.
 
 Run: python bench/bench_orders.py [--levels 8,32,64] [--orders 300] [--duration 0]
-        [--kafka local] [--postgres DSN] [--redis URL] [--journal FILE]
+        [--kafka local] [--postgres DSN] [--redis URL] [--journal FILE] [--journal-keep N]
 Needs nothing beyond the project; the gateway's limits are raised for the run through
 its settings (as ``up --rate-limit`` / the admin API would).
 """
@@ -36,6 +36,7 @@ from typing import Any
 
 import httpx
 
+from ecom_harness.harness.journal import DEFAULT_KEEP
 from ecom_harness.harness.mesh import Mesh, MeshOptions
 from ecom_harness.harness.order_ledger import OrderLedger, stock_conserved
 
@@ -253,6 +254,7 @@ async def bench(args: argparse.Namespace) -> int:
         postgres_url=args.postgres,
         redis_url=args.redis,
         settings=settings,
+        journal_keep=args.journal_keep,
         **({"journal_file": args.journal} if args.journal else {}),
     )
     levels = [int(n) for n in args.levels.split(",")]
@@ -303,7 +305,10 @@ def main() -> None:
     parser.add_argument("--kafka")
     parser.add_argument("--postgres")
     parser.add_argument("--redis")
-    parser.add_argument("--journal", type=Path)
+    parser.add_argument("--journal", type=Path, help="stream the journal to this file")
+    parser.add_argument(
+        "--journal-keep", type=int, default=DEFAULT_KEEP, help="journal entries kept in memory"
+    )
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="uvloop")
     parser.add_argument("--client", nargs=5, metavar=("URL", "N", "ORDERS", "TAG", "WHAT"))
     args = parser.parse_args()
