@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import orjson
 
 from ecom_harness.specs import load_api, spec_root
@@ -111,6 +112,7 @@ class MeshAdmin:
             "seedComponent": self.seed_component,
             "getLimits": self.get_limits,
             "setLimits": self.set_limits,
+            "setProviderState": self.set_provider_state,
         }
 
     # --- the mesh ---
@@ -234,3 +236,15 @@ class MeshAdmin:
             return _problem(req, 409, "conflict", "No gateway simulator", str(exc))
         except ValueError as exc:
             return _invalid(req, "Limits not usable", str(exc))
+
+    async def set_provider_state(self, req: ValidRequest) -> StubResponse:
+        """A Pact verifier's state change: see ``contracts.states``."""
+        from .contracts.states import ProviderStateError, set_provider_state
+
+        try:
+            values = await set_provider_state(self.mesh, req.body)
+        except (ProviderStateError, MeshConfigError, ValueError) as exc:
+            return _invalid(req, "Provider state not set", str(exc))
+        except httpx.HTTPError as exc:
+            return _invalid(req, "Provider state not set", f"the provider did not answer: {exc}")
+        return json_response(200, values)
