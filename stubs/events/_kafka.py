@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 #: Header of a record sent again after a broker loss: the groups that already had it.
 REDELIVERED_TO = "x-ecom-harness-redelivered-to"
+RESEND_ATTEMPTS = 40  # 10 s of tries per record sent again after a broker loss
 
 _TOPIC_ALREADY_EXISTS = 36
 
@@ -237,10 +238,21 @@ class KafkaBus(BusCore):
             self.bootstrap_servers,
             len(held),
         )
-        for record in held:
+        for index, record in enumerate(held):
             headers = {**record.headers, REDELIVERED_TO: ",".join(sorted(record.groups))}
             value = orjson.loads(record.payload)
-            await self.publish(record.topic, record.key, value, headers, publisher=record.source)
+            for attempt in range(RESEND_ATTEMPTS):  # a new broker's partitions take a moment
+                try:
+                    await self.publish(
+                        record.topic, record.key, value, headers, publisher=record.source
+                    )
+                    break
+                except Exception:
+                    if attempt == RESEND_ATTEMPTS - 1:  # kept for the next reconnect
+                        for left in held[index:]:
+                            self._unsettled.setdefault(_event_id(left.payload), left)
+                        raise
+                    await asyncio.sleep(0.25)
         return len(held)
 
     async def _append(
@@ -324,6 +336,10 @@ class KafkaBus(BusCore):
             )
             return False
         return True
+
+
+def _event_id(payload: bytes) -> str:
+    return str(orjson.loads(payload).get("id"))
 
 
 @dataclass(slots=True)
