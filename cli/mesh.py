@@ -5,6 +5,7 @@ what a real service needs to take a stub's place in it. Both take the same mesh 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import functools
 import threading
@@ -197,15 +198,44 @@ def env(component: str, fmt: str, options: MeshOptions) -> None:
 @click.option(
     "--journal",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    help="When stopped, save the journal here as JSON Lines.",
+    help="Stream the journal here as JSON Lines (the whole run; memory keeps the newest).",
 )
-def up(options: MeshOptions, journal: Path | None) -> None:
+@click.option(
+    "--rate-limit",
+    metavar="LIMIT",
+    help="The gateway's limit per user, e.g. 100000/minute for a load run (default 100/minute).",
+)
+@click.option(
+    "--ip-rate-limit",
+    metavar="LIMIT",
+    help="The gateway's limit per client address (default 300/minute).",
+)
+@click.option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    multiple=True,
+    metavar="ADDRESS|NETWORK",
+    help="Believe X-Forwarded-For from this proxy (repeatable; default none).",
+)
+def up(
+    options: MeshOptions,
+    journal: Path | None,
+    rate_limit: str | None,
+    ip_rate_limit: str | None,
+    trusted_proxies: tuple[str, ...],
+) -> None:
     """Run the whole mesh in the foreground and print its addresses (gateway first);
     Ctrl-C stops everything, a broker it started included."""
-    from ecom_harness.harness import Mesh, MeshConfigError, run_until_signalled
+    from ecom_harness.harness import GATEWAY, Mesh, MeshConfigError, run_until_signalled
 
+    gateway: dict[str, Any] = {"trusted_proxies": list(trusted_proxies)}
+    if rate_limit is not None:
+        gateway["rate_limit"] = rate_limit
+    if ip_rate_limit is not None:
+        gateway["ip_rate_limit"] = ip_rate_limit
+    settings = {**options.settings, GATEWAY: {**options.settings.get(GATEWAY, {}), **gateway}}
     try:
-        mesh = Mesh(options)
+        mesh = Mesh(dataclasses.replace(options, journal_file=journal, settings=settings))
     except MeshConfigError as exc:
         fail(str(exc))
     try:
@@ -220,6 +250,11 @@ async def _serve(mesh: Mesh, requested: threading.Event, journal: Path | None) -
 
     await mesh.start()  # stops what it started if it fails
     try:
+        if mesh.broker_watch is not None:  # one line per change of the broker's state
+            address = mesh.broker_watch.address
+            mesh.broker_watch.listeners.append(
+                lambda state: click.echo(f"kafka broker {address} is {state}", err=True)
+            )
         console = Console()
         console.print(address_table(mesh))
         console.print(f"the client's way in (journaled): curl {mesh.entry_url}/health")
@@ -227,9 +262,9 @@ async def _serve(mesh: Mesh, requested: threading.Event, journal: Path | None) -
         await asyncio.to_thread(requested.wait)
         click.echo("stopping the mesh ...", err=True)
     finally:
-        await mesh.stop()
+        await mesh.stop()  # closes the journal file
     if journal is not None:
-        count = mesh.journal.save(journal)
+        count = mesh.journal.written
         click.echo(f"journal saved to {journal} ({count} entries)", err=True)
 
 
@@ -249,7 +284,8 @@ def address_table(mesh: Mesh) -> Table:
         table.add_row(edge, "proxy", mesh.url(edge))
     table.add_row("admin", "admin", mesh.url("admin"))
     if mesh.bootstrap_servers is not None:
-        table.add_row("kafka", "broker", mesh.bootstrap_servers)
+        state = mesh.broker_watch.state if mesh.broker_watch else "up"
+        table.add_row("kafka", f"broker ({state})", mesh.bootstrap_servers)
     return table
 
 

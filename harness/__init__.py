@@ -15,11 +15,13 @@ from ecom_harness._lazy import lazy_exports
 if TYPE_CHECKING:
     from .addresses import SERVED_KINDS, PortPlan, http_url
     from .admin import ADMIN_COMPONENT, admin_app, admin_spec
+    from .broker_watch import BrokerWatch
     from .bundle import BundleError, load_bundle
     from .env import ENV_FORMATS, ComponentEnv, EnvError, component_env, database_url
     from .faults import FAULT_KINDS, Fault, FaultBook, FaultError
     from .journal import EventEntry, Interaction, Journal, redact_body, redact_headers
-    from .mesh import Mesh, MeshConfigError, MeshOptions
+    from .mesh import GATEWAY, Mesh, MeshConfigError, MeshOptions
+    from .order_ledger import OrderLedger, stock_conserved
     from .proxy import RecordingProxy
     from .reporters import ConsoleReporter, JournalReporter, JsonReporter, JUnitReporter
     from .run_events import (
@@ -44,6 +46,10 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "ADMIN_COMPONENT": ".admin",
+    "BrokerWatch": ".broker_watch",
+    "GATEWAY": ".mesh",
+    "OrderLedger": ".order_ledger",
+    "stock_conserved": ".order_ledger",
     "BundleError": ".bundle",
     "ComponentEnv": ".env",
     "ENV_FORMATS": ".env",
@@ -108,8 +114,10 @@ __all__ = [
     "ADMIN_COMPONENT",
     "ENV_FORMATS",
     "FAULT_KINDS",
+    "GATEWAY",
     "SERVED_KINDS",
     "STOP_SIGNALS",
+    "BrokerWatch",
     "BundleError",
     "ComponentEnv",
     "ConsoleReporter",
@@ -129,6 +137,7 @@ __all__ = [
     "Mesh",
     "MeshConfigError",
     "MeshOptions",
+    "OrderLedger",
     "PortPlan",
     "RecordingProxy",
     "RunEvent",
@@ -160,4 +169,5 @@ __all__ = [
     "redact_headers",
     "run_scenarios",
     "run_until_signalled",
+    "stock_conserved",
 ]

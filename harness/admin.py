@@ -28,7 +28,7 @@ from ecom_harness.stubs import (
 )
 
 from .faults import Fault, FaultError
-from .journal import Entry, EventEntry, Interaction
+from .journal import Entry, EventEntry, Interaction, entry_json
 from .mesh import Mesh, MeshConfigError
 
 __all__ = ["ADMIN_COMPONENT", "admin_app", "admin_spec"]
@@ -110,6 +110,8 @@ class MeshAdmin:
             "getJournal": self.get_journal,
             "clearJournal": self.clear_journal,
             "seedComponent": self.seed_component,
+            "getLimits": self.get_limits,
+            "setLimits": self.set_limits,
             "setProviderState": self.set_provider_state,
         }
 
@@ -135,6 +137,7 @@ class MeshAdmin:
         bus = {
             "kind": "in-process" if mesh.bootstrap_servers is None else "kafka",
             "bootstrap_servers": mesh.bootstrap_servers,
+            "state": mesh.broker_watch.state if mesh.broker_watch else "up",
         }
         table = {"components": components, "edges": edges, "admin": mesh.url("admin"), "bus": bus}
         return json_response(200, table)
@@ -191,9 +194,9 @@ class MeshAdmin:
         query = req.params["query"]
         entries = self.mesh.journal.entries()
         last_seq = max([query.get("since", 0), *(e.seq for e in entries)])
-        # orjson writes the entry dataclasses field by field (as dataclasses.asdict), and
-        # reading them back gives plain JSON data (tuples as lists) for the validator.
-        items = orjson.loads(orjson.dumps([e for e in entries if _matches(e, query)]))
+        # Each entry as the journal file has it (entry_json cannot fail on what an entry
+        # holds), read back as plain JSON data (tuples as lists) for the validator.
+        items = [orjson.loads(entry_json(e)) for e in entries if _matches(e, query)]
         return json_response(200, {"items": items, "last_seq": last_seq})
 
     async def clear_journal(self, _req: ValidRequest) -> StubResponse:
@@ -217,6 +220,22 @@ class MeshAdmin:
                 req, "Seed data not usable", f"{component} cannot use the seed data: {exc}"
             )
         return _no_content()
+
+    # --- the gateway's limits ---
+
+    async def get_limits(self, req: ValidRequest) -> StubResponse:
+        try:
+            return json_response(200, self.mesh.gateway_limits())
+        except MeshConfigError as exc:
+            return _problem(req, 409, "conflict", "No gateway simulator", str(exc))
+
+    async def set_limits(self, req: ValidRequest) -> StubResponse:
+        try:
+            return json_response(200, self.mesh.set_gateway_limits(**req.body))
+        except MeshConfigError as exc:
+            return _problem(req, 409, "conflict", "No gateway simulator", str(exc))
+        except ValueError as exc:
+            return _invalid(req, "Limits not usable", str(exc))
 
     async def set_provider_state(self, req: ValidRequest) -> StubResponse:
         """A Pact verifier's state change: see ``contracts.states``."""

@@ -6,6 +6,16 @@ either side; each event on the bus with its publisher, topic, key, type and the 
 groups that received it. Secrets never reach the journal: credential headers and
 secret-looking body fields are redacted when recorded.
 
+Memory stays flat however long a mesh runs: the journal keeps the newest ``keep``
+entries in memory (the window the admin API and tests read); with a file
+(:meth:`Journal.stream_to`, ``up --journal FILE``) every entry goes there as JSON Lines as
+it leaves that window and the rest when the journal is closed, so the file holds the
+whole run in order; without one, older entries are dropped (counted in ``dropped``).
+A body over ``body_limit`` bytes, or nested deeper than the engine accepts, is journaled
+as its size, media type and SHA-256 (:func:`journal_body`), and writing an entry can
+never fail on what it holds (:func:`entry_json`): anything orjson refuses is replaced by
+a note saying why, field by field.
+
 Events come from the bus's own reports (``observe_bus``) or, when a :class:`TopicWatch`
 is attached (the mesh attaches one), from the journal's own consumer group on every
 topic (``record_event``): then every publisher's records are seen, a real service's
@@ -18,19 +28,46 @@ a request's is its caller's, an answer's its callee's, an event's its publisher'
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import itertools
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import orjson
 
-from ecom_harness.stubs import BusEvent, DeadLettered, Delivered, Published, Record
+from ecom_harness.stubs import (
+    MAX_JSON_DEPTH,
+    BusEvent,
+    DeadLettered,
+    Delivered,
+    Published,
+    Record,
+    decode_body,
+    nests_deeper_than,
+)
 
-__all__ = ["JOURNAL_GROUP", "EventEntry", "Interaction", "Journal", "redact_body", "redact_headers"]
+__all__ = [
+    "DEFAULT_BODY_LIMIT",
+    "DEFAULT_KEEP",
+    "JOURNAL_GROUP",
+    "EventEntry",
+    "Interaction",
+    "Journal",
+    "entry_json",
+    "journal_body",
+    "redact_body",
+    "redact_headers",
+]
+
+DEFAULT_KEEP = 20_000  # entries kept in memory (about 1,500 orders' worth)
+DEFAULT_BODY_LIMIT = 64 * 1024  # bytes of a body journaled as itself
+MAX_VIOLATION_CHARS = 1000  # a violation quoting a huge value is cut to this
 
 REDACTED = "[redacted]"
 JOURNAL_GROUP = "ecom-harness-journal"  # the journal's own consumer group (TopicWatch)
@@ -65,6 +102,53 @@ def redact_body(body: Any) -> Any:
     if isinstance(body, list):
         return [redact_body(item) for item in body]
     return body
+
+
+def journal_body(raw: bytes, media_type: str | None, limit: int = DEFAULT_BODY_LIMIT) -> Any:
+    """What the journal keeps of a body: the body as data (redacted), or -- when it is
+    over ``limit`` bytes or nested deeper than ``MAX_JSON_DEPTH`` -- a summary with its
+    size, media type and SHA-256, so a 10 MB upload costs the journal a few bytes and a
+    hostile one cannot poison it."""
+    if len(raw) > limit:
+        return _summary(raw, media_type, f"over {limit} bytes")
+    body = decode_body(raw, media_type)
+    if isinstance(body, dict | list) and nests_deeper_than(raw, body, MAX_JSON_DEPTH):
+        return _summary(raw, media_type, f"nested deeper than {MAX_JSON_DEPTH} levels")
+    return redact_body(body)
+
+
+def _summary(raw: bytes, media_type: str | None, why: str) -> dict[str, Any]:
+    return {
+        "omitted": why,
+        "size": len(raw),
+        "media_type": media_type or None,
+        "sha256": hashlib.sha256(raw).hexdigest(),
+    }
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_VIOLATION_CHARS:
+        return text
+    return f"{text[:MAX_VIOLATION_CHARS]}... ({len(text)} characters)"
+
+
+def entry_json(entry: Entry) -> bytes:
+    """One entry as a JSON document; never fails: a field orjson cannot write (nesting
+    past its limit, integers past 64 bits, keys that are not strings...) is written as
+    a note naming the problem instead."""
+    try:
+        return orjson.dumps(entry, option=orjson.OPT_NON_STR_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        pass
+    fields: dict[str, Any] = {}
+    for spec in dataclasses.fields(entry):
+        value = getattr(entry, spec.name)
+        try:
+            orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            value = {"unserializable": f"{type(value).__name__}: {exc}"}
+        fields[spec.name] = value
+    return orjson.dumps(fields, option=orjson.OPT_NON_STR_KEYS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,13 +215,23 @@ Entry = Interaction | EventEntry
 
 
 class Journal:
-    """Append-only, thread-safe record of a mesh run; listeners see each new entry."""
+    """Append-only, thread-safe record of a mesh run; listeners see each new entry.
 
-    def __init__(self) -> None:
-        self._entries: list[Entry] = []
+    ``keep`` entries stay in memory (None: all); ``body_limit`` is handed to
+    :func:`journal_body` by whoever records bodies. See the module doc."""
+
+    def __init__(self, keep: int | None = DEFAULT_KEEP, body_limit: int = DEFAULT_BODY_LIMIT):
+        if keep is not None and keep < 1:
+            raise ValueError(f"a journal keeps at least 1 entry in memory, not {keep}")
+        self.keep, self.body_limit = keep, body_limit
+        self._entries: deque[Entry] = deque()
         self._events: dict[tuple[str, int, int], EventEntry] = {}
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
+        self._file: IO[bytes] | None = None
+        self.path: Path | None = None
+        self.written = 0  # entries written to the file (all of them, once closed)
+        self.dropped = 0  # entries that left memory without a file to go to
         self.listeners: list[Callable[[Entry], None]] = []  # each new entry
         # any change: a new entry, or a delivery linked to an event already journaled
         self.change_listeners: list[Callable[[], None]] = []
@@ -151,10 +245,17 @@ class Journal:
             return next(self._seq)
 
     def add(self, entry: Entry) -> None:
+        if isinstance(entry, Interaction) and any(
+            len(v) > MAX_VIOLATION_CHARS for v in entry.violations
+        ):
+            entry = dataclasses.replace(entry, violations=tuple(map(_clip, entry.violations)))
         with self._lock:
             self._entries.append(entry)
             if isinstance(entry, EventEntry):
                 self._events[(entry.topic, entry.partition, entry.offset)] = entry
+            if self.keep is not None:
+                while len(self._entries) > self.keep:
+                    self._let_go(self._entries.popleft())
         for listener in self.listeners:
             listener(entry)
         self._changed()
@@ -162,6 +263,37 @@ class Journal:
     def _changed(self) -> None:
         for listener in self.change_listeners:
             listener()
+
+    def _let_go(self, entry: Entry) -> None:
+        """An entry leaves memory: to the file when there is one. Under the lock."""
+        if isinstance(entry, EventEntry):
+            self._events.pop((entry.topic, entry.partition, entry.offset), None)
+        if self._file is not None:
+            self._file.write(entry_json(entry) + b"\n")
+            self.written += 1
+        else:
+            self.dropped += 1
+
+    def stream_to(self, path: Path) -> None:
+        """Send every entry to ``path`` (JSON Lines, truncated first) as it leaves memory,
+        the rest at :meth:`close`; entries already in memory go with them."""
+        with self._lock:
+            if self._file is not None:
+                raise ValueError(f"the journal already streams to {self.path}")
+            self._file, self.path = path.open("wb"), path
+
+    def close(self) -> int:
+        """Write what is still in memory to the file and close it (memory keeps it too);
+        returns how many entries the file holds. Without a file: 0."""
+        with self._lock:
+            if self._file is None:
+                return 0
+            for entry in self._entries:
+                self._file.write(entry_json(entry) + b"\n")
+            self.written += len(self._entries)
+            self._file.close()
+            self._file = None
+            return self.written
 
     def observe_bus(self, event: BusEvent) -> None:
         """An event-bus observer: publications become entries (unless a TopicWatch
@@ -249,17 +381,21 @@ class Journal:
         ]
 
     def clear(self) -> None:
+        """Forget the entries in memory (a file, if any, still receives them)."""
         with self._lock:
-            self._entries.clear()
+            while self._entries:
+                entry = self._entries.popleft()
+                if self._file is not None:
+                    self._let_go(entry)
             self._events.clear()
             self._pending.clear()
 
     def save(self, path: Path) -> int:
-        """Write the journal as JSON Lines (one entry per line); returns the count."""
+        """Write the entries in memory as JSON Lines (one entry per line); returns the count."""
         entries = self.entries()
         with path.open("wb") as out:
             for entry in entries:
-                out.write(orjson.dumps(asdict(entry)) + b"\n")
+                out.write(entry_json(entry) + b"\n")
         return len(entries)
 
     @staticmethod

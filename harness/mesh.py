@@ -14,6 +14,7 @@ import contextlib
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,6 +36,7 @@ from ecom_harness.stubs import (
     KafkaBus,
     PortDispatcher,
     StubHost,
+    TansuBroker,
     bind,
     serve_sockets,
     shared_tls,
@@ -42,12 +44,16 @@ from ecom_harness.stubs import (
 )
 
 from .addresses import PortPlan, http_url
+from .broker_watch import BrokerWatch
 from .faults import FaultBook
-from .journal import Journal
+from .journal import DEFAULT_BODY_LIMIT, DEFAULT_KEEP, Journal
+from .peer_address import PeerTransport, remembering_peer
 from .proxy import RecordingProxy
 from .topic_watch import GroupWatch, TopicWatch, receiver_groups, senders_by_topic
 
-__all__ = ["Mesh", "MeshConfigError", "MeshOptions"]
+__all__ = ["GATEWAY", "Mesh", "MeshConfigError", "MeshOptions"]
+
+GATEWAY = "api-gateway"  # the component whose limits the mesh can change
 
 
 class MeshConfigError(ValueError):
@@ -63,6 +69,11 @@ class MeshOptions:
     postgres_url: str | None = None
     host: str = "127.0.0.1"
     settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # The journal: a file receiving the whole run (JSON Lines), the entries kept in
+    # memory, the largest body journaled as itself (see journal.py).
+    journal_file: Path | None = None
+    journal_keep: int | None = DEFAULT_KEEP
+    journal_body_limit: int = DEFAULT_BODY_LIMIT
     database_prefix: str = "ecom"  # PostgreSQL databases <prefix>_<service> (tests: unique)
 
 
@@ -73,11 +84,15 @@ class Mesh:
         self.options = options or MeshOptions()
         self.topology = topology or load_topology()
         self.plan = PortPlan.for_topology(self.topology, self.options.port_base)
-        self.journal = Journal()
+        self.journal = Journal(
+            keep=self.options.journal_keep, body_limit=self.options.journal_body_limit
+        )
         self.faults = FaultBook()
         self.urls: dict[str, str] = {}  # component / "caller->callee" / "admin" -> URL
         self.bus: EventBus | None = None
         self.bootstrap_servers: str | None = None
+        self.broker_watch: BrokerWatch | None = None  # with Kafka: the broker's state
+        self._broker: TansuBroker | None = None  # the one started here (--kafka local)
         self.host: StubHost | None = None
         self._sockets: list[socket.socket] = []
         self._stop = asyncio.Event()
@@ -120,6 +135,8 @@ class Mesh:
 
     async def start(self) -> Mesh:
         try:
+            if self.options.journal_file is not None:
+                self.journal.stream_to(self.options.journal_file)
             await self._start_bus()
             await self._watch_topics()
             listening = self._bind()
@@ -141,6 +158,10 @@ class Mesh:
             self._server = asyncio.create_task(
                 serve_sockets(PortDispatcher(apps), self._sockets, self._stop)
             )
+            if self.bootstrap_servers is not None:
+                restart = self._restart_broker if self._broker is not None else None
+                self.broker_watch = BrokerWatch(self.bootstrap_servers, restart=restart)
+                self.broker_watch.start()
         except BaseException:
             await self.stop()
             raise
@@ -152,16 +173,28 @@ class Mesh:
             self.bus = InMemoryBus(observer=self.journal.observe_bus)
             return
         if kafka == "local":
-            broker = await asyncio.to_thread(
+            self._broker = await asyncio.to_thread(
                 self._exits.enter_context, tansu_broker(port=self.plan.kafka or None)
             )
-            self.bootstrap_servers = broker.bootstrap_servers
+            self.bootstrap_servers = self._broker.bootstrap_servers
             timings = LOCAL_GROUP_TIMINGS
         else:
             self.bootstrap_servers, timings = kafka, None
         self.bus = KafkaBus(
             self.bootstrap_servers, observer=self.journal.observe_bus, timings=timings
         )
+
+    async def _restart_broker(self) -> None:
+        """The local broker is gone: start it again on its port once its process has
+        exited (its storage is in memory: it comes back empty), and reconnect the bus,
+        which sends again what the lost broker had not delivered."""
+        assert self._broker is not None and isinstance(self.bus, KafkaBus)
+        if self._broker.process.poll() is None:
+            raise RuntimeError("the broker process is running but does not answer")
+        self._broker = await asyncio.to_thread(
+            self._exits.enter_context, tansu_broker(port=self._broker.port)
+        )
+        await self.bus.reconnect(lost=True)
 
     async def _watch_topics(self) -> None:
         """The journal's own consumer group on every topic of the broker's AsyncAPI
@@ -215,7 +248,7 @@ class Mesh:
             if name == "admin":
                 apps[port] = admin_app(self)
             elif "->" in name:
-                apps[port] = self._proxy(name)
+                apps[port] = remembering_peer(self._proxy(name))
             else:
                 apps[port] = self.host.stubs[name].app
         return apps
@@ -226,7 +259,7 @@ class Mesh:
         stub = self.host.stubs.get(callee)
         if stub is not None:
             upstream = httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=stub.app),
+                transport=PeerTransport(stub.app),  # the callee sees the caller's address
                 base_url=f"http://{callee}",
                 timeout=None,
             )
@@ -246,6 +279,8 @@ class Mesh:
     async def stop(self) -> None:
         """Stop everything this mesh started, by its own handles; safe to call twice."""
         self._stop.set()
+        if self.broker_watch is not None:
+            await self.broker_watch.stop()
         if self._group_watch is not None:
             await self._group_watch.stop()
             self._group_watch = None
@@ -264,6 +299,7 @@ class Mesh:
         elif self.bus is not None and not isinstance(self.bus, InMemoryBus):
             await self.bus.stop()
         await asyncio.to_thread(self._exits.close)  # a broker we started
+        self.journal.close()  # the rest of the run to the file, if there is one
 
     async def __aenter__(self) -> Mesh:
         return await self.start()
@@ -301,3 +337,23 @@ class Mesh:
         if seed is None:
             raise MeshConfigError(f"{component} cannot be seeded (no simulator with seed())")
         await seed(data)
+
+    def _gateway(self) -> Any:
+        """The gateway simulator (its limits are settable), or MeshConfigError."""
+        stub = self.host.stubs.get(GATEWAY) if self.host else None
+        simulator = stub.simulator if stub else None
+        if simulator is None or not hasattr(simulator, "configure"):
+            raise MeshConfigError(f"{GATEWAY} is a real service in this mesh; set its limits there")
+        return simulator
+
+    def gateway_limits(self) -> dict[str, Any]:
+        """The gateway's rate limits and trusted proxies (``rate_limit``,
+        ``ip_rate_limit``, ``trusted_proxies``)."""
+        limits: dict[str, Any] = self._gateway().limits()
+        return limits
+
+    def set_gateway_limits(self, **changes: Any) -> dict[str, Any]:
+        """Change some of :meth:`gateway_limits` on the running gateway; ValueError for a
+        value it cannot use (nothing changes then)."""
+        self._gateway().configure(**changes)
+        return self.gateway_limits()

@@ -25,14 +25,13 @@ from ecom_harness.stubs import (
     Scope,
     Send,
     StubRequest,
-    decode_body,
     media_type_of,
     read_request,
 )
 
 from .exchange_checks import judge_exchange
 from .faults import Fault, FaultBook
-from .journal import Interaction, Journal, redact_body, redact_headers
+from .journal import Interaction, Journal, journal_body, redact_headers
 
 __all__ = ["RecordingProxy"]
 
@@ -154,6 +153,7 @@ class RecordingProxy:
             if self.api is not None
             else None
         )
+        limit = self.journal.body_limit
         self.journal.add(
             Interaction(
                 seq=self.journal.next_seq(),
@@ -165,10 +165,10 @@ class RecordingProxy:
                 path=request.path,
                 query=query,
                 request_headers=redact_headers(request.headers),
-                request_body=redact_body(decode_body(request.body, request.media_type)),
+                request_body=journal_body(request.body, request.media_type, limit),
                 status=outcome.status,
                 response_headers=redact_headers(outcome.headers),
-                response_body=redact_body(decode_body(outcome.body, media_type)),
+                response_body=journal_body(outcome.body, media_type, limit),
                 duration_ms=(time.perf_counter() - started) * 1000,
                 violations=check.violations if check else (),
                 fault=fault.describe() if fault else None,

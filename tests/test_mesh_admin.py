@@ -110,7 +110,7 @@ async def test_health_and_address_table(mesh: Mesh, admin: httpx.AsyncClient) ->
     catalog = next(e for e in table["edges"] if e["edge"] == CATALOG_EDGE)
     assert (catalog["caller"], catalog["callee"]) == ("api-gateway", "catalog-svc")
     assert table["admin"] == mesh.url("admin")
-    assert table["bus"] == {"kind": "in-process", "bootstrap_servers": None}
+    assert table["bus"] == {"kind": "in-process", "bootstrap_servers": None, "state": "up"}
 
 
 async def test_a_real_component_is_listed_as_real_and_cannot_be_seeded() -> None:

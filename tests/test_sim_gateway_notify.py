@@ -391,14 +391,34 @@ async def test_per_user_limit_answers_429_with_retry_after(gateway: StartGateway
     assert other.status_code == 200  # the limit is per user
 
 
-async def test_per_ip_limit_uses_the_first_forwarded_address(gateway: StartGateway) -> None:
-    gw = await gateway(ip_rate_limit="2/minute")
+async def test_per_ip_limit_believes_forwarded_addresses_from_trusted_proxies_only(
+    gateway: StartGateway,
+) -> None:
+    # the in-process client comes from 127.0.0.1; 10.0.0.1 is a proxy of ours too
+    gw = await gateway(ip_rate_limit="2/minute", trusted_proxies=["127.0.0.1", "10.0.0.0/8"])
     async with gw.client(None, **{"X-Forwarded-For": "203.0.113.7, 10.0.0.1"}) as client:
         answers = [(await client.get("/v1/products")).status_code for _ in range(3)]
     async with gw.client(None, **{"X-Forwarded-For": "203.0.113.8, 10.0.0.1"}) as client:
         other = await client.get("/v1/products")
+    # what an untrusted hop claims to have forwarded is not believed: 198.51.100.1 is
+    # the client, whatever it wrote to the left of its own address
+    spoofed = {"X-Forwarded-For": "1.2.3.4, 198.51.100.1, 10.0.0.1"}
+    async with gw.client(None, **spoofed) as client:
+        first = await client.get("/v1/products")
     assert answers == [200, 200, 429]
     assert other.status_code == 200
+    assert first.status_code == 200
+
+
+async def test_without_trusted_proxies_forwarded_addresses_are_ignored(
+    gateway: StartGateway,
+) -> None:
+    gw = await gateway(ip_rate_limit="2/minute")
+    answers = []
+    for n in range(5):  # a new made-up address on every request
+        async with gw.client(None, **{"X-Forwarded-For": f"203.0.113.{n}"}) as client:
+            answers.append((await client.get("/v1/products")).status_code)
+    assert answers == [200, 200, 429, 429, 429]
 
 
 async def test_reset_forgets_counters_and_caches(gateway: StartGateway) -> None:

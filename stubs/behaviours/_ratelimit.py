@@ -1,18 +1,16 @@
 """Rate limiting on the ``limits`` library, kept in the component's own Redis.
 
-One code path for both backends: limits' ``RedisStorage`` (redis-py flavour) is built on
-the connection pool of ``ctx.redis``, so the counters live next to the rest of the
-component's cache, under its key prefix, whether that client is a real Redis or
-fakeredis.
+On a real Redis, limits' ``RedisStorage`` (redis-py flavour) is built on the connection
+pool of ``ctx.redis``, so the counters live next to the rest of the component's cache,
+under its key prefix.
 
-The one exception, and why: limits runs every strategy as a Lua script (``EVALSHA``),
-and fakeredis implements Lua only when the optional ``lupa`` package is installed (the
-``fakeredis[lua]`` extra). Handing limits the fakeredis pool works; its first script
-then fails with "unknown command 'evalsha'". So :func:`open_storage` asks the client
-to run a one-line script once: when it cannot, and only then, the counters go to
-limits' ``MemoryStorage`` in this process, which has the same semantics for a single
-in-process gateway. With ``fakeredis[lua]`` among the project's dependencies the
-embedded default takes the Redis path too.
+Where the counters are kept in this process instead: limits runs every strategy as a
+Lua script (``EVALSHA``). On a real Redis that is one round trip; fakeredis interprets
+each script through lupa, which cost the mesh about 7% of its event loop under load
+(py-spy, issue 15) for counters no other process can see anyway. So on fakeredis (and on
+a Redis that cannot run Lua) the counters go to limits' ``MemoryStorage``: the same
+strategies and windows, for the one gateway in this process. A real Redis URL keeps
+them in Redis, shared with whoever else counts there.
 
 Not a simulator module: it defines no :class:`Simulator` subclass, so discovery skips it.
 """
@@ -26,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+import fakeredis
 import redis.asyncio as aioredis
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
@@ -49,8 +48,12 @@ STRATEGIES: dict[str, Callable[[Storage], Strategy]] = {
 
 
 def parse_limit(text: str) -> RateLimitItem:
-    """``"100/minute"`` -> a limits item; a malformed setting fails at start, loudly."""
-    item: RateLimitItem = parse(text)
+    """``"100/minute"`` -> a limits item; ValueError naming a malformed one (at start,
+    loudly, or from whoever changes the limits)."""
+    try:
+        item: RateLimitItem = parse(text)
+    except ValueError:
+        raise ValueError(f"'{text}' is not a rate limit (for example 100/minute)") from None
     return item
 
 
@@ -64,14 +67,15 @@ async def _runs_lua(client: aioredis.Redis) -> bool:
 
 async def open_storage(client: aioredis.Redis, prefix: str) -> Storage:
     """limits' Redis storage on ``client``'s pool, keys under ``prefix``; limits'
-    in-process memory storage when ``client`` cannot run Lua (see the module doc)."""
-    if await _runs_lua(client):
+    in-process memory storage for fakeredis or a Redis that cannot run Lua (see the
+    module doc)."""
+    if not isinstance(client, fakeredis.FakeAsyncRedis) and await _runs_lua(client):
         # limits types its pass-through options as scalars; a pool is what redis-py takes
         options: dict[str, Any] = {"connection_pool": client.connection_pool}
         return RedisStorage(
             "async+redis://", implementation="redispy", key_prefix=prefix, **options
         )
-    logger.info("%s: this Redis runs no Lua; rate-limit counters kept in process", prefix)
+    logger.info("%s: rate-limit counters kept in this process (embedded Redis)", prefix)
     return MemoryStorage()
 
 

@@ -1,9 +1,9 @@
 """api-gateway: the platform's public API in front of the internal services.
 
-Every public operation is counted per client IP (the first ``X-Forwarded-For`` address);
-the authenticated ones also validate the bearer token by introspection at user-svc and
-are counted per user. Then the request is routed, and the downstream answer is mapped
-explicitly onto the gateway's public schemas, which differ from the internal ones
+Every public operation is counted per client IP (see below); the authenticated ones
+also validate the bearer token by introspection at user-svc and are counted per user.
+Then the request is routed, and the downstream answer is mapped explicitly onto the
+gateway's public schemas, which differ from the internal ones
 (``reservation_id`` is dropped from orders, ``session_id`` from logins, payments and
 shipments are cut down to their summaries, ...).
 
@@ -32,7 +32,16 @@ rate_limit            ``100/minute``     per authenticated user (limits' notatio
 ip_rate_limit         ``300/minute``     per client IP, every operation but health
 rate_limit_strategy   ``moving-window``  or ``fixed-window``, ``sliding-window-counter``
 retry_after           ``5``              ``Retry-After`` seconds when a downstream is down
+trusted_proxies       ``[]``             addresses or networks (``10.0.0.0/8``) whose
+                                         ``X-Forwarded-For`` is believed
 ===================== ================== ===============================================
+
+The client's IP is the address the request came from, unless that is a trusted proxy:
+then ``X-Forwarded-For`` is read from the right, past every trusted proxy, and the first
+address that is not one is the client (what the nearest untrusted hop said cannot be
+checked, so nothing left of it counts). With no trusted proxies the header is ignored:
+otherwise any client could pick a new address per request and never be limited. The
+limits and the trusted proxies can be changed on a running gateway (:meth:`configure`).
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import ipaddress
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -70,7 +80,7 @@ from ._simulator import (
     render_problem,
 )
 
-__all__ = ["GatewaySimulator", "Reply", "client_ip"]
+__all__ = ["GatewaySimulator", "Reply", "client_ip", "parse_networks"]
 
 KEY_PREFIX = "api-gateway:"
 INTROSPECTION_KEY = KEY_PREFIX + "introspection:"
@@ -83,6 +93,7 @@ DEFAULT_SETTINGS: Mapping[str, Any] = {
     "ip_rate_limit": "300/minute",
     "rate_limit_strategy": "moving-window",
     "retry_after": 5,
+    "trusted_proxies": (),
 }
 
 # The gateway's public schemas, field by field (specs/openapi/api-gateway.yaml).
@@ -176,12 +187,44 @@ def _matching(items: list[dict[str, Any]], field: str, wanted: Any) -> dict[str,
 # --- small pieces of HTTP ----------------------------------------------------------------
 
 
-def client_ip(request: StubRequest) -> str:
-    """The client's address: the first ``X-Forwarded-For`` entry, else the ASGI client
-    address once :class:`StubRequest` carries one (``client``), else ``unknown`` (every
-    such request then shares one bucket)."""
-    forwarded = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
-    return forwarded or str(getattr(request, "client", None) or "unknown")
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(entries: Iterable[str] | str) -> tuple[Network, ...]:
+    """``["10.0.0.0/8", "127.0.0.1"]`` (or one comma-separated string) as networks;
+    ValueError naming the entry that is neither an address nor a network."""
+    if isinstance(entries, str):
+        entries = [e for e in entries.split(",") if e.strip()]
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(str(entry).strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"'{entry}' is not an IP address or network") from None
+    return tuple(networks)
+
+
+def _trusted(address: str, trusted: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+def client_ip(request: StubRequest, trusted: tuple[Network, ...] = ()) -> str:
+    """The client's address: the peer's (ASGI ``client``), or -- when the peer is a
+    trusted proxy -- the rightmost ``X-Forwarded-For`` entry that is not one (see the
+    module doc); ``unknown`` without a peer address (every such request shares one
+    bucket)."""
+    address = request.client or "unknown"
+    if not trusted or not _trusted(address, trusted):
+        return address
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",")]
+    hops = [h for h in hops if h]
+    while hops and _trusted(address, trusted):
+        address = hops.pop()
+    return address
 
 
 def _bearer_token(req: ValidRequest) -> str | None:
@@ -224,11 +267,45 @@ class GatewaySimulator(Simulator):
         settings = {**DEFAULT_SETTINGS, **ctx.settings}
         self.introspection_ttl = float(settings["introspection_ttl"])
         self.catalog_ttl = int(settings["catalog_ttl"])
-        self.user_limit = parse_limit(str(settings["rate_limit"]))
-        self.ip_limit = parse_limit(str(settings["ip_rate_limit"]))
+        try:
+            self.user_limit = parse_limit(str(settings["rate_limit"]))
+            self.ip_limit = parse_limit(str(settings["ip_rate_limit"]))
+            self.trusted_proxies = parse_networks(settings["trusted_proxies"])
+        except ValueError as exc:
+            raise ValueError(f"api-gateway settings: {exc}") from None
+        self._limit_texts = (str(settings["rate_limit"]), str(settings["ip_rate_limit"]))
         self.strategy = str(settings["rate_limit_strategy"])
         self.retry_after = int(settings["retry_after"])
         self.limiter: RateLimiter | None = None
+
+    def limits(self) -> dict[str, Any]:
+        """The limits in force and the trusted proxies, as settings."""
+        return {
+            "rate_limit": self._limit_texts[0],
+            "ip_rate_limit": self._limit_texts[1],
+            "trusted_proxies": [str(n) for n in self.trusted_proxies],
+        }
+
+    def configure(
+        self,
+        *,
+        rate_limit: str | None = None,
+        ip_rate_limit: str | None = None,
+        trusted_proxies: Iterable[str] | None = None,
+    ) -> None:
+        """Change limits or trusted proxies on the running gateway (a load run from one
+        address raises the limits rather than spoofing addresses); all or nothing:
+        ValueError, naming what is wrong, changes nothing."""
+        user = parse_limit(rate_limit) if rate_limit is not None else self.user_limit
+        per_ip = parse_limit(ip_rate_limit) if ip_rate_limit is not None else self.ip_limit
+        trusted = (
+            parse_networks(trusted_proxies) if trusted_proxies is not None else self.trusted_proxies
+        )
+        self.user_limit, self.ip_limit, self.trusted_proxies = user, per_ip, trusted
+        self._limit_texts = (
+            rate_limit or self._limit_texts[0],
+            ip_rate_limit or self._limit_texts[1],
+        )
 
     def behaviours(self) -> dict[str, Behaviour]:
         return {
@@ -268,7 +345,8 @@ class GatewaySimulator(Simulator):
 
         async def behaviour(req: ValidRequest) -> StubResponse:
             try:
-                await self._count(req, self.ip_limit, "ip", client_ip(req.request))
+                address = client_ip(req.request, self.trusted_proxies)
+                await self._count(req, self.ip_limit, "ip", address)
                 return await run(req)
             except Reply as reply:
                 return reply.response

@@ -25,10 +25,13 @@ the error "interrupted", and updated with the provider's answer after it:
   worse error, and neither provider here takes an idempotency key that would make a
   retry safe. (Send-then-record would duplicate on every crash after sending.)
 
-Events are handled one at a time (a lock across the three topics). Nothing in the
-design needs it on PostgreSQL; the embedded SQLite backend does: there every session
-shares ONE connection, so a claim that loses its race (IntegrityError, rollback) would
-roll back the winner's uncommitted rows too.
+Events of one order are handled one at a time (a lock per order id, across the three
+topics): the inbox logic needs it -- a ``shipment.scheduled`` that checks for the
+contact while the confirmation is still being stored would be kept and never sent.
+Events of different orders run side by side (one global lock made the emails lag the
+orders by seconds under load, issue 15). Racing claims of one event are settled by the
+unique constraint on either backend: the embedded SQLite pool hands its one connection
+to one transaction at a time, so a losing claim's rollback undoes only its own rows.
 
 Provider refusals (4xx/5xx) and unreachable providers are recorded as ``failed`` with
 the provider's error; they are not retried.
@@ -50,7 +53,6 @@ twilio_from          ``+15005550006``                 the SMS sender (Twilio's m
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +79,7 @@ from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
 from ecom_harness.stubs.events import Record
 from ecom_harness.stubs.state import new_id
 
+from ._idempotency import KeyedLocks
 from ._paging import invalid_cursor, keyset_page, page_of
 from ._simulator import (
     Simulator,
@@ -247,7 +250,7 @@ class NotifySimulator(Simulator):
     def __init__(self, ctx: SimulatorContext):
         super().__init__(ctx)
         self.settings = {**DEFAULT_SETTINGS, **ctx.settings}
-        self._handling = asyncio.Lock()  # see the module doc
+        self._handling = KeyedLocks()  # per order id, see the module doc
 
     def behaviours(self) -> dict[str, Behaviour]:
         return {
@@ -267,7 +270,7 @@ class NotifySimulator(Simulator):
     async def handle(self, record: Record) -> None:
         """Remember a contact the event carries, put the event in the inbox if it
         notifies, and deliver the order's inbox once its contact is known."""
-        async with self._handling:
+        async with self._handling.hold(str(record.value["order_id"])):
             await self._handle(record.value)
 
     async def _handle(self, event: Mapping[str, Any]) -> None:

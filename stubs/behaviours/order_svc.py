@@ -67,6 +67,7 @@ from ._simulator import (
 __all__ = ["OrderSimulator", "PeerUnavailable"]
 
 logger = logging.getLogger(__name__)
+COMPENSATION_ATTEMPTS = 5  # per undo call, 50 ms apart and doubling
 
 COMPONENT = "order-svc"
 INVENTORY, PAYMENT, SHIPPING = "inventory-svc", "payment-svc", "shipping-svc"
@@ -510,11 +511,17 @@ class OrderSimulator(Simulator):
         )
 
     async def _compensate(self, order_id: str, calls: Sequence[Call]) -> None:
-        """Run the undo calls in the order given; a failed one is recorded and logged,
-        and the next still runs (the others' effects must not be left in place)."""
+        """Run the undo calls in the order given, each retried with backoff while it
+        fails (an undo that is given up leaves stock held or a charge kept: found under
+        load with faults, issue 15); one that still fails is recorded and logged, and
+        the next still runs (the others' effects must not be left in place)."""
         for call in calls:
-            outcome = await self._attempt(order_id, call, expect=200)
-            if not outcome.ok:
+            for attempt in range(COMPENSATION_ATTEMPTS):
+                outcome = await self._attempt(order_id, call, expect=200)
+                if outcome.ok:
+                    break
+                await asyncio.sleep(0.05 * 2**attempt)
+            else:
                 logger.warning(
                     "%s: compensation %s failed: %s", order_id, call.operation, outcome.detail
                 )

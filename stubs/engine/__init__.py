@@ -10,7 +10,16 @@ from __future__ import annotations
 from ._asgi import PortDispatcher, Receive, Scope, Send, StubApp, bind, read_request, serve_sockets
 from ._contract import ContractCheck, check_exchange, response_violations
 from ._engine import Behaviour, ErrorRenderer, Exchange, StubEngine
-from ._http import FORM, StubRequest, StubResponse, decode_body, is_json_media, media_type_of
+from ._http import (
+    FORM,
+    MAX_JSON_DEPTH,
+    StubRequest,
+    StubResponse,
+    decode_body,
+    is_json_media,
+    media_type_of,
+    nests_deeper_than,
+)
 from ._problems import PROBLEM_MEDIA_TYPE, Problem, problem
 from ._respond import parse_prefer, respond_from_spec, sample_from_schema
 from ._router import route
@@ -20,6 +29,7 @@ from ._validate_request import MAX_BODY_BYTES, ValidRequest, decode_form, valida
 __all__ = [
     "FORM",
     "MAX_BODY_BYTES",
+    "MAX_JSON_DEPTH",
     "PROBLEM_MEDIA_TYPE",
     "Behaviour",
     "ContractCheck",
@@ -42,6 +52,7 @@ __all__ = [
     "is_json_media",
     "media_type_of",
     "missing_credentials",
+    "nests_deeper_than",
     "parse_prefer",
     "problem",
     "read_request",

@@ -177,7 +177,12 @@ async def serve_sockets(
     app: PortDispatcher, sockets: list[socket.socket], stop: asyncio.Event | None = None
 ) -> None:
     """Serve until SIGINT/SIGTERM or until ``stop`` is set, shut down gracefully, return."""
-    config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
+    # proxy_headers off: uvicorn would otherwise replace the peer's address with any
+    # X-Forwarded-For sent from 127.0.0.1 -- on loopback, from anyone. Who may forward
+    # addresses is each component's own setting (the gateway's trusted_proxies).
+    config = uvicorn.Config(
+        app, lifespan="off", log_level="warning", access_log=False, proxy_headers=False
+    )
     server = _Server(config)
     if stop is None:
         await server.serve(sockets=sockets)

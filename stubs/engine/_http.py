@@ -14,14 +14,20 @@ import orjson
 
 __all__ = [
     "FORM",
+    "MAX_JSON_DEPTH",
     "StubRequest",
     "StubResponse",
     "decode_body",
     "is_json_media",
     "media_type_of",
+    "nests_deeper_than",
 ]
 
 FORM = "application/x-www-form-urlencoded"
+# How deep a JSON body may nest. No document of the platform comes near it; orjson
+# parses up to 1,024 levels but writes only 254, so a deeper body that got in would
+# break every later attempt to write it (an answer, the journal).
+MAX_JSON_DEPTH = 64
 
 
 def media_type_of(content_type: str | None) -> str:
@@ -48,6 +54,23 @@ def decode_body(body: bytes, media_type: str | None) -> Any:
     elif media_type == FORM:
         return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     return body.decode("utf-8", "replace")
+
+
+def nests_deeper_than(raw: bytes, data: Any, limit: int) -> bool:
+    """Whether parsed JSON ``data`` (from ``raw``) has arrays or objects nested more than
+    ``limit`` levels. Without more than ``limit`` brackets in ``raw`` it cannot, and that
+    count is all it costs for everyday bodies; otherwise the containers are walked
+    (iteratively: no recursion limit to hit)."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
 
 
 @dataclass(slots=True)

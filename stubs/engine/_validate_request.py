@@ -22,7 +22,7 @@ from ecom_harness.specs import (
     schema_type,
 )
 
-from ._http import FORM, StubRequest, is_json_media
+from ._http import FORM, MAX_JSON_DEPTH, StubRequest, is_json_media, nests_deeper_than
 from ._problems import Problem, problem
 
 __all__ = ["MAX_BODY_BYTES", "ValidRequest", "validate_request"]
@@ -68,6 +68,20 @@ def _parse_form(raw: bytes) -> dict[str, Any]:
     return found
 
 
+def _parse_json(raw: bytes) -> Any | Problem:
+    """The JSON body, or 400: not JSON, or nested past MAX_JSON_DEPTH (a body no answer
+    or journal could write back; see stubs._http)."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return problem("bad-request", f"the body is not valid JSON: {exc}")
+    if isinstance(body, dict | list) and nests_deeper_than(raw, body, MAX_JSON_DEPTH):
+        return problem(
+            "bad-request", f"the body nests arrays or objects deeper than {MAX_JSON_DEPTH} levels"
+        )
+    return body
+
+
 def _parse_body(
     api: Api, operation: Operation, request: StubRequest, errors: list[dict[str, str]]
 ) -> Any | Problem:
@@ -88,10 +102,9 @@ def _parse_body(
             f"'{request.media_type or 'none'}' is not accepted here; use {accepted}",
         )
     if is_json_media(media.media_type):
-        try:
-            body = orjson.loads(request.body)
-        except orjson.JSONDecodeError as exc:
-            return problem("bad-request", f"the body is not valid JSON: {exc}")
+        body = _parse_json(request.body)
+        if isinstance(body, Problem):
+            return body
     elif media.media_type == FORM:
         body = _parse_form(request.body)
         body = _coerce_form(api, media.schema_pointer, body)

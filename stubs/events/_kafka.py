@@ -13,11 +13,13 @@ delivers the record again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, IllegalStateError
@@ -26,9 +28,13 @@ from ecom_harness.specs import MessageValidator
 
 from ._bus import BusCore, BusError, Observer, Record, RetryPolicy, Subscription, make_record
 
-__all__ = ["LOCAL_GROUP_TIMINGS", "GroupTimings", "KafkaBus", "create_topics"]
+__all__ = ["LOCAL_GROUP_TIMINGS", "REDELIVERED_TO", "GroupTimings", "KafkaBus", "create_topics"]
 
 logger = logging.getLogger(__name__)
+
+#: Header of a record sent again after a broker loss: the groups that already had it.
+REDELIVERED_TO = "x-ecom-harness-redelivered-to"
+RESEND_ATTEMPTS = 40  # 10 s of tries per record sent again after a broker loss
 
 _TOPIC_ALREADY_EXISTS = 36
 
@@ -120,6 +126,9 @@ class KafkaBus(BusCore):
         self._join_timeout = join_timeout
         self._producer: Any = None
         self._consumers: list[_Consumer] = []
+        # Records the broker accepted that not every group of this bus has handled yet,
+        # by event id: what a broker that comes back empty has lost (see reconnect).
+        self._unsettled: dict[str, _Held] = {}
 
     async def _open(self) -> None:
         if self._create_topics:
@@ -200,17 +209,95 @@ class KafkaBus(BusCore):
             for (group, topic), held in sorted(self._shares().items())
         ]
 
+    async def reconnect(self, *, lost: bool) -> int:
+        """Start over with the broker at the same address (after it was restarted):
+        new clients, topics created again; with ``lost`` (it came back empty) every
+        record it had accepted but not yet delivered to each group of this bus is sent
+        again, marked with the groups that already handled it (they skip it), so each
+        group gets each record once. Returns how many records were sent again."""
+        async with contextlib.AsyncExitStack() as quiet:
+            # Let every handler that is running finish first: cancelling one midway is a
+            # crash to it (notify-svc would keep its claim and never send).
+            for member in self._members:
+                await quiet.enter_async_context(member.busy)
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await self._close()
+        # What the old broker held; records written to the new one are held anew.
+        held, self._unsettled = list(self._unsettled.values()), {}
+        if lost:
+            self._progress.wake()
+            self._progress = type(self._progress)()  # the old offsets mean nothing now
+        await self._open()
+        if not lost:
+            return 0
+        logger.warning(
+            "kafka broker %s came back empty: %d record(s) it had not delivered sent again",
+            self.bootstrap_servers,
+            len(held),
+        )
+        for index, record in enumerate(held):
+            headers = {**record.headers, REDELIVERED_TO: ",".join(sorted(record.groups))}
+            value = orjson.loads(record.payload)
+            for attempt in range(RESEND_ATTEMPTS):  # a new broker's partitions take a moment
+                try:
+                    await self.publish(
+                        record.topic, record.key, value, headers, publisher=record.source
+                    )
+                    break
+                except Exception:
+                    if attempt == RESEND_ATTEMPTS - 1:  # kept for the next reconnect
+                        for left in held[index:]:
+                            self._unsettled.setdefault(_event_id(left.payload), left)
+                        raise
+                    await asyncio.sleep(0.25)
+        return len(held)
+
     async def _append(
         self, topic: str, key: str, payload: bytes, headers: dict[str, str], timestamp: int
     ) -> tuple[int, int]:
-        metadata = await self._producer.send_and_wait(
-            topic,
-            value=payload,
-            key=key.encode("utf-8"),
-            headers=[(name, text.encode("utf-8")) for name, text in headers.items()],
-            timestamp_ms=timestamp,
-        )
+        if self._producer is None:
+            raise BusError(f"reconnecting to the broker at {self.bootstrap_servers}")
+        # Held before sending: a consumer may have the record before the ack is back.
+        value = orjson.loads(payload)  # validated on publish: an envelope
+        event_id, source = value.get("id"), value.get("source")
+        held = isinstance(event_id, str) and event_id not in self._unsettled
+        if held:
+            had_it = set(headers.get(REDELIVERED_TO, "").split(",")) - {""}
+            self._unsettled[str(event_id)] = _Held(
+                topic,
+                key,
+                payload,
+                {k: v for k, v in headers.items() if k != REDELIVERED_TO},
+                source if isinstance(source, str) else None,
+                had_it,
+            )
+        try:
+            metadata = await self._producer.send_and_wait(
+                topic,
+                value=payload,
+                key=key.encode("utf-8"),
+                headers=[(name, text.encode("utf-8")) for name, text in headers.items()],
+                timestamp_ms=timestamp,
+            )
+        except BaseException:
+            if held:  # not written: whoever published it keeps it (the outbox retries)
+                self._unsettled.pop(str(event_id), None)
+            raise
         return int(metadata.partition), int(metadata.offset)
+
+    def _settled(self, group: str, record: Record) -> None:
+        """``group`` handled ``record``: forget it once every group of its topic has."""
+        event_id = record.value.get("id")
+        held = self._unsettled.get(event_id) if isinstance(event_id, str) else None
+        if held is None:
+            return
+        held.groups.add(group)
+        wanted = {m.group for m in self._members if m.topic == record.topic}
+        if wanted <= held.groups:
+            del self._unsettled[str(event_id)]
 
     async def _consume(self, consumer: _Consumer) -> None:
         """Fetch batches for one member and hand each partition's records over in order."""
@@ -226,12 +313,15 @@ class KafkaBus(BusCore):
             if partition not in consumer.client.assignment():
                 return  # revoked by a rebalance: the new owner continues from the commit
             record = _record(message)
-            if not await self._deliver(consumer.member, record):
+            group = consumer.member.group
+            had_it = group in record.headers.get(REDELIVERED_TO, "").split(",")
+            if not had_it and not await self._deliver(consumer.member, record):
                 consumer.client.seek(partition, message.offset)  # fetch it again
                 return
+            self._settled(group, record)  # handled: even if the commit is lost now
             if not await self._commit_offset(consumer, partition, message.offset + 1):
                 return
-            self._commit(consumer.member.group, record)
+            self._commit(group, record)
 
     async def _commit_offset(self, consumer: _Consumer, partition: Any, offset: int) -> bool:
         try:
@@ -246,6 +336,22 @@ class KafkaBus(BusCore):
             )
             return False
         return True
+
+
+def _event_id(payload: bytes) -> str:
+    return str(orjson.loads(payload).get("id"))
+
+
+@dataclass(slots=True)
+class _Held:
+    """A record kept until every group of this bus handled it."""
+
+    topic: str
+    key: str
+    payload: bytes
+    headers: dict[str, str]
+    source: str | None
+    groups: set[str]
 
 
 def _record(message: Any) -> Record:

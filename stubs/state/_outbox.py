@@ -24,6 +24,7 @@ from ecom_harness.specs import MessageRejected
 __all__ = ["OutboxRelay", "add_event", "make_event", "new_id", "outbox_table"]
 
 logger = logging.getLogger(__name__)
+MAX_BACKOFF = 5.0  # seconds between retries while the bus stays down
 _ALPHABET = string.ascii_letters + string.digits
 
 
@@ -83,6 +84,7 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()  # one pass at a time: direct calls and the background one
+        self.failing = 0  # failed passes in a row (the bus is down)
 
     def wake(self) -> None:
         self._wake.set()
@@ -104,25 +106,50 @@ class OutboxRelay:
                     .order_by(self.table.c.seq)
                 )
             ).all()
-        sent = 0
-        for row in pending:
-            outcome: dict[str, Any] = {"published": True}
-            try:
-                await self.bus.publish(row.topic, row.key, row.event, publisher=self.publisher)
-                sent += 1
-            except MessageRejected as exc:
-                logger.error(
-                    "outbox of %s: event %s rejected by the bus: %s", self.publisher, row.seq, exc
-                )
-                outcome = {"rejected": str(exc)[:2000]}
-            except Exception as exc:  # noqa: BLE001 - the bus is down: kept for the next pass
-                logger.warning("outbox of %s: publish failed, will retry: %s", self.publisher, exc)
-                break
+        published: list[int] = []
+        try:
+            for row in pending:
+                try:
+                    await self.bus.publish(row.topic, row.key, row.event, publisher=self.publisher)
+                except MessageRejected as exc:
+                    logger.error(
+                        "outbox of %s: event %s rejected by the bus: %s",
+                        self.publisher,
+                        row.seq,
+                        exc,
+                    )
+                    await self._mark([row.seq], rejected=str(exc)[:2000])
+                    continue
+                except Exception as exc:  # noqa: BLE001 - the bus is down: kept for the next pass
+                    if not self.failing:  # one line per outage, not one per attempt
+                        logger.warning(
+                            "outbox of %s: publish failed, retrying with backoff: %s",
+                            self.publisher,
+                            exc,
+                        )
+                    self.failing += 1
+                    break
+                if self.failing:
+                    logger.warning(
+                        "outbox of %s: publishing again after %d failed attempt(s)",
+                        self.publisher,
+                        self.failing,
+                    )
+                    self.failing = 0
+                published.append(row.seq)
+        finally:
+            # One write for the whole pass (a transaction per event cost each service's
+            # database more than the events did, under load); a crash before it only
+            # means a redelivery, which the bus's at-least-once consumers expect.
+            await self._mark(published, published=True)
+        return len(published)
+
+    async def _mark(self, seqs: list[int], **values: Any) -> None:
+        if seqs:
             async with self.db.begin() as conn:
                 await conn.execute(
-                    update(self.table).where(self.table.c.seq == row.seq).values(**outcome)
+                    update(self.table).where(self.table.c.seq.in_(seqs)).values(**values)
                 )
-        return sent
 
     def start(self, interval: float = 0.2) -> None:
         """Relay in the background: at once when woken, and every ``interval`` seconds
@@ -130,8 +157,11 @@ class OutboxRelay:
 
         async def run() -> None:
             while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), interval)
+                if self.failing:  # the bus is down: back off, whatever wakes us
+                    await asyncio.sleep(min(interval * 2**self.failing, MAX_BACKOFF))
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), interval)
                 self._wake.clear()
                 await self.relay_once()
 

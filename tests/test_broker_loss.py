@@ -1,0 +1,104 @@
+"""Broker loss is seen, and nothing is lost (issue 15, item 6): with ``--kafka local`` the
+Tansu broker is killed (through its own process handle) while orders flow; the admin
+API reports it down, the mesh starts it again, and once it is back every confirmed
+order has had exactly one confirmation email -- with one log line per change of state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from ecom_harness.harness.mesh import Mesh, MeshOptions
+from ecom_harness.harness.order_ledger import OrderLedger
+
+pytestmark = pytest.mark.asyncio
+
+ADDRESS = {
+    "name": "Kim",
+    "line1": "Torstrasse 1",
+    "city": "Berlin",
+    "postal_code": "10119",
+    "country": "DE",
+}
+UNLIMITED = {"rate_limit": "100000/minute", "ip_rate_limit": "100000/minute"}
+USERS = 4
+
+
+async def _customer(mesh: Mesh, n: int) -> httpx.AsyncClient:
+    client = mesh.client()
+    creds = {"email": f"kim{n}@example.com", "password": "correct-horse-battery"}
+    assert (
+        await client.post("/v1/auth/register", json={**creds, "name": "Kim"})
+    ).status_code == 201
+    token = (await client.post("/v1/auth/login", json=creds)).json()["access_token"]
+    client.headers["Authorization"] = f"Bearer {token}"
+    return client
+
+
+async def _orders(client: httpx.AsyncClient, tag: str, count: int) -> list[int]:
+    statuses = []
+    for n in range(count):
+        body = {
+            "items": [{"sku": "SKU-1001", "quantity": 1}],
+            "payment_method": "pm_card_visa",
+            "shipping_address": ADDRESS,
+        }
+        answer = await client.post(
+            "/v1/orders", json=body, headers={"Idempotency-Key": f"{tag}-{n}"}
+        )
+        statuses.append(answer.status_code)
+    return statuses
+
+
+async def _until(done: Callable[[], bool], what: str, timeout: float) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            while not done():
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        pytest.fail(f"not {what} within {timeout} s")
+
+
+async def _bus_state(admin: httpx.AsyncClient) -> str:
+    state: str = (await admin.get("/admin")).json()["bus"]["state"]
+    return state
+
+
+@pytest.mark.timeout(180)
+async def test_a_killed_broker_is_restarted_and_every_confirmed_order_gets_one_email(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="ecom_harness.broker")
+    options = MeshOptions(kafka="local", settings={"api-gateway": UNLIMITED})
+    async with Mesh(options) as mesh, httpx.AsyncClient(base_url=mesh.url("admin")) as admin:
+        assert mesh.broker_watch is not None and mesh._broker is not None
+        ledger = OrderLedger()
+        ledger.listen(mesh.journal)
+        customers = [await _customer(mesh, n) for n in range(USERS)]
+        assert await _bus_state(admin) == "up"
+
+        flowing = asyncio.gather(*(_orders(c, f"a{i}", 6) for i, c in enumerate(customers)))
+        await _until(lambda: len(ledger.confirmed()) >= 4, "4 orders confirmed", 30)
+        mesh._broker.process.kill()  # by its own handle, mid-run
+        await _until(lambda: mesh.broker_watch.state == "down", "the broker seen down", 10)
+        # orders keep succeeding while it is down: the outboxes hold the events
+        during = await asyncio.gather(*(_orders(c, f"b{i}", 2) for i, c in enumerate(customers)))
+        await _until(lambda: mesh.broker_watch.restarts == 1, "the broker restarted", 60)
+        assert await _bus_state(admin) == "up"
+        before = await flowing
+        await _until(ledger.emails_settled, "every confirmed order emailed", 90)
+        await asyncio.sleep(1.0)  # a second email would have come by now
+        for client in customers:
+            await client.aclose()
+
+    answers = [s for batch in [*before, *during] for s in batch]
+    assert answers.count(201) == len(answers) == USERS * 8, answers
+    assert len(ledger.confirmed()) == USERS * 8
+    assert ledger.violations() == []
+    states = [r.getMessage() for r in caplog.records if r.name == "ecom_harness.broker"]
+    assert [s.rsplit(" is ", 1)[1] for s in states] == ["down; restarting it", "up"], states

@@ -1,0 +1,94 @@
+"""Client addresses are not the client's to choose (issue 15, item 5): through the mesh,
+over real sockets, a made-up ``X-Forwarded-For`` does not escape the per-IP limit; the
+limits and the trusted proxies are set from the admin API and the command line."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import pytest_asyncio
+from click.testing import CliRunner
+
+from conftest import free_port_base
+from ecom_harness.cli.main import cli
+from ecom_harness.harness.mesh import Mesh, MeshOptions
+
+on_the_mesh = pytest.mark.asyncio(loop_scope="module")
+
+LIMIT = 5
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def running() -> AsyncIterator[Mesh]:
+    options = MeshOptions(settings={"api-gateway": {"ip_rate_limit": f"{LIMIT}/minute"}})
+    async with Mesh(options) as mesh:
+        yield mesh
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def mesh(running: Mesh) -> AsyncIterator[Mesh]:
+    await running.reset()  # counters too
+    yield running
+    running.set_gateway_limits(ip_rate_limit=f"{LIMIT}/minute", trusted_proxies=[])
+
+
+async def _products(mesh: Mesh, forwarded: str | None = None) -> int:
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    async with mesh.client(**headers) as client:
+        return (await client.get("/v1/products")).status_code
+
+
+@on_the_mesh
+async def test_made_up_forwarded_addresses_do_not_escape_the_per_ip_limit(mesh: Mesh) -> None:
+    answers = [await _products(mesh) for _ in range(LIMIT + 1)]
+    assert answers == [200] * LIMIT + [429]
+    spoofed = [await _products(mesh, f"198.51.100.{n}") for n in range(20)]
+    assert spoofed == [429] * 20
+    # the gateway saw the client's own address through the edge proxy, and its header as sent
+    (last,) = mesh.journal.interactions("client->api-gateway")[-1:]
+    assert (last.status, last.request_headers["x-forwarded-for"]) == (429, "198.51.100.19")
+
+
+@on_the_mesh
+async def test_the_admin_api_raises_the_limits_for_a_load_run(mesh: Mesh) -> None:
+    for _ in range(LIMIT + 1):
+        await _products(mesh)
+    assert await _products(mesh) == 429
+    async with httpx.AsyncClient(base_url=mesh.url("admin")) as admin:
+        before = (await admin.get("/admin/limits")).json()
+        raised = await admin.patch("/admin/limits", json={"ip_rate_limit": "100000/minute"})
+        refused = await admin.patch("/admin/limits", json={"rate_limit": "lots"})
+        after = (await admin.get("/admin/limits")).json()
+    assert before == {"rate_limit": "100/minute", "ip_rate_limit": f"{LIMIT}/minute",
+                      "trusted_proxies": []}  # fmt: skip
+    assert raised.status_code == 200, raised.text
+    assert raised.json()["ip_rate_limit"] == "100000/minute"
+    assert refused.status_code == 422
+    assert "'lots' is not a rate limit" in refused.json()["detail"]
+    assert after == raised.json()  # the refused change changed nothing
+    assert await _products(mesh) == 200
+
+
+@on_the_mesh
+async def test_a_trusted_proxy_is_believed(mesh: Mesh) -> None:
+    """The test's client plays the trusted proxy (it comes from 127.0.0.1)."""
+    async with httpx.AsyncClient(base_url=mesh.url("admin")) as admin:
+        trusted = await admin.patch("/admin/limits", json={"trusted_proxies": ["127.0.0.1"]})
+        bad = await admin.patch("/admin/limits", json={"trusted_proxies": ["not-an-ip"]})
+    assert trusted.json()["trusted_proxies"] == ["127.0.0.1/32"]
+    assert bad.status_code == 422 and "not-an-ip" in bad.json()["detail"]
+    first = [await _products(mesh, "203.0.113.1") for _ in range(LIMIT + 1)]
+    assert first == [200] * LIMIT + [429]
+    assert await _products(mesh, "203.0.113.2") == 200  # another client behind the proxy
+
+
+def test_up_refuses_a_limit_it_cannot_use() -> None:
+    base = str(free_port_base())
+    result = CliRunner().invoke(cli, ["up", "--rate-limit", "lots", "--port-base", base])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == (
+        "ecom-harness: cannot run the mesh: api-gateway settings:"
+        " 'lots' is not a rate limit (for example 100/minute)"
+    )
