@@ -139,7 +139,7 @@ async def test_create_user_errors(host_factory: HostFactory, user_settings: dict
         taken = await client.post("/users", json=ANNA | {"email": ANNA["email"].upper()})
         assert "already exists" in assert_problem(taken, 409, "conflict")["detail"]
         short = await client.post("/users", json=ANNA | {"password": "short"})
-        errors = assert_problem(short, 400, "validation-error")["errors"]
+        errors = assert_problem(short, 422, "validation-error")["errors"]
         assert [e["pointer"] for e in errors] == ["/body/password"]
         anonymous = await client.post("/users", json=ANNA, headers={"X-Service-Token": ""})
         assert_problem(anonymous, 401, "unauthorized")

@@ -15,10 +15,9 @@ does it on demand), giving the units back and publishing ``inventory.released`` 
 reason ``expired``.
 
 Events (topic ``inventory``, keyed by the order id, through the outbox):
-``inventory.reserved``; ``inventory.released`` with reason ``released`` (a HELD
-reservation released: saga compensation or a cancelled pending order -- the API names
-no reason), ``order_cancelled`` (a COMMITTED one: its units go back on hand) or
-``expired``.
+``inventory.reserved``; ``inventory.released`` with the ``reason`` the release call
+carried (a ``ReleaseReason``: the failure reason of the order being compensated or
+cancelled), or ``expired``.
 
 Settings (``settings["inventory-svc"]``):
 
@@ -333,20 +332,20 @@ class InventorySimulator(OutboxSimulator):
         async with self.transaction() as conn:
             row = await self._reservation(conn, req)
             # Retried when a concurrent call moved the reservation first (at most twice).
-            while row.status in (HELD, COMMITTED) and not await self._release(conn, row):
+            reason = req.body["reason"]
+            while row.status in (HELD, COMMITTED) and not await self._release(conn, row, reason):
                 row = await self._reservation(conn, req)
             row = await self._reservation(conn, req)
         return json_response(200, _reservation_body(row))
 
-    async def _release(self, conn: AsyncConnection, row: Row[Any]) -> bool:
+    async def _release(self, conn: AsyncConnection, row: Row[Any], reason: str) -> bool:
+        """HELD gives the reserved units back, COMMITTED puts them back on hand."""
         if not await self._move(conn, row.reservation_id, row.status, RELEASED):
             return False
         if row.status == HELD:
             await self._adjust(conn, row.items, reserved=-1)
-            reason = "released"
         else:
             await self._adjust(conn, row.items, on_hand=1)
-            reason = "order_cancelled"
         await self._emit_released(conn, row, reason)
         return True
 

@@ -3,14 +3,15 @@
 Fed by Kafka only: group ``notify-svc`` on the ``orders``, ``payments`` and ``shipments``
 topics (when the host has a bus). Its HTTP API is a read API over what it sent.
 
-Whom to tell. Of all events only ``order.confirmed`` carries the customer's ``email``
-and ``phone``, and notify-svc may call no other service; so it remembers them per
-order (``contacts``), and an event to notify about waits in its ``inbox`` until the
-order's contact is known. Every event goes through the inbox, so there is one path:
-keep the event, and if the contact is known, send everything waiting for that order.
-A ``shipment.scheduled`` that arrives before the confirmation (another topic, so no
-order between them) is thus sent once the confirmation comes; a ``payment.failed`` of
-an order that is never confirmed has no known recipient and is never sent.
+Whom to tell. ``order.placed`` (the first event of every order), ``order.confirmed`` and
+``order.rejected`` carry the customer's ``email`` and ``phone``, and notify-svc may call
+no other service; so it remembers them per order (``contacts``), and an event to notify
+about waits in its ``inbox`` until the order's contact is known. Every event goes
+through the inbox, so there is one path: keep the event, and if the contact is known,
+send everything waiting for that order. A ``shipment.scheduled`` that arrives before the
+confirmation (another topic, so no order between them) is thus sent once the
+confirmation comes; a ``payment.failed`` (which carries no contact) reaches the customer
+through the contact of the order's ``order.placed``.
 
 Idempotent by event id, per channel: ``notifications`` has a unique (event_id, channel).
 The row is inserted *before* the provider is called (the claim), as ``failed`` with
@@ -150,6 +151,11 @@ TEMPLATES: Mapping[str, Template] = {
         "order_cancelled",
         "Your order {order_id} was cancelled",
         "Your order {order_id} was cancelled.",
+    ),
+    "order.rejected": Template(
+        "order_rejected",
+        "Your order {order_id} could not be completed",
+        "We could not complete your order {order_id} ({reason}); nothing stays charged.",
     ),
     "payment.failed": Template(
         "payment_failed",

@@ -96,9 +96,8 @@ def verify_password(password: str, stored: str) -> bool:
 
 
 def _render_error(found: Problem, request: StubRequest) -> StubResponse:
-    """The engine's errors as problem+json, with validation failures as the 400 that
-    user-svc documents (the engine's default is 422)."""
-    return render_problem(found, request, validation_status=400)
+    """The engine's errors as problem+json (422 for a rejected request, as everywhere)."""
+    return render_problem(found, request)
 
 
 class UserSimulator(Simulator):
