@@ -15,6 +15,7 @@ from ecom_harness.stubs import (
     Diagnostic,
     Document,
     DocumentKind,
+    check_shared_definitions,
     collect_files,
     lint_document,
     read_document,
@@ -60,6 +61,7 @@ def lint_specs(paths: Iterable[Path] = ()) -> LintReport:
     for doc in documents.values():
         if doc.kind is not DocumentKind.TOPOLOGY:
             lint_document(doc)
+    check_shared_definitions(d for d in documents.values() if d.kind is not DocumentKind.TOPOLOGY)
     for doc in documents.values():
         found.extend(doc.diagnostics)
     return LintReport(diagnostics=tuple(dict.fromkeys(found)), files=len(documents))

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     )
     from ._bus_kafka import KafkaBus
     from ._contract import ContractCheck, check_exchange, response_violations
+    from ._convention_lint import check_shared_definitions
     from ._diagnostics import Diagnostic, escape_token, join_pointer, pointer_from_path
     from ._documents import Document, DocumentKind, collect_files, display_path, read_document
     from ._host import SpecNotFound, StubHost, shipped_components, shipped_spec
@@ -71,6 +72,7 @@ _EXPORTS = {
     "TansuStartError": "._tansu",
     "Violation": "._schemas",
     "channel_messages": "._asyncapi_lint",
+    "check_shared_definitions": "._convention_lint",
     "check_exchange": "._contract",
     "collect_files": "._documents",
     "display_path": "._documents",
@@ -136,6 +138,7 @@ __all__ = [
     "Violation",
     "channel_messages",
     "check_exchange",
+    "check_shared_definitions",
     "collect_files",
     "display_path",
     "escape_token",

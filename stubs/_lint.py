@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._asyncapi_lint import lint_asyncapi
+from ._convention_lint import check_engine_answers, check_integer_bounds
 from ._documents import Document, DocumentKind
 from ._openapi_lint import lint_openapi
 
@@ -19,7 +20,10 @@ def lint_document(doc: Document) -> None:
     try:
         if doc.kind is DocumentKind.OPENAPI:
             lint_openapi(doc)
+            check_engine_answers(doc)
         elif doc.kind is DocumentKind.ASYNCAPI:
             lint_asyncapi(doc)
+        if doc.kind in (DocumentKind.OPENAPI, DocumentKind.ASYNCAPI):
+            check_integer_bounds(doc)
     except Exception as exc:  # noqa: BLE001 - the documented last resort, never a traceback
         doc.problem("", f"could not be checked: {type(exc).__name__}: {exc}", "internal")
