@@ -23,6 +23,7 @@ from ._diagnostics import join_pointer
 from ._documents import Document, DocumentKind
 from ._openapi_lint import iter_operations
 from ._pointers import iter_objects
+from ._schemas import INTEGER_FORMAT_RANGES
 
 __all__ = [
     "FORMAT_RANGES",
@@ -33,10 +34,7 @@ __all__ = [
     "check_shared_definitions",
 ]
 
-FORMAT_RANGES: dict[str, tuple[int, int]] = {
-    "int32": (-(2**31), 2**31 - 1),
-    "int64": (-(2**63), 2**63 - 1),
-}
+FORMAT_RANGES = INTEGER_FORMAT_RANGES
 VALIDATION_STATUS = "422"  # CONVENTIONS.md: the one status for a request the spec rejects
 # Names under components.schemas that every document having them must define identically.
 SHARED_DEFINITIONS = (
