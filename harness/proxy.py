@@ -130,8 +130,12 @@ class RecordingProxy:
         started: float,
     ) -> None:
         media_type = media_type_of(outcome.headers.get("content-type"))
+        # An answer the mesh injected is journaled as the fault, not as the callee's
+        # violation: only the caller's request is judged (what the caller does next is
+        # judged on its own edge).
+        judged = None if fault is not None and fault.kind == "error" else outcome.status
         check = (
-            check_exchange(self.api, request, outcome.status, media_type, outcome.body)
+            check_exchange(self.api, request, judged, media_type, outcome.body)
             if self.api is not None
             else None
         )

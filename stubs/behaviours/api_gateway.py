@@ -479,16 +479,14 @@ class GatewaySimulator(Simulator):
         from the profile at user-svc, then order-svc's saga."""
         items = req.body["items"]
         skus = sorted({item["sku"] for item in items})
-        found, contact = await asyncio.gather(
-            asyncio.gather(*(self._product(req, sku) for sku in skus)),
-            self._contact(req, user_id),
-        )
+        found = await asyncio.gather(*(self._product(req, sku) for sku in skus))
         prices = {
             sku: product["price"] for sku, (product, _) in zip(skus, found, strict=True) if product
         }
         unpriceable = _unpriceable(items, prices)
         if unpriceable:
             raise Reply(self._invalid_order(req, unpriceable))
+        contact = await self._contact(req, user_id)
         body = {
             "user_id": user_id,
             "items": [
