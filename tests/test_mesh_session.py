@@ -24,7 +24,9 @@ from ecom_harness.stubs._outbox import OutboxRelay
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-CREDENTIALS = {"email": "lena.fischer@example.com", "password": "correct-horse-battery"}
+# A new customer registers; the seed data's customer (specs/seed.toml) logs in.
+NEWCOMER = {"email": "anna.schmidt@example.com", "password": "correct-horse-battery"}
+CREDENTIALS = {"email": "lena.fischer@example.com", "password": "correct-horse-battery-staple"}
 ADDRESS = {
     "name": "Lena Fischer",
     "line1": "Torstraße 112",
@@ -74,7 +76,7 @@ async def place(client: httpx.AsyncClient, key: str, **options: Any) -> httpx.Re
 async def sign_up_and_browse(client: httpx.AsyncClient, statuses: dict[str, int]) -> None:
     """Register and log in (the engine's own refusals on the way), then browse."""
     statuses["register"] = (
-        await client.post("/v1/auth/register", json={**CREDENTIALS, "name": "Lena"})
+        await client.post("/v1/auth/register", json={**NEWCOMER, "name": "Anna Schmidt"})
     ).status_code
     statuses["register invalid"] = (
         await client.post("/v1/auth/register", json={"email": "x@example.com"})
@@ -85,6 +87,9 @@ async def sign_up_and_browse(client: httpx.AsyncClient, statuses: dict[str, int]
         )
     ).status_code
     statuses["login form"] = (await client.post("/v1/auth/login", data={"email": "x"})).status_code
+    statuses["register taken"] = (
+        await client.post("/v1/auth/register", json={**CREDENTIALS, "name": "Lena"})
+    ).status_code
     statuses["me anonymous"] = (await client.get("/v1/users/me")).status_code
     login = await client.post("/v1/auth/login", json=CREDENTIALS)
     statuses["login"] = login.status_code
@@ -172,6 +177,7 @@ async def test_a_whole_session_leaves_no_violation_in_the_journal(mesh: Mesh) ->
     assert statuses == {
         "register": 201,
         "register invalid": 422,
+        "register taken": 409,
         "register not json": 400,
         "login form": 415,
         "me anonymous": 401,

@@ -20,8 +20,9 @@ from conftest import asgi_client
 from ecom_harness.stubs._bus import InMemoryBus, Record
 from ecom_harness.stubs._engine import Exchange
 from ecom_harness.stubs._host import StubHost
+from ecom_harness.stubs._seed import load_seed
 from ecom_harness.stubs.behaviours._tokens import rfc3339
-from ecom_harness.stubs.behaviours.inventory_svc import InventorySimulator, example_skus
+from ecom_harness.stubs.behaviours.inventory_svc import InventorySimulator
 from ecom_harness.stubs.behaviours.payment_svc import DEFAULT_SECRET_KEY, PaymentSimulator
 
 HostFactory = Callable[..., Awaitable[StubHost]]
@@ -117,15 +118,16 @@ async def inventory(
         yield Inventory(sim, clock, client)
 
 
-async def test_default_stock_is_every_sku_of_the_spec_examples(host_factory: HostFactory) -> None:
+async def test_default_stock_is_the_seed_data(host_factory: HostFactory) -> None:
     async with inventory(host_factory) as inv:
-        assert example_skus(inv.sim.ctx.api) == ["SKU-1001", "SKU-2040"]
-        for sku in ("SKU-1001", "SKU-2040"):
+        seed = load_seed().stock
+        assert seed == {"SKU-1001": 100, "SKU-2040": 100, "SKU-2042": 5, "SKU-3107": 0}
+        for sku, units in seed.items():
             assert await inv.stock(sku) | {"updated_at": None} == {
                 "sku": sku,
-                "on_hand": 100,
+                "on_hand": units,
                 "reserved": 0,
-                "available": 100,
+                "available": units,
                 "updated_at": None,
             }
         assert_problem(await inv.client.get("/stock/SKU-9999"), 404, "not-found")

@@ -285,7 +285,12 @@ async def test_settings_shape_tokens_and_a_key_is_generated_without_pem(
 
 # --- catalog-svc ---------------------------------------------------------------------------
 
-SPEC_SKUS = {"SKU-1001": "IN_STOCK", "SKU-2042": "LOW_STOCK", "SKU-3107": "OUT_OF_STOCK"}
+SPEC_SKUS = {  # the seed data's products (specs/seed.toml)
+    "SKU-1001": "IN_STOCK",
+    "SKU-2040": "IN_STOCK",
+    "SKU-2042": "LOW_STOCK",
+    "SKU-3107": "OUT_OF_STOCK",
+}
 
 
 def product(sku: str, category: str = "coffee") -> dict[str, Any]:
@@ -316,7 +321,7 @@ async def walk(client: httpx.AsyncClient, **query: Any) -> list[list[str]]:
             return pages
 
 
-async def test_catalog_is_seeded_from_the_spec_examples(host_factory: HostFactory) -> None:
+async def test_catalog_is_seeded_from_the_seed_data(host_factory: HostFactory) -> None:
     async with started(host_factory, "catalog-svc") as (host, client):
         listed = (await client.get("/products")).json()
         fetched = await client.get("/products/SKU-1001")
@@ -346,7 +351,7 @@ async def test_pagination_walks_every_product_once(host_factory: HostFactory) ->
         tea_pages = await walk(client, limit=5, category="tea")
     skus = [sku for page in pages for sku in page]
     assert skus == sorted(SPEC_SKUS.keys() | {p["sku"] for p in extra})
-    assert [len(page) for page in pages] == [4, 4, 4, 4, 4, 4, 2]
+    assert [len(page) for page in pages] == [4, 4, 4, 4, 4, 4, 3]  # 23 + 4 seeded
     tea = [sku for page in tea_pages for sku in page]
     assert tea == sorted(p["sku"] for p in extra if p["category"] == "tea")
     assert [len(page) for page in tea_pages] == [5, 5, 5]  # no empty last page

@@ -21,7 +21,7 @@ cancelled), or ``expired``.
 
 Settings (``settings["inventory-svc"]``):
 
-``stock`` (every SKU in the inventory spec's examples, :data:`DEFAULT_ON_HAND` each)
+``stock`` (the stock of the platform's seed data, ``specs/seed.toml``)
     ``{sku: on_hand}`` seeded at start and again after :meth:`reset`.
 """
 
@@ -47,9 +47,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ecom_harness.stubs._engine import Behaviour
 from ecom_harness.stubs._http import StubResponse
-from ecom_harness.stubs._operations import Api
 from ecom_harness.stubs._outbox import new_id, outbox_table
 from ecom_harness.stubs._pointers import resolve_pointer
+from ecom_harness.stubs._seed import load_seed
 from ecom_harness.stubs._simulator import (
     SimulatorContext,
     json_response,
@@ -59,9 +59,8 @@ from ecom_harness.stubs._validate_request import ValidRequest
 from ._sql_sim import OutboxSimulator, Refusal, refusal
 from ._tokens import rfc3339
 
-__all__ = ["DEFAULT_ON_HAND", "InventorySimulator", "example_skus"]
+__all__ = ["InventorySimulator"]
 
-DEFAULT_ON_HAND = 100
 HELD, COMMITTED, RELEASED, EXPIRED = "HELD", "COMMITTED", "RELEASED", "EXPIRED"
 _SKU_SCHEMA = "/components/schemas/Sku"
 _TTL_DEFAULT = "/components/schemas/ReserveStockRequest/properties/ttl_seconds/default"
@@ -102,21 +101,6 @@ def _skus_in(node: Any) -> Iterator[str]:
     elif isinstance(node, list):
         for item in node:
             yield from _skus_in(item)
-
-
-def example_skus(api: Api) -> list[str]:
-    """Every ``sku`` in the request and 2xx response examples of ``api``: what the
-    spec's own examples expect to be stocked (an error example's SKU-9999 is not)."""
-    found: set[str] = set()
-    for operation in api.operations.values():
-        media = [*operation.body.values()]
-        for status, response in operation.responses.items():
-            if status.startswith("2"):
-                media.extend(response.content.values())
-        for body in media:
-            for example in body.examples.values():
-                found.update(_skus_in(example))
-    return sorted(found)
 
 
 def _totals(items: list[dict[str, Any]]) -> list[tuple[str, int]]:
@@ -160,8 +144,7 @@ class InventorySimulator(OutboxSimulator):
     def __init__(self, ctx: SimulatorContext):
         super().__init__(ctx)
         self.default_ttl = int(resolve_pointer(ctx.api.document.data, _TTL_DEFAULT))
-        default_stock = dict.fromkeys(example_skus(ctx.api), DEFAULT_ON_HAND)
-        self.initial_stock: Mapping[str, int] = ctx.settings.get("stock", default_stock)
+        self.initial_stock: Mapping[str, int] = ctx.settings.get("stock", load_seed().stock)
 
     def operations(self) -> dict[str, Behaviour]:
         return {

@@ -3,7 +3,8 @@
 State: ``users`` in user-svc's own database (passwords as salted scrypt hashes, emails
 unique case-insensitively); sessions in Redis under ``user-svc:session:<session id>``
 with a TTL of the token lifetime, so revoking a session (deleting its key) turns every
-token of it inactive at once. Nothing is seeded.
+token of it inactive at once. The users of the platform's seed data (``specs/seed.toml``)
+exist from the start and again after a reset, with their seed passwords.
 
 Settings (``settings["user-svc"]``):
 
@@ -40,6 +41,7 @@ from ecom_harness.stubs._engine import Behaviour, ErrorRenderer
 from ecom_harness.stubs._http import StubRequest, StubResponse
 from ecom_harness.stubs._outbox import new_id
 from ecom_harness.stubs._problems import Problem
+from ecom_harness.stubs._seed import load_seed
 from ecom_harness.stubs._simulator import (
     Simulator,
     json_response,
@@ -51,6 +53,8 @@ from ecom_harness.stubs._validate_request import ValidRequest
 from ._tokens import TokenSigner, health_behaviour, rfc3339
 
 __all__ = ["UserSimulator", "hash_password", "verify_password"]
+
+SEED_CREATED_AT = "2025-03-01T09:00:00Z"  # the seed users' creation time
 
 DEFAULT_ISSUER = "https://user-svc.ecom.local"
 DEFAULT_AUDIENCE = "ecom-api"
@@ -130,6 +134,7 @@ class UserSimulator(Simulator):
             kid=settings.get("kid"),
         )
         self._decoy = ""  # a hash to check unknown emails against (see create_session)
+        self._seed_rows: list[dict[str, Any]] = []
 
     def behaviours(self) -> dict[str, Behaviour]:
         return {
@@ -147,9 +152,33 @@ class UserSimulator(Simulator):
     async def start(self) -> None:
         await super().start()
         self._decoy = await asyncio.to_thread(hash_password, "decoy-password", self.scrypt_n)
+        self._seed_rows = [
+            {
+                "user_id": user["user_id"],
+                "email": user["email"],
+                "email_key": user["email"].lower(),
+                "name": user["name"],
+                "phone": user["phone"],
+                "password_hash": await asyncio.to_thread(
+                    hash_password, user["password"], self.scrypt_n
+                ),
+                "created_at": SEED_CREATED_AT,
+            }
+            for user in load_seed().users
+        ]
+        await self._seed_users()
+
+    async def _seed_users(self) -> None:
+        """The seed's users (specs/seed.toml), so the spec examples can log in."""
+        async with self.ctx.db.begin() as conn:
+            for row in self._seed_rows:
+                gone = self.users.c.user_id == row["user_id"]
+                await conn.execute(self.users.delete().where(gone))
+                await conn.execute(self.users.insert().values(**row))
 
     async def reset(self) -> None:
         await super().reset()
+        await self._seed_users()
         keys = [key async for key in self.ctx.redis.scan_iter(match=SESSION_KEY + "*")]
         if keys:
             await self.ctx.redis.delete(*keys)
