@@ -37,6 +37,8 @@ class Seed:
     products: tuple[dict[str, Any], ...]
     stock: dict[str, int] = field(default_factory=dict)
     test_cards: tuple[dict[str, str], ...] = ()
+    # Confirmed orders with everything each service holds of them (see seed.toml).
+    orders: tuple[dict[str, Any], ...] = ()
 
     def user(self, email: str) -> dict[str, Any] | None:
         return next((u for u in self.users if u["email"] == email), None)
@@ -52,4 +54,8 @@ def load_seed(path: Path | None = None) -> Seed:
         {**product, "availability": availability(stock.get(product["sku"], 0))}
         for product in data.get("products", [])
     )
-    return Seed(users, products, stock, tuple(data.get("test_cards", [])))
+    orders = tuple(
+        {**order, "total_amount": sum(i["quantity"] * i["unit_amount"] for i in order["items"])}
+        for order in data.get("orders", [])
+    )
+    return Seed(users, products, stock, tuple(data.get("test_cards", [])), orders)

@@ -30,8 +30,6 @@ from ecom_harness.harness.journal import Interaction
 from ecom_harness.harness.mesh import Mesh
 from ecom_harness.stubs import shipped_spec
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
-
 SEED = tomllib.loads((REPO / "specs" / "seed.toml").read_text(encoding="utf-8"))
 CUSTOMER = SEED["users"][0]
 TOPOLOGY = load_topology()
@@ -153,6 +151,7 @@ async def _bearer(mesh: Mesh) -> str:
     return token
 
 
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(
     "request_",
     ALL,

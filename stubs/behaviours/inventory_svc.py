@@ -159,11 +159,30 @@ class InventorySimulator(OutboxSimulator):
     async def start(self) -> None:
         await super().start()
         await self.seed(self.initial_stock)
+        await self._seed_history()
 
     async def reset(self) -> None:
         """Forget every reservation and event; the stock is seeded again."""
         await super().reset()
         await self.seed(self.initial_stock)
+        await self._seed_history()
+
+    async def _seed_history(self) -> None:
+        """The COMMITTED reservations of the seed data's orders (their units already
+        left the stock the seed sets)."""
+        async with self.ctx.db.begin() as conn:
+            for order in load_seed().orders:
+                lines = [{"sku": i["sku"], "quantity": i["quantity"]} for i in order["items"]]
+                await conn.execute(
+                    RESERVATIONS.insert().values(
+                        reservation_id=order["reservation_id"],
+                        order_id=order["order_id"],
+                        status=COMMITTED,
+                        items=lines,
+                        expires_at=order["updated_at"],
+                        created_at=order["created_at"],
+                    )
+                )
 
     async def before_each(self) -> None:
         await self.expire_due()

@@ -78,6 +78,7 @@ from ecom_harness.stubs._bus import Record
 from ecom_harness.stubs._engine import Behaviour
 from ecom_harness.stubs._http import StubResponse
 from ecom_harness.stubs._outbox import new_id
+from ecom_harness.stubs._seed import load_seed
 from ecom_harness.stubs._simulator import (
     Simulator,
     SimulatorContext,
@@ -269,8 +270,41 @@ class NotifySimulator(Simulator):
             "getNotification": self.get_notification,
         }
 
+    async def reset(self) -> None:
+        await super().reset()
+        await self._seed_history()
+
+    async def _seed_history(self) -> None:
+        """The confirmation mail of each of the seed data's orders (specs/seed.toml)."""
+        users = {user["user_id"]: user for user in load_seed().users}
+        async with self.ctx.db.begin() as conn:
+            for order in load_seed().orders:
+                user = users[order["user_id"]]
+                await conn.execute(
+                    insert(self.notifications).values(
+                        notification_id=order["notification_id"],
+                        event_id="evt_Oc5Nf2Rj8Tb",
+                        event_type="order.confirmed",
+                        order_id=order["order_id"],
+                        channel="email",
+                        recipient=user["email"],
+                        template="order_confirmed",
+                        provider="sendgrid",
+                        provider_message_id="W8nYp2ZxQ4e1mV7s3kL9bA",
+                        status="sent",
+                        error=None,
+                        created_at=order["updated_at"],
+                    )
+                )
+                await conn.execute(
+                    insert(self.contacts).values(
+                        order_id=order["order_id"], email=user["email"], phone=user["phone"]
+                    )
+                )
+
     async def start(self) -> None:
         await super().start()
+        await self._seed_history()
         if self.ctx.bus is not None:
             for topic in TOPICS:
                 await self.ctx.bus.subscribe(topic, GROUP, self.handle)

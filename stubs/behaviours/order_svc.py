@@ -50,6 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ecom_harness.stubs._engine import Behaviour
 from ecom_harness.stubs._http import StubResponse
 from ecom_harness.stubs._outbox import OutboxRelay, add_event, make_event, new_id, outbox_table
+from ecom_harness.stubs._seed import load_seed
 from ecom_harness.stubs._simulator import (
     Simulator,
     SimulatorContext,
@@ -283,6 +284,7 @@ class OrderSimulator(Simulator):
 
     async def start(self) -> None:
         await super().start()
+        await self._seed_history()
         self.relay.start(float(self.setting("relay_interval")))
 
     async def stop(self) -> None:
@@ -291,6 +293,24 @@ class OrderSimulator(Simulator):
     async def reset(self) -> None:
         await super().reset()
         self.breaker.reset()
+        await self._seed_history()
+
+    async def _seed_history(self) -> None:
+        """The seed data's confirmed orders (specs/seed.toml), without their events."""
+        users = {user["user_id"]: user for user in load_seed().users}
+        async with self.ctx.db.begin() as conn:
+            for seeded in load_seed().orders:
+                user = users[seeded["user_id"]]
+                await conn.execute(
+                    orders.insert().values(
+                        {name: seeded.get(name) for name in ORDER_FIELDS}
+                        | {
+                            "status": "CONFIRMED",
+                            "payment_method": seeded["payment_method"],
+                            "contact": {"email": user["email"], "phone": user["phone"]},
+                        }
+                    )
+                )
 
     async def saga_steps(self, order_id: str) -> list[tuple[str, str]]:
         """``(operationId, outcome)`` of every peer call made for the order, in order."""
