@@ -170,6 +170,8 @@ class InventorySimulator(OutboxSimulator):
     async def _seed_history(self) -> None:
         """The COMMITTED reservations of the seed data's orders (their units already
         left the stock the seed sets)."""
+        if not self.ctx.settings.get("seed_orders", True):
+            return
         async with self.ctx.db.begin() as conn:
             for order in load_seed().orders:
                 lines = [{"sku": i["sku"], "quantity": i["quantity"]} for i in order["items"]]

@@ -276,6 +276,8 @@ class NotifySimulator(Simulator):
 
     async def _seed_history(self) -> None:
         """The confirmation mail of each of the seed data's orders (specs/seed.toml)."""
+        if not self.ctx.settings.get("seed_orders", True):
+            return
         users = {user["user_id"]: user for user in load_seed().users}
         async with self.ctx.db.begin() as conn:
             for order in load_seed().orders:

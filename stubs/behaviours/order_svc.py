@@ -297,6 +297,8 @@ class OrderSimulator(Simulator):
 
     async def _seed_history(self) -> None:
         """The seed data's confirmed orders (specs/seed.toml), without their events."""
+        if not self.ctx.settings.get("seed_orders", True):
+            return
         users = {user["user_id"]: user for user in load_seed().users}
         async with self.ctx.db.begin() as conn:
             for seeded in load_seed().orders:

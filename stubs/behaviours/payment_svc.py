@@ -238,6 +238,8 @@ class PaymentSimulator(OutboxSimulator):
 
     async def _seed_history(self) -> None:
         """The succeeded payments of the seed data's orders (specs/seed.toml)."""
+        if not self.ctx.settings.get("seed_orders", True):
+            return
         async with self.ctx.db.begin() as conn:
             for order in load_seed().orders:
                 await conn.execute(

@@ -265,6 +265,8 @@ class StripeSimulator(Simulator):
     async def _seed_history(self) -> None:
         """The succeeded PaymentIntents behind the seed data's payments (seed.toml), so
         refunding a seeded payment reaches a charge Stripe knows."""
+        if not self.ctx.settings.get("seed_orders", True):
+            return
         async with self.ctx.db.begin() as conn:
             for order in load_seed().orders:
                 intent = _seeded_intent(order)
