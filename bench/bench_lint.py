@@ -16,8 +16,7 @@ from pathlib import Path
 
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
-from ecom_harness.harness import lint_specs
-from ecom_harness.stubs import collect_files, read_document, spec_root
+from ecom_harness.specs import collect_files, lint_specs, read_document, spec_root
 
 
 def _median_ms(action: Callable[[], object], repeat: int) -> float:

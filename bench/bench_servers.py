@@ -21,10 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ecom_harness.stubs import read_document, shipped_spec
-from ecom_harness.stubs._asgi import StubApp
-from ecom_harness.stubs._engine import Exchange, StubEngine
-from ecom_harness.stubs._operations import Api
+from ecom_harness.specs import Api, read_document, shipped_spec
+from ecom_harness.stubs import Exchange, StubApp, StubEngine
 
 GET_PATH = "/products/SKU-1001"
 POST_PATH = "/shipments"

@@ -7,17 +7,25 @@ import sys
 from typing import NoReturn
 
 import click
-from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
 
-__all__ = ["EXIT_PROBLEMS", "START_FAILURES", "fail", "first_line"]
+__all__ = ["EXIT_PROBLEMS", "fail", "first_line", "start_failures"]
 
 EXIT_PROBLEMS = 1
-# What starting stubs or the mesh can fail with because of the machine or the flags: a
-# busy port (OSError), an unusable URL or document (ValueError), a broker that did not
-# start or cannot be reached (RuntimeError: TansuStartError, aiokafka's KafkaError), a
-# Redis or PostgreSQL server that refuses.
-START_FAILURES = (OSError, ValueError, RuntimeError, RedisError, SQLAlchemyError)
+
+
+def start_failures() -> tuple[type[BaseException], ...]:
+    """What starting stubs or the mesh can fail with because of the machine or the flags:
+    a busy port (OSError), an unusable URL or document (ValueError), a broker that did not
+    start or cannot be reached (RuntimeError: TansuStartError, aiokafka's KafkaError), a
+    Redis or PostgreSQL server that refuses.
+
+    A function, not a constant: the Redis and SQLAlchemy exception modules load only when
+    a command starts something, not for ``--help``.
+    """
+    from redis.exceptions import RedisError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (OSError, ValueError, RuntimeError, RedisError, SQLAlchemyError)
 
 
 def first_line(exc: BaseException) -> str:

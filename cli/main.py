@@ -21,14 +21,16 @@ from ecom_harness import __version__
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
-# Command name -> "module:attribute", imported only when that command runs (Click's lazy
-# subcommand pattern): `specs lint` should not wait for SQLAlchemy, aiokafka and uvicorn.
+# Command name -> ("module:attribute", one-line help), imported only when that command runs
+# (Click's lazy subcommand pattern): `--help` and `specs lint` should not wait for
+# SQLAlchemy, aiokafka and uvicorn. The line is what `ecom-harness --help` lists, so the
+# root help imports no command module at all (a test checks both agree).
 COMMANDS = {
-    "specs": "specs:specs",
-    "topology": "topology:topology",
-    "stubs": "stubs:stubs",
-    "up": "mesh:up",
-    "env": "mesh:env",
+    "specs": ("specs:specs", "Check the spec documents."),
+    "topology": ("topology:topology", "Print the components and who calls whom."),
+    "stubs": ("stubs:stubs", "Serve the components' stubs, generated from their specs."),
+    "up": ("mesh:up", "Run the whole mesh in the foreground and print its addresses."),
+    "env": ("mesh:env", "Print what a real COMPONENT needs to join a mesh."),
 }
 
 
@@ -39,13 +41,18 @@ class LazyGroup(click.Group):
         return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
             return None
-        module, attribute = target.split(":")
+        module, attribute = entry[0].split(":")
         command = getattr(importlib.import_module(f".{module}", __package__), attribute)
         assert isinstance(command, click.Command)
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from :data:`COMMANDS`' lines, importing none of them."""
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][1]) for name in self.list_commands(ctx)])
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -10,20 +10,17 @@ import functools
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from ecom_harness.harness import load_topology
-from ecom_harness.harness.addresses import PortPlan
-from ecom_harness.harness.env import ENV_FORMATS, EnvError, component_env
-from ecom_harness.harness.mesh import Mesh, MeshConfigError, MeshOptions
-from ecom_harness.harness.running import run_until_signalled
+from ._failures import fail, first_line, start_failures
 
-from ._failures import START_FAILURES, fail, first_line
+if TYPE_CHECKING:  # the mesh loads when a command runs, not for --help
+    from rich.table import Table
+
+    from ecom_harness.harness import Mesh, MeshOptions, PortPlan
 
 __all__ = ["env", "up"]
 
@@ -80,6 +77,9 @@ def _parse_kafka(_: click.Context, __: click.Parameter, value: str | None) -> st
 
 def _check_port_base(_: click.Context, __: click.Parameter, value: int | None) -> int | None:
     if value is not None:
+        from ecom_harness.harness import PortPlan
+        from ecom_harness.specs import load_topology
+
         try:
             PortPlan.for_topology(load_topology(), value)
         except ValueError as exc:
@@ -140,6 +140,8 @@ def mesh_options(command: Callable[..., None]) -> Callable[..., None]:
         host: str,
         **kwargs: Any,
     ) -> None:
+        from ecom_harness.harness import MeshOptions
+
         options = MeshOptions(
             real=real,
             port_base=port_base,
@@ -158,12 +160,12 @@ def mesh_options(command: Callable[..., None]) -> Callable[..., None]:
 # --- env ---------------------------------------------------------------------------------
 
 
-@click.command("env")
+@click.command("env", short_help="Print what a real COMPONENT needs to join a mesh.")
 @click.argument("component")
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(ENV_FORMATS),
+    type=click.Choice(("sh", "dotenv", "json")),
     default="sh",
     show_default=True,
     help="Shell exports, a .env file, or a JSON object.",
@@ -173,6 +175,9 @@ def env(component: str, fmt: str, options: MeshOptions) -> None:
     """Print what a real COMPONENT needs to join a mesh started with the same options:
     PORT, its dependencies' URLs (through the edge proxies), KAFKA_BOOTSTRAP_SERVERS,
     DATABASE_URL, REDIS_URL. Needs --port-base."""
+    from ecom_harness.harness import EnvError, PortPlan, component_env
+    from ecom_harness.specs import load_topology
+
     topology = load_topology()
     plan = PortPlan.for_topology(topology, options.port_base)
     try:
@@ -187,7 +192,7 @@ def env(component: str, fmt: str, options: MeshOptions) -> None:
 # --- up ----------------------------------------------------------------------------------
 
 
-@click.command("up")
+@click.command("up", short_help="Run the whole mesh in the foreground and print its addresses.")
 @mesh_options
 @click.option(
     "--journal",
@@ -197,18 +202,22 @@ def env(component: str, fmt: str, options: MeshOptions) -> None:
 def up(options: MeshOptions, journal: Path | None) -> None:
     """Run the whole mesh in the foreground and print its addresses (gateway first);
     Ctrl-C stops everything, a broker it started included."""
+    from ecom_harness.harness import Mesh, MeshConfigError, run_until_signalled
+
     try:
         mesh = Mesh(options)
     except MeshConfigError as exc:
         fail(str(exc))
     try:
         run_until_signalled(lambda requested: _serve(mesh, requested, journal))
-    except START_FAILURES as exc:
+    except start_failures() as exc:
         fail(f"cannot run the mesh: {first_line(exc)}{_hint(exc, mesh.plan)}")
     click.echo("stopped", err=True)
 
 
 async def _serve(mesh: Mesh, requested: threading.Event, journal: Path | None) -> None:
+    from rich.console import Console
+
     await mesh.start()  # stops what it started if it fails
     try:
         console = Console()
@@ -227,6 +236,8 @@ async def _serve(mesh: Mesh, requested: threading.Event, journal: Path | None) -
 def address_table(mesh: Mesh) -> Table:
     """Components (gateway, services, externals; real or stub), then the edge proxies,
     the admin API and a real broker."""
+    from rich.table import Table
+
     table = Table(title="ecom-harness mesh")
     table.add_column("name")
     table.add_column("kind")

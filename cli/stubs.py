@@ -6,12 +6,8 @@ import asyncio
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from ecom_harness.stubs import Backends, ServePlan, SpecNotFound, serve_stubs
-
-from ._failures import START_FAILURES, fail, first_line
+from ._failures import fail, first_line, start_failures
 
 
 @click.group()
@@ -20,6 +16,9 @@ def stubs() -> None:
 
 
 def _print_table(urls: dict[str, str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title="stubs (Ctrl-C to stop)")
     table.add_column("component")
     table.add_column("url")
@@ -61,6 +60,9 @@ def serve(  # noqa: PLR0917 - one parameter per Click option
     redis_url: str | None,
 ) -> None:
     """Serve COMPONENTS (default: all shipped components) until Ctrl-C."""
+    from ecom_harness.specs import SpecNotFound
+    from ecom_harness.stubs import Backends, ServePlan, serve_stubs
+
     plan = ServePlan(
         components=components,
         spec_files=spec_files,
@@ -74,6 +76,6 @@ def serve(  # noqa: PLR0917 - one parameter per Click option
         raise click.BadParameter(str(exc), param_hint="COMPONENTS") from None
     try:
         asyncio.run(serve_stubs(plan, _print_table))
-    except START_FAILURES as exc:  # a busy port, an unusable --spec, an unreachable backend
+    except start_failures() as exc:  # a busy port, an unusable --spec, an unreachable backend
         fail(f"cannot serve the stubs: {first_line(exc)}")
     click.echo("stopped", err=True)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from ecom_harness.harness import TOPOLOGY_FORMATS, TopologyError, load_topology, render_topology
+from ecom_harness.specs import TOPOLOGY_FORMATS, TopologyError, load_topology, render_topology
 
 
-@click.command()
+@click.command(short_help="Print the components and who calls whom.")
 @click.option(
     "--format",
     "fmt",

@@ -1,7 +1,7 @@
 """ecom-harness: contract-first specs, spec-driven stubs and a scenario harness.
 
-The code lives in three layers that depend one way only, ``cli -> harness -> stubs``;
-the specs ship as package data under ``ecom_harness.specs``.
+Four layers that depend one way only, ``cli -> harness -> stubs -> specs``; the spec
+documents ship as package data of ``ecom_harness.specs``, beside the code that reads them.
 """
 
 __version__ = "0.1.0"

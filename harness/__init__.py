@@ -1,33 +1,85 @@
-"""The harness: topology model and lint, and (later) the mesh, scenarios and reports.
+"""The harness: the mesh (a recording proxy per topology edge, faults, the journal, the
+admin API), the configuration a real service needs to join it, and running it until
+signalled.
 
-Depends on :mod:`ecom_harness.stubs` only; never on the CLI.
+May import: ``ecom_harness.stubs`` and ``ecom_harness.specs``; never the CLI. Names load
+on first use (PEP 562).
 """
 
-from .lint import LintReport, lint_specs
-from .topology import (
-    COMPONENT_KINDS,
-    PROTOCOLS,
-    Component,
-    Edge,
-    Topology,
-    TopologyError,
-    load_topology,
-    parse_topology,
-)
-from .topology_render import FORMATS as TOPOLOGY_FORMATS
-from .topology_render import render_topology
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ecom_harness._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .addresses import SERVED_KINDS, PortPlan, http_url
+    from .admin import ADMIN_COMPONENT, admin_app, admin_spec
+    from .env import ENV_FORMATS, ComponentEnv, EnvError, component_env, database_url
+    from .faults import FAULT_KINDS, Fault, FaultBook, FaultError
+    from .journal import EventEntry, Interaction, Journal, redact_body, redact_headers
+    from .mesh import Mesh, MeshConfigError, MeshOptions
+    from .proxy import RecordingProxy
+    from .running import STOP_SIGNALS, run_until_signalled
+
+_EXPORTS = {
+    "ADMIN_COMPONENT": ".admin",
+    "ComponentEnv": ".env",
+    "ENV_FORMATS": ".env",
+    "EnvError": ".env",
+    "EventEntry": ".journal",
+    "FAULT_KINDS": ".faults",
+    "Fault": ".faults",
+    "FaultBook": ".faults",
+    "FaultError": ".faults",
+    "Interaction": ".journal",
+    "Journal": ".journal",
+    "Mesh": ".mesh",
+    "MeshConfigError": ".mesh",
+    "MeshOptions": ".mesh",
+    "PortPlan": ".addresses",
+    "RecordingProxy": ".proxy",
+    "SERVED_KINDS": ".addresses",
+    "STOP_SIGNALS": ".running",
+    "admin_app": ".admin",
+    "admin_spec": ".admin",
+    "component_env": ".env",
+    "database_url": ".env",
+    "http_url": ".addresses",
+    "redact_body": ".journal",
+    "redact_headers": ".journal",
+    "run_until_signalled": ".running",
+}
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
 
 __all__ = [
-    "COMPONENT_KINDS",
-    "PROTOCOLS",
-    "TOPOLOGY_FORMATS",
-    "Component",
-    "Edge",
-    "LintReport",
-    "Topology",
-    "TopologyError",
-    "lint_specs",
-    "load_topology",
-    "parse_topology",
-    "render_topology",
+    "ADMIN_COMPONENT",
+    "ENV_FORMATS",
+    "FAULT_KINDS",
+    "SERVED_KINDS",
+    "STOP_SIGNALS",
+    "ComponentEnv",
+    "EnvError",
+    "EventEntry",
+    "Fault",
+    "FaultBook",
+    "FaultError",
+    "Interaction",
+    "Journal",
+    "Mesh",
+    "MeshConfigError",
+    "MeshOptions",
+    "PortPlan",
+    "RecordingProxy",
+    "admin_app",
+    "admin_spec",
+    "component_env",
+    "database_url",
+    "http_url",
+    "redact_body",
+    "redact_headers",
+    "run_until_signalled",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .topology import Topology
+from ecom_harness.specs import Topology
 
 __all__ = ["SERVED_KINDS", "PortPlan", "http_url"]
 

@@ -15,12 +15,16 @@ from urllib.parse import quote
 
 import orjson
 
-from ecom_harness.stubs import StubResponse, spec_root
-from ecom_harness.stubs._asgi import StubApp
-from ecom_harness.stubs._engine import Behaviour, StubEngine
-from ecom_harness.stubs._host import load_api
-from ecom_harness.stubs._simulator import json_response, problem_response
-from ecom_harness.stubs._validate_request import ValidRequest
+from ecom_harness.specs import load_api, spec_root
+from ecom_harness.stubs import (
+    Behaviour,
+    StubApp,
+    StubEngine,
+    StubResponse,
+    ValidRequest,
+    json_response,
+    problem_response,
+)
 
 from .faults import Fault, FaultError
 from .journal import Entry, EventEntry, Interaction

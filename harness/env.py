@@ -17,12 +17,11 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from ecom_harness.stubs import Backends
-from ecom_harness.stubs._backends import database_name
+from ecom_harness.specs import Topology
+from ecom_harness.stubs import Backends, database_name
 
 from .addresses import PortPlan, http_url
 from .mesh import MeshOptions
-from .topology import Topology
 
 __all__ = ["ENV_FORMATS", "ComponentEnv", "EnvError", "component_env", "database_url"]
 

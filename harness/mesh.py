@@ -18,24 +18,25 @@ from typing import Any
 
 import httpx
 
+from ecom_harness.specs import Topology, load_api, load_topology, shipped_spec
 from ecom_harness.stubs import (
+    LOCAL_GROUP_TIMINGS,
     Backends,
     EventBus,
     InMemoryBus,
     KafkaBus,
+    PortDispatcher,
     StubHost,
-    shipped_spec,
+    bind,
+    serve_sockets,
+    shared_tls,
     tansu_broker,
 )
-from ecom_harness.stubs._asgi import PortDispatcher, bind, serve_sockets
-from ecom_harness.stubs._bus_kafka import LOCAL_GROUP_TIMINGS
-from ecom_harness.stubs._host import load_api, shared_tls
 
 from .addresses import PortPlan, http_url
 from .faults import FaultBook
 from .journal import Journal
 from .proxy import RecordingProxy
-from .topology import Topology, load_topology
 
 __all__ = ["Mesh", "MeshConfigError", "MeshOptions"]
 
@@ -171,7 +172,7 @@ class Mesh:
 
     def _apps(self, listening: dict[int, str]) -> dict[int, Any]:
         assert self.host is not None
-        from .admin import admin_app  # the admin API needs the started mesh
+        from .admin import admin_app
 
         apps: dict[int, Any] = {}
         for port, name in listening.items():

@@ -16,10 +16,17 @@ from dataclasses import dataclass, field
 import httpx
 import orjson
 
-from ecom_harness.stubs import StubRequest, check_exchange
-from ecom_harness.stubs._asgi import Receive, Scope, Send, read_request
-from ecom_harness.stubs._http import decode_body, media_type_of
-from ecom_harness.stubs._operations import Api
+from ecom_harness.specs import Api
+from ecom_harness.stubs import (
+    Receive,
+    Scope,
+    Send,
+    StubRequest,
+    check_exchange,
+    decode_body,
+    media_type_of,
+    read_request,
+)
 
 from .faults import Fault, FaultBook
 from .journal import Interaction, Journal, redact_body, redact_headers

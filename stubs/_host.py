@@ -18,56 +18,18 @@ import httpx
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ._asgi import StubApp
-from ._backends import Backends, open_database, open_redis
-from ._documents import Document, DocumentKind, read_document
-from ._engine import Exchange, StubEngine
-from ._locate import spec_root
-from ._operations import Api
-from ._simulator import Peers, Simulator, SimulatorContext
+from ecom_harness.specs import Api, load_api, shipped_spec
+from ecom_harness.stubs.behaviours import Peers, Simulator, SimulatorContext
+from ecom_harness.stubs.engine import Exchange, StubApp, StubEngine
+from ecom_harness.stubs.state import Backends, open_database, open_redis
+
 from .behaviours import SIMULATORS
 
 __all__ = [
     "HostedStub",
-    "SpecNotFound",
     "StubHost",
-    "load_api",
     "shared_tls",
-    "shipped_components",
-    "shipped_spec",
 ]
-
-
-class SpecNotFound(LookupError):
-    """No shipped spec for that component name."""
-
-
-def shipped_components() -> list[str]:
-    """Every component with a shipped OpenAPI document, internal ones first."""
-    root = spec_root() / "openapi"
-    internal = sorted(p.stem for p in root.glob("*.yaml"))
-    external = sorted(p.stem for p in (root / "external").glob("*.yaml"))
-    return internal + external
-
-
-def shipped_spec(component: str) -> Path:
-    """The shipped OpenAPI document of a component (internal or external provider)."""
-    for candidate in (f"openapi/{component}.yaml", f"openapi/external/{component}.yaml"):
-        path = spec_root() / candidate
-        if path.is_file():
-            return path
-    known = ", ".join(shipped_components())
-    raise SpecNotFound(f"unknown component '{component}' (known: {known})")
-
-
-def load_api(path: Path) -> Api:
-    """Compile an OpenAPI document; refuse anything else with a clear message."""
-    doc = read_document(path)
-    if not isinstance(doc, Document):
-        raise ValueError(str(doc))
-    if doc.kind is not DocumentKind.OPENAPI:
-        raise ValueError(f"{doc.display}: not an OpenAPI document ({doc.kind.value})")
-    return Api(doc)
 
 
 @functools.cache

@@ -1,9 +1,11 @@
 """Serve stubs over HTTP on loopback (or any host): ``ecom-harness stubs serve``.
 
-Every shipped component is hosted in-process so the served ones have their peers (a
-served payment-svc still reaches Stripe), and the requested ones get a port each. A
-document given by path is served from its examples alone: a simulator written for the
-shipped spec would not fit someone else's.
+When shipped components are served, every shipped component is hosted in-process so the
+served ones have their peers (a served payment-svc still reaches Stripe), and the
+requested ones get a port each. A document given by path is served from its examples
+alone: a simulator written for the shipped spec would not fit someone else's. Given only
+documents by path, nothing else is loaded -- no simulators, databases or bus -- so a
+user's own spec answers within a fraction of a second of starting.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ._asgi import PortDispatcher, bind, serve_sockets
-from ._backends import Backends
-from ._bus import InMemoryBus
-from ._host import StubHost, load_api, shipped_components, shipped_spec
+from ecom_harness.specs import Api, load_api, shipped_components, shipped_spec
+from ecom_harness.stubs.engine import PortDispatcher, StubApp, StubEngine, bind, serve_sockets
+from ecom_harness.stubs.state import Backends
+
+if TYPE_CHECKING:
+    from ._host import StubHost
 
 __all__ = ["ServePlan", "serve_stubs"]
 
@@ -45,27 +50,21 @@ async def serve_stubs(
 ) -> None:
     """Start, report ``{component: url}`` through ``on_ready``, serve until interrupted
     (or until ``stop`` is set), then stop everything it started."""
-    served = plan.served()
-    specs = {name: shipped_spec(name) for name in shipped_components()}
-    plain: set[str] = set()
-    for path in plan.spec_files:
-        name = load_api(path).component
-        specs[name] = path
-        plain.add(name)
-        served.append(name)
+    plain = _plain_apis(plan.spec_files)
+    served = [*plan.served(), *plain] if plan.components or not plain else list(plain)
     sockets: list[socket.socket] = []
-    host = StubHost(
-        specs=specs, backends=plan.backends, bus=InMemoryBus(), examples_only=frozenset(plain)
-    )
+    host = _shipped_host(plan, plain) if len(served) > len(plain) else None
     try:
         for index, _name in enumerate(served):
             sockets.append(bind(plan.host, plan.port + index if plan.port else 0))
-        await host.start()
+        if host is not None:
+            await host.start()
+        engines = {} if host else {name: StubApp(StubEngine(api)) for name, api in plain.items()}
         apps = {}
         urls = {}
         for name, sock in zip(served, sockets, strict=True):
             port = sock.getsockname()[1]
-            apps[port] = host.stubs[name].app
+            apps[port] = host.stubs[name].app if host is not None else engines[name]
             shown = f"[{plan.host}]" if ":" in plan.host else plan.host
             urls[name] = f"http://{shown}:{port}"
         on_ready(urls)
@@ -73,4 +72,33 @@ async def serve_stubs(
     finally:
         for sock in sockets:
             sock.close()
-        await host.stop()
+        if host is not None:
+            await host.stop()
+
+
+def _plain_apis(paths: tuple[Path, ...]) -> dict[str, Api]:
+    """The documents given by path, by component name; two for one name are refused."""
+    apis: dict[str, Api] = {}
+    for path in paths:
+        api = load_api(path)
+        if api.component in apis:
+            raise ValueError(f"{path}: component '{api.component}' is given twice")
+        apis[api.component] = api
+    return apis
+
+
+def _shipped_host(plan: ServePlan, plain: dict[str, Api]) -> StubHost:
+    """Every shipped component in-process (the served ones need their peers), plus the
+    documents given by path, served from their examples."""
+    from ecom_harness.stubs.events import InMemoryBus
+
+    from ._host import StubHost
+
+    specs = {name: shipped_spec(name) for name in shipped_components()}
+    specs |= {name: path for name, path in zip(plain, plan.spec_files, strict=True)}  # same order
+    return StubHost(
+        specs=specs,
+        backends=plan.backends,
+        bus=InMemoryBus(),
+        examples_only=frozenset(plain),
+    )

@@ -23,11 +23,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ecom_harness.harness import load_topology
 from ecom_harness.harness.addresses import PortPlan
-from ecom_harness.stubs._backends import Backends
-from ecom_harness.stubs._engine import Exchange
-from ecom_harness.stubs._host import StubHost
+from ecom_harness.specs import load_topology
+from ecom_harness.stubs import Backends, Exchange, StubHost
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -20,8 +20,9 @@ from typing import Any, Protocol
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from ecom_harness.stubs import Document, read_document, spec_root
-from ecom_harness.stubs._bus import (
+from ecom_harness.specs import Document, MessageRejected, MessageValidator, read_document, spec_root
+from ecom_harness.stubs import (
+    LOCAL_GROUP_TIMINGS,
     BusError,
     BusEvent,
     DeadLettered,
@@ -29,16 +30,15 @@ from ecom_harness.stubs._bus import (
     DeliveryFailed,
     EventBus,
     InMemoryBus,
-    MessageRejected,
-    MessageValidator,
+    KafkaBus,
     Observer,
     Published,
     Record,
     RetryPolicy,
+    TansuBroker,
     partition_for,
+    tansu_broker,
 )
-from ecom_harness.stubs._bus_kafka import LOCAL_GROUP_TIMINGS, KafkaBus
-from ecom_harness.stubs._tansu import TansuBroker, tansu_broker
 
 DRAIN = 20.0  # generous for a broker; the in-memory bus drains in milliseconds
 PARTITIONS = 6  # what commerce-events.yaml binds every topic to

@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from ecom_harness.stubs._bus import default_validator
-from ecom_harness.stubs._bus_kafka import create_topics
-from ecom_harness.stubs._tansu import TansuStartError, tansu_broker
+from ecom_harness.specs import default_validator
+from ecom_harness.stubs import TansuStartError, create_topics, tansu_broker
 
 
 def _fake_binary(tmp_path: Path, script: str) -> str:

@@ -8,12 +8,16 @@ from typing import Any
 import httpx
 import pytest
 
-from ecom_harness.stubs import read_document, spec_root
-from ecom_harness.stubs._asgi import StubApp
-from ecom_harness.stubs._engine import Exchange, StubEngine
-from ecom_harness.stubs._http import StubRequest, StubResponse
-from ecom_harness.stubs._operations import Api
-from ecom_harness.stubs._validate_request import MAX_BODY_BYTES, ValidRequest
+from ecom_harness.specs import Api, read_document, spec_root
+from ecom_harness.stubs import (
+    MAX_BODY_BYTES,
+    Exchange,
+    StubApp,
+    StubEngine,
+    StubRequest,
+    StubResponse,
+    ValidRequest,
+)
 
 ADDRESS = {
     "name": "Anna",

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from conftest import REPO
 from ecom_harness.cli.main import cli
-from ecom_harness.harness import LintReport, lint_specs
+from ecom_harness.specs import LintReport, lint_specs
 
 Mutation = Callable[[Path], None]  # receives the root of the spec copy
 Data = Any  # a parsed YAML document

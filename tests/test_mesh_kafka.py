@@ -2,7 +2,7 @@
 events travel through it, and stopping the mesh stops the broker.
 
 One test, since a Tansu run costs a broker start and a consumer-group join (1-2 s); every
-wait in it is bounded. The order flow and its helpers are those of ``test_mesh.py``.
+wait in it is bounded. The order flow and its helpers are those of ``mesh_flow.py``.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 import socket
 
 import pytest
-from test_mesh import ORDER_EVENTS, delivered_events, place_order, published, signed_in
 
 from ecom_harness.harness.mesh import Mesh, MeshOptions
 from ecom_harness.stubs import KafkaBus
+from mesh_flow import ORDER_EVENTS, delivered_events, place_order, published, signed_in
 
 KAFKA_WAIT = 20.0  # seconds: publication, group delivery and the handlers' own calls
 

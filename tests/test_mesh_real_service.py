@@ -25,8 +25,7 @@ from starlette.routing import Route
 from conftest import free_port_base
 from ecom_harness.cli.main import cli
 from ecom_harness.harness.mesh import Mesh, MeshConfigError, MeshOptions
-from ecom_harness.stubs import resolve_pointer, shipped_spec
-from ecom_harness.stubs._host import load_api
+from ecom_harness.specs import load_api, resolve_pointer, shipped_spec
 
 ORDER_API = load_api(shipped_spec("order-svc"))
 CONFIRMED: dict[str, Any] = resolve_pointer(

@@ -20,7 +20,7 @@ import pytest_asyncio
 from ecom_harness.harness.faults import Fault
 from ecom_harness.harness.journal import EventEntry, Interaction
 from ecom_harness.harness.mesh import Mesh, MeshOptions
-from ecom_harness.stubs._outbox import OutboxRelay
+from ecom_harness.stubs.state import OutboxRelay
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from ecom_harness.stubs import spec_root
+from ecom_harness.specs import spec_root
 
 # Every spec document in the checkout: an install must find (and ship) each one.
 SPEC_FILES = len(list((REPO / "specs").rglob("*.yaml")))
 
 _PROBE = (
-    "import json, ecom_harness.stubs as s, ecom_harness.harness as h;"
-    "r = h.lint_specs();"
+    "import json, ecom_harness.specs as s;"
+    "r = s.lint_specs();"
     "print(json.dumps({'root': str(s.spec_root()), 'files': r.files, 'ok': r.ok,"
     " 'module': s.__file__}))"
 )
@@ -81,7 +81,7 @@ def test_wheel_adds_one_import_name_and_ships_the_specs(wheel: Path) -> None:
         "ecom_harness/specs/topology.yaml",
         "ecom_harness/specs/openapi/external/stripe.yaml",
         "ecom_harness/specs/asyncapi/commerce-events.yaml",
-        "ecom_harness/stubs/vendor/asyncapi-3.0.0.schema.json",
+        "ecom_harness/specs/lint/vendor/asyncapi-3.0.0.schema.json",
         "ecom_harness/py.typed",
         "ecom_harness/cli/main.py",
     ):
@@ -92,6 +92,6 @@ def test_wheel_finds_its_own_specs(wheel: Path, tmp_path: Path) -> None:
     site = tmp_path / "site-packages"
     zipfile.ZipFile(wheel).extractall(site)
     found = _probe(tmp_path, pythonpath=str(site))
-    assert found["module"] == str(site / "ecom_harness" / "stubs" / "__init__.py")
+    assert found["module"] == str(site / "ecom_harness" / "specs" / "__init__.py")
     assert found["root"] == str(site / "ecom_harness" / "specs")
     assert found["ok"] is True and found["files"] == SPEC_FILES

@@ -27,7 +27,8 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
-from ecom_harness.stubs import ServePlan, serve_stubs, shipped_components, shipped_spec
+from ecom_harness.specs import shipped_components, shipped_spec
+from ecom_harness.stubs import ServePlan, serve_stubs
 
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 TWILIO_SID = "AC" + "0" * 32

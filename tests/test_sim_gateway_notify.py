@@ -24,10 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from conftest import asgi_client
-from ecom_harness.stubs._bus import InMemoryBus
-from ecom_harness.stubs._host import StubHost
-from ecom_harness.stubs._outbox import OutboxRelay, make_event
-from ecom_harness.stubs._simulator import utc_now
+from ecom_harness.stubs import InMemoryBus, OutboxRelay, StubHost, make_event, utc_now
 
 USER = "usr_7Kx2mQ9pLw4R"
 OTHER_USER = "usr_Other0User1"

@@ -17,11 +17,9 @@ from urllib.parse import parse_qs
 import httpx
 
 from conftest import asgi_client
-from ecom_harness.stubs._bus import InMemoryBus, Record
-from ecom_harness.stubs._engine import Exchange
-from ecom_harness.stubs._host import StubHost
-from ecom_harness.stubs._seed import load_seed
-from ecom_harness.stubs.behaviours._tokens import rfc3339
+from ecom_harness.specs import load_seed
+from ecom_harness.stubs import Exchange, InMemoryBus, Record, StubHost
+from ecom_harness.stubs.behaviours import rfc3339
 from ecom_harness.stubs.behaviours.inventory_svc import InventorySimulator
 from ecom_harness.stubs.behaviours.payment_svc import DEFAULT_SECRET_KEY, PaymentSimulator
 

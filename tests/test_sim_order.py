@@ -21,8 +21,7 @@ import httpx
 import pytest
 
 from conftest import asgi_client
-from ecom_harness.stubs._bus import InMemoryBus, Record
-from ecom_harness.stubs._host import StubHost
+from ecom_harness.stubs import InMemoryBus, Record, StubHost
 from ecom_harness.stubs.behaviours.order_svc import OrderSimulator
 
 TOKEN = {"X-Service-Token": "gateway-token"}

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import asgi_client
-from ecom_harness.stubs._host import StubHost
+from ecom_harness.stubs import StubHost
 from ecom_harness.stubs.behaviours._providers import (
     IdempotencyStore,
     MessagingSimulator,

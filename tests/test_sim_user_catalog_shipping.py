@@ -16,10 +16,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from conftest import asgi_client
-from ecom_harness.stubs._bus import InMemoryBus, Record
-from ecom_harness.stubs._host import StubHost
-from ecom_harness.stubs._outbox import make_event
-from ecom_harness.stubs.behaviours._tokens import TokenSigner, rfc3339
+from ecom_harness.stubs import InMemoryBus, Record, StubHost, make_event
+from ecom_harness.stubs.behaviours import rfc3339
+from ecom_harness.stubs.behaviours._jwt import TokenSigner
 
 HostFactory = Callable[..., Awaitable[StubHost]]
 SERVICE = {"X-Service-Token": "api-gateway-token"}

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from conftest import asgi_client
-from ecom_harness.stubs import SchemaSet
-from ecom_harness.stubs._host import StubHost
+from ecom_harness.specs import SchemaSet
+from ecom_harness.stubs import StubHost
 
 HostFactory = Callable[..., Awaitable[StubHost]]
 SERVICE = {"X-Service-Token": "order-svc-token"}

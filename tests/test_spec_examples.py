@@ -25,10 +25,9 @@ import pytest_asyncio
 import yaml
 
 from conftest import REPO
-from ecom_harness.harness import load_topology
 from ecom_harness.harness.journal import Interaction
 from ecom_harness.harness.mesh import Mesh
-from ecom_harness.stubs import shipped_spec
+from ecom_harness.specs import load_topology, shipped_spec
 
 SEED = tomllib.loads((REPO / "specs" / "seed.toml").read_text(encoding="utf-8"))
 CUSTOMER = SEED["users"][0]

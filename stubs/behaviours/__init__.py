@@ -1,4 +1,6 @@
-"""One simulator module per component; :data:`SIMULATORS` maps component names to them.
+"""Behaviours: one simulator module per component, and the framework they share
+(:class:`Simulator`, its context and peers, answers alike in every simulator);
+:data:`SIMULATORS` maps component names to them.
 
 Each module of this package defines one :class:`Simulator` subclass with a ``component``
 name; they are found here by walking the package, so adding a simulator is adding a
@@ -10,14 +12,37 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from ecom_harness.stubs._simulator import Simulator
+from ._simulator import (
+    Peers,
+    Simulator,
+    SimulatorContext,
+    health_behaviour,
+    json_response,
+    problem_response,
+    render_problem,
+    rfc3339,
+    utc_now,
+)
 
-__all__ = ["SIMULATORS"]
+__all__ = [
+    "SIMULATORS",
+    "Peers",
+    "Simulator",
+    "SimulatorContext",
+    "health_behaviour",
+    "json_response",
+    "problem_response",
+    "render_problem",
+    "rfc3339",
+    "utc_now",
+]
 
 
 def _discover() -> dict[str, type[Simulator]]:
     found: dict[str, type[Simulator]] = {}
     for module_info in pkgutil.iter_modules(__path__):
+        if module_info.name.startswith("_"):
+            continue  # the framework and shared helpers, no simulator
         module = importlib.import_module(f"{__name__}.{module_info.name}")
         for value in vars(module).values():
             if (

@@ -24,10 +24,10 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ecom_harness.stubs._problems import Problem
-from ecom_harness.stubs._simulator import Simulator
+from ecom_harness.stubs.engine import Problem
 
 from ._idempotency import fingerprint
+from ._simulator import Simulator
 
 __all__ = [
     "Conflict",

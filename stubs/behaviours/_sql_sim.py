@@ -10,19 +10,16 @@ from typing import Any, ClassVar
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ecom_harness.stubs._engine import Behaviour
-from ecom_harness.stubs._http import StubResponse
-from ecom_harness.stubs._outbox import OutboxRelay, add_event, make_event
-from ecom_harness.stubs._simulator import Simulator, SimulatorContext, problem_response
-from ecom_harness.stubs._validate_request import ValidRequest
+from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
+from ecom_harness.stubs.state import OutboxRelay, add_event, make_event
 
-from ._tokens import health_behaviour
+from ._simulator import Simulator, SimulatorContext, health_behaviour, problem_response
 
 __all__ = ["OutboxSimulator", "Refusal", "platform_problem", "refusal"]
 
 # Problem types the two simulators answer: slug -> (status, title as in the specs' examples).
 _PROBLEMS: dict[str, tuple[int, str]] = {
-    "not-found": (404, "Not found"),
+    "not-found": (404, "Not Found"),
     "conflict": (409, "Conflict"),
     "out-of-stock": (409, "Out of stock"),
     "validation-error": (422, "Validation failed"),

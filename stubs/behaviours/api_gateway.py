@@ -49,20 +49,26 @@ import orjson
 from limits import RateLimitItem
 from sqlalchemy import MetaData
 
-from ecom_harness.stubs._engine import Behaviour, ErrorRenderer
-from ecom_harness.stubs._http import StubRequest, StubResponse
-from ecom_harness.stubs._problems import PROBLEM_MEDIA_TYPE, Problem
-from ecom_harness.stubs._simulator import (
+from ecom_harness.stubs.engine import (
+    PROBLEM_MEDIA_TYPE,
+    Behaviour,
+    ErrorRenderer,
+    Problem,
+    StubRequest,
+    StubResponse,
+    ValidRequest,
+)
+
+from ._ratelimit import Decision, RateLimiter, open_storage, parse_limit
+from ._simulator import (
     Simulator,
     SimulatorContext,
+    health_behaviour,
     json_response,
+    not_found,
     problem_response,
     render_problem,
 )
-from ecom_harness.stubs._validate_request import ValidRequest
-
-from ._ratelimit import Decision, RateLimiter, open_storage, parse_limit
-from ._tokens import health_behaviour
 
 __all__ = ["GatewaySimulator", "Reply", "client_ip"]
 
@@ -406,15 +412,6 @@ class GatewaySimulator(Simulator):
             headers["Retry-After"] = response.headers.get("retry-after", str(self.retry_after))
         return Reply(StubResponse(status, body | members, PROBLEM_MEDIA_TYPE, headers))
 
-    def _not_found(self, req: ValidRequest, what: str) -> StubResponse:
-        return problem_response(
-            404,
-            "not-found",
-            title="Not found",
-            detail=f"{what} does not exist.",
-            instance=req.request.path,
-        )
-
     # --- users ---------------------------------------------------------------------------
 
     async def register_user(self, req: ValidRequest) -> StubResponse:
@@ -451,7 +448,7 @@ class GatewaySimulator(Simulator):
         sku = req.params["path"]["sku"]
         product, hit = await self._product(req, sku)
         if product is None:
-            return self._not_found(req, f"Product {sku}")
+            return not_found(req, f"Product {sku}")
         return json_response(200, product, headers={"X-Cache": "HIT" if hit else "MISS"})
 
     async def _product(self, req: ValidRequest, sku: str) -> tuple[dict[str, Any] | None, bool]:
@@ -547,7 +544,7 @@ class GatewaySimulator(Simulator):
             raise self._relay(req, "order-svc", response, {404: 404})
         order: dict[str, Any] = self._json(req, "order-svc", response)
         if order.get("user_id") != user_id:  # never show another user's order
-            raise Reply(self._not_found(req, f"Order {order_id}"))
+            raise Reply(not_found(req, f"Order {order_id}"))
         return order
 
     async def get_order_summary(self, req: ValidRequest, user_id: str) -> StubResponse:

@@ -27,19 +27,16 @@ from typing import Any
 from sqlalchemy import JSON, Column, Integer, MetaData, RowMapping, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ecom_harness.stubs._bus import Record
-from ecom_harness.stubs._engine import Behaviour
-from ecom_harness.stubs._http import StubResponse
-from ecom_harness.stubs._seed import load_seed
-from ecom_harness.stubs._simulator import Simulator, json_response, problem_response
-from ecom_harness.stubs._validate_request import ValidRequest
+from ecom_harness.specs import load_seed
+from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
+from ecom_harness.stubs.events import Record
 
-from ._tokens import (
-    DEFAULT_PAGE_SIZE,
-    decode_cursor,
+from ._paging import invalid_cursor, keyset_page, page_of
+from ._simulator import (
+    Simulator,
     health_behaviour,
-    invalid_cursor,
-    page_of,
+    json_response,
+    not_found,
     rfc3339,
 )
 
@@ -160,15 +157,13 @@ class CatalogSimulator(Simulator):
     async def list_products(self, req: ValidRequest) -> StubResponse:
         """Ordered by sku; the cursor is the last sku of the previous page."""
         query = req.params["query"]
-        limit = int(query.get("limit", DEFAULT_PAGE_SIZE))
-        statement = select(self.products).order_by(self.products.c.sku).limit(limit + 1)
+        statement = select(self.products)
         if "category" in query:
             statement = statement.where(self.products.c.category == query["category"])
-        if "cursor" in query:
-            after = decode_cursor(query["cursor"], "sku", str)
-            if after is None:
-                return invalid_cursor(req)
-            statement = statement.where(self.products.c.sku > after)
+        page = keyset_page(req, statement, self.products.c.sku, str, newest_first=False)
+        if page is None:
+            return invalid_cursor(req)
+        statement, limit = page
         async with self.ctx.db.connect() as conn:
             rows = (await conn.execute(statement)).mappings().all()
         items, next_cursor = page_of(rows, limit, lambda row: {"sku": row["sku"]})
@@ -181,13 +176,7 @@ class CatalogSimulator(Simulator):
             statement = select(self.products).where(self.products.c.sku == sku)
             row = (await conn.execute(statement)).mappings().first()
         if row is None:
-            return problem_response(
-                404,
-                "not-found",
-                title="Not Found",
-                detail=f"Product {sku} does not exist.",
-                instance=req.request.path,
-            )
+            return not_found(req, f"Product {sku}")
         return json_response(200, self._product(row))
 
     # --- inventory events ---

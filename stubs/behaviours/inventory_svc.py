@@ -45,19 +45,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ecom_harness.stubs._engine import Behaviour
-from ecom_harness.stubs._http import StubResponse
-from ecom_harness.stubs._outbox import new_id, outbox_table
-from ecom_harness.stubs._pointers import resolve_pointer
-from ecom_harness.stubs._seed import load_seed
-from ecom_harness.stubs._simulator import (
-    SimulatorContext,
-    json_response,
-)
-from ecom_harness.stubs._validate_request import ValidRequest
+from ecom_harness.specs import load_seed, resolve_pointer
+from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
+from ecom_harness.stubs.state import new_id, outbox_table
 
+from ._simulator import SimulatorContext, json_response, rfc3339
 from ._sql_sim import OutboxSimulator, Refusal, refusal
-from ._tokens import rfc3339
 
 __all__ = ["InventorySimulator"]
 

@@ -74,25 +74,18 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
-from ecom_harness.stubs._bus import Record
-from ecom_harness.stubs._engine import Behaviour
-from ecom_harness.stubs._http import StubResponse
-from ecom_harness.stubs._outbox import new_id
-from ecom_harness.stubs._seed import load_seed
-from ecom_harness.stubs._simulator import (
+from ecom_harness.specs import load_seed
+from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
+from ecom_harness.stubs.events import Record
+from ecom_harness.stubs.state import new_id
+
+from ._paging import invalid_cursor, keyset_page, page_of
+from ._simulator import (
     Simulator,
     SimulatorContext,
-    json_response,
-    problem_response,
-)
-from ecom_harness.stubs._validate_request import ValidRequest
-
-from ._tokens import (
-    DEFAULT_PAGE_SIZE,
-    decode_cursor,
     health_behaviour,
-    invalid_cursor,
-    page_of,
+    json_response,
+    not_found,
     rfc3339,
 )
 
@@ -504,17 +497,15 @@ class NotifySimulator(Simulator):
 
     async def list_notifications(self, req: ValidRequest) -> StubResponse:
         query = req.params["query"]
-        limit = int(query.get("limit", DEFAULT_PAGE_SIZE))
         table = self.notifications
-        statement = select(table).order_by(table.c.seq.desc()).limit(limit + 1)
-        if "cursor" in query:
-            after = decode_cursor(query["cursor"], "seq", int)
-            if after is None:
-                return invalid_cursor(req)
-            statement = statement.where(table.c.seq < after)
+        statement = select(table)
         for name in ("order_id", "channel"):
             if name in query:
                 statement = statement.where(table.c[name] == query[name])
+        paged = keyset_page(req, statement, table.c.seq, int, newest_first=True)
+        if paged is None:
+            return invalid_cursor(req)
+        statement, limit = paged
         async with self.ctx.db.connect() as conn:
             rows = (await conn.execute(statement)).all()
         page, next_cursor = page_of(rows, limit, lambda row: {"seq": row.seq})
@@ -529,13 +520,7 @@ class NotifySimulator(Simulator):
                 await conn.execute(select(table).where(table.c.notification_id == notification_id))
             ).first()
         if row is None:
-            return problem_response(
-                404,
-                "not-found",
-                title="Not Found",
-                detail=f"Notification {notification_id} does not exist.",
-                instance=req.request.path,
-            )
+            return not_found(req, f"Notification {notification_id}")
         return json_response(200, _public(row))
 
 

@@ -47,21 +47,20 @@ import httpx
 from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ecom_harness.stubs._engine import Behaviour
-from ecom_harness.stubs._http import StubResponse
-from ecom_harness.stubs._outbox import OutboxRelay, add_event, make_event, new_id, outbox_table
-from ecom_harness.stubs._seed import load_seed
-from ecom_harness.stubs._simulator import (
-    Simulator,
-    SimulatorContext,
-    json_response,
-    problem_response,
-)
-from ecom_harness.stubs._validate_request import ValidRequest
+from ecom_harness.specs import load_seed
+from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
+from ecom_harness.stubs.state import OutboxRelay, add_event, make_event, new_id, outbox_table
 
 from ._breaker import BreakerState, CircuitBreaker, CircuitOpen
 from ._idempotency import KeyedLocks, fingerprint
-from ._tokens import health_behaviour
+from ._simulator import (
+    Simulator,
+    SimulatorContext,
+    health_behaviour,
+    json_response,
+    not_found,
+    problem_response,
+)
 
 __all__ = ["OrderSimulator", "PeerUnavailable"]
 
@@ -411,7 +410,7 @@ class OrderSimulator(Simulator):
     async def get_order(self, req: ValidRequest) -> StubResponse:
         order = await self._visible_order(req)
         if order is None:
-            return self._not_found(req)
+            return not_found(req, f"Order {req.params['path']['orderId']}")
         return json_response(200, order_body(order))
 
     async def cancel_order(self, req: ValidRequest) -> StubResponse:
@@ -420,7 +419,7 @@ class OrderSimulator(Simulator):
         shipment, the payment and the reservation, best effort."""
         order = await self._visible_order(req)
         if order is None:
-            return self._not_found(req)
+            return not_found(req, f"Order {req.params['path']['orderId']}")
         order_id = order["order_id"]
         claimed = await self._transition(
             order,
@@ -798,16 +797,6 @@ class OrderSimulator(Simulator):
         if order is None or (acting is not None and order["user_id"] != acting):
             return None
         return order
-
-    @staticmethod
-    def _not_found(req: ValidRequest) -> StubResponse:
-        return problem_response(
-            404,
-            "not-found",
-            title="Not found",
-            detail=f"Order {req.params['path']['orderId']} does not exist.",
-            instance=req.request.path,
-        )
 
 
 def _read(response: httpx.Response, expect: int) -> Outcome:

@@ -41,16 +41,14 @@ import httpx
 from sqlalchemy import JSON, Column, Integer, MetaData, Row, String, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ecom_harness.stubs._engine import Behaviour
-from ecom_harness.stubs._http import StubResponse
-from ecom_harness.stubs._outbox import new_id, outbox_table
-from ecom_harness.stubs._seed import load_seed
-from ecom_harness.stubs._simulator import SimulatorContext, json_response
-from ecom_harness.stubs._validate_request import ValidRequest
+from ecom_harness.specs import load_seed
+from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
+from ecom_harness.stubs.state import new_id, outbox_table
 
 from ._idempotency import KeyedLocks, fingerprint
+from ._paging import invalid_cursor, keyset_page, page_of
+from ._simulator import SimulatorContext, json_response, rfc3339
 from ._sql_sim import OutboxSimulator, Refusal, platform_problem, refusal
-from ._tokens import DEFAULT_PAGE_SIZE, decode_cursor, invalid_cursor, page_of, rfc3339
 
 __all__ = [
     "DEFAULT_RETURN_URL",
@@ -387,15 +385,13 @@ class PaymentSimulator(OutboxSimulator):
     async def list_payments(self, req: ValidRequest) -> StubResponse:
         """Newest first; the cursor is the position (``seq``) of the last one shown."""
         query = req.params["query"]
-        limit = int(query.get("limit", DEFAULT_PAGE_SIZE))
-        statement = select(PAYMENTS).order_by(PAYMENTS.c.seq.desc()).limit(limit + 1)
+        statement = select(PAYMENTS)
         if "order_id" in query:
             statement = statement.where(PAYMENTS.c.order_id == query["order_id"])
-        if "cursor" in query:
-            before = decode_cursor(query["cursor"], "seq", int)
-            if before is None:
-                return invalid_cursor(req)
-            statement = statement.where(PAYMENTS.c.seq < before)
+        page = keyset_page(req, statement, PAYMENTS.c.seq, int, newest_first=True)
+        if page is None:
+            return invalid_cursor(req)
+        statement, limit = page
         async with self.transaction() as conn:
             rows = (await conn.execute(statement)).all()
         items, next_cursor = page_of(rows, limit, lambda row: {"seq": row.seq})

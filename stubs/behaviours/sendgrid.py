@@ -22,12 +22,15 @@ from typing import Any
 
 from sqlalchemy import MetaData
 
-from ecom_harness.stubs._engine import Behaviour, ErrorRenderer
-from ecom_harness.stubs._http import StubRequest, StubResponse
-from ecom_harness.stubs._operations import Api
-from ecom_harness.stubs._problems import Problem
-from ecom_harness.stubs._simulator import SimulatorContext, json_response
-from ecom_harness.stubs._validate_request import ValidRequest
+from ecom_harness.specs import Api
+from ecom_harness.stubs.engine import (
+    Behaviour,
+    ErrorRenderer,
+    Problem,
+    StubRequest,
+    StubResponse,
+    ValidRequest,
+)
 
 from ._providers import (
     FieldError,
@@ -36,6 +39,7 @@ from ._providers import (
     field_errors,
     sent_messages_table,
 )
+from ._simulator import SimulatorContext, json_response
 
 __all__ = ["SendGridSimulator"]
 

@@ -27,21 +27,13 @@ from typing import Any
 from sqlalchemy import JSON, Column, Integer, MetaData, RowMapping, String, Table, select
 from sqlalchemy.exc import IntegrityError
 
-from ecom_harness.stubs._engine import Behaviour
-from ecom_harness.stubs._http import StubResponse
-from ecom_harness.stubs._outbox import add_event, make_event, new_id, outbox_table
-from ecom_harness.stubs._seed import load_seed
-from ecom_harness.stubs._simulator import json_response, problem_response
-from ecom_harness.stubs._validate_request import ValidRequest
+from ecom_harness.specs import load_seed
+from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
+from ecom_harness.stubs.state import add_event, make_event, new_id, outbox_table
 
+from ._paging import invalid_cursor, keyset_page, page_of
+from ._simulator import json_response, not_found, problem_response, rfc3339
 from ._sql_sim import OutboxSimulator
-from ._tokens import (
-    DEFAULT_PAGE_SIZE,
-    decode_cursor,
-    invalid_cursor,
-    page_of,
-    rfc3339,
-)
 
 __all__ = ["DEFAULT_CARRIERS", "ShippingSimulator", "add_business_days", "tracking_number"]
 
@@ -218,16 +210,13 @@ class ShippingSimulator(OutboxSimulator):
     async def list_shipments(self, req: ValidRequest) -> StubResponse:
         """Newest first; the cursor is the position (``seq``) of the last one shown."""
         query = req.params["query"]
-        limit = int(query.get("limit", DEFAULT_PAGE_SIZE))
-        seq = self.shipments.c.seq
-        statement = select(self.shipments).order_by(seq.desc()).limit(limit + 1)
+        statement = select(self.shipments)
         if "order_id" in query:
             statement = statement.where(self.shipments.c.order_id == query["order_id"])
-        if "cursor" in query:
-            before = decode_cursor(query["cursor"], "seq", int)
-            if before is None:
-                return invalid_cursor(req)
-            statement = statement.where(seq < before)
+        page = keyset_page(req, statement, self.shipments.c.seq, int, newest_first=True)
+        if page is None:
+            return invalid_cursor(req)
+        statement, limit = page
         async with self.ctx.db.connect() as conn:
             rows = (await conn.execute(statement)).mappings().all()
         items, next_cursor = page_of(rows, limit, lambda row: {"seq": row["seq"]})
@@ -239,7 +228,7 @@ class ShippingSimulator(OutboxSimulator):
         shipment_id = req.params["path"]["shipmentId"]
         found = await self._find(self.shipments.c.shipment_id == shipment_id)
         if found is None:
-            return _not_found(req, shipment_id)
+            return not_found(req, f"Shipment {shipment_id}")
         return json_response(200, _public(found))
 
     async def _find(self, condition: Any) -> RowMapping | None:
@@ -265,7 +254,7 @@ class ShippingSimulator(OutboxSimulator):
             )
         found = await self._find(table.c.shipment_id == shipment_id)
         if found is None:
-            return _not_found(req, shipment_id)
+            return not_found(req, f"Shipment {shipment_id}")
         if changed.rowcount == 0:
             return problem_response(
                 409,
@@ -281,13 +270,3 @@ class ShippingSimulator(OutboxSimulator):
 def _public(row: RowMapping) -> dict[str, Any]:
     """A shipment as the API shows it (no position, no uniqueness helper column)."""
     return {name: row[name] for name in _SHIPMENT_FIELDS}
-
-
-def _not_found(req: ValidRequest, shipment_id: str) -> StubResponse:
-    return problem_response(
-        404,
-        "not-found",
-        title="Not Found",
-        detail=f"Shipment {shipment_id} does not exist.",
-        instance=req.request.path,
-    )

@@ -27,14 +27,18 @@ from urllib.parse import parse_qsl, unquote
 
 from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, select
 
-from ecom_harness.stubs._engine import Behaviour, ErrorRenderer
-from ecom_harness.stubs._http import StubRequest, StubResponse
-from ecom_harness.stubs._outbox import new_id
-from ecom_harness.stubs._problems import Problem
-from ecom_harness.stubs._seed import load_seed
-from ecom_harness.stubs._simulator import Simulator, SimulatorContext, json_response
-from ecom_harness.stubs._validate_request import ValidRequest
+from ecom_harness.specs import load_seed
+from ecom_harness.stubs.engine import (
+    Behaviour,
+    ErrorRenderer,
+    Problem,
+    StubRequest,
+    StubResponse,
+    ValidRequest,
+)
+from ecom_harness.stubs.state import new_id
 
+from ._idempotency import fingerprint
 from ._providers import (
     Conflict,
     FieldError,
@@ -42,9 +46,9 @@ from ._providers import (
     Replay,
     bearer_token,
     field_errors,
-    fingerprint,
     idempotency_table,
 )
+from ._simulator import Simulator, SimulatorContext, json_response
 
 __all__ = ["StripeSimulator"]
 

@@ -30,12 +30,15 @@ from urllib.parse import parse_qsl
 
 from sqlalchemy import MetaData
 
-from ecom_harness.stubs._engine import Behaviour, ErrorRenderer
-from ecom_harness.stubs._http import StubRequest, StubResponse
-from ecom_harness.stubs._problems import Problem
-from ecom_harness.stubs._router import route
-from ecom_harness.stubs._simulator import SimulatorContext, json_response
-from ecom_harness.stubs._validate_request import ValidRequest
+from ecom_harness.stubs.engine import (
+    Behaviour,
+    ErrorRenderer,
+    Problem,
+    StubRequest,
+    StubResponse,
+    ValidRequest,
+    route,
+)
 
 from ._providers import (
     FieldError,
@@ -44,6 +47,7 @@ from ._providers import (
     field_errors,
     sent_messages_table,
 )
+from ._simulator import SimulatorContext, json_response
 
 __all__ = ["TwilioSimulator"]
 

@@ -37,20 +37,27 @@ import orjson
 from sqlalchemy import Column, MetaData, String, Table, select
 from sqlalchemy.exc import IntegrityError
 
-from ecom_harness.stubs._engine import Behaviour, ErrorRenderer
-from ecom_harness.stubs._http import StubRequest, StubResponse
-from ecom_harness.stubs._outbox import new_id
-from ecom_harness.stubs._problems import Problem
-from ecom_harness.stubs._seed import load_seed
-from ecom_harness.stubs._simulator import (
+from ecom_harness.specs import load_seed
+from ecom_harness.stubs.engine import (
+    Behaviour,
+    ErrorRenderer,
+    Problem,
+    StubRequest,
+    StubResponse,
+    ValidRequest,
+)
+from ecom_harness.stubs.state import new_id
+
+from ._jwt import TokenSigner
+from ._simulator import (
     Simulator,
+    health_behaviour,
     json_response,
+    not_found,
     problem_response,
     render_problem,
+    rfc3339,
 )
-from ecom_harness.stubs._validate_request import ValidRequest
-
-from ._tokens import TokenSigner, health_behaviour, rfc3339
 
 __all__ = ["UserSimulator", "hash_password", "verify_password"]
 
@@ -218,13 +225,7 @@ class UserSimulator(Simulator):
         user_id = req.params["path"]["userId"]
         row = await self._user_where(self.users.c.user_id == user_id)
         if row is None:
-            return problem_response(
-                404,
-                "not-found",
-                title="Not found",
-                detail=f"User {user_id} does not exist.",
-                instance=req.request.path,
-            )
+            return not_found(req, f"User {user_id}")
         return json_response(200, _public(row))
 
     async def _user_where(self, condition: Any) -> dict[str, Any] | None:

@@ -1,0 +1,75 @@
+"""``specs lint``: every document on its own, then the topology against the specs.
+
+Documents are read once and keyed by resolved path, so a spec named on the command line
+and by the topology is checked once; specs the topology names but the command line did
+not are read too, because the topology cannot be judged without them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ecom_harness.specs._diagnostics import Diagnostic
+from ecom_harness.specs._documents import Document, DocumentKind, collect_files, read_document
+from ecom_harness.specs._locate import shipped_documents
+from ecom_harness.specs._topology import parse_topology
+
+from ._conventions import check_shared_definitions
+from ._document import lint_document
+from ._spec_links import SpecLookup, check_spec_links
+from ._topology_rules import check_topology_rules
+
+__all__ = ["LintReport", "lint_specs"]
+
+
+@dataclass(frozen=True, slots=True)
+class LintReport:
+    """What a lint run found: every diagnostic, and how many files it read."""
+
+    diagnostics: tuple[Diagnostic, ...]
+    files: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.diagnostics
+
+
+def lint_specs(paths: Iterable[Path] = ()) -> LintReport:
+    """Lint the given files and directories (default: the specs shipped with the package)."""
+    targets = list(paths) or shipped_documents()
+    found: list[Diagnostic] = []
+    documents: SpecLookup = {}
+    for path in collect_files(targets):
+        _read_into(path, documents, found)
+    for topology_doc in [d for d in documents.values() if d.kind is DocumentKind.TOPOLOGY]:
+        topology = parse_topology(topology_doc)
+        if topology is None:
+            continue
+        for component in topology.components.values():
+            spec_path = topology.spec_path(component)
+            if spec_path is not None:  # a missing one is reported against the topology
+                _read_into(spec_path, documents, found, missing_ok=True)
+        if check_topology_rules(topology_doc, topology):
+            check_spec_links(topology_doc, topology, documents)
+    for doc in documents.values():
+        if doc.kind is not DocumentKind.TOPOLOGY:
+            lint_document(doc)
+    check_shared_definitions(d for d in documents.values() if d.kind is not DocumentKind.TOPOLOGY)
+    for doc in documents.values():
+        found.extend(doc.diagnostics)
+    return LintReport(diagnostics=tuple(dict.fromkeys(found)), files=len(documents))
+
+
+def _read_into(
+    path: Path, documents: SpecLookup, found: list[Diagnostic], *, missing_ok: bool = False
+) -> None:
+    key = path.resolve()
+    if key in documents or (missing_ok and not path.exists()):
+        return
+    result = read_document(path)
+    if isinstance(result, Document):
+        documents[key] = result
+    else:
+        found.append(result)

@@ -1,0 +1,194 @@
+"""The ASGI adapter: the only place a stub meets HTTP.
+
+A plain ASGI callable rather than a Starlette app: the pipeline already routes and
+validates, so all that is left is reading the body (bounded), building a
+:class:`StubRequest` and writing the answer with orjson. Serve it with uvicorn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import threading
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+import uvicorn
+
+from ._engine import StubEngine
+from ._http import StubRequest, StubResponse
+from ._validate_request import MAX_BODY_BYTES
+
+__all__ = [
+    "PortDispatcher",
+    "Receive",
+    "Scope",
+    "Send",
+    "StubApp",
+    "bind",
+    "read_request",
+    "serve_sockets",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class StubApp:
+    """ASGI application serving one :class:`StubEngine`."""
+
+    def __init__(self, engine: StubEngine):
+        self.engine = engine
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request = await read_request(scope, receive)
+        await _write(send, await self.engine.handle(request))
+
+
+async def read_request(
+    scope: Scope, receive: Receive, *, body_limit: int | None = MAX_BODY_BYTES
+) -> StubRequest:
+    """An HTTP scope and its body as plain request data. With ``body_limit`` the body is
+    cut one byte past it (so the pipeline can answer 413); a proxy passes None."""
+    headers = {
+        k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
+    }
+    # HTTP/1.1: no Content-Length and no Transfer-Encoding means no body, so there is
+    # nothing to wait for (a receive() would cost the event loop a round trip).
+    has_body = "content-length" in headers or "transfer-encoding" in headers
+    return StubRequest(
+        method=scope["method"],
+        path=scope["path"],
+        query=_query(scope.get("query_string", b"")),
+        headers=headers,
+        body=await _read_body(receive, body_limit) if has_body else b"",
+        client=(scope.get("client") or (None,))[0],
+    )
+
+
+def _query(raw: bytes) -> dict[str, list[str]]:
+    return parse_qs(raw.decode("latin-1"), keep_blank_values=True) if raw else {}
+
+
+async def _read_body(receive: Receive, limit: int | None) -> bytes:
+    """The whole body, or (with ``limit``) at most one byte past it."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        if limit is None or size <= limit:
+            chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body"):
+            body = b"".join(chunks)
+            return body if limit is None else body[: limit + 1]
+
+
+async def _write(send: Send, response: StubResponse) -> None:
+    payload = b"" if response.body is None else orjson.dumps(response.body)
+    headers = [
+        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()
+    ]
+    if response.body is not None and response.media_type:
+        headers.append((b"content-type", response.media_type.encode("latin-1")))
+    headers.append((b"content-length", str(len(payload)).encode()))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+class PortDispatcher:
+    """One ASGI app for many stubs: picks the stub by the local port a request came in on,
+    so a single uvicorn server (one signal handler, one clean Ctrl-C) serves them all."""
+
+    def __init__(self, apps_by_port: Mapping[int, StubApp]):
+        self.apps_by_port = dict(apps_by_port)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        server = scope.get("server") or ("", 0)
+        app = self.apps_by_port.get(int(server[1] or 0))
+        if app is None:  # not one of ours: cannot happen unless a socket was added
+            await _write(send, StubResponse(404, None, None))
+            return
+        await app(scope, receive, send)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket; port 0 picks a free one (read it back from the socket)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only then;
+    # without it Nagle and delayed ACKs add ~40 ms to every keep-alive exchange.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGINT after its graceful shutdown, which would skip the caller's
+    clean-up; here a signal only asks for the shutdown, and ``serve`` returns normally."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals reach the main thread only; stop it with the ``stop`` event
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+
+async def serve_sockets(
+    app: PortDispatcher, sockets: list[socket.socket], stop: asyncio.Event | None = None
+) -> None:
+    """Serve until SIGINT/SIGTERM or until ``stop`` is set, shut down gracefully, return."""
+    config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
+    server = _Server(config)
+    if stop is None:
+        await server.serve(sockets=sockets)
+        return
+
+    async def stop_when_told() -> None:
+        await stop.wait()
+        server.should_exit = True
+
+    watcher = asyncio.create_task(stop_when_told())
+    try:
+        await server.serve(sockets=sockets)
+    finally:
+        watcher.cancel()

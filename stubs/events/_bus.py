@@ -1,0 +1,550 @@
+"""The event bus of the stubs layer: Kafka semantics, checked against AsyncAPI on publish.
+
+Stubs and simulators publish and consume through :class:`EventBus`; whether the records
+live in this process (:class:`InMemoryBus`) or in a real broker (``KafkaBus``) is a
+choice of the run, not of the code. Both share :class:`BusCore`, so validation, the
+observer, retries and ``drain`` behave identically and the same tests run against both.
+
+Kafka semantics kept in-process: a topic has N partitions; a record's partition is
+Kafka's default one for its key (murmur2), so one key keeps one partition and its order;
+each consumer group has its own committed offsets and sees every record once; within a
+group each partition belongs to one member at a time; delivery is at least once: a
+handler that raises does not commit, and the record comes again (up to a bound, then it
+is reported as a dead letter rather than blocking its partition forever).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Self, TypeAlias
+
+import orjson
+
+from ecom_harness.specs import MessageValidator, UnknownChannel, default_validator
+
+from ._partition import partition_for
+
+__all__ = [
+    "BusCore",
+    "BusError",
+    "BusEvent",
+    "DeadLettered",
+    "Delivered",
+    "DeliveryFailed",
+    "EventBus",
+    "Handler",
+    "InMemoryBus",
+    "Observer",
+    "Published",
+    "PublishedRecord",
+    "Record",
+    "RetryPolicy",
+    "Subscription",
+    "make_record",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class BusError(RuntimeError):
+    """The bus was used wrongly (not started, unknown topic) or a delivery task crashed."""
+
+
+# --- records and what the observer is told -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One record as a consumer sees it; ``timestamp`` is milliseconds since the epoch."""
+
+    topic: str
+    key: str
+    value: dict[str, Any]
+    headers: dict[str, str]
+    partition: int
+    offset: int
+    timestamp: int
+
+    @property
+    def message_type(self) -> str:
+        """The envelope's ``type`` (``order.placed``...), the AsyncAPI message it is."""
+        kind = self.value.get("type")
+        return kind if isinstance(kind, str) else ""
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedRecord:
+    """Where a published record landed."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """A record was accepted and written; ``publisher`` defaults to the envelope's source."""
+
+    publisher: str
+    record: Record
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A member of ``group`` handled the record; ``attempt`` counts from 1."""
+
+    group: str
+    record: Record
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFailed:
+    """The handler raised; the offset stays uncommitted and the record comes again."""
+
+    group: str
+    record: Record
+    attempt: int
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLettered:
+    """The handler failed on every allowed attempt; the group moved past the record."""
+
+    group: str
+    record: Record
+    attempt: int
+    error: str
+
+
+BusEvent: TypeAlias = Published | Delivered | DeliveryFailed | DeadLettered
+Observer: TypeAlias = Callable[[BusEvent], None]
+Handler: TypeAlias = Callable[[Record], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often a record is offered again after its handler raised.
+
+    Bounded so that one poison record cannot stall its partition (and ``drain``) forever;
+    the wait grows with the attempt number as ``backoff * attempt`` seconds.
+    """
+
+    max_attempts: int = 5
+    backoff: float = 0.01
+
+
+def make_record(
+    topic: str,
+    key: str,
+    payload: bytes,
+    headers: Mapping[str, str],
+    *,
+    position: tuple[int, int],
+    timestamp: int,
+) -> Record:
+    """A record decoded from its wire form, so every reader gets its own copy of the value.
+
+    A value that is not a JSON object (a foreign producer on a real cluster) is kept as
+    text under ``undecodable``: handlers fail on it and it ends as a dead letter, visibly.
+    """
+    try:
+        value = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        value = {"undecodable": payload.decode("utf-8", "replace")}
+    partition, offset = position
+    return Record(topic, key, value, dict(headers), partition, offset, timestamp)
+
+
+# --- the interface ----------------------------------------------------------------------------
+
+
+class EventBus(Protocol):
+    """What the mesh and the simulators use; :class:`InMemoryBus` and ``KafkaBus`` both are."""
+
+    async def start(self) -> None:
+        """Connect and begin delivering to the subscriptions made so far."""
+
+    async def stop(self) -> None:
+        """Stop delivering and disconnect; committed offsets are kept."""
+
+    async def publish(
+        self,
+        topic: str,
+        key: str,
+        value: dict[str, Any],
+        headers: Mapping[str, str] | None = None,
+        *,
+        publisher: str | None = None,
+    ) -> PublishedRecord:
+        """Validate against AsyncAPI, then write; raises :class:`MessageRejected`."""
+        ...
+
+    async def subscribe(self, topic: str, group: str, handler: Handler) -> None:
+        """Add ``handler`` as one member of consumer ``group`` on ``topic``."""
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait until every group has handled every record published so far."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+
+# --- what both implementations share ----------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Subscription:
+    """A member of ``group`` on ``topic``. It handles one record at a time, as a Kafka
+    consumer works through its batch, so a handler needs no lock of its own."""
+
+    topic: str
+    group: str
+    handler: Handler
+    busy: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class _Progress:
+    """End offsets this bus wrote and the offsets each group committed: what drain compares."""
+
+    def __init__(self) -> None:
+        self._ends: dict[tuple[str, int], int] = {}
+        self._committed: dict[tuple[str, str, int], int] = {}
+        self._changed = asyncio.Event()
+
+    def published(self, record: Record) -> None:
+        where = (record.topic, record.partition)
+        self._ends[where] = max(self._ends.get(where, 0), record.offset + 1)
+
+    def commit(self, group: str, record: Record) -> None:
+        where = (group, record.topic, record.partition)
+        self._committed[where] = max(self._committed.get(where, 0), record.offset + 1)
+        self.wake()
+
+    def position(self, group: str, topic: str, partition: int) -> int:
+        return self._committed.get((group, topic, partition), 0)
+
+    def wake(self) -> None:
+        """Release everyone waiting in :meth:`changed` (a fresh event for the next wait)."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def changed(self) -> None:
+        await self._changed.wait()
+
+    def lagging(self, groups: Mapping[str, set[str]]) -> list[str]:
+        return [
+            f"group '{group}' on {topic}[{partition}] at offset {done} of {end}"
+            for (topic, partition), end in sorted(self._ends.items())
+            for group in sorted(groups.get(topic, ()))
+            if (done := self.position(group, topic, partition)) < end
+        ]
+
+
+class BusCore(ABC):
+    """Everything the two buses share: validation, observer, retries, drain and tasks.
+
+    A subclass says how a record is written (:meth:`_append`), how members are added
+    (:meth:`_join`) and how it opens and closes; deliveries go through :meth:`_deliver`
+    and commits through :meth:`_commit` so both report and retry identically.
+
+    The observer is meant to be a journal and must not raise: an observer failure in
+    ``publish`` reaches the publisher (after the write), one during delivery stops that
+    partition's delivery and ``drain`` raises it, so a harness bug is never silent.
+    """
+
+    def __init__(
+        self,
+        *,
+        validator: MessageValidator | None = None,
+        observer: Observer | None = None,
+        retry: RetryPolicy | None = None,
+    ):
+        self.validator = validator or default_validator()
+        self._observer = observer
+        self._retry = retry or RetryPolicy()
+        self._progress = _Progress()
+        self._members: list[Subscription] = []
+        self._attempts: dict[tuple[str, str, int, int], int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._crash: BaseException | None = None
+        self._running = False
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Open the bus; on failure everything opened so far is closed again."""
+        if self._running:
+            return
+        self._running, self._crash = True, None
+        try:
+            await self._open()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Cancel the delivery tasks, then close; safe to call twice."""
+        if not self._running:
+            return
+        self._running = False
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._close()
+
+    async def publish(
+        self,
+        topic: str,
+        key: str,
+        value: dict[str, Any],
+        headers: Mapping[str, str] | None = None,
+        *,
+        publisher: str | None = None,
+    ) -> PublishedRecord:
+        """Validate against AsyncAPI, write, and tell the observer.
+
+        The value is serialised once here; what is written, reported and delivered is
+        that wire form, decoded again, so nobody shares the publisher's dict.
+        """
+        if not self._running:
+            raise BusError("start the bus before publishing")
+        headers = dict(headers or {})
+        self.validator.check(topic, key, value, headers)
+        payload = orjson.dumps(value)
+        timestamp = time.time_ns() // 1_000_000
+        position = await self._append(topic, key, payload, headers, timestamp)
+        record = make_record(topic, key, payload, headers, position=position, timestamp=timestamp)
+        self._progress.published(record)
+        source = value.get("source")
+        self._emit(Published(publisher or (source if isinstance(source, str) else ""), record))
+        return PublishedRecord(topic, record.partition, record.offset)
+
+    async def subscribe(self, topic: str, group: str, handler: Handler) -> None:
+        """Add a group member; on a running bus it starts receiving at once."""
+        try:
+            self.validator.message_types(topic)
+        except UnknownChannel as exc:
+            raise BusError(str(exc)) from None
+        member = Subscription(topic, group, handler)
+        self._members.append(member)
+        if self._running:
+            await self._join([member])
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait until every subscribed group committed past every record published here.
+
+        Dead-lettered records count as done. Raises TimeoutError naming the groups and
+        partitions still behind, or BusError if a delivery task crashed.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                while self._lagging():
+                    await self._progress.changed()
+        except TimeoutError:
+            behind = "; ".join(self._lagging())
+            raise TimeoutError(f"bus not drained after {timeout}s: {behind}") from None
+
+    def _lagging(self) -> list[str]:
+        if self._crash is not None:
+            raise BusError(f"a delivery task crashed: {self._crash!r}") from self._crash
+        groups: dict[str, set[str]] = {}
+        for member in self._members:
+            groups.setdefault(member.topic, set()).add(member.group)
+        lagging = self._progress.lagging(groups)
+        if lagging and not self._running:
+            raise BusError("the bus is stopped; nothing will be delivered")
+        return lagging
+
+    async def _deliver(self, member: Subscription, record: Record) -> bool:
+        """Offer ``record`` to ``member``; True when its offset may be committed.
+
+        False means "give it to the group again" (the handler raised, attempts are left).
+        """
+        where = (member.group, record.topic, record.partition, record.offset)
+        attempt = self._attempts.get(where, 0) + 1
+        try:
+            async with member.busy:
+                await member.handler(record)
+        except Exception as exc:  # noqa: BLE001 - whatever a handler raises means "not handled"
+            return await self._failed(where, member.group, record, attempt, exc)
+        self._attempts.pop(where, None)
+        self._emit(Delivered(member.group, record, attempt))
+        return True
+
+    async def _failed(
+        self,
+        where: tuple[str, str, int, int],
+        group: str,
+        record: Record,
+        attempt: int,
+        exc: Exception,
+    ) -> bool:
+        error = f"{type(exc).__name__}: {exc}"
+        if attempt >= self._retry.max_attempts:
+            self._attempts.pop(where, None)
+            logger.error("dead letter: group %s gave up on %s: %s", group, where[1:], error)
+            self._emit(DeadLettered(group, record, attempt, error))
+            return True
+        self._attempts[where] = attempt
+        logger.warning("group %s failed on %s (attempt %d): %s", group, where[1:], attempt, error)
+        self._emit(DeliveryFailed(group, record, attempt, error))
+        await asyncio.sleep(self._retry.backoff * attempt)
+        return False
+
+    def _commit(self, group: str, record: Record) -> None:
+        """Note that ``group`` committed past ``record`` (drain waits for this)."""
+        self._progress.commit(group, record)
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run a delivery loop as a task whose crash drain reports instead of hiding."""
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        logger.error("bus task %s crashed", task.get_name(), exc_info=task.exception())
+        self._crash = self._crash or task.exception()
+        self._progress.wake()
+
+    def _emit(self, event: BusEvent) -> None:
+        if self._observer is not None:
+            self._observer(event)
+
+    @abstractmethod
+    async def _open(self) -> None:
+        """Connect and start delivering to every member in ``self._members``."""
+
+    @abstractmethod
+    async def _close(self) -> None:
+        """Disconnect (the delivery tasks are already cancelled)."""
+
+    @abstractmethod
+    async def _join(self, members: list[Subscription]) -> None:
+        """Start delivering to ``members`` on a running bus."""
+
+    @abstractmethod
+    async def _append(
+        self, topic: str, key: str, payload: bytes, headers: dict[str, str], timestamp: int
+    ) -> tuple[int, int]:
+        """Write one validated record; returns its (partition, offset)."""
+
+
+# --- in memory -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """A record as the in-memory log keeps it: in wire form, decoded per delivery."""
+
+    key: str
+    payload: bytes
+    headers: dict[str, str]
+    timestamp: int
+
+
+class _PartitionLog:
+    """One partition: an append-only list that readers can wait on."""
+
+    def __init__(self, topic: str, partition: int):
+        self.topic = topic
+        self.partition = partition
+        self._entries: list[_Entry] = []
+        self._grown = asyncio.Event()
+
+    def append(self, entry: _Entry) -> int:
+        self._entries.append(entry)
+        self._grown.set()
+        self._grown = asyncio.Event()
+        return len(self._entries) - 1
+
+    async def read(self, offset: int) -> Record:
+        """The record at ``offset``, waiting until it has been written."""
+        while offset >= len(self._entries):
+            await self._grown.wait()
+        entry = self._entries[offset]
+        return make_record(
+            self.topic,
+            entry.key,
+            entry.payload,
+            entry.headers,
+            position=(self.partition, offset),
+            timestamp=entry.timestamp,
+        )
+
+
+class InMemoryBus(BusCore):
+    """Kafka semantics in this process, with no broker: the embedded default.
+
+    One task per (group, topic, partition) reads from the group's committed offset; the
+    partition's owner is member ``partition % members`` of the group (a rebalance is
+    instant here). Topics and partition counts come from the AsyncAPI document.
+    """
+
+    def __init__(
+        self,
+        *,
+        validator: MessageValidator | None = None,
+        observer: Observer | None = None,
+        retry: RetryPolicy | None = None,
+    ):
+        super().__init__(validator=validator, observer=observer, retry=retry)
+        self._logs = {
+            topic: [_PartitionLog(topic, p) for p in range(count)]
+            for topic, count in self.validator.partitions.items()
+        }
+
+    async def _open(self) -> None:
+        await self._join(self._members)
+
+    async def _close(self) -> None:
+        """Nothing to disconnect: the logs and committed offsets stay for a restart."""
+
+    async def _join(self, members: list[Subscription]) -> None:
+        """Start the partition readers of groups new to a topic; a member joining a
+        group that already reads the topic is picked up by the running readers."""
+        running = {task.get_name() for task in self._tasks}
+        for member in members:
+            for log in self._logs[member.topic]:
+                name = f"bus:{member.group}:{log.topic}[{log.partition}]"
+                if name not in running:
+                    running.add(name)
+                    self._spawn(self._consume(member.group, log), name)
+
+    async def _append(
+        self, topic: str, key: str, payload: bytes, headers: dict[str, str], timestamp: int
+    ) -> tuple[int, int]:
+        logs = self._logs[topic]
+        partition = partition_for(key, len(logs))
+        offset = logs[partition].append(_Entry(key, payload, headers, timestamp))
+        return partition, offset
+
+    async def _consume(self, group: str, log: _PartitionLog) -> None:
+        """Deliver one partition to one group, in order, committing after each success."""
+        while True:
+            offset = self._progress.position(group, log.topic, log.partition)
+            record = await log.read(offset)
+            if await self._deliver(self._owner(group, log), record):
+                self._commit(group, record)
+
+    def _owner(self, group: str, log: _PartitionLog) -> Subscription:
+        members = [m for m in self._members if m.group == group and m.topic == log.topic]
+        return members[log.partition % len(members)]

@@ -1,0 +1,262 @@
+"""The event bus over a real Kafka cluster (or a Kafka-compatible broker such as Tansu).
+
+Same interface and same shared core as the in-memory bus (validation, observer, retries,
+drain come from :class:`BusCore`); only writing and reading go through aiokafka. Keys are
+UTF-8 bytes, values JSON via orjson, the producer waits for ``acks=all``. Each
+subscription is its own ``AIOKafkaConsumer`` in its group, so two subscriptions of one
+group are two members the broker shares partitions between, exactly as two service
+replicas would be. Offsets are committed by hand after the handler succeeded (or the
+record was dead-lettered); a failing handler makes the consumer seek back so the broker
+delivers the record again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import CommitFailedError, IllegalStateError
+
+from ecom_harness.specs import MessageValidator
+
+from ._bus import BusCore, BusError, Observer, Record, RetryPolicy, Subscription, make_record
+
+__all__ = ["LOCAL_GROUP_TIMINGS", "GroupTimings", "KafkaBus", "create_topics"]
+
+logger = logging.getLogger(__name__)
+
+_TOPIC_ALREADY_EXISTS = 36
+
+
+@dataclass(frozen=True, slots=True)
+class GroupTimings:
+    """Consumer-group timings. The defaults are aiokafka's, which every Kafka accepts.
+
+    A broker takes about as long as the session timeout to form a group, which is what
+    makes joining slow; brokers refuse sessions shorter than their
+    ``group.min.session.timeout.ms`` (6 s on Apache Kafka).
+    """
+
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
+
+
+#: For a private single-process broker (Tansu on loopback) where joins should be quick.
+LOCAL_GROUP_TIMINGS = GroupTimings(session_timeout_ms=2_000, heartbeat_interval_ms=200)
+
+
+async def create_topics(
+    bootstrap_servers: str, partitions: Mapping[str, int], *, replication: int = 1
+) -> None:
+    """Create the topics that do not exist yet, with their AsyncAPI partition counts.
+
+    Brokers may not auto-create topics, and an auto-created topic would get the broker's
+    default partition count rather than the spec's.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(topic, count, replication)
+            for topic, count in sorted(partitions.items())
+            if topic not in existing
+        ]
+        if missing:
+            response = await admin.create_topics(missing)
+            _raise_topic_errors(response.topic_errors)
+    finally:
+        await admin.close()
+
+
+def _raise_topic_errors(errors: list[tuple[Any, ...]]) -> None:
+    failed = [
+        f"{topic}: error {code} {message or ''}".strip()
+        for topic, code, message, *_ in errors
+        if code not in (0, _TOPIC_ALREADY_EXISTS)
+    ]
+    if failed:
+        raise BusError("could not create topics: " + "; ".join(failed))
+
+
+@dataclass(slots=True)
+class _Consumer:
+    member: Subscription
+    client: Any  # AIOKafkaConsumer
+
+
+class KafkaBus(BusCore):
+    """The event bus on Kafka: any cluster by its bootstrap servers.
+
+    ``start`` creates missing topics (unless ``create_topics=False``), starts the
+    producer and every member at once (one group formation, not one per member), and
+    returns when each group's partitions are shared out among this bus's members, so a
+    test can publish right away. New groups read from the earliest offset, as the
+    in-memory bus does, so nothing published before a member joined is missed.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        validator: MessageValidator | None = None,
+        observer: Observer | None = None,
+        retry: RetryPolicy | None = None,
+        timings: GroupTimings | None = None,
+        client_id: str = "ecom-harness",
+        create_topics: bool = True,
+        join_timeout: float = 30.0,
+    ):
+        super().__init__(validator=validator, observer=observer, retry=retry)
+        self.bootstrap_servers = bootstrap_servers
+        self._timings = timings or GroupTimings()
+        self._client_id = client_id
+        self._create_topics = create_topics
+        self._join_timeout = join_timeout
+        self._producer: Any = None
+        self._consumers: list[_Consumer] = []
+
+    async def _open(self) -> None:
+        if self._create_topics:
+            await create_topics(self.bootstrap_servers, self.validator.partitions)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers, client_id=self._client_id, acks="all"
+        )
+        await self._producer.start()
+        await self._join(self._members)
+
+    async def _close(self) -> None:
+        clients = [consumer.client for consumer in self._consumers]
+        if self._producer is not None:
+            clients.append(self._producer)
+        self._consumers, self._producer = [], None
+        outcomes = await asyncio.gather(*(c.stop() for c in clients), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                logger.warning("closing a Kafka client failed: %r", outcome)
+
+    async def _join(self, members: list[Subscription]) -> None:
+        """Start the members together, then wait until their groups are balanced."""
+        joining = [_Consumer(member, self._new_consumer(member)) for member in members]
+        self._consumers += joining
+        await asyncio.gather(*(consumer.client.start() for consumer in joining))
+        for consumer in joining:
+            member = consumer.member
+            self._spawn(self._consume(consumer), f"kafka:{member.group}:{member.topic}")
+        await self._settle()
+
+    def _new_consumer(self, member: Subscription) -> Any:
+        return AIOKafkaConsumer(
+            member.topic,
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=self._client_id,
+            group_id=member.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self._timings.session_timeout_ms,
+            heartbeat_interval_ms=self._timings.heartbeat_interval_ms,
+        )
+
+    async def _settle(self) -> None:
+        """Wait until, per group and topic, this bus's members own disjoint, even shares.
+
+        A member that has just joined may still hold the whole topic while the others
+        rejoin; publishing then would hand records to a member about to lose them.
+        aiokafka offers no event for "the group is stable", hence the short poll.
+        """
+        try:
+            async with asyncio.timeout(self._join_timeout):
+                while not self._balanced():
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            raise BusError(
+                f"consumer groups not balanced after {self._join_timeout}s: "
+                + "; ".join(self._assignments())
+            ) from None
+
+    def _shares(self) -> dict[tuple[str, str], list[frozenset[Any]]]:
+        shares: dict[tuple[str, str], list[frozenset[Any]]] = {}
+        for consumer in self._consumers:
+            group = (consumer.member.group, consumer.member.topic)
+            shares.setdefault(group, []).append(frozenset(consumer.client.assignment()))
+        return shares
+
+    def _balanced(self) -> bool:
+        for held in self._shares().values():
+            sizes = [len(share) for share in held]
+            owned = frozenset[Any]().union(*held)
+            if not owned or max(sizes) - min(sizes) > 1 or sum(sizes) != len(owned):
+                return False
+        return True
+
+    def _assignments(self) -> list[str]:
+        return [
+            f"group '{group}' on {topic}: {[len(share) for share in held]} partitions"
+            for (group, topic), held in sorted(self._shares().items())
+        ]
+
+    async def _append(
+        self, topic: str, key: str, payload: bytes, headers: dict[str, str], timestamp: int
+    ) -> tuple[int, int]:
+        metadata = await self._producer.send_and_wait(
+            topic,
+            value=payload,
+            key=key.encode("utf-8"),
+            headers=[(name, text.encode("utf-8")) for name, text in headers.items()],
+            timestamp_ms=timestamp,
+        )
+        return int(metadata.partition), int(metadata.offset)
+
+    async def _consume(self, consumer: _Consumer) -> None:
+        """Fetch batches for one member and hand each partition's records over in order."""
+        while True:
+            batches = await consumer.client.getmany(timeout_ms=500)
+            for partition, messages in batches.items():
+                await self._consume_partition(consumer, partition, messages)
+
+    async def _consume_partition(
+        self, consumer: _Consumer, partition: Any, messages: list[Any]
+    ) -> None:
+        for message in messages:
+            if partition not in consumer.client.assignment():
+                return  # revoked by a rebalance: the new owner continues from the commit
+            record = _record(message)
+            if not await self._deliver(consumer.member, record):
+                consumer.client.seek(partition, message.offset)  # fetch it again
+                return
+            if not await self._commit_offset(consumer, partition, message.offset + 1):
+                return
+            self._commit(consumer.member.group, record)
+
+    async def _commit_offset(self, consumer: _Consumer, partition: Any, offset: int) -> bool:
+        try:
+            await consumer.client.commit({partition: offset})
+        except (CommitFailedError, IllegalStateError) as exc:
+            logger.warning(
+                "group %s lost %s before committing %d; it may be delivered again: %r",
+                consumer.member.group,
+                partition,
+                offset,
+                exc,
+            )
+            return False
+        return True
+
+
+def _record(message: Any) -> Record:
+    """A bus record from an aiokafka ``ConsumerRecord``."""
+    key = message.key.decode("utf-8", "replace") if message.key is not None else ""
+    headers = {name: raw.decode("utf-8", "replace") for name, raw in message.headers or ()}
+    return make_record(
+        message.topic,
+        key,
+        message.value or b"",
+        headers,
+        position=(message.partition, message.offset),
+        timestamp=message.timestamp,
+    )

@@ -1,0 +1,44 @@
+"""State: the simulators' databases (SQLite or PostgreSQL) and Redis, and the
+transactional outbox that relays their events to the bus.
+
+May import: ``ecom_harness.stubs.events``, ``ecom_harness.specs``.
+Names load on first use (PEP 562): serving a plain spec needs none of this.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ecom_harness._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ._backends import Backends, database_name, open_database, open_redis
+    from ._outbox import OutboxRelay, add_event, make_event, new_id, outbox_table
+
+_EXPORTS = {
+    "Backends": "._backends",
+    "OutboxRelay": "._outbox",
+    "add_event": "._outbox",
+    "database_name": "._backends",
+    "make_event": "._outbox",
+    "new_id": "._outbox",
+    "open_database": "._backends",
+    "open_redis": "._backends",
+    "outbox_table": "._outbox",
+}
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+
+__all__ = [
+    "Backends",
+    "OutboxRelay",
+    "add_event",
+    "database_name",
+    "make_event",
+    "new_id",
+    "open_database",
+    "open_redis",
+    "outbox_table",
+]

@@ -1,0 +1,81 @@
+"""Where simulators keep state: embedded defaults, or real servers given by URL.
+
+One code path for both sides of each row of DESIGN.md's table:
+
+* database -- SQLAlchemy's async engine. Default: an in-memory SQLite database per
+  service (``sqlite+aiosqlite``). Given a PostgreSQL URL, each service gets its own
+  database on that server, ``<prefix>_<service>``, created when missing
+  (database-per-service: no service touches another's database).
+* cache and counters -- redis-py's asyncio client. Default: fakeredis; given a Redis URL,
+  that server (``key_prefix`` keeps runs apart).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # SQLAlchemy and redis load when a backend is opened, not with the plan
+    import redis.asyncio as aioredis
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+__all__ = ["Backends", "database_name", "open_database", "open_redis"]
+
+
+@dataclass(frozen=True, slots=True)
+class Backends:
+    """Real backends to use; None means the embedded default."""
+
+    database_url: str | None = None  # e.g. postgresql://127.0.0.1:5432/postgres
+    redis_url: str | None = None  # e.g. redis://127.0.0.1:6379/0
+    database_prefix: str = "ecom"
+
+
+def database_name(prefix: str, component: str) -> str:
+    """``order-svc`` -> ``ecom_order_svc``: one PostgreSQL database per service."""
+    return re.sub(r"[^a-z0-9_]", "_", f"{prefix}_{component}".lower())
+
+
+async def open_database(component: str, backends: Backends) -> AsyncEngine:
+    """An engine on the component's own database, created on the server if missing."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+    if backends.database_url is None:
+        # One connection keeps the in-memory database alive, and one task uses it at a
+        # time: sharing it (StaticPool) would let one task's rollback undo another's
+        # open transaction.
+        return create_async_engine(
+            "sqlite+aiosqlite://", poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0
+        )
+    url = make_url(backends.database_url)
+    if url.get_backend_name() != "postgresql":
+        raise ValueError(
+            f"unsupported database URL '{url.render_as_string()}': use postgresql://HOST:PORT/DB"
+        )
+    server = url.set(drivername="postgresql+psycopg")
+    name = database_name(backends.database_prefix, component)
+    admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            exists = await conn.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            )
+            if not exists:
+                await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await admin.dispose()
+    return create_async_engine(server.set(database=name), pool_size=5, max_overflow=10)
+
+
+def open_redis(backends: Backends) -> aioredis.Redis:
+    """A Redis client: the server at ``redis_url``, or an in-process fakeredis."""
+    import fakeredis
+    import redis.asyncio as aioredis
+
+    if backends.redis_url is None:
+        return fakeredis.FakeAsyncRedis(decode_responses=True)
+    return aioredis.Redis.from_url(backends.redis_url, decode_responses=True)

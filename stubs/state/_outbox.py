@@ -1,0 +1,166 @@
+"""The transactional outbox: events are written in the same transaction as the state
+change that caused them, and a relay publishes them afterwards.
+
+So no event is lost while the bus is briefly down (the relay keeps them and retries),
+and no event is published for a change that was rolled back. Each service keeps its
+outbox in its own database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import string
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Column, Integer, MetaData, String, Table, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ecom_harness.specs import MessageRejected
+
+__all__ = ["OutboxRelay", "add_event", "make_event", "new_id", "outbox_table"]
+
+logger = logging.getLogger(__name__)
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_id(prefix: str, length: int = 12) -> str:
+    """``ord_7Hq2Kd9xLmQ1``: the platform's prefixed ids (see specs/CONVENTIONS.md)."""
+    return f"{prefix}_" + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def make_event(
+    event_type: str, source: str, order_id: str, data: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    """The envelope every event travels in (asyncapi/commerce-events.yaml)."""
+    return {
+        "id": new_id("evt"),
+        "type": event_type,
+        "source": source,
+        "time": now.isoformat().replace("+00:00", "Z"),
+        "schema_version": 1,
+        "order_id": order_id,
+        "data": data,
+    }
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    """The outbox table, defined in a simulator's own (class-level) metadata."""
+    return Table(
+        "outbox",
+        metadata,
+        Column("seq", Integer, primary_key=True, autoincrement=True),
+        Column("topic", String(64), nullable=False),
+        Column("key", String(64), nullable=False),
+        Column("event", JSON, nullable=False),
+        Column("published", Boolean, nullable=False, default=False, index=True),
+        # Why the bus refused the event: a stub bug, set aside so it blocks nothing.
+        Column("rejected", String(2000), nullable=True),
+    )
+
+
+async def add_event(
+    conn: AsyncConnection, table: Table, topic: str, key: str, event: dict[str, Any]
+) -> None:
+    """Queue an event inside the caller's transaction (call ``relay.wake()`` after it
+    commits for prompt delivery)."""
+    await conn.execute(table.insert().values(topic=topic, key=key, event=event, published=False))
+
+
+class OutboxRelay:
+    """Publishes one service's outbox to the bus, in order, retrying while it is down.
+
+    An event the bus *rejects* (it breaks the AsyncAPI contract) will never pass: it is
+    set aside with the reason, logged as an error and listed by :meth:`rejected`, so one
+    simulator bug neither blocks the outbox forever nor disappears silently.
+    """
+
+    def __init__(self, table: Table, db: AsyncEngine, bus: Any, publisher: str):
+        self.table, self.db, self.bus, self.publisher = table, db, bus, publisher
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()  # one pass at a time: direct calls and the background one
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def relay_once(self) -> int:
+        """Publish every pending event in order; stop at the first failure (the bus is
+        down) so order is kept. Returns how many were published."""
+        if self.bus is None:
+            return 0
+        async with self._lock:
+            return await self._relay_pending()
+
+    async def _relay_pending(self) -> int:
+        async with self.db.connect() as conn:
+            pending = (
+                await conn.execute(
+                    select(self.table)
+                    .where(self.table.c.published.is_(False), self.table.c.rejected.is_(None))
+                    .order_by(self.table.c.seq)
+                )
+            ).all()
+        sent = 0
+        for row in pending:
+            outcome: dict[str, Any] = {"published": True}
+            try:
+                await self.bus.publish(row.topic, row.key, row.event, publisher=self.publisher)
+                sent += 1
+            except MessageRejected as exc:
+                logger.error(
+                    "outbox of %s: event %s rejected by the bus: %s", self.publisher, row.seq, exc
+                )
+                outcome = {"rejected": str(exc)[:2000]}
+            except Exception as exc:  # noqa: BLE001 - the bus is down: kept for the next pass
+                logger.warning("outbox of %s: publish failed, will retry: %s", self.publisher, exc)
+                break
+            async with self.db.begin() as conn:
+                await conn.execute(
+                    update(self.table).where(self.table.c.seq == row.seq).values(**outcome)
+                )
+        return sent
+
+    def start(self, interval: float = 0.2) -> None:
+        """Relay in the background: at once when woken, and every ``interval`` seconds
+        to retry what failed."""
+
+        async def run() -> None:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), interval)
+                self._wake.clear()
+                await self.relay_once()
+
+        if self.bus is not None and self._task is None:
+            self._task = asyncio.create_task(run(), name=f"outbox-relay-{self.publisher}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def pending(self) -> int:
+        """Events still waiting for the bus (rejected ones excluded: see :meth:`rejected`)."""
+        async with self.db.connect() as conn:
+            rows = await conn.execute(
+                select(self.table.c.seq).where(
+                    self.table.c.published.is_(False), self.table.c.rejected.is_(None)
+                )
+            )
+            return len(rows.all())
+
+    async def rejected(self) -> list[tuple[dict[str, Any], str]]:
+        """Events the bus refused, with why: each one is a simulator bug."""
+        async with self.db.connect() as conn:
+            rows = await conn.execute(
+                select(self.table.c.event, self.table.c.rejected).where(
+                    self.table.c.rejected.is_not(None)
+                )
+            )
+            return [(row.event, row.rejected) for row in rows]
