@@ -304,6 +304,9 @@ async def test_failed_commit_undoes_all_three_steps_in_reverse(order_env: Any) -
         "refundPayment",
         "releaseReservation",
     ]
+    assert response.json()["type"].endswith("/inventory-unavailable")
+    assert response.headers["retry-after"] == "5"
+    assert env.fakes.seen[-1].body == {"reason": "inventory_unavailable"}  # why, for the event
 
 
 @pytest.mark.parametrize("failure", [HANG, REFUSE, "502"], ids=["timeout", "refused", "502"])
