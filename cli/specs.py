@@ -24,15 +24,28 @@ def specs() -> None:
     show_default=True,
     help="One line per problem, or a JSON array.",
 )
-def lint(paths: tuple[Path, ...], fmt: str) -> None:
-    """Lint spec files and directories (default: the specs shipped with ecom-harness).
+@click.option(
+    "--scenarios",
+    "scenario_dirs",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Also lint the scenario files in DIR (the shipped scenarios are always linted).",
+)
+def lint(paths: tuple[Path, ...], fmt: str, scenario_dirs: tuple[Path, ...]) -> None:
+    """Lint spec files and directories (default: the specs shipped with ecom-harness),
+    and the scenario files: the shipped ones and those in each --scenarios DIR.
 
     Prints one line per problem: FILE#POINTER: MESSAGE [RULE]. Exits 0 when clean,
     1 when problems were found, 2 on a usage error.
     """
-    from ecom_harness.specs import lint_specs
+    from ecom_harness.harness import lint_scenario_files
+    from ecom_harness.specs import LintReport, lint_specs
 
     report = lint_specs(paths)
+    scenario_problems, scenario_files = lint_scenario_files(scenario_dirs)
+    diagnostics = [*report.diagnostics, *scenario_problems]
+    report = LintReport(tuple(diagnostics), report.files + scenario_files)
     if fmt == "json":
         rows = [
             {"file": d.file, "pointer": d.pointer, "message": d.message, "rule": d.rule}

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ._failures import fail, first_line, start_failures
+from .stubs_generate import generate_command
 
 
 @click.group()
@@ -27,7 +28,7 @@ def _print_table(urls: dict[str, str]) -> None:
     Console().print(table)
 
 
-@stubs.command("serve")
+@stubs.command("serve", short_help="Serve stubs (or an exported bundle) until Ctrl-C.")
 @click.argument("components", nargs=-1)
 @click.option(
     "--spec",
@@ -36,13 +37,16 @@ def _print_table(urls: dict[str, str]) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Also serve this OpenAPI document (from its examples). Repeatable.",
 )
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--host", help="Address to listen on (default 127.0.0.1).")
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
-    default=0,
-    show_default=True,
-    help="Port of the first stub, the next ones count up; 0 picks free ports.",
+    help="Port of the first stub, the next ones count up; default 0: free ports.",
+)
+@click.option(
+    "--bundle",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Serve a stub bundle (from `stubs generate --format bundle`) as its stub.toml says.",
 )
 @click.option(
     "--postgres",
@@ -54,21 +58,30 @@ def _print_table(urls: dict[str, str]) -> None:
 def serve(  # noqa: PLR0917 - one parameter per Click option
     components: tuple[str, ...],
     spec_files: tuple[Path, ...],
-    host: str,
-    port: int,
+    host: str | None,
+    port: int | None,
+    bundle: Path | None,
     database_url: str | None,
     redis_url: str | None,
 ) -> None:
-    """Serve COMPONENTS (default: all shipped components) until Ctrl-C."""
+    """Serve COMPONENTS (default: all shipped components), or a --bundle, until Ctrl-C."""
     from ecom_harness.specs import SpecNotFound
     from ecom_harness.stubs import Backends, ServePlan, serve_stubs
 
+    backends = Backends(database_url=database_url, redis_url=redis_url)
+    if bundle is not None:
+        from .stubs_bundle import serve_bundle
+
+        if components or spec_files:
+            raise click.UsageError("--bundle serves the bundle's components: name none")
+        serve_bundle(bundle, host, port, backends)
+        return
     plan = ServePlan(
         components=components,
         spec_files=spec_files,
-        host=host,
-        port=port,
-        backends=Backends(database_url=database_url, redis_url=redis_url),
+        host=host or "127.0.0.1",
+        port=port or 0,
+        backends=backends,
     )
     try:
         plan.served()
@@ -79,3 +92,6 @@ def serve(  # noqa: PLR0917 - one parameter per Click option
     except start_failures() as exc:  # a busy port, an unusable --spec, an unreachable backend
         fail(f"cannot serve the stubs: {first_line(exc)}")
     click.echo("stopped", err=True)
+
+
+stubs.add_command(generate_command)

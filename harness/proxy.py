@@ -2,9 +2,12 @@
 it, so every exchange is seen -- whichever side is real -- and faults can be injected.
 
 Per request: take the edge's fault (if any), forward to the callee (an in-process stub
-through ``httpx.ASGITransport``, or a real service by URL), answer the caller, and
-journal the exchange with its operationId and the spec violations on either side
-(judged against the callee's OpenAPI document).
+through ``httpx.ASGITransport``, or a real service by URL), journal the exchange with
+its operationId and the spec violations on either side (judged against the callee's
+OpenAPI document by :mod:`.exchange_checks`: bodies, statuses, documented headers, the
+callee's security requirements; an answer a fault injected is the fault's, so only its
+request is judged), then answer the caller -- in that order, so a caller that has its
+answer finds the exchange already in the journal.
 """
 
 from __future__ import annotations
@@ -22,12 +25,12 @@ from ecom_harness.stubs import (
     Scope,
     Send,
     StubRequest,
-    check_exchange,
     decode_body,
     media_type_of,
     read_request,
 )
 
+from .exchange_checks import judge_exchange
 from .faults import Fault, FaultBook
 from .journal import Interaction, Journal, redact_body, redact_headers
 
@@ -95,6 +98,9 @@ class RecordingProxy:
                 outcome = await self._forward(request, query, send)
         finally:
             self._record(request, query, outcome, fault, started)
+        # Journaled first, answered second: whoever has the answer finds it in the journal.
+        if outcome.status is not None:
+            await _answer(send, outcome.status, outcome.headers, outcome.body)
 
     async def _forward(self, request: StubRequest, query: str, send: Send) -> _Outcome:
         headers = {k: v for k, v in request.headers.items() if k not in _DROP_REQUEST}
@@ -111,14 +117,12 @@ class RecordingProxy:
         answer = {
             k: v for k, v in response.headers.items() if k not in _DROP_RESPONSE
         }  # lower-cased by httpx
-        await _answer(send, response.status_code, answer, response.content)
         return _Outcome(response.status_code, answer, response.content)
 
     async def _fault(self, fault: Fault, receive: Receive, send: Send) -> _Outcome:
         if fault.kind == "error":
             body = b"" if fault.body is None else orjson.dumps(fault.body)
             headers = {"content-type": "application/json"} if body else {}
-            await _answer(send, fault.status, headers, body)
             return _Outcome(fault.status, headers, body)
         if fault.kind == "reset":
             await _drop(send)
@@ -137,12 +141,16 @@ class RecordingProxy:
         started: float,
     ) -> None:
         media_type = media_type_of(outcome.headers.get("content-type"))
-        # An answer the mesh injected is journaled as the fault, not as the callee's
-        # violation: only the caller's request is judged (what the caller does next is
-        # judged on its own edge).
-        judged = None if fault is not None and fault.kind == "error" else outcome.status
         check = (
-            check_exchange(self.api, request, judged, media_type, outcome.body)
+            judge_exchange(
+                self.api,
+                request,
+                status=outcome.status,
+                response_headers=outcome.headers,
+                media_type=media_type,
+                body=outcome.body,
+                fault_answered=fault is not None and fault.kind != "delay",
+            )
             if self.api is not None
             else None
         )
