@@ -215,14 +215,15 @@ async def test_a_whole_session_leaves_no_violation_in_the_journal(mesh: Mesh) ->
 
     interactions = [e for e in mesh.journal.entries() if isinstance(e, Interaction)]
     # The requests this test broke on purpose are the client's violations, each refused
-    # with a documented 400/415/422; nothing else anywhere breaks a spec, in either
+    # with a documented 400/401/415/422; nothing else anywhere breaks a spec, in either
     # direction -- least of all an answer.
-    broken = {name for name, status in statuses.items() if status in (400, 415, 422)}
-    assert len(broken) == 9
+    refused = (400, 401, 415, 422)
+    broken = {name for name, status in statuses.items() if status in refused}
+    assert len(broken) == 10
     deliberate = [
         e
         for e in interactions
-        if e.edge == "client->api-gateway" and e.status in (400, 415, 422) and e.violations
+        if e.edge == "client->api-gateway" and e.status in refused and e.violations
     ]
     assert len(deliberate) == len(broken) - 1  # "key reused" is a valid request, refused
     assert all(v.startswith("request") for e in deliberate for v in e.violations)
