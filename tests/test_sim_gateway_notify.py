@@ -489,7 +489,7 @@ async def test_place_order_prices_from_catalog_and_user_from_token(gateway: Star
         "currency": "eur",
         "payment_method": "pm_card_visa",
         "shipping_address": ADDRESS,
-        "contact": {"email": "anna.schmidt@example.com", "phone": None},  # from user-svc
+        "contact": {"email": "anna.schmidt@example.com"},  # from user-svc (no phone)
     }
     assert len(gw.world.catalog.to("/products/SKU-1001")) == 1  # priced from the cache
     order = response.json()

@@ -510,7 +510,9 @@ class GatewaySimulator(Simulator):
             raise Reply(self._unauthorized(req, "The access token's user no longer exists."))
         if response.status_code != 200:
             raise Reply(self._unexpected(req, "user-svc", response))
-        return _pick(self._json(req, "user-svc", response), ("email", "phone"))
+        user = self._json(req, "user-svc", response)
+        phone = {"phone": user["phone"]} if user.get("phone") else {}  # absent when unknown
+        return {"email": user["email"], **phone}
 
     def _invalid_order(self, req: ValidRequest, errors: list[dict[str, str]]) -> StubResponse:
         return problem_response(

@@ -757,7 +757,7 @@ class OrderSimulator(Simulator):
     ) -> None:
         """Queue the order's event of type ``kind`` in the caller's transaction."""
         data: dict[str, Any] = {"user_id": order["user_id"]}
-        contact = {"email": order["contact"]["email"], "phone": order["contact"]["phone"]}
+        contact = {"email": order["contact"]["email"], "phone": order["contact"].get("phone")}
         if kind == "order.placed":
             data |= {key: order[key] for key in ("items", "total_amount", "currency")} | contact
         elif kind == "order.confirmed":
