@@ -37,7 +37,8 @@ if TYPE_CHECKING:
         schema_type,
     )
     from ._pointers import PointerError, iter_objects, iter_refs, resolve_pointer, unescape_token
-    from ._schemas import SchemaCompileError, SchemaSet, Violation
+    from ._schemas import INTEGER_FORMAT_RANGES, SchemaCompileError, SchemaSet, Violation
+    from ._seed import LOW_STOCK_THRESHOLD, Seed, availability, load_seed
     from ._shipped import SpecNotFound, load_api, shipped_components, shipped_spec
     from ._topology import (
         COMPONENT_KINDS,
@@ -66,6 +67,11 @@ if TYPE_CHECKING:
     )
 
 _EXPORTS = {
+    "INTEGER_FORMAT_RANGES": "._schemas",
+    "LOW_STOCK_THRESHOLD": "._seed",
+    "Seed": "._seed",
+    "availability": "._seed",
+    "load_seed": "._seed",
     "Api": "._operations",
     "COMPONENT_KINDS": "._topology",
     "Component": "._topology",
@@ -138,6 +144,8 @@ __all__ = [
     "COMPONENT_KINDS",
     "DEFAULT_ASYNCAPI",
     "HTTP_METHODS",
+    "INTEGER_FORMAT_RANGES",
+    "LOW_STOCK_THRESHOLD",
     "PROTOCOLS",
     "TOPOLOGY_FORMATS",
     "Api",
@@ -157,6 +165,7 @@ __all__ = [
     "ResponseSpec",
     "SchemaCompileError",
     "SchemaSet",
+    "Seed",
     "SpecLookup",
     "SpecNotFound",
     "Topology",
@@ -164,6 +173,7 @@ __all__ = [
     "UnknownChannel",
     "Violation",
     "YamlError",
+    "availability",
     "channel_messages",
     "check_refs",
     "check_schema_compiles",
@@ -183,6 +193,7 @@ __all__ = [
     "lint_openapi",
     "lint_specs",
     "load_api",
+    "load_seed",
     "load_topology",
     "load_yaml",
     "parse_topology",

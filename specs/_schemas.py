@@ -6,7 +6,11 @@ any pointer is ``{"$ref": "<doc>#<pointer>"}`` compiled by jsonschema-rs, so loc
 per pointer and cached: compiling per request is the slow path.
 
 OpenAPI 3.0 schemas are not JSON Schema (``nullable``, boolean ``exclusiveMinimum``);
-they are translated to their 2020-12 meaning before registration.
+they are translated to their 2020-12 meaning before registration. The integer formats
+``int32`` and ``int64`` are ranges that JSON Schema validators do not enforce (a format
+is an annotation, and jsonschema-rs checks formats of strings only): they become the
+``minimum``/``maximum`` they imply wherever the schema sets no tighter bound, so a value
+that fits no 32- or 64-bit column is refused with the rest of the request's violations.
 """
 
 from __future__ import annotations
@@ -47,7 +51,10 @@ class SchemaSet:
     """Validators for the schemas of one document, compiled on first use."""
 
     def __init__(self, document: dict[str, Any], *, openapi30: bool = False):
-        contents = _translate_openapi30(copy.deepcopy(document)) if openapi30 else document
+        contents = copy.deepcopy(document)
+        if openapi30:
+            _translate_openapi30(contents)
+        _bound_integer_formats(contents)
         self._registry = jsonschema_rs.Registry([(_DOC_URI, contents)])
         self._validators: dict[str, Any] = {}
 
@@ -82,6 +89,30 @@ class SchemaSet:
 
 
 _EXCLUSIVE_BOUNDS = (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum"))
+INTEGER_FORMAT_RANGES: dict[str, tuple[int, int]] = {
+    "int32": (-(2**31), 2**31 - 1),
+    "int64": (-(2**63), 2**63 - 1),
+}
+# Members whose values are data, not schemas: never rewritten.
+_DATA_MEMBERS = frozenset({"example", "examples", "default", "const", "enum", "value"})
+
+
+def _bound_integer_formats(node: Any) -> None:
+    """Give every ``int32``/``int64`` schema the bounds of its range, in place."""
+    if isinstance(node, dict):
+        span = INTEGER_FORMAT_RANGES.get(node.get("format"))  # type: ignore[arg-type]
+        if span is not None and "type" in node:
+            low, high = span
+            if not isinstance(node.get("minimum"), int | float) or node["minimum"] < low:
+                node["minimum"] = low
+            if not isinstance(node.get("maximum"), int | float) or node["maximum"] > high:
+                node["maximum"] = high
+        for key, value in node.items():
+            if key not in _DATA_MEMBERS:
+                _bound_integer_formats(value)
+    elif isinstance(node, list):
+        for item in node:
+            _bound_integer_formats(item)
 
 
 def _translate_openapi30(node: Any) -> Any:

@@ -371,6 +371,7 @@ def test_message_types_are_read_from_the_payload_consts() -> None:
     assert validator.message_types("orders") == [
         "order.cancelled",
         "order.confirmed",
+        "order.rejected",
         "order.submitted",
     ]
     key = order_key()

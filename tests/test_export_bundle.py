@@ -29,6 +29,7 @@ ORDER = {
         "postal_code": "10119",
         "country": "DE",
     },
+    "contact": {"email": "lena.fischer@example.com", "phone": "+4915112345678"},
 }
 
 

@@ -28,6 +28,9 @@ Data = Any  # a parsed YAML document
 
 SENDGRID = "openapi/external/sendgrid.yaml"
 USER_SVC = "openapi/user-svc.yaml"
+ORDER_SVC = "openapi/order-svc.yaml"
+PAYMENT_SVC = "openapi/payment-svc.yaml"
+INVENTORY_SVC = "openapi/inventory-svc.yaml"
 EVENTS = "asyncapi/commerce-events.yaml"
 TOPOLOGY = "topology.yaml"
 
@@ -622,6 +625,63 @@ CASES = [
         ),
         f"{EVENTS}#{SEND_ORDERS}/channel [asyncapi-component] "
         "'payment-svc' uses channel 'orders' but its kafka edge",
+    ),  # --- one voice across documents, every answer documented, bounds ------------------------
+    case(
+        "shared-definition-drifts-in-one-document",
+        edit_yaml(PAYMENT_SVC, lambda d: schema(d, "Amount").update(maximum=100)),
+        f"{PAYMENT_SVC}#/components/schemas/Amount [shared-definition] "
+        "shared definition 'Amount' differs from the copy in",
+    ),
+    case(
+        "shared-definition-problem-loses-a-required-field",
+        edit_yaml(ORDER_SVC, lambda d: schema(d, "Problem")["required"].remove("instance")),
+        f"{ORDER_SVC}#/components/schemas/Problem [shared-definition] "
+        "shared definition 'Problem' differs",
+    ),
+    case(
+        "integer-without-format",
+        edit_yaml(
+            ORDER_SVC, lambda d: d["components"]["parameters"]["Limit"]["schema"].pop("format")
+        ),
+        f"{ORDER_SVC}#/components/parameters/Limit/schema [integer-bounds] "
+        "integer without format int32 or int64",
+    ),
+    case(
+        "integer-without-maximum",
+        edit_yaml(
+            INVENTORY_SVC,
+            lambda d: schema(d, "SetStockRequest")["properties"]["on_hand"].pop("maximum"),
+        ),
+        f"{INVENTORY_SVC}#/components/schemas/SetStockRequest/properties/on_hand "
+        "[integer-bounds] integer without a maximum",
+    ),
+    case(
+        "integer-bound-outside-its-format",
+        edit_yaml(
+            EVENTS,
+            lambda d: schema(d, "StockLine")["properties"]["quantity"].update(maximum=2**31),
+        ),
+        f"{EVENTS}#/components/schemas/StockLine/properties/quantity/maximum [integer-bounds] "
+        "maximum 2147483648 is outside the range of int32",
+    ),
+    case(
+        "engine-answer-415-undocumented",
+        edit_yaml(ORDER_SVC, lambda d: d["paths"]["/orders"]["post"]["responses"].pop("415")),
+        f"{ORDER_SVC}#/paths/~1orders/post/responses [engine-answers] "
+        "does not document 415, which the engine answers because it takes a request body",
+    ),
+    case(
+        "engine-answer-validation-status-undocumented",
+        edit_yaml(USER_SVC, lambda d: get_user(d)["responses"].pop("422")),
+        f"{USER_SVC}#{GET_USER}/responses [engine-answers] does not document 422",
+    ),
+    case(
+        "engine-answer-401-undocumented",
+        edit_yaml(
+            ORDER_SVC, lambda d: d["paths"]["/orders/{orderId}"]["get"]["responses"].pop("401")
+        ),
+        f"{ORDER_SVC}#/paths/~1orders~1{{orderId}}/get/responses [engine-answers] "
+        "does not document 401, which the engine answers because it requires credentials",
     ),
 ]
 

@@ -43,6 +43,7 @@ REDACTED = "[redacted]"
 ORDER_CHAIN = [
     ("api-gateway", "user-svc", "introspectToken", 200),
     ("api-gateway", "catalog-svc", "getProduct", 200),
+    ("api-gateway", "user-svc", "getUser", 200),  # the customer's contact, for the events
     ("order-svc", "inventory-svc", "reserveStock", 201),
     ("payment-svc", "stripe", "createPaymentIntent", 200),
     ("order-svc", "payment-svc", "createPayment", 201),
@@ -121,8 +122,9 @@ async def test_events_reach_their_consumers_on_the_in_process_bus(
         f"Your order {order['order_id']} is on its way",
     }
     recipients = {m.request_body["personalizations"][0]["to"][0]["email"] for m in mails}
-    assert recipients == {f"{order['user_id']}@example.com"}
-    assert min(m.seq for m in mails) > events["order.confirmed"].seq
+    assert recipients == {CREDENTIALS["email"]}  # the user's own, from user-svc
+    # the contact comes with order.placed: nothing can be sent before it
+    assert min(m.seq for m in mails) > events["order.placed"].seq
 
 
 # --- redaction -----------------------------------------------------------------------------

@@ -33,6 +33,8 @@ ORDER_PLACED = {
         "items": [{"sku": "SKU-1001", "quantity": 2, "unit_amount": 2599}],
         "total_amount": 5198,
         "currency": "eur",
+        "email": "lena.fischer@example.com",
+        "phone": "+4915112345678",
     },
 }
 

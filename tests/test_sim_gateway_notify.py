@@ -458,11 +458,18 @@ async def test_list_products_forwards_the_query(gateway: StartGateway) -> None:
     assert gw.world.catalog.to("/products")[0].query == {"category": "kitchen", "limit": "5"}
 
 
-async def test_gateway_validation_errors_are_400(gateway: StartGateway) -> None:
+async def test_gateway_validation_errors_are_422(gateway: StartGateway) -> None:
+    """422, the one status for a rejected request (specs/CONVENTIONS.md); 400 only for a
+    body that is not JSON."""
     gw = await gateway()
     async with gw.client(None) as client:
         response = await client.post("/v1/auth/register", json={"email": "x@example.com"})
-    assert response.status_code == 400
+        garbled = await client.post(
+            "/v1/auth/register", content=b"{", headers={"Content-Type": "application/json"}
+        )
+    assert garbled.status_code == 400
+    assert garbled.json()["type"].endswith("/bad-request")
+    assert response.status_code == 422
     assert response.json()["type"].endswith("/validation-error")
     assert gw.world.users.seen == []
 
@@ -502,6 +509,7 @@ async def test_place_order_prices_from_catalog_and_user_from_token(gateway: Star
         "currency": "eur",
         "payment_method": "pm_card_visa",
         "shipping_address": ADDRESS,
+        "contact": {"email": "anna.schmidt@example.com"},  # from user-svc (no phone)
     }
     assert len(gw.world.catalog.to("/products/SKU-1001")) == 1  # priced from the cache
     order = response.json()
@@ -510,13 +518,13 @@ async def test_place_order_prices_from_catalog_and_user_from_token(gateway: Star
     assert response.headers["x-ratelimit-limit"] == "100"
 
 
-async def test_place_order_with_unknown_sku_is_400(gateway: StartGateway) -> None:
+async def test_place_order_with_unknown_sku_is_422(gateway: StartGateway) -> None:
     gw = await gateway()
     body = {**PLACE_ORDER, "items": [{"sku": "SKU-9999", "quantity": 1}]}
     async with gw.client(**{"Idempotency-Key": "key-2"}) as client:
         response = await client.post("/v1/orders", json=body)
-    assert response.status_code == 400
-    assert response.json()["errors"][0]["pointer"] == "/items/0/sku"
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["pointer"] == "/body/items/0/sku"
     assert gw.world.orders_svc.seen == []
 
 
@@ -617,10 +625,10 @@ async def test_cancel_conflict_carries_the_order_status(gateway: StartGateway) -
         (409, problem(409, "conflict")) if seen.path.endswith("/cancel") else answer(seen)
     )
     async with gw.client() as client:
-        response = await client.post(f"/v1/orders/{ORDER_ID}/cancel", json={"reason": "size"})
+        response = await client.post(f"/v1/orders/{ORDER_ID}/cancel", json={"comment": "size"})
     assert response.status_code == 409
     assert response.json()["order_status"] == "CANCELLED"
-    assert gw.world.orders_svc.to(f"/orders/{ORDER_ID}/cancel")[0].body == {"reason": "size"}
+    assert gw.world.orders_svc.to(f"/orders/{ORDER_ID}/cancel")[0].body == {"comment": "size"}
 
 
 # --- notify-svc ---------------------------------------------------------------------------------

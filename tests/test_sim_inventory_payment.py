@@ -17,9 +17,10 @@ from urllib.parse import parse_qs
 import httpx
 
 from conftest import asgi_client
+from ecom_harness.specs import load_seed
 from ecom_harness.stubs import Exchange, InMemoryBus, Record, StubHost
 from ecom_harness.stubs.behaviours import rfc3339
-from ecom_harness.stubs.behaviours.inventory_svc import InventorySimulator, example_skus
+from ecom_harness.stubs.behaviours.inventory_svc import InventorySimulator
 from ecom_harness.stubs.behaviours.payment_svc import DEFAULT_SECRET_KEY, PaymentSimulator
 
 HostFactory = Callable[..., Awaitable[StubHost]]
@@ -115,15 +116,16 @@ async def inventory(
         yield Inventory(sim, clock, client)
 
 
-async def test_default_stock_is_every_sku_of_the_spec_examples(host_factory: HostFactory) -> None:
+async def test_default_stock_is_the_seed_data(host_factory: HostFactory) -> None:
     async with inventory(host_factory) as inv:
-        assert example_skus(inv.sim.ctx.api) == ["SKU-1001", "SKU-2040"]
-        for sku in ("SKU-1001", "SKU-2040"):
+        seed = load_seed().stock
+        assert seed == {"SKU-1001": 100, "SKU-2040": 100, "SKU-2042": 5, "SKU-3107": 0}
+        for sku, units in seed.items():
             assert await inv.stock(sku) | {"updated_at": None} == {
                 "sku": sku,
-                "on_hand": 100,
+                "on_hand": units,
                 "reserved": 0,
-                "available": 100,
+                "available": units,
                 "updated_at": None,
             }
         assert_problem(await inv.client.get("/stock/SKU-9999"), 404, "not-found")
@@ -191,8 +193,10 @@ async def test_release_is_idempotent_and_a_released_reservation_cannot_commit(
     async with inventory(host_factory, stock={"SKU-1001": 5}, bus=bus) as inv:
         reservation = (await inv.reserve({"SKU-1001": 2})).json()
         path = f"/reservations/{reservation['reservation_id']}"
+        without_reason = await inv.client.post(f"{path}/release")
+        assert_problem(without_reason, 422, "validation-error")  # the event needs the reason
         for _ in range(2):
-            released = await inv.client.post(f"{path}/release")
+            released = await inv.client.post(f"{path}/release", json={"reason": "card_declined"})
             assert released.status_code == 200, released.text
             assert released.json() == reservation | {"status": "RELEASED"}
         assert (await inv.stock("SKU-1001"))["reserved"] == 0
@@ -201,7 +205,8 @@ async def test_release_is_idempotent_and_a_released_reservation_cannot_commit(
         assert (await inv.client.get(path)).json()["status"] == "RELEASED"
         for missing in ("", "/release", "/commit"):
             call = inv.client.post if missing else inv.client.get
-            answer = await call(f"/reservations/res_Unknown0000{missing}")
+            body = {"json": {"reason": "card_declined"}} if missing == "/release" else {}
+            answer = await call(f"/reservations/res_Unknown0000{missing}", **body)
             assert_problem(answer, 404, "not-found")
         await inv.sim.flush_outbox()
         await bus.drain(5)
@@ -214,7 +219,7 @@ async def test_release_is_idempotent_and_a_released_reservation_cannot_commit(
         "items": [{"sku": "SKU-1001", "quantity": 2}],
         "expires_at": reservation["expires_at"],
     }
-    assert released_event.value["data"]["reason"] == "released"
+    assert released_event.value["data"]["reason"] == "card_declined"  # as the caller said
 
 
 async def test_commit_is_idempotent_and_releasing_it_puts_the_units_back(
@@ -229,13 +234,13 @@ async def test_commit_is_idempotent_and_releasing_it_puts_the_units_back(
             assert committed.json() == reservation | {"status": "COMMITTED"}
             stock = await inv.stock("SKU-1001")
             assert (stock["on_hand"], stock["reserved"]) == (3, 0)
-        cancelled = await inv.client.post(f"{path}/release")
+        cancelled = await inv.client.post(f"{path}/release", json={"reason": "cancelled_by_user"})
         assert cancelled.json()["status"] == "RELEASED"
         assert (await inv.stock("SKU-1001"))["on_hand"] == 5
         await inv.sim.flush_outbox()
         await bus.drain(5)
     assert [r.value["data"].get("reason") for r in events.of("inventory.released")] == [
-        "order_cancelled"
+        "cancelled_by_user"
     ]
 
 
@@ -253,7 +258,7 @@ async def test_a_held_reservation_expires_by_the_clock(host_factory: HostFactory
         assert (await inv.stock("SKU-1001"))["available"] == 1
         commit = await inv.client.post(f"{path}/commit")
         assert "EXPIRED" in assert_problem(commit, 409, "conflict")["detail"]
-        unchanged = await inv.client.post(f"{path}/release")
+        unchanged = await inv.client.post(f"{path}/release", json={"reason": "card_declined"})
         assert unchanged.json() == reservation | {"status": "EXPIRED"}
         # expire_due sweeps on demand too, each reservation once
         again = (await inv.reserve({"SKU-1001": 1}, order="ord_Again0000", ttl=10)).json()

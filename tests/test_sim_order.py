@@ -39,6 +39,7 @@ ORDER = {
     "currency": "eur",
     "payment_method": "pm_card_visa",
     "shipping_address": ADDRESS,
+    "contact": {"email": "lena.fischer@example.com", "phone": "+4915112345678"},
 }
 PEERS = ("inventory-svc", "payment-svc", "shipping-svc")
 FORWARD = ["reserveStock", "createPayment", "scheduleShipment", "commitReservation"]
@@ -303,15 +304,32 @@ async def test_failed_commit_undoes_all_three_steps_in_reverse(order_env: Any) -
         "refundPayment",
         "releaseReservation",
     ]
+    assert response.json()["type"].endswith("/inventory-unavailable")
+    assert response.headers["retry-after"] == "5"
+    assert env.fakes.seen[-1].body == {"reason": "inventory_unavailable"}  # why, for the event
 
 
-async def test_payment_svc_down_rejects_and_releases(order_env: Any) -> None:
-    env = await order_env()
-    env.fakes.script["createPayment"] = [problem("payment-provider-error", 502)]
-    response = await env.order()
-    assert response.status_code == 402
-    assert response.json()["decline_code"] == "processing_error"
+@pytest.mark.parametrize("failure", [HANG, REFUSE, "502"], ids=["timeout", "refused", "502"])
+async def test_payment_svc_down_rejects_as_payment_unavailable(
+    order_env: Any, failure: str
+) -> None:
+    """Not a decline: its own reason, 503 with Retry-After, the release says why, and the
+    503 is not stored -- a retry with the same key runs the saga again."""
+    env = await order_env(peer_timeout=0.2)
+    answer: Answer = problem("payment-provider-error", 502) if failure == "502" else failure
+    env.fakes.script["createPayment"] = [answer]
+    response = await env.order("key-payment-down")
+    assert response.status_code == 503, response.text
+    body = response.json()
+    assert body["type"].endswith("/payment-unavailable")
+    assert (body["order_status"], response.headers["retry-after"]) == ("REJECTED", "5")
     assert env.fakes.calls == ["reserveStock", "createPayment", "releaseReservation"]
+    assert env.fakes.seen[-1].body == {"reason": "payment_unavailable"}
+    order = (await env.client.get(f"/orders/{body['order_id']}", headers=TOKEN)).json()
+    assert (order["status"], order["failure_reason"]) == ("REJECTED", "payment_unavailable")
+    again = await env.order("key-payment-down")
+    assert again.status_code == 201
+    assert again.json()["order_id"] != body["order_id"]
 
 
 # --- idempotency ---------------------------------------------------------------------------------
@@ -328,15 +346,30 @@ async def test_same_key_and_body_replays_without_running_the_saga_again(order_en
     assert len(listed["items"]) == 1
 
 
-async def test_replay_keeps_a_rejection_and_its_headers(order_env: Any) -> None:
+async def test_replay_keeps_a_decline_but_never_a_503(order_env: Any) -> None:
+    """A 402 is the order's outcome and replays; a 503 is not stored, so a client that
+    honours Retry-After with the same key is not stuck with it."""
     env = await order_env()
+    env.fakes.script["createPayment"] = [problem("card-declined", 402)]
+    declined = await env.order("key-declined")
+    assert (await env.order("key-declined")).json() == declined.json()
+    assert env.fakes.calls.count("createPayment") == 1
     env.fakes.script["scheduleShipment"] = [problem("internal", 503)]
     first = await env.order("key-rejected")
     again = await env.order("key-rejected")
-    assert (first.status_code, again.status_code) == (503, 503)
-    assert again.json() == first.json()
-    assert again.headers["retry-after"] == first.headers["retry-after"]
-    assert env.fakes.calls.count("scheduleShipment") == 1
+    assert (first.status_code, again.status_code) == (503, 201)
+    assert first.headers["retry-after"] == "5"
+    assert env.fakes.calls.count("scheduleShipment") == 2
+
+
+async def test_a_key_is_scoped_per_user(order_env: Any) -> None:
+    env = await order_env()
+    mine = await env.order("key-shared")
+    other = {**ORDER, "user_id": "usr_Other00001"}
+    theirs = await env.order("key-shared", body=other)
+    assert (mine.status_code, theirs.status_code) == (201, 201)
+    assert theirs.json()["user_id"] == "usr_Other00001"
+    assert env.fakes.calls.count("reserveStock") == 2
 
 
 async def test_concurrent_retries_with_one_key_run_one_saga(order_env: Any) -> None:
@@ -475,7 +508,7 @@ async def test_list_filters_and_pages_newest_first(order_env: Any) -> None:
 async def test_cancel_undoes_shipment_payment_and_reservation(order_env: Any) -> None:
     env = await order_env()
     order_id = (await env.order()).json()["order_id"]
-    response = await env.client.post(f"/orders/{order_id}/cancel", json={"reason": "Wrong size"})
+    response = await env.client.post(f"/orders/{order_id}/cancel", json={"comment": "Wrong size"})
     assert response.status_code == 200, response.text
     order = response.json()
     assert (order["status"], order["failure_reason"]) == ("CANCELLED", "cancelled_by_user")
@@ -506,9 +539,8 @@ async def test_health(order_env: Any) -> None:
 
 async def test_events_have_the_right_types_and_data(order_env: Any) -> None:
     bus = InMemoryBus()
-    phone = "+4915112345678"
-    contacts = {USER: {"email": "lena@example.com", "phone": phone}}
-    env = await order_env(bus=bus, contacts=contacts)
+    phone, email = ORDER["contact"]["phone"], ORDER["contact"]["email"]
+    env = await order_env(bus=bus)
     await env.sim.relay.stop()  # relay by hand below, so nothing races this test
     received: list[Record] = []
 
@@ -535,15 +567,20 @@ async def test_events_have_the_right_types_and_data(order_env: Any) -> None:
     ]
     placed, done, cancelled = (r.value["data"] for r in of(confirmed))
     assert placed["total_amount"] == 5198 and placed["items"] == ORDER["items"]
-    assert (done["email"], done["phone"], done["shipment_id"]) == ("lena@example.com", phone, SHP)
+    assert (placed["email"], placed["phone"]) == (email, phone)  # the request's contact
+    assert (done["email"], done["phone"], done["shipment_id"]) == (email, phone, SHP)
     assert cancelled == {
         "user_id": USER,
         "reason": "cancelled_by_user",
         "previous_status": "CONFIRMED",
     }
-    assert [r.message_type for r in of(declined)] == ["order.placed", "order.cancelled"]
-    assert of(declined)[1].value["data"]["reason"] == "card_declined"
-    assert of(declined)[1].value["data"]["previous_status"] == "PENDING"
+    assert [r.message_type for r in of(declined)] == ["order.placed", "order.rejected"]
+    assert of(declined)[1].value["data"] == {
+        "user_id": USER,
+        "reason": "card_declined",
+        "email": email,
+        "phone": phone,
+    }
 
 
 class FlakyBus:
@@ -580,7 +617,7 @@ async def test_outbox_keeps_events_while_the_bus_is_down(order_env: Any) -> None
         (order_id, "order.placed"),
         (order_id, "order.confirmed"),
         (rejected, "order.placed"),
-        (rejected, "order.cancelled"),
+        (rejected, "order.rejected"),
     ]
     assert await env.sim.relay.pending() == 0
 

@@ -138,7 +138,7 @@ async def test_create_user_errors(host_factory: HostFactory, user_settings: dict
         taken = await client.post("/users", json=ANNA | {"email": ANNA["email"].upper()})
         assert "already exists" in assert_problem(taken, 409, "conflict")["detail"]
         short = await client.post("/users", json=ANNA | {"password": "short"})
-        errors = assert_problem(short, 400, "validation-error")["errors"]
+        errors = assert_problem(short, 422, "validation-error")["errors"]
         assert [e["pointer"] for e in errors] == ["/body/password"]
         anonymous = await client.post("/users", json=ANNA, headers={"X-Service-Token": ""})
         assert_problem(anonymous, 401, "unauthorized")
@@ -284,7 +284,12 @@ async def test_settings_shape_tokens_and_a_key_is_generated_without_pem(
 
 # --- catalog-svc ---------------------------------------------------------------------------
 
-SPEC_SKUS = {"SKU-1001": "IN_STOCK", "SKU-2042": "LOW_STOCK", "SKU-3107": "OUT_OF_STOCK"}
+SPEC_SKUS = {  # the seed data's products (specs/seed.toml)
+    "SKU-1001": "IN_STOCK",
+    "SKU-2040": "IN_STOCK",
+    "SKU-2042": "LOW_STOCK",
+    "SKU-3107": "OUT_OF_STOCK",
+}
 
 
 def product(sku: str, category: str = "coffee") -> dict[str, Any]:
@@ -315,7 +320,7 @@ async def walk(client: httpx.AsyncClient, **query: Any) -> list[list[str]]:
             return pages
 
 
-async def test_catalog_is_seeded_from_the_spec_examples(host_factory: HostFactory) -> None:
+async def test_catalog_is_seeded_from_the_seed_data(host_factory: HostFactory) -> None:
     async with started(host_factory, "catalog-svc") as (host, client):
         listed = (await client.get("/products")).json()
         fetched = await client.get("/products/SKU-1001")
@@ -345,7 +350,7 @@ async def test_pagination_walks_every_product_once(host_factory: HostFactory) ->
         tea_pages = await walk(client, limit=5, category="tea")
     skus = [sku for page in pages for sku in page]
     assert skus == sorted(SPEC_SKUS.keys() | {p["sku"] for p in extra})
-    assert [len(page) for page in pages] == [4, 4, 4, 4, 4, 4, 2]
+    assert [len(page) for page in pages] == [4, 4, 4, 4, 4, 4, 3]  # 23 + 4 seeded
     tea = [sku for page in tea_pages for sku in page]
     assert tea == sorted(p["sku"] for p in extra if p["category"] == "tea")
     assert [len(page) for page in tea_pages] == [5, 5, 5]  # no empty last page

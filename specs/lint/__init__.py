@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from ._asyncapi import channel_messages, lint_asyncapi
 from ._common import check_refs, check_schema_compiles
+from ._conventions import (
+    SHARED_DEFINITIONS,
+    check_engine_answers,
+    check_integer_bounds,
+    check_shared_definitions,
+)
 from ._document import lint_document
 from ._openapi import lint_openapi
 from ._spec_links import SpecLookup, check_spec_links
@@ -16,11 +22,15 @@ from ._specs import LintReport, lint_specs
 from ._topology_rules import check_topology_rules
 
 __all__ = [
+    "SHARED_DEFINITIONS",
     "LintReport",
     "SpecLookup",
     "channel_messages",
+    "check_engine_answers",
+    "check_integer_bounds",
     "check_refs",
     "check_schema_compiles",
+    "check_shared_definitions",
     "check_spec_links",
     "check_topology_rules",
     "lint_asyncapi",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ecom_harness.specs._documents import Document, DocumentKind
 
 from ._asyncapi import lint_asyncapi
+from ._conventions import check_engine_answers, check_integer_bounds
 from ._openapi import lint_openapi
 
 __all__ = ["lint_document"]
@@ -20,7 +21,10 @@ def lint_document(doc: Document) -> None:
     try:
         if doc.kind is DocumentKind.OPENAPI:
             lint_openapi(doc)
+            check_engine_answers(doc)
         elif doc.kind is DocumentKind.ASYNCAPI:
             lint_asyncapi(doc)
+        if doc.kind in (DocumentKind.OPENAPI, DocumentKind.ASYNCAPI):
+            check_integer_bounds(doc)
     except Exception as exc:  # noqa: BLE001 - the documented last resort, never a traceback
         doc.problem("", f"could not be checked: {type(exc).__name__}: {exc}", "internal")

@@ -16,6 +16,7 @@ from ecom_harness.specs._documents import Document, DocumentKind, collect_files,
 from ecom_harness.specs._locate import shipped_documents
 from ecom_harness.specs._topology import parse_topology
 
+from ._conventions import check_shared_definitions
 from ._document import lint_document
 from ._spec_links import SpecLookup, check_spec_links
 from ._topology_rules import check_topology_rules
@@ -55,6 +56,7 @@ def lint_specs(paths: Iterable[Path] = ()) -> LintReport:
     for doc in documents.values():
         if doc.kind is not DocumentKind.TOPOLOGY:
             lint_document(doc)
+    check_shared_definitions(d for d in documents.values() if d.kind is not DocumentKind.TOPOLOGY)
     for doc in documents.values():
         found.extend(doc.diagnostics)
     return LintReport(diagnostics=tuple(dict.fromkeys(found)), files=len(documents))

@@ -11,7 +11,6 @@ against the spec, so a simulator cannot drift from its contract unnoticed.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -118,13 +117,9 @@ class Simulator:
                 await conn.execute(table.delete())
 
 
-def render_problem(
-    found: Problem, request: StubRequest, *, validation_status: int = 422
-) -> StubResponse:
-    """An engine error as the platform's problem+json. Components whose spec documents
-    request validation failures as 400 (not the engine's 422) pass ``validation_status``."""
-    if found.slug == "validation-error" and found.status != validation_status:
-        found = dataclasses.replace(found, status=validation_status)
+def render_problem(found: Problem, request: StubRequest) -> StubResponse:
+    """An engine error as the platform's problem+json (a rejected request is 422 in every
+    component: specs/CONVENTIONS.md)."""
     return StubResponse(
         found.status, found.body(request.path), PROBLEM_MEDIA_TYPE, dict(found.headers)
     )

@@ -127,7 +127,7 @@ PAYMENT_FIELDS = ("payment_id", "status", "amount", "currency", "refunded_amount
 SHIPMENT_FIELDS = ("shipment_id", "status", "tracking_number", "estimated_delivery")
 
 # Downstream status -> the gateway status it is passed on as; anything else is a 5xx.
-_VALIDATION = {400: 400, 422: 400}  # the gateway documents validation failures as 400
+_VALIDATION = {400: 400, 422: 422}  # 422: the one status for a rejected request
 
 
 class Reply(Exception):
@@ -242,9 +242,8 @@ def _bearer_token(req: ValidRequest) -> str | None:
 
 
 def _render_error(found: Problem, request: StubRequest) -> StubResponse:
-    """The engine's own errors as problem+json: validation failures as the 400 that the
-    gateway documents (the engine's default is 422), a missing token as the documented
-    401 with its RFC 6750 challenge (no ``error`` code: no token was presented)."""
+    """The engine's own errors as problem+json, a missing token as the documented 401
+    with its RFC 6750 challenge (no ``error`` code: no token was presented)."""
     if found.slug == "unauthorized":
         challenge = {"WWW-Authenticate": 'Bearer realm="ecom"'}
         found = dataclasses.replace(
@@ -253,7 +252,7 @@ def _render_error(found: Problem, request: StubRequest) -> StubResponse:
             detail="The request has no bearer token.",
             headers={**found.headers, **challenge},
         )
-    return render_problem(found, request, validation_status=400)
+    return render_problem(found, request)
 
 
 class GatewaySimulator(Simulator):
@@ -551,7 +550,8 @@ class GatewaySimulator(Simulator):
     # --- orders --------------------------------------------------------------------------
 
     async def place_order(self, req: ValidRequest, user_id: str) -> StubResponse:
-        """Prices from the catalog (cache), user from the token, then order-svc's saga."""
+        """Prices from the catalog (cache), user from the token, the customer's contact
+        from the profile at user-svc, then order-svc's saga."""
         items = req.body["items"]
         skus = sorted({item["sku"] for item in items})
         found = await asyncio.gather(*(self._product(req, sku) for sku in skus))
@@ -561,6 +561,7 @@ class GatewaySimulator(Simulator):
         unpriceable = _unpriceable(items, prices)
         if unpriceable:
             raise Reply(self._invalid_order(req, unpriceable))
+        contact = await self._contact(req, user_id)
         body = {
             "user_id": user_id,
             "items": [
@@ -570,6 +571,7 @@ class GatewaySimulator(Simulator):
             "currency": next(iter(prices.values()))["currency"],
             "payment_method": req.body["payment_method"],
             "shipping_address": req.body["shipping_address"],
+            "contact": contact,
         }
         headers = {"Idempotency-Key": str(req.header("idempotency-key")), "X-User-Id": user_id}
         response = await self._call(req, "order-svc", "POST", "/orders", json=body, headers=headers)
@@ -579,9 +581,20 @@ class GatewaySimulator(Simulator):
         order = public_order(self._json(req, "order-svc", response))
         return json_response(201, order, headers={"Location": f"/v1/orders/{order['order_id']}"})
 
+    async def _contact(self, req: ValidRequest, user_id: str) -> dict[str, Any]:
+        """The user's email and phone at user-svc, for order-svc's events."""
+        response = await self._call(req, "user-svc", "GET", f"/users/{user_id}")
+        if response.status_code == 404:  # an active token of a user who is gone
+            raise Reply(self._unauthorized(req, "The access token's user no longer exists."))
+        if response.status_code != 200:
+            raise Reply(self._unexpected(req, "user-svc", response))
+        user = self._json(req, "user-svc", response)
+        phone = {"phone": user["phone"]} if user.get("phone") else {}  # absent when unknown
+        return {"email": user["email"], **phone}
+
     def _invalid_order(self, req: ValidRequest, errors: list[dict[str, str]]) -> StubResponse:
         return problem_response(
-            400,
+            422,
             "validation-error",
             title="Request validation failed",
             detail=f"{len(errors)} order line(s) cannot be priced.",
@@ -673,13 +686,13 @@ def _unpriceable(
 ) -> list[dict[str, str]]:
     """Where an order cannot be priced: unknown SKUs, or SKUs in more than one currency."""
     errors = [
-        {"pointer": f"/items/{index}/sku", "message": f"no product {item['sku']}"}
+        {"pointer": f"/body/items/{index}/sku", "message": f"no product {item['sku']}"}
         for index, item in enumerate(items)
         if item["sku"] not in prices
     ]
     currencies = sorted({price["currency"] for price in prices.values()})
     if len(currencies) > 1:
         errors.append(
-            {"pointer": "/items", "message": f"products in several currencies: {currencies}"}
+            {"pointer": "/body/items", "message": f"products in several currencies: {currencies}"}
         )
     return errors

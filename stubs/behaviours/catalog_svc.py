@@ -1,17 +1,19 @@
 """catalog-svc: product detail and availability, kept current from inventory events.
 
-The catalog is seeded at start with every ``Product`` that catalog-svc.yaml's own
-examples show (list pages included; one per sku), then ``settings["products"]``; the
-harness adds more with :meth:`CatalogSimulator.seed`. ``reset()`` returns to that seed.
+The catalog is seeded at start with the products of the platform's seed data
+(``specs/seed.toml``, shared with inventory-svc and every spec example), then
+``settings["products"]``; the harness adds more with :meth:`CatalogSimulator.seed`.
+``reset()`` returns to that seed.
 
 Availability. Inventory events carry the lines reserved or released, not the stock left,
 so the catalog keeps its own per-sku ``available`` count and derives ``availability``
 from it: ``<= 0`` OUT_OF_STOCK, ``<= low_stock_threshold`` LOW_STOCK, else IN_STOCK.
 ``inventory.reserved`` subtracts the quantities, ``inventory.released`` adds them back;
 events are applied once each, by envelope id (delivery is at least once). The count of a
-seeded sku is ``settings["stock"][sku]`` when given, else one that reproduces the seeded
-availability: ``default_stock`` (IN_STOCK), ``low_stock_threshold`` (LOW_STOCK), 0
-(OUT_OF_STOCK). ``updated_at`` moves (to ctx.clock) when availability changes.
+seeded sku is ``settings["stock"][sku]`` when given, else the seed's stock of it, else one
+that reproduces the seeded availability: ``default_stock`` (IN_STOCK),
+``low_stock_threshold`` (LOW_STOCK), 0 (OUT_OF_STOCK). ``updated_at`` moves (to
+ctx.clock) when availability changes.
 
 Settings (``settings["catalog-svc"]``): ``products`` (list of Product objects, none),
 ``stock`` (sku -> count, ``{}``), ``default_stock`` (100), ``low_stock_threshold`` (10).
@@ -19,13 +21,13 @@ Settings (``settings["catalog-svc"]``): ``products`` (list of Product objects, n
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import JSON, Column, Integer, MetaData, RowMapping, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ecom_harness.specs import Api
+from ecom_harness.specs import load_seed
 from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
 from ecom_harness.stubs.events import Record
 
@@ -38,7 +40,7 @@ from ._simulator import (
     rfc3339,
 )
 
-__all__ = ["CatalogSimulator", "spec_products"]
+__all__ = ["CatalogSimulator"]
 
 PRODUCT_SCHEMA = "/components/schemas/Product"
 DEFAULT_STOCK = 100
@@ -46,31 +48,6 @@ DEFAULT_LOW_STOCK = 10
 INVENTORY_TOPIC = "inventory"
 # How each inventory event moves the count of the skus it lists.
 STOCK_EFFECT = {"inventory.reserved": -1, "inventory.released": +1}
-
-
-def _objects(node: Any) -> Iterator[dict[str, Any]]:
-    """Every JSON object inside an example, the example itself included."""
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _objects(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _objects(value)
-
-
-def spec_products(api: Api) -> list[dict[str, Any]]:
-    """Every object in the spec's response examples that is a valid Product, first
-    occurrence per sku: the catalog the spec itself shows, with no second list to drift."""
-    found: dict[str, dict[str, Any]] = {}
-    for operation in api.operations.values():
-        for response in operation.responses.values():
-            for media in response.content.values():
-                for example in media.examples.values():
-                    for candidate in _objects(example):
-                        if not api.schemas.violations(PRODUCT_SCHEMA, candidate):
-                            found.setdefault(candidate["sku"], candidate)
-    return list(found.values())
 
 
 class CatalogSimulator(Simulator):
@@ -97,9 +74,10 @@ class CatalogSimulator(Simulator):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._spec_products = spec_products(self.ctx.api)  # the spec never changes
+        seed = load_seed()
+        self._seed_products = list(seed.products)
         settings = self.ctx.settings
-        self.stock: Mapping[str, int] = settings.get("stock", {})
+        self.stock: Mapping[str, int] = {**seed.stock, **settings.get("stock", {})}
         self.default_stock = int(settings.get("default_stock", DEFAULT_STOCK))
         self.low_stock = int(settings.get("low_stock_threshold", DEFAULT_LOW_STOCK))
 
@@ -121,7 +99,7 @@ class CatalogSimulator(Simulator):
         await self._seed_baseline()
 
     async def _seed_baseline(self) -> None:
-        await self.seed(self._spec_products)
+        await self.seed(self._seed_products)
         await self.seed(self.ctx.settings.get("products", []))
 
     # --- seeding ---

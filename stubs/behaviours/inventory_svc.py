@@ -15,14 +15,13 @@ does it on demand), giving the units back and publishing ``inventory.released`` 
 reason ``expired``.
 
 Events (topic ``inventory``, keyed by the order id, through the outbox):
-``inventory.reserved``; ``inventory.released`` with reason ``released`` (a HELD
-reservation released: saga compensation or a cancelled pending order -- the API names
-no reason), ``order_cancelled`` (a COMMITTED one: its units go back on hand) or
-``expired``.
+``inventory.reserved``; ``inventory.released`` with the ``reason`` the release call
+carried (a ``ReleaseReason``: the failure reason of the order being compensated or
+cancelled), or ``expired``.
 
 Settings (``settings["inventory-svc"]``):
 
-``stock`` (every SKU in the inventory spec's examples, :data:`DEFAULT_ON_HAND` each)
+``stock`` (the stock of the platform's seed data, ``specs/seed.toml``)
     ``{sku: on_hand}`` seeded at start and again after :meth:`reset`.
 """
 
@@ -46,16 +45,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ecom_harness.specs import Api, resolve_pointer
+from ecom_harness.specs import load_seed, resolve_pointer
 from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
 from ecom_harness.stubs.state import new_id, outbox_table
 
 from ._simulator import SimulatorContext, json_response, rfc3339
 from ._sql_sim import OutboxSimulator, Refusal, refusal
 
-__all__ = ["DEFAULT_ON_HAND", "InventorySimulator", "example_skus"]
+__all__ = ["InventorySimulator"]
 
-DEFAULT_ON_HAND = 100
 HELD, COMMITTED, RELEASED, EXPIRED = "HELD", "COMMITTED", "RELEASED", "EXPIRED"
 _SKU_SCHEMA = "/components/schemas/Sku"
 _TTL_DEFAULT = "/components/schemas/ReserveStockRequest/properties/ttl_seconds/default"
@@ -96,21 +94,6 @@ def _skus_in(node: Any) -> Iterator[str]:
     elif isinstance(node, list):
         for item in node:
             yield from _skus_in(item)
-
-
-def example_skus(api: Api) -> list[str]:
-    """Every ``sku`` in the request and 2xx response examples of ``api``: what the
-    spec's own examples expect to be stocked (an error example's SKU-9999 is not)."""
-    found: set[str] = set()
-    for operation in api.operations.values():
-        media = [*operation.body.values()]
-        for status, response in operation.responses.items():
-            if status.startswith("2"):
-                media.extend(response.content.values())
-        for body in media:
-            for example in body.examples.values():
-                found.update(_skus_in(example))
-    return sorted(found)
 
 
 def _totals(items: list[dict[str, Any]]) -> list[tuple[str, int]]:
@@ -154,8 +137,7 @@ class InventorySimulator(OutboxSimulator):
     def __init__(self, ctx: SimulatorContext):
         super().__init__(ctx)
         self.default_ttl = int(resolve_pointer(ctx.api.document.data, _TTL_DEFAULT))
-        default_stock = dict.fromkeys(example_skus(ctx.api), DEFAULT_ON_HAND)
-        self.initial_stock: Mapping[str, int] = ctx.settings.get("stock", default_stock)
+        self.initial_stock: Mapping[str, int] = ctx.settings.get("stock", load_seed().stock)
 
     def operations(self) -> dict[str, Behaviour]:
         return {
@@ -170,11 +152,32 @@ class InventorySimulator(OutboxSimulator):
     async def start(self) -> None:
         await super().start()
         await self.seed(self.initial_stock)
+        await self._seed_history()
 
     async def reset(self) -> None:
         """Forget every reservation and event; the stock is seeded again."""
         await super().reset()
         await self.seed(self.initial_stock)
+        await self._seed_history()
+
+    async def _seed_history(self) -> None:
+        """The COMMITTED reservations of the seed data's orders (their units already
+        left the stock the seed sets)."""
+        if not self.ctx.settings.get("seed_orders", True):
+            return
+        async with self.ctx.db.begin() as conn:
+            for order in load_seed().orders:
+                lines = [{"sku": i["sku"], "quantity": i["quantity"]} for i in order["items"]]
+                await conn.execute(
+                    RESERVATIONS.insert().values(
+                        reservation_id=order["reservation_id"],
+                        order_id=order["order_id"],
+                        status=COMMITTED,
+                        items=lines,
+                        expires_at=order["updated_at"],
+                        created_at=order["created_at"],
+                    )
+                )
 
     async def before_each(self) -> None:
         await self.expire_due()
@@ -326,20 +329,20 @@ class InventorySimulator(OutboxSimulator):
         async with self.transaction() as conn:
             row = await self._reservation(conn, req)
             # Retried when a concurrent call moved the reservation first (at most twice).
-            while row.status in (HELD, COMMITTED) and not await self._release(conn, row):
+            reason = req.body["reason"]
+            while row.status in (HELD, COMMITTED) and not await self._release(conn, row, reason):
                 row = await self._reservation(conn, req)
             row = await self._reservation(conn, req)
         return json_response(200, _reservation_body(row))
 
-    async def _release(self, conn: AsyncConnection, row: Row[Any]) -> bool:
+    async def _release(self, conn: AsyncConnection, row: Row[Any], reason: str) -> bool:
+        """HELD gives the reserved units back, COMMITTED puts them back on hand."""
         if not await self._move(conn, row.reservation_id, row.status, RELEASED):
             return False
         if row.status == HELD:
             await self._adjust(conn, row.items, reserved=-1)
-            reason = "released"
         else:
             await self._adjust(conn, row.items, on_hand=1)
-            reason = "order_cancelled"
         await self._emit_released(conn, row, reason)
         return True
 

@@ -3,14 +3,15 @@
 Fed by Kafka only: group ``notify-svc`` on the ``orders``, ``payments`` and ``shipments``
 topics (when the host has a bus). Its HTTP API is a read API over what it sent.
 
-Whom to tell. Of all events only ``order.confirmed`` carries the customer's ``email``
-and ``phone``, and notify-svc may call no other service; so it remembers them per
-order (``contacts``), and an event to notify about waits in its ``inbox`` until the
-order's contact is known. Every event goes through the inbox, so there is one path:
-keep the event, and if the contact is known, send everything waiting for that order.
-A ``shipment.scheduled`` that arrives before the confirmation (another topic, so no
-order between them) is thus sent once the confirmation comes; a ``payment.failed`` of
-an order that is never confirmed has no known recipient and is never sent.
+Whom to tell. ``order.placed`` (the first event of every order), ``order.confirmed`` and
+``order.rejected`` carry the customer's ``email`` and ``phone``, and notify-svc may call
+no other service; so it remembers them per order (``contacts``), and an event to notify
+about waits in its ``inbox`` until the order's contact is known. Every event goes
+through the inbox, so there is one path: keep the event, and if the contact is known,
+send everything waiting for that order. A ``shipment.scheduled`` that arrives before the
+confirmation (another topic, so no order between them) is thus sent once the
+confirmation comes; a ``payment.failed`` (which carries no contact) reaches the customer
+through the contact of the order's ``order.placed``.
 
 Idempotent by event id, per channel: ``notifications`` has a unique (event_id, channel).
 The row is inserted *before* the provider is called (the claim), as ``failed`` with
@@ -75,6 +76,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
+from ecom_harness.specs import load_seed
 from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
 from ecom_harness.stubs.events import Record
 from ecom_harness.stubs.state import new_id
@@ -146,6 +148,11 @@ TEMPLATES: Mapping[str, Template] = {
         "order_cancelled",
         "Your order {order_id} was cancelled",
         "Your order {order_id} was cancelled.",
+    ),
+    "order.rejected": Template(
+        "order_rejected",
+        "Your order {order_id} could not be completed",
+        "We could not complete your order {order_id} ({reason}); nothing stays charged.",
     ),
     "payment.failed": Template(
         "payment_failed",
@@ -259,8 +266,43 @@ class NotifySimulator(Simulator):
             "getNotification": self.get_notification,
         }
 
+    async def reset(self) -> None:
+        await super().reset()
+        await self._seed_history()
+
+    async def _seed_history(self) -> None:
+        """The confirmation mail of each of the seed data's orders (specs/seed.toml)."""
+        if not self.ctx.settings.get("seed_orders", True):
+            return
+        users = {user["user_id"]: user for user in load_seed().users}
+        async with self.ctx.db.begin() as conn:
+            for order in load_seed().orders:
+                user = users[order["user_id"]]
+                await conn.execute(
+                    insert(self.notifications).values(
+                        notification_id=order["notification_id"],
+                        event_id="evt_Oc5Nf2Rj8Tb",
+                        event_type="order.confirmed",
+                        order_id=order["order_id"],
+                        channel="email",
+                        recipient=user["email"],
+                        template="order_confirmed",
+                        provider="sendgrid",
+                        provider_message_id="W8nYp2ZxQ4e1mV7s3kL9bA",
+                        status="sent",
+                        error=None,
+                        created_at=order["updated_at"],
+                    )
+                )
+                await conn.execute(
+                    insert(self.contacts).values(
+                        order_id=order["order_id"], email=user["email"], phone=user["phone"]
+                    )
+                )
+
     async def start(self) -> None:
         await super().start()
+        await self._seed_history()
         if self.ctx.bus is not None:
             for topic in TOPICS:
                 await self.ctx.bus.subscribe(topic, GROUP, self.handle)

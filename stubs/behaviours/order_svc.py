@@ -22,17 +22,14 @@ Settings (``ctx.settings``), with their defaults:
     ``Retry-After`` seconds on a 503 when no open circuit dictates one.
 ``relay_interval`` (0.2)
     seconds between the outbox relay's retries while the bus is down.
-``contacts`` ({})
-    ``user_id -> {"email": ..., "phone": ...}`` for ``order.confirmed``: the order
-    request carries no contact data and order-svc has no edge to user-svc, so the
-    simulator is told them; unknown users get ``<user_id>@example.com`` and no phone.
-
-Choices the spec leaves open (see the module's functions for details): payment-svc
-unreachable / 5xx / 502 rejects the order as ``card_declined`` with decline code
-``processing_error`` (the spec has no payment-unavailable reason); a failed commit
-rejects it as ``inventory_unavailable``; an unknown SKU (inventory 404) answers
-out-of-stock; ``cancelOrder`` compensates best-effort (each step's outcome is in
-``saga_steps``), since it documents no 5xx.
+The spec's outcomes (order-svc.yaml, specs/CONVENTIONS.md): payment-svc unreachable,
+too slow or 5xx (its 502 included) rejects the order as ``payment_unavailable`` (503); a
+failed commit as ``inventory_unavailable`` (503, after undoing shipment, payment and
+reservation); an unknown SKU (inventory 404) as ``out_of_stock``. The customer's
+``contact`` comes in the request and goes into ``order.placed``, ``order.confirmed``
+and ``order.rejected``. Idempotency keys are scoped per user, and only 201, 402 and 409
+are stored for replay. ``cancelOrder`` compensates best-effort (each step's outcome is
+in ``saga_steps``), since it documents no 5xx.
 """
 
 from __future__ import annotations
@@ -50,6 +47,7 @@ import httpx
 from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ecom_harness.specs import load_seed
 from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
 from ecom_harness.stubs.state import OutboxRelay, add_event, make_event, new_id, outbox_table
 
@@ -82,8 +80,10 @@ DEFAULTS: Mapping[str, Any] = {
     "breaker_cooldown": 30.0,
     "retry_after": 5,
     "relay_interval": 0.2,
-    "contacts": {},
 }
+# Answers stored under an Idempotency-Key: outcomes a retry must not change. A 5xx (503
+# included) is not stored, so a client retrying after Retry-After runs the saga again.
+REPLAYED_STATUSES = frozenset({201, 402, 409})
 
 ORDER_FIELDS = (
     "order_id",
@@ -116,6 +116,7 @@ orders = Table(
     Column("currency", String(3), nullable=False),
     Column("shipping_address", JSON, nullable=False),
     Column("payment_method", String(255), nullable=False),
+    Column("contact", JSON, nullable=False),
     Column("reservation_id", String(40)),
     Column("payment_id", String(40)),
     Column("shipment_id", String(40)),
@@ -136,6 +137,7 @@ saga_steps = Table(
 idempotency_keys = Table(
     "idempotency_keys",
     _METADATA,
+    Column("user_id", String(40), primary_key=True),  # a key is scoped per user
     Column("key", String(255), primary_key=True),
     Column("fingerprint", String(64), nullable=False),
     Column("order_id", String(40)),
@@ -222,11 +224,17 @@ class SagaFailed(Exception):
         )
 
 
-def compensations(order: Mapping[str, Any], done: Sequence[str], refund_reason: str) -> list[Call]:
-    """The calls undoing the completed forward steps ``done``, latest first."""
+def compensations(
+    order: Mapping[str, Any], done: Sequence[str], refund_reason: str, release_reason: str
+) -> list[Call]:
+    """The calls undoing the completed forward steps ``done``, latest first; the release
+    says why (the order's failure reason), for ``inventory.released``."""
     undo = {
         "reserveStock": Call(
-            "releaseReservation", INVENTORY, f"/reservations/{order['reservation_id']}/release"
+            "releaseReservation",
+            INVENTORY,
+            f"/reservations/{order['reservation_id']}/release",
+            json={"reason": release_reason},
         ),
         "createPayment": Call(
             "refundPayment",
@@ -276,6 +284,7 @@ class OrderSimulator(Simulator):
 
     async def start(self) -> None:
         await super().start()
+        await self._seed_history()
         self.relay.start(float(self.setting("relay_interval")))
 
     async def stop(self) -> None:
@@ -284,6 +293,26 @@ class OrderSimulator(Simulator):
     async def reset(self) -> None:
         await super().reset()
         self.breaker.reset()
+        await self._seed_history()
+
+    async def _seed_history(self) -> None:
+        """The seed data's confirmed orders (specs/seed.toml), without their events."""
+        if not self.ctx.settings.get("seed_orders", True):
+            return
+        users = {user["user_id"]: user for user in load_seed().users}
+        async with self.ctx.db.begin() as conn:
+            for seeded in load_seed().orders:
+                user = users[seeded["user_id"]]
+                await conn.execute(
+                    orders.insert().values(
+                        {name: seeded.get(name) for name in ORDER_FIELDS}
+                        | {
+                            "status": "CONFIRMED",
+                            "payment_method": seeded["payment_method"],
+                            "contact": {"email": user["email"], "phone": user["phone"]},
+                        }
+                    )
+                )
 
     async def saga_steps(self, order_id: str) -> list[tuple[str, str]]:
         """``(operationId, outcome)`` of every peer call made for the order, in order."""
@@ -303,13 +332,15 @@ class OrderSimulator(Simulator):
         invalid = self._invalid_order(req)
         if invalid is not None:
             return invalid
-        key = req.params["header"]["idempotency-key"]
+        key, user = req.params["header"]["idempotency-key"], body["user_id"]
         digest = fingerprint(body)
-        async with self._key_locks.hold(key):
+        async with self._key_locks.hold(f"{user} {key}"):
             async with self.ctx.db.connect() as conn:
                 stored = (
                     await conn.execute(
-                        select(idempotency_keys).where(idempotency_keys.c.key == key)
+                        select(idempotency_keys).where(
+                            idempotency_keys.c.user_id == user, idempotency_keys.c.key == key
+                        )
                     )
                 ).first()
             if stored is not None:
@@ -324,9 +355,12 @@ class OrderSimulator(Simulator):
                     )
                 return StubResponse(stored.status, stored.body, stored.media_type, stored.headers)
             order_id, response = await self._place_order(body)
+            if response.status not in REPLAYED_STATUSES:
+                return response
             async with self.ctx.db.begin() as conn:
                 await conn.execute(
                     idempotency_keys.insert().values(
+                        user_id=user,
                         key=key,
                         fingerprint=digest,
                         order_id=order_id,
@@ -404,7 +438,10 @@ class OrderSimulator(Simulator):
             return problem_response(
                 409, "conflict", title="Conflict", detail=detail, instance=req.request.path
             )
-        await self._compensate(order_id, compensations(order, FORWARD, "requested_by_customer"))
+        await self._compensate(
+            order_id,
+            compensations(order, FORWARD, "requested_by_customer", "cancelled_by_user"),
+        )
         return json_response(200, order_body(claimed))
 
     # --- the saga -----------------------------------------------------------------------------
@@ -426,7 +463,8 @@ class OrderSimulator(Simulator):
         except SagaFailed as failure:
             order = await self._set_ids(order, failure.ids)
             await self._compensate(
-                order["order_id"], compensations(order, done, "order_compensation")
+                order["order_id"],
+                compensations(order, done, "order_compensation", failure.reason),
             )
             await self._transition(order, "REJECTED", failure.reason)
             return order["order_id"], failure.response(order["order_id"])
@@ -474,9 +512,15 @@ class OrderSimulator(Simulator):
                 str(outcome.body.get("decline_code") or "generic_decline"),
                 ids={"payment_id": payment_id} if isinstance(payment_id, str) else {},
             )
-        # The spec names no reason for an unavailable payment-svc: Stripe's own code for
-        # "an error occurred while processing the card" is the closest documented answer.
-        raise self._card_declined("processing_error", why=outcome.detail)
+        raise SagaFailed(
+            "payment_unavailable",
+            503,
+            "payment-unavailable",
+            "Payment unavailable",
+            f"payment-svc could not take the payment ({outcome.detail}); "
+            "the reservation was released.",
+            headers={"Retry-After": str(int(self.setting("retry_after")))},
+        )
 
     async def _schedule(self, order: Mapping[str, Any]) -> dict[str, str]:
         lines = [{"sku": i["sku"], "quantity": i["quantity"]} for i in order["items"]]
@@ -564,12 +608,8 @@ class OrderSimulator(Simulator):
         )
 
     @staticmethod
-    def _card_declined(
-        code: str, *, ids: dict[str, str] | None = None, why: str | None = None
-    ) -> SagaFailed:
+    def _card_declined(code: str, *, ids: dict[str, str] | None = None) -> SagaFailed:
         detail = f"The card was declined ({code}); the reservation was released."
-        if why:
-            detail = f"The payment could not be processed ({why}); the reservation was released."
         return SagaFailed(
             "card_declined",
             402,
@@ -634,9 +674,11 @@ class OrderSimulator(Simulator):
         body, acting = req.body, req.params["header"].get("x-user-id")
         errors = []
         if acting is not None and acting != body["user_id"]:
-            errors.append({"pointer": "/user_id", "message": "must equal the X-User-Id header"})
+            errors.append(
+                {"pointer": "/body/user_id", "message": "must equal the X-User-Id header"}
+            )
         if sum(i["quantity"] * i["unit_amount"] for i in body["items"]) > MAX_AMOUNT:
-            errors.append({"pointer": "/items", "message": f"the total exceeds {MAX_AMOUNT}"})
+            errors.append({"pointer": "/body/items", "message": f"the total exceeds {MAX_AMOUNT}"})
         if not errors:
             return None
         return problem_response(
@@ -659,6 +701,7 @@ class OrderSimulator(Simulator):
             "currency": body["currency"],
             "shipping_address": body["shipping_address"],
             "payment_method": body["payment_method"],
+            "contact": body["contact"],
             "reservation_id": None,
             "payment_id": None,
             "shipment_id": None,
@@ -707,10 +750,12 @@ class OrderSimulator(Simulator):
             )
             if result.rowcount != 1:
                 return None
-            if status == "CONFIRMED":
-                await self._emit(conn, after, "order.confirmed")
-            else:
-                await self._emit(conn, after, "order.cancelled", previous_status=only_from)
+            kind = {
+                "CONFIRMED": "order.confirmed",
+                "REJECTED": "order.rejected",
+                "CANCELLED": "order.cancelled",
+            }[status]
+            await self._emit(conn, after, kind, previous_status=only_from)
         self.relay.wake()
         return after
 
@@ -718,20 +763,18 @@ class OrderSimulator(Simulator):
         self, conn: AsyncConnection, order: Mapping[str, Any], kind: str, previous_status: str = ""
     ) -> None:
         """Queue the order's event of type ``kind`` in the caller's transaction."""
-        user = order["user_id"]
-        data: dict[str, Any] = {"user_id": user}
+        data: dict[str, Any] = {"user_id": order["user_id"]}
+        contact = {"email": order["contact"]["email"], "phone": order["contact"].get("phone")}
         if kind == "order.placed":
-            data |= {key: order[key] for key in ("items", "total_amount", "currency")}
+            data |= {key: order[key] for key in ("items", "total_amount", "currency")} | contact
         elif kind == "order.confirmed":
-            contact = self.setting("contacts").get(user, {})
             data |= {
                 key: order[key] for key in ("payment_id", "shipment_id", "total_amount", "currency")
             }
-            data |= {
-                "email": contact.get("email", f"{user}@example.com"),
-                "phone": contact.get("phone"),
-            }
-        else:  # order.cancelled: the failure_reason is the reason (cancelled_by_user, ...)
+            data |= contact
+        elif kind == "order.rejected":
+            data |= {"reason": order["failure_reason"]} | contact
+        else:  # order.cancelled: the failure_reason is the reason (cancelled_by_user)
             data |= {"reason": order["failure_reason"], "previous_status": previous_status}
         event = make_event(kind, COMPONENT, order["order_id"], data, self.ctx.clock())
         await add_event(conn, outbox, TOPIC, order["order_id"], event)

@@ -41,6 +41,7 @@ import httpx
 from sqlalchemy import JSON, Column, Integer, MetaData, Row, String, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ecom_harness.specs import load_seed
 from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
 from ecom_harness.stubs.state import new_id, outbox_table
 
@@ -224,6 +225,35 @@ class PaymentSimulator(OutboxSimulator):
         self.return_url = str(ctx.settings.get("stripe_return_url", DEFAULT_RETURN_URL))
         self._keys = KeyedLocks()  # createPayment, by Idempotency-Key
         self._refunds = KeyedLocks()  # refundPayment, by payment id
+
+    async def start(self) -> None:
+        await super().start()
+        await self._seed_history()
+
+    async def reset(self) -> None:
+        await super().reset()
+        await self._seed_history()
+
+    async def _seed_history(self) -> None:
+        """The succeeded payments of the seed data's orders (specs/seed.toml)."""
+        if not self.ctx.settings.get("seed_orders", True):
+            return
+        async with self.ctx.db.begin() as conn:
+            for order in load_seed().orders:
+                await conn.execute(
+                    PAYMENTS.insert().values(
+                        payment_id=order["payment_id"],
+                        order_id=order["order_id"],
+                        amount=order["total_amount"],
+                        currency=order["currency"],
+                        status="succeeded",
+                        provider_payment_id=order["provider_payment_id"],
+                        refunded_amount=0,
+                        decline_code=None,
+                        created_at=order["created_at"],
+                        updated_at=order["created_at"],
+                    )
+                )
 
     def operations(self) -> dict[str, Behaviour]:
         return {

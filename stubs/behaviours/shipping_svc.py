@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Integer, MetaData, RowMapping, String, Table, select
 from sqlalchemy.exc import IntegrityError
 
+from ecom_harness.specs import load_seed
 from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
 from ecom_harness.stubs.state import add_event, make_event, new_id, outbox_table
 
@@ -113,6 +114,38 @@ class ShippingSimulator(OutboxSimulator):
         self.carriers = {**DEFAULT_CARRIERS, **settings.get("carriers", {})}
         self.default_carrier = str(settings.get("default_carrier", DEFAULT_CARRIER))
         self.transit_days = int(settings.get("transit_business_days", DEFAULT_TRANSIT_DAYS))
+
+    async def start(self) -> None:
+        await super().start()
+        await self._seed_history()
+
+    async def reset(self) -> None:
+        await super().reset()
+        await self._seed_history()
+
+    async def _seed_history(self) -> None:
+        """The SCHEDULED shipments of the seed data's orders (specs/seed.toml)."""
+        if not self.ctx.settings.get("seed_orders", True):
+            return
+        async with self.ctx.db.begin() as conn:
+            for order in load_seed().orders:
+                await conn.execute(
+                    self.shipments.insert().values(
+                        shipment_id=order["shipment_id"],
+                        order_id=order["order_id"],
+                        scheduled_order_id=order["order_id"],
+                        status="SCHEDULED",
+                        carrier=order["carrier"],
+                        tracking_number=order["tracking_number"],
+                        estimated_delivery=order["estimated_delivery"],
+                        address=order["shipping_address"],
+                        items=[
+                            {"sku": i["sku"], "quantity": i["quantity"]} for i in order["items"]
+                        ],
+                        created_at=order["created_at"],
+                        updated_at=order["created_at"],
+                    )
+                )
 
     def operations(self) -> dict[str, Behaviour]:
         return {

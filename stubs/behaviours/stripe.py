@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, unquote
 
 from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, select
 
+from ecom_harness.specs import load_seed
 from ecom_harness.stubs.engine import (
     Behaviour,
     ErrorRenderer,
@@ -257,6 +258,31 @@ class StripeSimulator(Simulator):
         """Now by the context's clock, looked up at each call so a test can move time."""
         return self.ctx.clock()
 
+    async def start(self) -> None:
+        await super().start()
+        await self._seed_history()
+
+    async def reset(self) -> None:
+        await super().reset()
+        await self._seed_history()
+
+    async def _seed_history(self) -> None:
+        """The succeeded PaymentIntents behind the seed data's payments (seed.toml), so
+        refunding a seeded payment reaches a charge Stripe knows."""
+        if not self.ctx.settings.get("seed_orders", True):
+            return
+        async with self.ctx.db.begin() as conn:
+            for order in load_seed().orders:
+                intent = _seeded_intent(order)
+                await conn.execute(
+                    self.intents.insert().values(
+                        id=intent["id"],
+                        amount_received=intent["amount_received"],
+                        amount_refunded=0,
+                        data=intent,
+                    )
+                )
+
     def behaviours(self) -> dict[str, Behaviour]:
         return {
             "createPaymentIntent": self.create_payment_intent,
@@ -478,6 +504,36 @@ def _key_conflict(conflict: Conflict, key: str, call: _Call) -> StubResponse:
         )
     what = "endpoint" if conflict is Conflict.OTHER_ENDPOINT else "parameters"
     return call.error(400, type="idempotency_error", message=_KEY_REUSED.format(what=what, key=key))
+
+
+def _seeded_intent(order: Mapping[str, Any]) -> dict[str, Any]:
+    """A seed order's PaymentIntent: confirmed and succeeded with its test card."""
+    intent_id, amount = str(order["provider_payment_id"]), int(order["total_amount"])
+    created = int(datetime.fromisoformat(order["created_at"].replace("Z", "+00:00")).timestamp())
+    return {
+        "id": intent_id,
+        "object": "payment_intent",
+        "amount": amount,
+        "amount_capturable": 0,
+        "amount_received": amount,
+        "capture_method": "automatic",
+        "client_secret": f"{intent_id}_secret_seed000000000000000000",
+        "confirmation_method": "automatic",
+        "created": created,
+        "currency": order["currency"],
+        "customer": None,
+        "description": f"Order {order['order_id']}",
+        "last_payment_error": None,
+        "latest_charge": "ch_3PqR7sT2uV9wX1yZ0seedChg",
+        "livemode": False,
+        "metadata": {"order_id": order["order_id"]},
+        "next_action": None,
+        "payment_method": "pm_1PqR7sT2uV9wX1yZ0seedPm0",
+        "payment_method_types": ["card"],
+        "status": "succeeded",
+        "canceled_at": None,
+        "cancellation_reason": None,
+    }
 
 
 def _new_intent(params: Mapping[str, Any], call: _Call) -> dict[str, Any]:

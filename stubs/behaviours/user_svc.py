@@ -3,7 +3,8 @@
 State: ``users`` in user-svc's own database (passwords as salted scrypt hashes, emails
 unique case-insensitively); sessions in Redis under ``user-svc:session:<session id>``
 with a TTL of the token lifetime, so revoking a session (deleting its key) turns every
-token of it inactive at once. Nothing is seeded.
+token of it inactive at once. The users of the platform's seed data (``specs/seed.toml``)
+exist from the start and again after a reset, with their seed passwords.
 
 Settings (``settings["user-svc"]``):
 
@@ -36,6 +37,7 @@ import orjson
 from sqlalchemy import Column, MetaData, String, Table, select
 from sqlalchemy.exc import IntegrityError
 
+from ecom_harness.specs import load_seed
 from ecom_harness.stubs.engine import (
     Behaviour,
     ErrorRenderer,
@@ -58,6 +60,8 @@ from ._simulator import (
 )
 
 __all__ = ["UserSimulator", "hash_password", "verify_password"]
+
+SEED_CREATED_AT = "2025-03-01T09:00:00Z"  # the seed users' creation time
 
 DEFAULT_ISSUER = "https://user-svc.ecom.local"
 DEFAULT_AUDIENCE = "ecom-api"
@@ -103,9 +107,8 @@ def verify_password(password: str, stored: str) -> bool:
 
 
 def _render_error(found: Problem, request: StubRequest) -> StubResponse:
-    """The engine's errors as problem+json, with validation failures as the 400 that
-    user-svc documents (the engine's default is 422)."""
-    return render_problem(found, request, validation_status=400)
+    """The engine's errors as problem+json (422 for a rejected request, as everywhere)."""
+    return render_problem(found, request)
 
 
 class UserSimulator(Simulator):
@@ -138,6 +141,7 @@ class UserSimulator(Simulator):
             kid=settings.get("kid"),
         )
         self._decoy = ""  # a hash to check unknown emails against (see create_session)
+        self._seed_rows: list[dict[str, Any]] = []
 
     def behaviours(self) -> dict[str, Behaviour]:
         return {
@@ -155,9 +159,33 @@ class UserSimulator(Simulator):
     async def start(self) -> None:
         await super().start()
         self._decoy = await asyncio.to_thread(hash_password, "decoy-password", self.scrypt_n)
+        self._seed_rows = [
+            {
+                "user_id": user["user_id"],
+                "email": user["email"],
+                "email_key": user["email"].lower(),
+                "name": user["name"],
+                "phone": user["phone"],
+                "password_hash": await asyncio.to_thread(
+                    hash_password, user["password"], self.scrypt_n
+                ),
+                "created_at": SEED_CREATED_AT,
+            }
+            for user in load_seed().users
+        ]
+        await self._seed_users()
+
+    async def _seed_users(self) -> None:
+        """The seed's users (specs/seed.toml), so the spec examples can log in."""
+        async with self.ctx.db.begin() as conn:
+            for row in self._seed_rows:
+                gone = self.users.c.user_id == row["user_id"]
+                await conn.execute(self.users.delete().where(gone))
+                await conn.execute(self.users.insert().values(**row))
 
     async def reset(self) -> None:
         await super().reset()
+        await self._seed_users()
         keys = [key async for key in self.ctx.redis.scan_iter(match=SESSION_KEY + "*")]
         if keys:
             await self.ctx.redis.delete(*keys)

@@ -14,9 +14,7 @@ from typing import Any
 import orjson
 
 from ecom_harness import __version__
-from ecom_harness.specs import Api, load_api
-from ecom_harness.stubs.behaviours.catalog_svc import spec_products
-from ecom_harness.stubs.behaviours.inventory_svc import DEFAULT_ON_HAND, example_skus
+from ecom_harness.specs import Api, load_api, load_seed
 
 from ._source import Sources
 
@@ -26,11 +24,12 @@ SETTINGS_FILE = "stub.toml"
 BUNDLE_COMMAND = "ecom-harness stubs serve --bundle ."
 DEFAULT_PORT = 8080
 
-# The data a simulator starts from, as its ``seed()`` takes it; the bundle ships it as
-# editable JSON (the served bundle hands it to ``seed()`` after start).
+# The data a simulator starts from (the platform's seed data, specs/seed.toml), as its
+# ``seed()`` takes it; the bundle ships it as editable JSON (the served bundle hands it to
+# ``seed()`` after start).
 _SEEDS: dict[str, Callable[[Api], Any]] = {
-    "inventory-svc": lambda api: dict.fromkeys(example_skus(api), DEFAULT_ON_HAND),
-    "catalog-svc": spec_products,
+    "inventory-svc": lambda _api: dict(load_seed().stock),
+    "catalog-svc": lambda _api: [dict(product) for product in load_seed().products],
 }
 
 
