@@ -171,7 +171,7 @@ class ApiGateway:
         answer = await self.peers.post(self.users + "/users", json=await request.json())
         if answer.status_code == 201:
             return JSONResponse(answer.json(), 201)
-        return relay_problem(answer, request, {400: 400, 422: 400, 409: 409})
+        return relay_problem(answer, request, {400: 400, 422: 422, 409: 409})
 
     async def login(self, request: Request) -> Response:
         answer = await self.peers.post(self.users + "/sessions", json=await request.json())
@@ -180,7 +180,7 @@ class ApiGateway:
             return JSONResponse(
                 {key: session[key] for key in ("access_token", "token_type", "expires_in")}
             )
-        return relay_problem(answer, request, {400: 400, 422: 400, 401: 401})
+        return relay_problem(answer, request, {400: 400, 422: 422, 401: 401})
 
     async def current_user(self, request: Request) -> Response:
         answer = await self.peers.get(f"{self.users}/users/{request.state.user_id}")
@@ -194,7 +194,7 @@ class ApiGateway:
         answer = await self.peers.get(self.catalog + "/products", params=dict(request.query_params))
         if answer.status_code == 200:
             return JSONResponse(answer.json())
-        return relay_problem(answer, request, {422: 400})
+        return relay_problem(answer, request, {422: 422})
 
     async def get_product(self, request: Request) -> Response:
         product, hit = await self.product(request.path_params["sku"])
@@ -220,11 +220,27 @@ class ApiGateway:
     def idempotency_key(self, request: Request) -> str:
         """The client's key, passed on: order-svc replays the first answer to a retry."""
         key = request.headers.get("idempotency-key")
-        if not key:
+        if not key or len(key) > 255:
             raise Problem(
-                400, "validation-error", "Request validation failed", "Idempotency-Key is required."
+                422,
+                "validation-error",
+                "Request validation failed",
+                "Idempotency-Key (1-255 characters) is required.",
+                errors=[{"pointer": "/header/idempotency-key", "message": "1-255 characters"}],
             )
         return key
+
+    async def contact(self, user_id: str) -> dict[str, str]:
+        """How to reach the customer, as user-svc knows them (getUser): order-svc puts it
+        in the order events notify-svc relies on; ``phone`` left out when there is none."""
+        answer = await self.peers.get(f"{self.users}/users/{user_id}")
+        if answer.status_code != 200:
+            raise unavailable(f"user-svc answered {answer.status_code} to getUser.")
+        user = answer.json()
+        found = {"email": user["email"]}
+        if user.get("phone"):
+            found["phone"] = user["phone"]
+        return found
 
     async def place_order(self, request: Request) -> Response:
         key = self.idempotency_key(request)
@@ -235,6 +251,7 @@ class ApiGateway:
             currency = product["price"]["currency"]
             lines.append({**item, "unit_amount": product["price"]["amount"]})
         user_id = request.state.user_id
+        contact = await self.contact(user_id)
         answer = await self.peers.post(
             self.orders + "/orders",
             json={
@@ -243,6 +260,7 @@ class ApiGateway:
                 "currency": currency,
                 "payment_method": wanted["payment_method"],
                 "shipping_address": wanted["shipping_address"],
+                "contact": contact,
             },
             headers={"X-User-Id": user_id, "Idempotency-Key": key},
         )
@@ -265,7 +283,7 @@ class ApiGateway:
             headers=self.acting_as(request),
         )
         if answer.status_code != 200:
-            return relay_problem(answer, request, {422: 400})
+            return relay_problem(answer, request, {422: 422})
         page = answer.json()
         items = [public_order(order) for order in page["items"]]
         return JSONResponse({"items": items, "next_cursor": page["next_cursor"]})
@@ -319,7 +337,7 @@ class ApiGateway:
                 409,
                 media_type="application/problem+json",
             )
-        return relay_problem(answer, request, {404: 404, 422: 400})
+        return relay_problem(answer, request, {404: 404, 422: 422})
 
 
 PAYMENT_SUMMARY = ("payment_id", "status", "amount", "currency", "refunded_amount")

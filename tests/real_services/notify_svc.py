@@ -2,10 +2,12 @@
 specs/asyncapi/commerce-events.yaml and the SendGrid and Twilio subsets, nothing else.
 
 Fed by Kafka only (group ``notify-svc`` on ``orders``, ``payments``, ``shipments``).
-Of all events only ``order.confirmed`` names the customer (``email``, ``phone``), so the
-contact is remembered per order and an event about an order whose contact is not known
-yet waits in the inbox until it is. Every notification is recorded; one per event and
-channel (a redelivered event sends nothing twice).
+The order events (``order.placed``, ``order.confirmed``, ``order.rejected``) name the
+customer (``email``, ``phone``); the contact is remembered per order, so events that
+carry none (``payment.failed``, ``payment.refunded``, ``shipment.scheduled``) reach the
+customer too, and one about an order whose contact is not known yet (another topic's
+event may come first) waits in the inbox until it is. Every notification is recorded;
+one per event and channel (a redelivered event sends nothing twice).
 
 Configured from its environment only (``ecom-harness env notify-svc``): ``PORT``,
 ``SENDGRID_URL``, ``TWILIO_URL``, ``KAFKA_BOOTSTRAP_SERVERS``, ``DATABASE_URL``. The
@@ -58,7 +60,9 @@ TEMPLATES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "payment.failed": ("payment_failed", "The payment for order {order_id} failed", ("email",)),
     "payment.refunded": ("payment_refunded", "Order {order_id} was refunded", ("email",)),
     "order.cancelled": ("order_cancelled", "Order {order_id} was cancelled", ("email",)),
+    "order.rejected": ("order_rejected", "Order {order_id} could not be placed", ("email",)),
 }
+CONTACT_EVENTS = ("order.placed", "order.confirmed", "order.rejected")  # name the customer
 
 metadata = MetaData()
 notifications = Table(
@@ -208,7 +212,7 @@ class NotifySvc:
         """Keep the event; once its order's contact is known, send everything waiting."""
         order_id = event["order_id"]
         async with self.db.begin() as conn:
-            if event["type"] == "order.confirmed":
+            if event["type"] in CONTACT_EVENTS:
                 data = event["data"]
                 if (
                     await conn.scalar(

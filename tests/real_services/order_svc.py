@@ -6,15 +6,16 @@ specs/asyncapi/commerce-events.yaml only.
 derived from the order id), schedule at shipping-svc, commit the reservation, mark it
 ``CONFIRMED`` (and publish ``order.confirmed``). A failing step undoes the done ones in
 reverse (cancel the shipment, refund the payment, release the reservation) and the
-order ends ``REJECTED`` (published as ``order.cancelled`` with the failure reason and
-``previous_status: PENDING``: every state change goes out on ``orders``, and that is the
-topic's message for an order that will not be fulfilled). Calls to inventory-svc go
-through a circuit breaker (threshold 3, cool-down 2 s, inventory timeout 2 s).
+order ends ``REJECTED`` (published as ``order.rejected`` with the failure reason, which
+the released reservation names too). The customer's ``contact`` comes in the request
+(the api-gateway read it at user-svc) and is kept with the order for ``order.placed``,
+``order.confirmed`` and ``order.rejected``. Calls to inventory-svc go through a circuit
+breaker (threshold 3, cool-down 2 s, inventory timeout 2 s). Idempotency keys are scoped
+per user; only final answers (201, 402, 409) are kept for replay.
 
 Configured from its environment only (``ecom-harness env order-svc``): ``PORT``,
 ``INVENTORY_SVC_URL``, ``PAYMENT_SVC_URL``, ``SHIPPING_SVC_URL``,
-``KAFKA_BOOTSTRAP_SERVERS``, ``DATABASE_URL``; ``USER_SVC_URL`` when the topology gives
-order-svc an edge to user-svc (the customer's contact for ``order.confirmed``).
+``KAFKA_BOOTSTRAP_SERVERS``, ``DATABASE_URL``.
 
 Every method a step of the saga goes through is a method of :class:`OrderSvc`, so a
 broken variant (``variants.py``) overrides exactly one thing.
@@ -70,13 +71,14 @@ orders = Table(
     Column("payment_id", String(40)),
     Column("shipment_id", String(40)),
     Column("failure_reason", String(32)),
+    Column("contact", JSON, nullable=False),
     Column("created_at", String(32), nullable=False),
     Column("updated_at", String(32), nullable=False),
 )
-answers = Table(  # Idempotency-Key -> the first answer, replayed on a retry
+answers = Table(  # (user, Idempotency-Key) -> the first final answer, replayed on a retry
     "idempotency_keys",
     metadata,
-    Column("key", String(255), primary_key=True),
+    Column("key", String(300), primary_key=True),
     Column("fingerprint", String(64), nullable=False),
     Column("status", Integer, nullable=False),
     Column("body", JSON, nullable=False),
@@ -157,14 +159,14 @@ class OrderSvc:
     peer_timeout = 10.0
     breaker_threshold = 3
     breaker_cooldown = 2.0  # seconds before one probe goes through
-    retry_after = 1  # Retry-After when no open circuit dictates one
+    retry_after = 5  # Retry-After of every 503 no open circuit dictates (the spec's)
+    replayable = frozenset({201, 402, 409})  # final answers; 5xx and rejections never kept
 
     def __init__(self, environ: Mapping[str, str]):
         self.environ = environ
         self.inventory = environ["INVENTORY_SVC_URL"]
         self.payments = environ["PAYMENT_SVC_URL"]
         self.shipping = environ["SHIPPING_SVC_URL"]
-        self.users = environ.get("USER_SVC_URL")
         self.db = database_engine(environ["DATABASE_URL"])
         self.events = EventProducer(environ["KAFKA_BOOTSTRAP_SERVERS"], COMPONENT)
         self.breaker = CircuitBreaker(self.breaker_threshold, self.breaker_cooldown)
@@ -203,11 +205,23 @@ class OrderSvc:
 
     async def create_order(self, request: Request) -> Response:
         key = request.headers.get("idempotency-key")
-        if not key:
+        if not key or len(key) > 255:
             raise Problem(
-                400, "bad-request", "Bad request", "The Idempotency-Key header is required."
+                422,
+                "validation-error",
+                "Validation failed",
+                "The Idempotency-Key header (1-255 characters) is required.",
+                errors=[{"pointer": "/header/idempotency-key", "message": "1-255 characters"}],
             )
         body = await read_json(request)
+        if not isinstance(body.get("contact"), dict) or "email" not in body["contact"]:
+            raise Problem(
+                422,
+                "validation-error",
+                "Validation failed",
+                "The order's contact (at least its email) is required.",
+                errors=[{"pointer": "/body/contact", "message": "required, with email"}],
+            )
         acting = request.headers.get("x-user-id")
         if acting is not None and acting != body.get("user_id"):
             raise Problem(
@@ -215,14 +229,16 @@ class OrderSvc:
                 "validation-error",
                 "Validation failed",
                 "user_id differs from X-User-Id.",
-                errors=[{"pointer": "/user_id", "message": "must equal X-User-Id"}],
+                errors=[{"pointer": "/body/user_id", "message": "must equal X-User-Id"}],
             )
+        key = f"{body.get('user_id')}/{key}"  # scoped per user: never another user's order
         async with self.key_locks[key]:
             replay = await self.stored_answer(key, body)
             if replay is not None:
                 return replay
             status, answer, headers = await self.place(body)
-            await self.remember(key, body, status, answer, headers)
+            if status in self.replayable:
+                await self.remember(key, body, status, answer, headers)
         return json_answer(status, answer, headers)
 
     async def remember(
@@ -233,7 +249,7 @@ class OrderSvc:
         answer: dict[str, Any],
         headers: dict[str, str],
     ) -> None:
-        """Keep the answer given to ``key``, to replay it to a retry."""
+        """Keep the (final) answer given to ``key``, to replay it to a retry."""
         async with self.db.begin() as conn:
             await conn.execute(
                 answers.insert().values(
@@ -295,14 +311,14 @@ class OrderSvc:
                 "Conflict",
                 f"Order {order['order_id']} is {order['status']} and cannot be cancelled.",
             )
-        await self.undo(order, "requested_by_customer")
+        await self.undo(order, "requested_by_customer", "cancelled_by_user")
         order = await self.finish(order, "CANCELLED", "cancelled_by_user")
         await self.publish(
             order,
             "order.cancelled",
             {
                 "user_id": order["user_id"],
-                "reason": "customer_request",
+                "reason": "cancelled_by_user",
                 "previous_status": "CONFIRMED",
             },
         )
@@ -328,16 +344,12 @@ class OrderSvc:
             order["shipment_id"] = await self.schedule(order)
             await self.commit(order)
         except SagaFailed as failure:
-            await self.undo(order, "order_compensation")
+            await self.undo(order, "order_compensation", failure.reason)
             order = await self.finish(order, "REJECTED", failure.reason)
-            await self.publish(  # the only message for an order that ends unfulfilled
+            await self.publish(
                 order,
-                "order.cancelled",
-                {
-                    "user_id": order["user_id"],
-                    "reason": failure.reason,
-                    "previous_status": "PENDING",
-                },
+                "order.rejected",
+                {"user_id": order["user_id"], "reason": failure.reason, **reach(order)},
             )
             answer = failure.problem.body(f"/orders/{order['order_id']}")
             answer |= {"order_id": order["order_id"], "order_status": "REJECTED"}
@@ -361,6 +373,7 @@ class OrderSvc:
             "payment_id": None,
             "shipment_id": None,
             "failure_reason": None,
+            "contact": body["contact"],
             "created_at": stamp,
             "updated_at": stamp,
         }
@@ -374,6 +387,7 @@ class OrderSvc:
                 "items": order["items"],
                 "total_amount": order["total_amount"],
                 "currency": order["currency"],
+                **reach(order),
             },
         )
         return order
@@ -469,20 +483,35 @@ class OrderSvc:
                 json=request,
                 headers={"Idempotency-Key": self.charge_key(order)},
             )
-        except httpx.TransportError:
-            raise self.declined(order, None, "processing_error") from None
+        except httpx.TransportError as lost:
+            raise self.payment_unavailable(
+                f"payment-svc did not answer ({type(lost).__name__})."
+            ) from None
         if answer.status_code == 402:
             declined = answer.json()
             raise self.declined(order, declined.get("payment_id"), declined.get("decline_code"))
         if answer.status_code != 201:
-            raise self.declined(order, None, "processing_error")
+            raise self.payment_unavailable(f"payment-svc answered {answer.status_code}.")
         payment_id: str = answer.json()["payment_id"]
         return payment_id
+
+    def payment_unavailable(self, detail: str) -> SagaFailed:
+        """payment-svc failed (no answer, 5xx or anything but 201/402): no charge is known."""
+        return SagaFailed(
+            "payment_unavailable",
+            Problem(
+                503,
+                "payment-unavailable",
+                "Payment unavailable",
+                f"{detail} The order was not charged; retry later.",
+                headers={"Retry-After": str(self.retry_after)},
+            ),
+        )
 
     def declined(
         self, order: dict[str, Any], payment_id: str | None, code: str | None
     ) -> SagaFailed:
-        """A declined card (or a payment-svc that failed: the spec has no other reason)."""
+        """A declined card (payment-svc answered 402)."""
         order["payment_id"] = payment_id
         order["charged"] = False
         decline_code = code or "generic_decline"
@@ -531,9 +560,10 @@ class OrderSvc:
                 f"inventory-svc refused the commit ({answer.status_code}).", self.breaker.state
             )
 
-    async def undo(self, order: dict[str, Any], refund_reason: str) -> None:
-        """Compensate in reverse order of the steps done: shipment, payment, reservation.
-        Best effort: a compensation that fails does not stop the others."""
+    async def undo(self, order: dict[str, Any], refund_reason: str, release_reason: str) -> None:
+        """Compensate in reverse order of the steps done: shipment, payment, reservation
+        (released with the order's failure reason). Best effort: a compensation that fails
+        does not stop the others."""
         if order.get("shipment_id"):
             await self.best_effort(  # cancelShipment takes no body
                 "POST", f"{self.shipping}/shipments/{order['shipment_id']}/cancel"
@@ -541,17 +571,19 @@ class OrderSvc:
         if order.get("payment_id") and order.get("charged", True):
             await self.refund(order, refund_reason)
         if order.get("reservation_id"):
-            await self.release(order)
+            await self.release(order, release_reason)
 
     async def refund(self, order: dict[str, Any], reason: str) -> None:
         await self.best_effort(
             "POST", f"{self.payments}/payments/{order['payment_id']}/refund", {"reason": reason}
         )
 
-    async def release(self, order: dict[str, Any]) -> None:
+    async def release(self, order: dict[str, Any], reason: str) -> None:
         # Should inventory-svc not answer, the hold expires on its own (ttl_seconds).
         with suppress(SagaFailed):
-            await self.call_inventory("POST", f"/reservations/{order['reservation_id']}/release")
+            await self.call_inventory(
+                "POST", f"/reservations/{order['reservation_id']}/release", {"reason": reason}
+            )
 
     async def best_effort(self, method: str, url: str, body: dict[str, Any] | None = None) -> None:
         with suppress(httpx.TransportError):
@@ -577,35 +609,26 @@ class OrderSvc:
     # --- events ------------------------------------------------------------------------------
 
     async def confirmed_data(self, order: dict[str, Any]) -> dict[str, Any]:
-        email, phone = await self.contact(order["user_id"])
         return {
             "user_id": order["user_id"],
             "payment_id": order["payment_id"],
             "shipment_id": order["shipment_id"],
             "total_amount": order["total_amount"],
             "currency": order["currency"],
-            "email": email,
-            "phone": phone,
+            **reach(order),
         }
-
-    async def contact(self, user_id: str) -> tuple[str, str | None]:
-        """The customer's email and phone for notify-svc. The order request carries neither;
-        with an edge to user-svc we ask it (getUser), else the address is unknown to us and
-        we can only give the user's mailbox alias and no phone."""
-        if self.users is not None:
-            try:
-                answer = await self.peers.get(f"{self.users}/users/{user_id}")
-                if answer.status_code == 200:
-                    user = answer.json()
-                    return user["email"], user.get("phone")
-            except httpx.TransportError:
-                pass
-        return f"{user_id}@users.shop.example.com", None
 
     async def publish(self, order: dict[str, Any], event_type: str, data: dict[str, Any]) -> None:
         await self.events.publish(
             TOPIC, order["order_id"], event(event_type, COMPONENT, order["order_id"], data)
         )
+
+
+def reach(order: Mapping[str, Any]) -> dict[str, Any]:
+    """The customer's ``email`` and ``phone`` (null when unknown) for the order events:
+    notify-svc, which may call no service, learns the contact from them."""
+    contact = order["contact"]
+    return {"email": contact["email"], "phone": contact.get("phone")}
 
 
 def order_body(row: Mapping[str, Any]) -> dict[str, Any]:

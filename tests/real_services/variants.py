@@ -64,7 +64,7 @@ class Variant:
 class ForgetsRelease(OrderSvc):
     """Compensation refunds and cancels, but never gives the reserved stock back."""
 
-    async def release(self, order: dict[str, Any]) -> None:
+    async def release(self, order: dict[str, Any], reason: str) -> None:
         return None
 
 
@@ -264,11 +264,11 @@ def variant(
 
 
 SMS_GAP = (
-    "order.confirmed is the only event that names the customer, and neither order-svc "
-    "(stub or real) can learn the phone number: the order request carries none and the "
-    "topology gives order-svc no edge to user-svc (getUser). So no SMS is ever due in "
-    "happy-path, and the scenario (rightly) expects none. Catching this needs the edge "
-    "order-svc -> user-svc and an eventual notify-svc -> twilio createMessage 201."
+    "The order events now carry the customer's contact (email, phone), so notify-svc could "
+    "text an order confirmation; but happy-path registers Anna without a phone (the "
+    "contact then has none), so no SMS is due in any scenario and none is expected. "
+    "Catching this needs a scenario whose customer has a phone and an eventual "
+    "notify-svc -> twilio createMessage 201."
 )
 
 VARIANTS: dict[str, Variant] = {
