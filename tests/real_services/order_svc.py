@@ -346,11 +346,7 @@ class OrderSvc:
         except SagaFailed as failure:
             await self.undo(order, "order_compensation", failure.reason)
             order = await self.finish(order, "REJECTED", failure.reason)
-            await self.publish(
-                order,
-                "order.rejected",
-                {"user_id": order["user_id"], "reason": failure.reason, **reach(order)},
-            )
+            await self.publish_rejection(order)
             answer = failure.problem.body(f"/orders/{order['order_id']}")
             answer |= {"order_id": order["order_id"], "order_status": "REJECTED"}
             return failure.problem.status, answer, failure.problem.headers
@@ -607,6 +603,11 @@ class OrderSvc:
         return {**order, **changes}
 
     # --- events ------------------------------------------------------------------------------
+
+    async def publish_rejection(self, order: dict[str, Any]) -> None:
+        """``order.rejected``: the saga failed (only a CONFIRMED order is ever cancelled)."""
+        data = {"user_id": order["user_id"], "reason": order["failure_reason"], **reach(order)}
+        await self.publish(order, "order.rejected", data)
 
     async def confirmed_data(self, order: dict[str, Any]) -> dict[str, Any]:
         return {

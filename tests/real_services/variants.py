@@ -68,6 +68,27 @@ class ForgetsRelease(OrderSvc):
         return None
 
 
+class RejectsAsCancelled(OrderSvc):
+    """Publishes a rejected order as ``order.cancelled`` (as the old spec had it), not
+    ``order.rejected``: consumers take a saga failure for a customer's cancellation."""
+
+    async def publish_rejection(self, order: dict[str, Any]) -> None:
+        data = {
+            "user_id": order["user_id"],
+            "reason": order["failure_reason"],
+            "previous_status": "PENDING",
+        }
+        await self.publish(order, "order.cancelled", data)
+
+
+class ReleasesWithoutReason(OrderSvc):
+    """Releases the reservation with no body (as the old spec had it): inventory-svc
+    refuses the release without its ``reason`` and the stock stays held."""
+
+    async def release(self, order: dict[str, Any], reason: str) -> None:
+        await self.call_inventory("POST", f"/reservations/{order['reservation_id']}/release")
+
+
 class BreakerNeverOpens(CircuitBreaker):
     def failed(self) -> None:
         self.failures += 1  # counted, but the circuit never opens
@@ -281,6 +302,22 @@ VARIANTS: dict[str, Variant] = {
             "payment-failure/run:interactions:0",  # reserveStock, releaseReservation
             "payment-failure/run:events:3",  # inventory.released
             "payment-failure/run:state:0",  # the stock is back where it was
+        ),
+        variant(
+            "order-svc:rejects-as-cancelled",
+            RejectsAsCancelled,
+            "payment-failure/run:events:1",  # order.rejected, handled by notify-svc
+            "payment-failure/run:absent:3",  # a rejected order is not a cancelled one
+            "payment-failure/run:no-violations",  # order.cancelled's reason and previous_status
+        ),
+        variant(
+            "order-svc:releases-without-reason",
+            ReleasesWithoutReason,
+            "payment-failure/run:interactions:0",  # releaseReservation 200 (it answers 422)
+            "payment-failure/run:events:3",  # inventory.released (with the reason)
+            "payment-failure/run:state:0",  # the stock is back where it was
+            "payment-failure/run:pact:order-svc->inventory-svc",  # the release with its body
+            "payment-failure/run:no-violations",  # the required request body
         ),
         variant(
             "order-svc:breaker-never-opens",
