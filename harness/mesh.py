@@ -22,12 +22,14 @@ from ecom_harness.specs import Topology, load_api, load_topology, shipped_spec
 from ecom_harness.stubs import (
     LOCAL_GROUP_TIMINGS,
     Backends,
+    Deadlines,
     EventBus,
     InMemoryBus,
     KafkaBus,
     PortDispatcher,
     StubHost,
     bind,
+    peer_client,
     serve_sockets,
     shared_tls,
     tansu_broker,
@@ -54,6 +56,7 @@ class MeshOptions:
     postgres_url: str | None = None
     host: str = "127.0.0.1"
     settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    deadlines: Deadlines = field(default_factory=Deadlines)  # every timeout, one place
 
 
 class Mesh:
@@ -118,6 +121,7 @@ class Mesh:
                 routes=self._routes(),
                 bus=self.bus,
                 settings=self.options.settings,
+                deadlines=self.options.deadlines,
             )
             await self.host.start()
             apps = self._apps(listening)
@@ -196,8 +200,12 @@ class Mesh:
             )
             api = stub.api
         else:
-            upstream = httpx.AsyncClient(
-                base_url=self.options.real[callee], timeout=None, verify=shared_tls()
+            # the caller's own timeout decides how long to wait: the proxy never cuts in
+            upstream = peer_client(
+                self.options.real[callee],
+                timeout=None,
+                deadlines=self.options.deadlines,
+                verify=shared_tls(),
             )
             api = load_api(shipped_spec(callee))
         self._clients.append(upstream)

@@ -16,11 +16,15 @@ if TYPE_CHECKING:
     from ._host import HostedStub, StubHost, shared_tls
     from ._serve import ServePlan, serve_stubs
     from .behaviours import (
+        SERVER_KEEPALIVE,
         SIMULATORS,
+        DeadlineError,
+        Deadlines,
         Peers,
         Simulator,
         SimulatorContext,
         json_response,
+        peer_client,
         problem_response,
         utc_now,
     )
@@ -97,6 +101,10 @@ if TYPE_CHECKING:
     )
 
 _EXPORTS = {
+    "DeadlineError": ".behaviours",
+    "Deadlines": ".behaviours",
+    "SERVER_KEEPALIVE": ".behaviours",
+    "peer_client": ".behaviours",
     "Backends": ".state",
     "Behaviour": ".engine",
     "BusCore": ".events",
@@ -182,6 +190,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "FORM",
+    "SERVER_KEEPALIVE",
     "LOCAL_GROUP_TIMINGS",
     "MAX_BODY_BYTES",
     "PROBLEM_MEDIA_TYPE",
@@ -193,6 +202,8 @@ __all__ = [
     "BusEvent",
     "ContractCheck",
     "DeadLettered",
+    "DeadlineError",
+    "Deadlines",
     "Delivered",
     "DeliveryFailed",
     "ErrorRenderer",
@@ -246,6 +257,7 @@ __all__ = [
     "parse_prefer",
     "partition_for",
     "problem",
+    "peer_client",
     "problem_response",
     "read_request",
     "respond_from_spec",

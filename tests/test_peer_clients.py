@@ -11,8 +11,8 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
-from ecom_harness.stubs._clients import ReusedConnectionRetry, peer_client
-from ecom_harness.stubs._deadlines import DeadlineError, Deadlines
+from ecom_harness.stubs import DeadlineError, Deadlines, peer_client
+from ecom_harness.stubs.behaviours import ReusedConnectionRetry
 
 ANSWER = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\nok"
 

@@ -33,6 +33,8 @@ from ecom_harness.stubs.engine import (
     ValidRequest,
 )
 
+from ._deadlines import Deadlines
+
 __all__ = [
     "Peers",
     "Simulator",
@@ -83,6 +85,8 @@ class SimulatorContext:
     bus: Any = None  # an EventBus (stubs._bus) when the component publishes or consumes
     settings: Mapping[str, Any] = field(default_factory=dict)
     clock: Callable[[], datetime] = utc_now
+    # every timeout between components, in one place (see _deadlines)
+    deadlines: Deadlines = field(default_factory=Deadlines)
 
 
 class Simulator:

@@ -63,7 +63,6 @@ class UndoQueue:
                 )
             )
         self._idle.clear()
-        self._wake.set()
 
     async def pending(self, order_id: str | None = None) -> list[tuple[str, str, int]]:
         """``(kind, order id, attempts)`` of every step not done yet, oldest first."""
@@ -109,20 +108,20 @@ class UndoQueue:
             self._task = None
 
     async def _loop(self) -> None:
+        """A step's first retry comes ``interval`` seconds after it was queued (whoever
+        queued it has just tried it), then backs off while steps keep failing."""
         delay = self.interval
         while True:
-            left = await self.run_once()
-            if not left:
-                self._idle.set()
-                delay = self.interval
-                await self._wake.wait()
-                self._wake.clear()
-                continue
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
             self._wake.clear()
-            delay = min(delay * 2, self.max_interval)
+            left = await self.run_once()
+            if not left:
+                self._idle.set()
+                delay = self.interval
+            else:
+                delay = min(delay * 2, self.max_interval)
 
     async def settled(self, timeout: float) -> None:
         """Return once no step is pending (tests, the harness); TimeoutError after

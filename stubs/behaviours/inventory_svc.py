@@ -44,6 +44,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ecom_harness.specs import Api, resolve_pointer
@@ -77,7 +78,8 @@ RESERVATIONS = Table(
     "reservations",
     _METADATA,
     Column("reservation_id", String(40), primary_key=True),
-    Column("order_id", String(40), nullable=False, index=True),
+    # one reservation per order: the order id is reserveStock's idempotency key
+    Column("order_id", String(40), nullable=False, unique=True),
     Column("status", String(16), nullable=False),
     Column("items", JSON, nullable=False),
     # RFC 3339 in UTC, whole seconds: fixed width, so text order is time order.
@@ -253,8 +255,17 @@ class InventorySimulator(OutboxSimulator):
     # --- reserving ---
 
     async def reserve_stock(self, req: ValidRequest) -> StubResponse:
-        """All or nothing: a SKU short of units rolls back the holds already taken."""
+        """All or nothing: a SKU short of units rolls back the holds already taken.
+
+        An order has one reservation: reserving again for an order that has one answers
+        that one as it is now (201, whatever its status), so a caller that timed out can
+        send the same request again to learn what the first did, and a first request
+        that lands late, after its caller released the retry's reservation, holds
+        nothing either."""
         body = req.body
+        existing = await self._reservation_of(body["order_id"])
+        if existing is not None:
+            return json_response(201, _reservation_body(existing))
         totals = _totals(body["items"])
         now = self.ctx.clock()
         ttl = int(body.get("ttl_seconds", self.default_ttl))
@@ -266,6 +277,23 @@ class InventorySimulator(OutboxSimulator):
             "expires_at": rfc3339(now + timedelta(seconds=ttl)),
             "created_at": rfc3339(now),
         }
+        try:
+            return await self._reserve(req, totals, reservation)
+        except IntegrityError:  # a concurrent request for the order won: answer its reservation
+            existing = await self._reservation_of(body["order_id"])
+            if existing is None:
+                raise
+            return json_response(201, _reservation_body(existing))
+
+    async def _reservation_of(self, order_id: str) -> Row[Any] | None:
+        async with self.ctx.db.connect() as conn:
+            query = select(RESERVATIONS).where(RESERVATIONS.c.order_id == order_id)
+            return (await conn.execute(query)).first()
+
+    async def _reserve(
+        self, req: ValidRequest, totals: list[tuple[str, int]], reservation: dict[str, Any]
+    ) -> StubResponse:
+        body = req.body
         async with self.transaction() as conn:
             await self._require_stocked(conn, [sku for sku, _ in totals], req)
             short = [(sku, qty) for sku, qty in totals if not await self._hold(conn, sku, qty)]

@@ -8,13 +8,23 @@ check exactly what was called. Calls to inventory-svc go through a circuit break
 (:attr:`OrderSimulator.breaker`). State changes and their events (topic ``orders``)
 are written in one transaction; :attr:`OrderSimulator.relay` publishes the outbox.
 
+How long it waits for each peer is ``ctx.deadlines`` (every timeout of the platform, in
+one place; a timed-out inventory call counts as a breaker failure), each longer than the
+peer can take with its own calls.
+
+A step that timed out (or whose peer could not be reached, or answered 5xx) has an
+unknown outcome, never a decline: the order is rejected with the failure reason of the
+unavailable peer (``inventory_unavailable``, ``payment_unavailable``,
+``shipping_unavailable``), and the step is *settled*: sent again exactly as before (the
+same ``Idempotency-Key``, the same order id, which every peer treats as the same
+request), and whatever it answers is undone (a charge refunded, a reservation released, a
+shipment cancelled). Undo steps (settling and compensation alike) are tried at once; one
+that does not finish goes to :attr:`OrderSimulator.undo`, a queue in order-svc's own
+database retried in the background until done, never dropped. Every answer about a
+created order names it (``order_id``, and ``Location``).
+
 Settings (``ctx.settings``), with their defaults:
 
-``inventory_timeout`` (2.0)
-    seconds to wait for inventory-svc; a timeout counts as a breaker failure.
-``peer_timeout`` (15.0)
-    seconds to wait for payment-svc and shipping-svc (payment-svc itself waits up to
-    10 s for Stripe).
 ``breaker_threshold`` (3), ``breaker_cooldown`` (30.0)
     consecutive inventory failures (timeout, connection error, 5xx) that open the
     circuit, and the seconds (``ctx.clock``) before one trial call is let through.
@@ -27,10 +37,8 @@ Settings (``ctx.settings``), with their defaults:
     request carries no contact data and order-svc has no edge to user-svc, so the
     simulator is told them; unknown users get ``<user_id>@example.com`` and no phone.
 
-Choices the spec leaves open (see the module's functions for details): payment-svc
-unreachable / 5xx / 502 rejects the order as ``card_declined`` with decline code
-``processing_error`` (the spec has no payment-unavailable reason); a failed commit
-rejects it as ``inventory_unavailable``; an unknown SKU (inventory 404) answers
+Choices the spec leaves open (see the module's functions for details): a failed commit
+rejects the order as ``inventory_unavailable``; an unknown SKU (inventory 404) answers
 out-of-stock; ``cancelOrder`` compensates best-effort (each step's outcome is in
 ``saga_steps``), since it documents no 5xx.
 """
@@ -63,6 +71,7 @@ from ._simulator import (
     not_found,
     problem_response,
 )
+from ._undo_queue import UndoQueue, undo_table
 
 __all__ = ["OrderSimulator", "PeerUnavailable"]
 
@@ -75,8 +84,6 @@ MAX_AMOUNT = 99_999_999  # order-svc.yaml#/components/schemas/Amount
 SKU = re.compile(r"SKU-[0-9]{4,8}")
 
 DEFAULTS: Mapping[str, Any] = {
-    "inventory_timeout": 2.0,
-    "peer_timeout": 15.0,
     "breaker_threshold": 3,
     "breaker_cooldown": 30.0,
     "retry_after": 5,
@@ -144,6 +151,9 @@ idempotency_keys = Table(
     Column("headers", JSON, nullable=False),
 )
 outbox = outbox_table(_METADATA)
+undo_steps = undo_table(_METADATA)
+# Undo steps whose peer answer means "nothing (more) to undo": done, not retried.
+_NOTHING_TO_UNDO = frozenset({404, 409})
 
 
 def rfc3339(moment: datetime) -> str:
@@ -191,6 +201,7 @@ class Outcome:
     status: int | None
     body: dict[str, Any]
     detail: str
+    sent: bool = True  # False: the circuit breaker kept the call from being made
 
 
 @dataclass(eq=False)
@@ -206,6 +217,8 @@ class SagaFailed(Exception):
     extensions: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     ids: dict[str, str] = field(default_factory=dict)
+    # the step whose outcome is unknown (it timed out): settled and undone
+    unsettled: Call | None = None
 
     def response(self, order_id: str) -> StubResponse:
         return problem_response(
@@ -214,30 +227,39 @@ class SagaFailed(Exception):
             title=self.title,
             detail=self.detail,
             instance=f"/orders/{order_id}",
-            headers=self.headers,
+            headers={**self.headers, "Location": f"/orders/{order_id}"},
             **self.extensions,
             order_id=order_id,
             order_status="REJECTED",
         )
 
 
-def compensations(order: Mapping[str, Any], done: Sequence[str], refund_reason: str) -> list[Call]:
-    """The calls undoing the completed forward steps ``done``, latest first."""
-    undo = {
-        "reserveStock": Call(
-            "releaseReservation", INVENTORY, f"/reservations/{order['reservation_id']}/release"
-        ),
-        "createPayment": Call(
+UndoStep = tuple[str, dict[str, Any]]  # kind (the undoing operationId, or settle*), payload
+
+
+def compensations(
+    order: Mapping[str, Any], done: Sequence[str], refund_reason: str
+) -> list[UndoStep]:
+    """The steps undoing the completed forward steps ``done``, latest first."""
+    undo: dict[str, UndoStep] = {
+        "reserveStock": ("releaseReservation", {"reservation_id": order["reservation_id"]}),
+        "createPayment": (
             "refundPayment",
-            PAYMENT,
-            f"/payments/{order['payment_id']}/refund",
-            json={"reason": refund_reason},
+            {"payment_id": order["payment_id"], "reason": refund_reason},
         ),
-        "scheduleShipment": Call(
-            "cancelShipment", SHIPPING, f"/shipments/{order['shipment_id']}/cancel"
-        ),
+        "scheduleShipment": ("cancelShipment", {"shipment_id": order["shipment_id"]}),
     }
     return [undo[step] for step in reversed(done) if step in undo]
+
+
+def settling(call: Call) -> UndoStep:
+    """The undo step of a forward call whose outcome is unknown: send it again as it was
+    (the peer treats it as the same request), then undo what it answered."""
+    return f"settle:{call.operation}", {
+        "path": call.path,
+        "json": call.json,
+        "headers": dict(call.headers),
+    }
 
 
 class OrderSimulator(Simulator):
@@ -255,6 +277,7 @@ class OrderSimulator(Simulator):
             failures=(PeerUnavailable,),
         )
         self.relay = OutboxRelay(outbox, ctx.db, ctx.bus, COMPONENT)
+        self.undo = UndoQueue(undo_steps, ctx.db, self._undo_step)
         self._key_locks = KeyedLocks()  # createOrder, by Idempotency-Key
 
     def _now(self) -> datetime:
@@ -276,8 +299,10 @@ class OrderSimulator(Simulator):
     async def start(self) -> None:
         await super().start()
         self.relay.start(float(self.setting("relay_interval")))
+        self.undo.start(float(self.setting("relay_interval")))
 
     async def stop(self) -> None:
+        await self.undo.stop()
         await self.relay.stop()
 
     async def reset(self) -> None:
@@ -403,7 +428,7 @@ class OrderSimulator(Simulator):
             return problem_response(
                 409, "conflict", title="Conflict", detail=detail, instance=req.request.path
             )
-        await self._compensate(order_id, compensations(order, FORWARD, "requested_by_customer"))
+        await self._undo_all(order_id, compensations(order, FORWARD, "requested_by_customer"))
         return json_response(200, order_body(claimed))
 
     # --- the saga -----------------------------------------------------------------------------
@@ -424,9 +449,10 @@ class OrderSimulator(Simulator):
                 done.append(operation)
         except SagaFailed as failure:
             order = await self._set_ids(order, failure.ids)
-            await self._compensate(
-                order["order_id"], compensations(order, done, "order_compensation")
-            )
+            undo = compensations(order, done, "order_compensation")
+            if failure.unsettled is not None:
+                undo.insert(0, settling(failure.unsettled))
+            await self._undo_all(order["order_id"], undo)
             await self._transition(order, "REJECTED", failure.reason)
             return order["order_id"], failure.response(order["order_id"])
         confirmed = await self._transition(order, "CONFIRMED", None)
@@ -446,7 +472,10 @@ class OrderSimulator(Simulator):
             return {"reservation_id": outcome.body["reservation_id"]}
         if outcome.status in (404, 409):  # 404: a SKU inventory-svc does not stock
             raise self._out_of_stock(order, outcome)
-        raise self._inventory_unavailable(outcome.detail)
+        failure = self._inventory_unavailable(outcome.detail)
+        if _unknown(outcome):
+            failure.unsettled = call
+        raise failure
 
     async def _charge(self, order: Mapping[str, Any]) -> dict[str, str]:
         """Charge with a key derived from the order id, so a retried charge replays."""
@@ -473,8 +502,17 @@ class OrderSimulator(Simulator):
                 str(outcome.body.get("decline_code") or "generic_decline"),
                 ids={"payment_id": payment_id} if isinstance(payment_id, str) else {},
             )
-        # The spec names no reason for an unavailable payment-svc: Stripe's own code for
-        # "an error occurred while processing the card" is the closest documented answer.
+        if _unknown(outcome):  # never a decline: whether the card was charged is unknown
+            raise SagaFailed(
+                "payment_unavailable",
+                503,
+                "payment-unavailable",
+                "Payment unavailable",
+                f"payment-svc could not settle the charge ({outcome.detail}); whether the "
+                "card was charged is being settled, and a charge is refunded.",
+                headers={"Retry-After": str(int(self.setting("retry_after")))},
+                unsettled=call,
+            )
         raise self._card_declined("processing_error", why=outcome.detail)
 
     async def _schedule(self, order: Mapping[str, Any]) -> dict[str, str]:
@@ -496,6 +534,8 @@ class OrderSimulator(Simulator):
             f"shipping-svc could not schedule the shipment ({outcome.detail}); "
             "the payment was refunded.",
             headers={"Retry-After": str(int(self.setting("retry_after")))},
+            # a 409 means a shipment exists after all (an earlier attempt landed late)
+            unsettled=call if _unknown(outcome) or outcome.status == 409 else None,
         )
 
     async def _commit(self, order: Mapping[str, Any]) -> dict[str, str]:
@@ -509,15 +549,56 @@ class OrderSimulator(Simulator):
             f"the reservation could not be committed: {outcome.detail}"
         )
 
-    async def _compensate(self, order_id: str, calls: Sequence[Call]) -> None:
-        """Run the undo calls in the order given; a failed one is recorded and logged,
-        and the next still runs (the others' effects must not be left in place)."""
-        for call in calls:
-            outcome = await self._attempt(order_id, call, expect=200)
-            if not outcome.ok:
-                logger.warning(
-                    "%s: compensation %s failed: %s", order_id, call.operation, outcome.detail
-                )
+    async def _undo_all(self, order_id: str, steps: Sequence[UndoStep]) -> None:
+        """Try each undo step once, in the order given; one that does not finish goes to
+        the undo queue (retried until done), and the next still runs."""
+        for kind, payload in steps:
+            if kind == "settle:reserveStock":
+                # in the background, not inline: inventory-svc just failed, and a retry at
+                # once would only count against its circuit breaker again
+                await self.undo.add(kind, order_id, payload)
+                continue
+            if not await self._undo_step(kind, order_id, payload):
+                logger.warning("%s: %s did not finish; retried in the background", order_id, kind)
+                await self.undo.add(kind, order_id, payload)
+
+    async def _undo_step(self, kind: str, order_id: str, payload: dict[str, Any]) -> bool:
+        """One attempt at an undo step; True when it is done (the peer undid it, or there
+        was nothing (left) to undo)."""
+        if kind.startswith("settle:"):
+            return await self._settle(kind.removeprefix("settle:"), order_id, payload)
+        if kind == "releaseReservation":
+            path = f"/reservations/{payload['reservation_id']}/release"
+            call = Call(kind, INVENTORY, path)
+        elif kind == "refundPayment":
+            path = f"/payments/{payload['payment_id']}/refund"
+            call = Call(kind, PAYMENT, path, json={"reason": payload["reason"]})
+        else:  # cancelShipment
+            call = Call(kind, SHIPPING, f"/shipments/{payload['shipment_id']}/cancel")
+        outcome = await self._attempt(order_id, call, expect=200)
+        return outcome.ok or outcome.status in _NOTHING_TO_UNDO
+
+    async def _settle(self, operation: str, order_id: str, payload: dict[str, Any]) -> bool:
+        """Send a forward call whose outcome was unknown again, as it was, and undo what
+        it answers: the peer treats it as the same request, so this finds what the first
+        one did (or does it now), and never does it twice."""
+        peer = {"reserveStock": INVENTORY, "createPayment": PAYMENT}.get(operation, SHIPPING)
+        call = Call(operation, peer, payload["path"], payload["json"], payload["headers"])
+        outcome = await self._attempt(order_id, call, expect=201)
+        if _unknown(outcome):
+            return False
+        if operation == "reserveStock":
+            found = outcome.body.get("reservation_id") if outcome.ok else None
+            step: UndoStep = ("releaseReservation", {"reservation_id": found})
+        elif operation == "createPayment":
+            found = outcome.body.get("payment_id") if outcome.ok else None
+            step = ("refundPayment", {"payment_id": found, "reason": "order_compensation"})
+        else:  # scheduleShipment: 201 a new one, 409 names the one the order has
+            found = outcome.body.get("shipment_id") if outcome.status in (201, 409) else None
+            step = ("cancelShipment", {"shipment_id": found})
+        if not isinstance(found, str):
+            return True  # refused (declined, out of stock...): nothing was done
+        return await self._undo_step(step[0], order_id, step[1])
 
     # --- failures -------------------------------------------------------------------------
 
@@ -589,6 +670,7 @@ class OrderSimulator(Simulator):
                 None,
                 {},
                 f"the circuit breaker on inventory-svc is {exc.state.value}; retry later",
+                sent=False,
             )
             await self._record(order_id, call.operation, "short_circuited", outcome.detail)
             return outcome
@@ -605,9 +687,7 @@ class OrderSimulator(Simulator):
         """One request; a timeout, a transport error, a missing route or a 5xx raise
         :class:`PeerUnavailable` (asyncio's timeout also bounds in-process peers, which
         ignore httpx's)."""
-        timeout = float(
-            self.setting("inventory_timeout" if call.peer == INVENTORY else "peer_timeout")
-        )
+        timeout = self.ctx.deadlines.edge(COMPONENT, call.peer)
         try:
             client = self.ctx.peers[call.peer]
             async with asyncio.timeout(timeout):
@@ -754,6 +834,11 @@ class OrderSimulator(Simulator):
         if order is None or (acting is not None and order["user_id"] != acting):
             return None
         return order
+
+
+def _unknown(outcome: Outcome) -> bool:
+    """Whether a call's outcome is unknown: no answer, or the peer failed (5xx)."""
+    return outcome.sent and (outcome.status is None or outcome.status >= 500)
 
 
 def _read(response: httpx.Response, expect: int) -> Outcome:

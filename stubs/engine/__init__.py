@@ -7,7 +7,17 @@ May import: ``ecom_harness.specs``.
 
 from __future__ import annotations
 
-from ._asgi import PortDispatcher, Receive, Scope, Send, StubApp, bind, read_request, serve_sockets
+from ._asgi import (
+    SERVER_KEEPALIVE,
+    PortDispatcher,
+    Receive,
+    Scope,
+    Send,
+    StubApp,
+    bind,
+    read_request,
+    serve_sockets,
+)
 from ._contract import ContractCheck, check_exchange, response_violations
 from ._engine import Behaviour, ErrorRenderer, Exchange, StubEngine
 from ._http import FORM, StubRequest, StubResponse, decode_body, is_json_media, media_type_of
@@ -18,6 +28,7 @@ from ._security import missing_credentials
 from ._validate_request import MAX_BODY_BYTES, ValidRequest, validate_request
 
 __all__ = [
+    "SERVER_KEEPALIVE",
     "FORM",
     "MAX_BODY_BYTES",
     "PROBLEM_MEDIA_TYPE",

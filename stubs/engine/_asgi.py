@@ -24,6 +24,7 @@ from ._http import StubRequest, StubResponse
 from ._validate_request import MAX_BODY_BYTES
 
 __all__ = [
+    "SERVER_KEEPALIVE",
     "PortDispatcher",
     "Receive",
     "Scope",
@@ -33,6 +34,11 @@ __all__ = [
     "read_request",
     "serve_sockets",
 ]
+
+# Seconds a served keep-alive connection may idle (uvicorn's default is 5): longer than
+# any client here keeps one (Deadlines.keepalive), so a client never reuses a connection
+# the server is closing.
+SERVER_KEEPALIVE = 30.0
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -177,7 +183,13 @@ async def serve_sockets(
     app: PortDispatcher, sockets: list[socket.socket], stop: asyncio.Event | None = None
 ) -> None:
     """Serve until SIGINT/SIGTERM or until ``stop`` is set, shut down gracefully, return."""
-    config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        app,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=int(SERVER_KEEPALIVE),
+    )
     server = _Server(config)
     if stop is None:
         await server.serve(sockets=sockets)

@@ -68,14 +68,15 @@ class ReusedConnectionRetry(httpx.AsyncBaseTransport):
 def peer_client(
     base_url: str,
     *,
-    timeout: float,
+    timeout: float | None,
     deadlines: Deadlines,
     headers: Mapping[str, str] | None = None,
     verify: Any = True,
 ) -> httpx.AsyncClient:
     """A client to one component at a URL: the edge's ``timeout`` for connecting,
     reading and writing (never httpx's 5 s), idle connections dropped after
-    ``deadlines.keepalive`` seconds, and a stale pooled connection retried."""
+    ``deadlines.keepalive`` seconds, and a stale pooled connection retried. A timeout of
+    None waits as long as it takes (the mesh's proxies: the caller's own timeout decides)."""
     transport = httpx.AsyncHTTPTransport(
         verify=verify,
         limits=httpx.Limits(keepalive_expiry=deadlines.keepalive),
