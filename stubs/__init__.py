@@ -190,10 +190,10 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "FORM",
-    "SERVER_KEEPALIVE",
     "LOCAL_GROUP_TIMINGS",
     "MAX_BODY_BYTES",
     "PROBLEM_MEDIA_TYPE",
+    "SERVER_KEEPALIVE",
     "SIMULATORS",
     "Backends",
     "Behaviour",
@@ -256,8 +256,8 @@ __all__ = [
     "outbox_table",
     "parse_prefer",
     "partition_for",
-    "problem",
     "peer_client",
+    "problem",
     "problem_response",
     "read_request",
     "respond_from_spec",

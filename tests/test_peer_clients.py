@@ -132,3 +132,24 @@ def test_unusable_deadlines_are_refused_naming_the_field(
 ) -> None:
     with pytest.raises(DeadlineError, match=message.replace("(", r"\(").replace(")", r"\)")):
         Deadlines.from_mapping(values)
+
+
+def test_env_shows_each_edges_timeout_and_how_long_callers_wait() -> None:
+    from click.testing import CliRunner
+
+    from ecom_harness.cli.main import cli
+
+    result = CliRunner().invoke(
+        cli, ["env", "order-svc", "--port-base", "20000", "--kafka", "local", "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    import json
+
+    variables = json.loads(result.stdout)
+    deadlines = Deadlines()
+    assert float(variables["PAYMENT_SVC_TIMEOUT"]) == deadlines.edge("order-svc", "payment-svc")
+    assert float(variables["INVENTORY_SVC_TIMEOUT"]) == deadlines.inventory
+    assert float(variables["CALLER_API_GATEWAY_WAITS"]) == deadlines.edge(
+        "api-gateway", "order-svc"
+    )
+    assert float(variables["CALLER_API_GATEWAY_WAITS"]) > float(variables["PAYMENT_SVC_TIMEOUT"])

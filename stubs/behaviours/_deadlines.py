@@ -123,9 +123,3 @@ class Deadlines:
         if callee == "api-gateway":
             return self.gateway + self.margin
         return self.internal
-
-    def callers_wait(self, callee: str, callers: list[str]) -> float | None:
-        """The shortest time any of ``callers`` waits for ``callee`` (None: nobody
-        calls it): a real ``callee`` must answer within it."""
-        waits = [self.edge(caller, callee) for caller in callers]
-        return min(waits) if waits else None

@@ -28,10 +28,10 @@ from ._security import missing_credentials
 from ._validate_request import MAX_BODY_BYTES, ValidRequest, validate_request
 
 __all__ = [
-    "SERVER_KEEPALIVE",
     "FORM",
     "MAX_BODY_BYTES",
     "PROBLEM_MEDIA_TYPE",
+    "SERVER_KEEPALIVE",
     "Behaviour",
     "ContractCheck",
     "ErrorRenderer",
