@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ._failures import fail, first_line, start_failures
+from ._options import check_port_range, postgres_option, redis_option
 
 
 @click.group()
@@ -34,7 +35,14 @@ def _print_table(urls: dict[str, str]) -> None:
     "spec_files",
     multiple=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Also serve this OpenAPI document (from its examples). Repeatable.",
+    help="Serve this OpenAPI document from its examples (repeatable). Alone, only the "
+    "documents given are served; with COMPONENTS, those too.",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse a --spec document whose examples break its own schemas (by default they "
+    "are served as written, with an sl-violations header).",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -44,16 +52,12 @@ def _print_table(urls: dict[str, str]) -> None:
     show_default=True,
     help="Port of the first stub, the next ones count up; 0 picks free ports.",
 )
-@click.option(
-    "--postgres",
-    "database_url",
-    metavar="DSN",
-    help="PostgreSQL server for state (one database per service); default SQLite.",
-)
-@click.option("--redis", "redis_url", metavar="URL", help="Redis URL; default fakeredis.")
+@postgres_option("database_url")
+@redis_option()
 def serve(  # noqa: PLR0917 - one parameter per Click option
     components: tuple[str, ...],
     spec_files: tuple[Path, ...],
+    strict: bool,
     host: str,
     port: int,
     database_url: str | None,
@@ -61,7 +65,7 @@ def serve(  # noqa: PLR0917 - one parameter per Click option
 ) -> None:
     """Serve COMPONENTS (default: all shipped components) until Ctrl-C."""
     from ecom_harness.specs import SpecNotFound
-    from ecom_harness.stubs import Backends, ServePlan, serve_stubs
+    from ecom_harness.stubs import Backends, ServeConflict, ServePlan, serve_stubs
 
     plan = ServePlan(
         components=components,
@@ -69,13 +73,23 @@ def serve(  # noqa: PLR0917 - one parameter per Click option
         host=host,
         port=port,
         backends=Backends(database_url=database_url, redis_url=redis_url),
+        strict=strict,
     )
     try:
-        plan.served()
+        served = plan.all_served()
     except SpecNotFound as exc:
         raise click.BadParameter(str(exc), param_hint="COMPONENTS") from None
+    except ServeConflict as exc:
+        raise click.UsageError(str(exc)) from None
+    except ValueError as exc:  # an unusable --spec document
+        fail(f"cannot serve the stubs: {first_line(exc)}")
+    check_port_range(port, len(served))
+
+    def warn(line: str) -> None:
+        click.echo(f"ecom-harness: warning: {line}", err=True)
+
     try:
-        asyncio.run(serve_stubs(plan, _print_table))
+        asyncio.run(serve_stubs(plan, _print_table, on_warning=warn))
     except start_failures() as exc:  # a busy port, an unusable --spec, an unreachable backend
         fail(f"cannot serve the stubs: {first_line(exc)}")
     click.echo("stopped", err=True)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .env import ENV_FORMATS, ComponentEnv, EnvError, component_env, database_url
     from .faults import FAULT_KINDS, Fault, FaultBook, FaultError
     from .journal import EventEntry, Interaction, Journal, redact_body, redact_headers
-    from .mesh import Mesh, MeshConfigError, MeshOptions
+    from .mesh import Mesh, MeshConfigError, MeshOptions, unreachable_real_services
     from .proxy import RecordingProxy
     from .running import STOP_SIGNALS, run_until_signalled
 
@@ -37,6 +37,7 @@ _EXPORTS = {
     "Mesh": ".mesh",
     "MeshConfigError": ".mesh",
     "MeshOptions": ".mesh",
+    "unreachable_real_services": ".mesh",
     "PortPlan": ".addresses",
     "RecordingProxy": ".proxy",
     "SERVED_KINDS": ".addresses",
@@ -82,4 +83,5 @@ __all__ = [
     "redact_body",
     "redact_headers",
     "run_until_signalled",
+    "unreachable_real_services",
 ]

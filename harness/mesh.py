@@ -15,6 +15,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -40,7 +41,25 @@ from .faults import FaultBook
 from .journal import Journal
 from .proxy import RecordingProxy
 
-__all__ = ["Mesh", "MeshConfigError", "MeshOptions"]
+__all__ = ["Mesh", "MeshConfigError", "MeshOptions", "unreachable_real_services"]
+
+
+def unreachable_real_services(real: Mapping[str, str], timeout: float = 0.5) -> list[str]:
+    """One warning per ``--real`` service nothing answers for (no TCP connection to its
+    URL's host and port): the mesh still starts -- the service may come up later -- but
+    the user hears of it now, not from the first failed call (whose journal entry names
+    the address again)."""
+    warnings = []
+    for name, url in real.items():
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            socket.create_connection((parts.hostname or "127.0.0.1", port), timeout).close()
+        except OSError:
+            warnings.append(
+                f"nothing answers at {url} (--real {name}): its callers will fail until it starts"
+            )
+    return warnings
 
 
 class MeshConfigError(ValueError):

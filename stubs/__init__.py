@@ -14,7 +14,7 @@ from ecom_harness._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._host import HostedStub, StubHost, shared_tls
-    from ._serve import ServePlan, serve_stubs
+    from ._serve import ServeConflict, ServePlan, example_problems, serve_stubs
     from .behaviours import (
         SERVER_KEEPALIVE,
         SIMULATORS,
@@ -139,7 +139,9 @@ _EXPORTS = {
     "SIMULATORS": ".behaviours",
     "Scope": ".engine",
     "Send": ".engine",
+    "ServeConflict": "._serve",
     "ServePlan": "._serve",
+    "example_problems": "._serve",
     "Simulator": ".behaviours",
     "SimulatorContext": ".behaviours",
     "StubApp": ".engine",
@@ -226,6 +228,7 @@ __all__ = [
     "RetryPolicy",
     "Scope",
     "Send",
+    "ServeConflict",
     "ServePlan",
     "Simulator",
     "SimulatorContext",
@@ -244,6 +247,7 @@ __all__ = [
     "create_topics",
     "database_name",
     "decode_body",
+    "example_problems",
     "is_json_media",
     "json_response",
     "make_event",

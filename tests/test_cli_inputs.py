@@ -85,7 +85,7 @@ def test_topology_file_is_read_as_specs_lint_reads_it(tmp_path: Path) -> None:
     """An edge to an unknown component: the same error from both commands, exit 1."""
     shipped = (spec_root() / "topology.yaml").read_text(encoding="utf-8")
     broken = tmp_path / "topology.yaml"
-    broken.write_text(shipped.replace("target: stripe", "target: stripe-eu", 1), encoding="utf-8")
+    broken.write_text(shipped.replace("to: stripe,", "to: stripe-eu,", 1), encoding="utf-8")
     for spec in (spec_root() / "openapi").rglob("*.yaml"):  # the specs it names, beside it
         target = tmp_path / spec.relative_to(spec_root())
         target.parent.mkdir(parents=True, exist_ok=True)
