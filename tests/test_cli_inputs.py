@@ -115,3 +115,19 @@ def test_up_warns_about_a_real_service_nobody_answers_for() -> None:
     assert warnings == [
         f"nothing answers at {url} (--real order-svc): its callers will fail until it starts"
     ]
+
+
+async def test_the_first_failed_call_to_a_real_service_names_its_address() -> None:
+    from ecom_harness.harness import Mesh, MeshOptions
+
+    with closing(socket.socket()) as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+        async with Mesh(MeshOptions(real={"user-svc": url})) as mesh, mesh.client() as client:
+            answer = await client.post(
+                "/v1/auth/login", json={"email": "a@example.com", "password": "x" * 12}
+            )
+    assert answer.status_code == 503
+    (failed,) = mesh.journal.interactions("api-gateway->user-svc")
+    assert failed.status is None
+    assert f"nothing answers at {url} (user-svc)" in str(failed.error)

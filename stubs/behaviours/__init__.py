@@ -16,6 +16,7 @@ from ._clients import ReusedConnectionRetry, peer_client
 from ._deadlines import SERVER_KEEPALIVE, DeadlineError, Deadlines
 from ._simulator import (
     Peers,
+    SeedError,
     Simulator,
     SimulatorContext,
     health_behaviour,
@@ -33,6 +34,7 @@ __all__ = [
     "Deadlines",
     "Peers",
     "ReusedConnectionRetry",
+    "SeedError",
     "Simulator",
     "SimulatorContext",
     "health_behaviour",

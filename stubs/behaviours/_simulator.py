@@ -37,6 +37,7 @@ from ._deadlines import Deadlines
 
 __all__ = [
     "Peers",
+    "SeedError",
     "Simulator",
     "SimulatorContext",
     "health_behaviour",
@@ -47,6 +48,15 @@ __all__ = [
     "rfc3339",
     "utc_now",
 ]
+
+
+class SeedError(ValueError):
+    """Seed data a simulator cannot use, said in the component's words; ``pointer`` is
+    where in the data (RFC 6901, from the data's root)."""
+
+    def __init__(self, pointer: str, message: str):
+        super().__init__(message)
+        self.pointer = pointer
 
 
 def utc_now() -> datetime:

@@ -51,7 +51,7 @@ from ecom_harness.specs import Api, resolve_pointer
 from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
 from ecom_harness.stubs.state import new_id, outbox_table
 
-from ._simulator import SimulatorContext, json_response, rfc3339
+from ._simulator import SeedError, SimulatorContext, json_response, rfc3339
 from ._sql_sim import OutboxSimulator, Refusal, refusal
 
 __all__ = ["DEFAULT_ON_HAND", "InventorySimulator", "example_skus"]
@@ -185,9 +185,16 @@ class InventorySimulator(OutboxSimulator):
 
     async def seed(self, stock: Mapping[str, int]) -> None:
         """Set ``on_hand`` per SKU (creating unknown SKUs), as ``setStock`` would."""
+        if not isinstance(stock, Mapping):
+            raise SeedError(
+                "", 'inventory-svc\'s seed maps SKUs to units on hand: {"SKU-1001": 40}'
+            )
         for sku, on_hand in stock.items():
-            if self.ctx.api.schemas.violations(_SKU_SCHEMA, sku) or on_hand < 0:
-                raise ValueError(f"stock: {sku!r}: {on_hand!r} is not a SKU and units on hand")
+            where = "/" + str(sku).replace("~", "~0").replace("/", "~1")
+            if self.ctx.api.schemas.violations(_SKU_SCHEMA, sku):
+                raise SeedError(where, f"{sku!r} is not a SKU (SKU- and 4 to 8 digits)")
+            if isinstance(on_hand, bool) or not isinstance(on_hand, int) or on_hand < 0:
+                raise SeedError(where, f"units on hand of {sku} must be a whole number >= 0")
         async with self.transaction() as conn:
             for sku, on_hand in sorted(stock.items()):
                 row = await self._set_on_hand(conn, sku, on_hand)
