@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     from ._topology_render import TOPOLOGY_FORMATS, render_topology
     from ._yaml import DuplicateKeyError, YamlError, load_yaml
     from .lint import (
+        LintConfig,
+        LintConfigError,
         LintReport,
         SpecLookup,
         channel_messages,
@@ -63,6 +65,7 @@ if TYPE_CHECKING:
         lint_document,
         lint_openapi,
         lint_specs,
+        load_lint_config,
     )
 
 _EXPORTS = {
@@ -77,7 +80,10 @@ _EXPORTS = {
     "Edge": "._topology",
     "TOPOLOGY_FORMATS": "._topology_render",
     "HTTP_METHODS": "._operations",
+    "LintConfig": ".lint",
+    "LintConfigError": ".lint",
     "LintReport": ".lint",
+    "load_lint_config": ".lint",
     "MediaBody": "._operations",
     "MessageRejected": "._messages",
     "MessageValidator": "._messages",
@@ -147,6 +153,8 @@ __all__ = [
     "DocumentKind",
     "DuplicateKeyError",
     "Edge",
+    "LintConfig",
+    "LintConfigError",
     "LintReport",
     "MediaBody",
     "MessageRejected",
@@ -183,6 +191,7 @@ __all__ = [
     "lint_openapi",
     "lint_specs",
     "load_api",
+    "load_lint_config",
     "load_topology",
     "load_yaml",
     "parse_topology",

@@ -130,7 +130,7 @@ async def reservations_held(mesh: Mesh, order_id: str) -> list[str]:
     assert mesh.host is not None
     inventory = mesh.host.stubs["inventory-svc"].simulator
     assert inventory is not None
-    from ecom_harness.stubs.behaviours.inventory_svc import RESERVATIONS  # noqa: PLC2701
+    from ecom_harness.stubs.behaviours.inventory_svc import RESERVATIONS
 
     async with inventory.ctx.db.connect() as conn:
         rows = await conn.execute(

@@ -9,6 +9,13 @@ from __future__ import annotations
 
 from ._asyncapi import channel_messages, lint_asyncapi
 from ._common import check_refs, check_schema_compiles
+from ._config import (
+    HOUSE_RULES,
+    KNOWN_RULES,
+    LintConfig,
+    LintConfigError,
+    load_lint_config,
+)
 from ._document import lint_document
 from ._openapi import lint_openapi
 from ._spec_links import SpecLookup, check_spec_links
@@ -16,6 +23,10 @@ from ._specs import LintReport, lint_specs
 from ._topology_rules import check_topology_rules
 
 __all__ = [
+    "HOUSE_RULES",
+    "KNOWN_RULES",
+    "LintConfig",
+    "LintConfigError",
     "LintReport",
     "SpecLookup",
     "channel_messages",
@@ -27,4 +38,5 @@ __all__ = [
     "lint_document",
     "lint_openapi",
     "lint_specs",
+    "load_lint_config",
 ]
