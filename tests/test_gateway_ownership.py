@@ -198,3 +198,22 @@ async def test_another_users_order_is_never_cancelled(
     assert OTHER not in theirs.text
     assert mine.status_code == 200, mine.text
     assert careless.cancelled == [MY_ORDER]  # order-svc was never asked to cancel theirs
+
+
+async def test_a_cancel_answered_with_another_users_order_shows_nothing_of_it(
+    gateway: tuple[StubHost, Careless],
+) -> None:
+    host, careless = gateway
+    answer = careless.answer
+
+    def swapped(peer: str, method: str, path: str) -> tuple[int, Any]:
+        if method == "POST":  # cancels mine, answers with theirs
+            careless.cancelled.append(path.split("/")[2])
+            return 200, {**careless.orders[THEIR_ORDER], "status": "CANCELLED"}
+        return answer(peer, method, path)
+
+    careless.answer = swapped  # type: ignore[method-assign]
+    async with as_me(host) as client:
+        response = await client.post(f"/v1/orders/{MY_ORDER}/cancel", json={})
+    assert response.status_code == 404
+    assert OTHER not in response.text and THEIR_ORDER not in response.text

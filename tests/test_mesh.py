@@ -20,6 +20,7 @@ import pytest_asyncio
 from ecom_harness.harness.faults import Fault
 from ecom_harness.harness.journal import Journal
 from ecom_harness.harness.mesh import Mesh, MeshConfigError, MeshOptions
+from ecom_harness.stubs import Deadlines
 from ecom_harness.stubs.behaviours.order_svc import OrderSimulator
 from mesh_flow import (
     CREDENTIALS,
@@ -79,7 +80,7 @@ async def customer(mesh: Mesh) -> AsyncIterator[httpx.AsyncClient]:
 @pytest_asyncio.fixture(loop_scope="module")
 async def impatient_mesh() -> AsyncIterator[Mesh]:
     """A mesh of its own whose order-svc waits only 0.2 s for inventory-svc."""
-    options = MeshOptions(settings={"order-svc": {"inventory_timeout": 0.2}})
+    options = MeshOptions(deadlines=Deadlines(inventory=0.2))
     async with Mesh(options) as mesh:
         yield mesh
 

@@ -599,7 +599,7 @@ class GatewaySimulator(Simulator):
             raise self._relay(req, "order-svc", response, {**_VALIDATION, 404: 404})
         cancelled = self._json(req, "order-svc", response)
         if cancelled.get("user_id") != user_id:
-            raise Reply(self._not_found(req, f"Order {order_id}"))
+            raise Reply(not_found(req, f"Order {order_id}"))
         return json_response(200, public_order(cancelled))
 
     async def _not_cancellable(
