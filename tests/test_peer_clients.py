@@ -153,3 +153,24 @@ def test_env_shows_each_edges_timeout_and_how_long_callers_wait() -> None:
         "api-gateway", "order-svc"
     )
     assert float(variables["CALLER_API_GATEWAY_WAITS"]) > float(variables["PAYMENT_SVC_TIMEOUT"])
+
+
+async def test_a_hosted_stubs_clients_wait_the_deadline_not_httpx_default() -> None:
+    """The gateway's client to order-svc waits the worked-out deadline (25 s by
+    default), where httpx's own 5 s used to fire first."""
+    from ecom_harness.stubs import StubHost
+
+    deadlines = Deadlines()
+    host = StubHost.shipped(
+        ["api-gateway"],
+        routes={"api-gateway": {"order-svc": "http://127.0.0.1:9"}},
+        deadlines=deadlines,
+    )
+    async with host:
+        simulator = host.stubs["api-gateway"].simulator
+        assert simulator is not None
+        client = simulator.ctx.peers["order-svc"]
+        expected = deadlines.edge("api-gateway", "order-svc")
+        assert expected > 5
+        assert client.timeout == httpx.Timeout(expected)
+        assert simulator.ctx.deadlines is deadlines
