@@ -1,7 +1,7 @@
 """Deadlines nest, and an unknown outcome is never a decline: every edge of the saga with
 a timeout fault and with a late answer, through the whole mesh.
 
-The mesh runs with deadlines a hundred times shorter than the defaults (set in one place,
+The mesh runs with deadlines several times shorter than the defaults (set in one place,
 ``Deadlines``), so each case takes a fraction of a second. A ``timeout`` fault holds the
 first request on the edge unanswered; a ``delay`` fault longer than the caller's timeout
 lets the callee act after its caller gave up (a late answer). Both hit the first request
@@ -31,12 +31,14 @@ from ecom_harness.stubs import Deadlines
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
+# Short, but with room for a loaded CI machine: a spurious timeout on another edge would
+# reject the order for another reason than the one a case provokes.
 DEADLINES = Deadlines(
-    stripe=0.15,
+    stripe=0.3,
     stripe_settle_attempts=1,
-    inventory=0.15,
-    shipping=0.15,
-    internal=0.5,
+    inventory=0.4,
+    shipping=0.4,
+    internal=1.0,
     margin=0.05,
 )
 SKU = "SKU-1001"
@@ -56,7 +58,7 @@ TOKEN = {"X-Service-Token": "test-token"}
 def late(edge: str) -> float:
     """A delay (ms) past the edge's timeout: the callee acts after its caller gave up."""
     caller, callee = edge.split("->")
-    return DEADLINES.edge(caller, callee) * 1000 + 150
+    return DEADLINES.edge(caller, callee) * 1000 + 200
 
 
 # --- the mesh ---------------------------------------------------------------------------
