@@ -13,6 +13,7 @@ from typing import Any
 
 from jsonschema.exceptions import ValidationError, best_match
 from openapi_spec_validator import OpenAPIV30SpecValidator, OpenAPIV31SpecValidator
+from openapi_spec_validator.validation import keywords
 from referencing.exceptions import Unresolvable
 
 from ecom_harness.specs._diagnostics import join_pointer, pointer_from_path
@@ -107,12 +108,48 @@ def _shape_problems(doc: Document) -> bool:
     return sound
 
 
+class _Schema30(keywords.OpenAPIV30SchemaValidator):
+    """openapi-spec-validator's schema keyword without its meta-validation of each schema.
+
+    That meta-validation runs the pure-Python ``jsonschema`` over every schema object (75%
+    of the validator's time); :class:`SchemaSet` compiles every schema with jsonschema-rs,
+    which checks it against its meta-schema anyway, and reports a broken one with its
+    pointer (``schema-invalid``). Everything else the keyword checks still runs.
+    """
+
+    def _validate_schema_meta(self, schema: Any, schema_value: Any) -> None:
+        return None
+
+
+class _Schema31(keywords.OpenAPIV31SchemaValidator):
+    """See :class:`_Schema30`."""
+
+    def _validate_schema_meta(self, schema: Any, schema_value: Any) -> None:
+        return None
+
+
+class _Spec30(OpenAPIV30SpecValidator):
+    # the library declares a plain dict; RUF012's worry (shared mutable state) does not
+    # apply to a table nobody mutates
+    keyword_validators = {  # noqa: RUF012
+        **OpenAPIV30SpecValidator.keyword_validators,
+        "schema": _Schema30,
+    }
+
+
+class _Spec31(OpenAPIV31SpecValidator):
+    # the library declares a plain dict; RUF012's worry (shared mutable state) does not
+    # apply to a table nobody mutates
+    keyword_validators = {  # noqa: RUF012
+        **OpenAPIV31SpecValidator.keyword_validators,
+        "schema": _Schema31,
+    }
+
+
 def _check_structure(doc: Document, version: str, refs_ok: bool) -> None:
     if not _shape_problems(doc):
         return  # openapi-spec-validator would crash on these shapes
-    validator_cls = (
-        OpenAPIV30SpecValidator if version.startswith("3.0") else OpenAPIV31SpecValidator
-    )
+    validator_cls = _Spec30 if version.startswith("3.0") else _Spec31
     try:
         for error in validator_cls(doc.data).iter_errors():
             _report_validator_error(doc, error)
