@@ -18,12 +18,14 @@ EXIT_PROBLEMS, EXIT_USAGE = 1, 2
 
 def run(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(cli, list(args))
-    return result.exit_code, result.output + (result.stderr if result.stderr_bytes else "")
+    return result.exit_code, result.output  # stdout and stderr, as a terminal shows them
 
 
 def assert_one_line(exit_code: int, output: str, expected: int, *words: str) -> None:
     assert exit_code == expected, output
     assert "Traceback" not in output
+    if expected == EXIT_USAGE:
+        assert len(output.strip().splitlines()) == 1, output
     for word in words:
         assert word in output, output
 
