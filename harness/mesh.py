@@ -268,8 +268,15 @@ class Mesh:
         return self.url(f"{edge.source}->{edge.target}")
 
     def client(self, **headers: str) -> httpx.AsyncClient:
-        """The end user's client: reaches the gateway through the client's edge proxy."""
-        client = httpx.AsyncClient(base_url=self.entry_url, headers=headers, verify=shared_tls())
+        """The end user's client: reaches the gateway through the client's edge proxy,
+        waiting as long as the deadlines say the gateway may take."""
+        client = httpx.AsyncClient(
+            base_url=self.entry_url,
+            headers=headers,
+            verify=shared_tls(),
+            # longer than the gateway can take (never httpx's 5 s): timeouts nest
+            timeout=self.options.deadlines.edge("client", "api-gateway"),
+        )
         self._clients.append(client)
         return client
 
