@@ -9,6 +9,7 @@ import click
 
 from ._failures import fail, first_line, start_failures
 from ._options import check_port_range, postgres_option, redis_option
+from .stubs_generate import generate_command
 
 
 @click.group()
@@ -28,7 +29,7 @@ def _print_table(urls: dict[str, str]) -> None:
     Console().print(table)
 
 
-@stubs.command("serve")
+@stubs.command("serve", short_help="Serve stubs (or an exported bundle) until Ctrl-C.")
 @click.argument("components", nargs=-1)
 @click.option(
     "--spec",
@@ -44,13 +45,16 @@ def _print_table(urls: dict[str, str]) -> None:
     help="Refuse a --spec document whose examples break its own schemas (by default they "
     "are served as written, with an sl-violations header).",
 )
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--host", help="Address to listen on (default 127.0.0.1).")
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
-    default=0,
-    show_default=True,
-    help="Port of the first stub, the next ones count up; 0 picks free ports.",
+    help="Port of the first stub, the next ones count up; default 0: free ports.",
+)
+@click.option(
+    "--bundle",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Serve a stub bundle (from `stubs generate --format bundle`) as its stub.toml says.",
 )
 @postgres_option("database_url")
 @redis_option()
@@ -58,21 +62,30 @@ def serve(  # noqa: PLR0917 - one parameter per Click option
     components: tuple[str, ...],
     spec_files: tuple[Path, ...],
     strict: bool,
-    host: str,
-    port: int,
+    host: str | None,
+    port: int | None,
+    bundle: Path | None,
     database_url: str | None,
     redis_url: str | None,
 ) -> None:
-    """Serve COMPONENTS (default: all shipped components) until Ctrl-C."""
+    """Serve COMPONENTS (default: all shipped components), or a --bundle, until Ctrl-C."""
     from ecom_harness.specs import SpecNotFound
     from ecom_harness.stubs import Backends, ServeConflict, ServePlan, serve_stubs
 
+    backends = Backends(database_url=database_url, redis_url=redis_url)
+    if bundle is not None:
+        from .stubs_bundle import serve_bundle
+
+        if components or spec_files:
+            raise click.UsageError("--bundle serves the bundle's components: name none")
+        serve_bundle(bundle, host, port, backends)
+        return
     plan = ServePlan(
         components=components,
         spec_files=spec_files,
-        host=host,
-        port=port,
-        backends=Backends(database_url=database_url, redis_url=redis_url),
+        host=host or "127.0.0.1",
+        port=port or 0,
+        backends=backends,
         strict=strict,
     )
     try:
@@ -83,7 +96,7 @@ def serve(  # noqa: PLR0917 - one parameter per Click option
         raise click.UsageError(str(exc)) from None
     except ValueError as exc:  # an unusable --spec document
         fail(f"cannot serve the stubs: {first_line(exc)}")
-    check_port_range(port, len(served))
+    check_port_range(plan.port, len(served))
 
     def warn(line: str) -> None:
         click.echo(f"ecom-harness: warning: {line}", err=True)
@@ -93,3 +106,6 @@ def serve(  # noqa: PLR0917 - one parameter per Click option
     except start_failures() as exc:  # a busy port, an unusable --spec, an unreachable backend
         fail(f"cannot serve the stubs: {first_line(exc)}")
     click.echo("stopped", err=True)
+
+
+stubs.add_command(generate_command)

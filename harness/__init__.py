@@ -15,15 +15,18 @@ from ecom_harness._lazy import lazy_exports
 if TYPE_CHECKING:
     from .addresses import SERVED_KINDS, PortPlan, http_url
     from .admin import ADMIN_COMPONENT, admin_app, admin_spec
+    from .bundle import BundleError, load_bundle
     from .env import ENV_FORMATS, ComponentEnv, EnvError, component_env, database_url
     from .faults import FAULT_KINDS, Fault, FaultBook, FaultError
     from .journal import EventEntry, Interaction, Journal, redact_body, redact_headers
     from .mesh import Mesh, MeshConfigError, MeshOptions, unreachable_real_services
     from .proxy import RecordingProxy
     from .running import STOP_SIGNALS, run_until_signalled
+    from .stub_server import StubServer, StubServerOptions
 
 _EXPORTS = {
     "ADMIN_COMPONENT": ".admin",
+    "BundleError": ".bundle",
     "ComponentEnv": ".env",
     "ENV_FORMATS": ".env",
     "EnvError": ".env",
@@ -42,11 +45,14 @@ _EXPORTS = {
     "RecordingProxy": ".proxy",
     "SERVED_KINDS": ".addresses",
     "STOP_SIGNALS": ".running",
+    "StubServer": ".stub_server",
+    "StubServerOptions": ".stub_server",
     "admin_app": ".admin",
     "admin_spec": ".admin",
     "component_env": ".env",
     "database_url": ".env",
     "http_url": ".addresses",
+    "load_bundle": ".bundle",
     "redact_body": ".journal",
     "redact_headers": ".journal",
     "run_until_signalled": ".running",
@@ -62,6 +68,7 @@ __all__ = [
     "FAULT_KINDS",
     "SERVED_KINDS",
     "STOP_SIGNALS",
+    "BundleError",
     "ComponentEnv",
     "EnvError",
     "EventEntry",
@@ -75,11 +82,14 @@ __all__ = [
     "MeshOptions",
     "PortPlan",
     "RecordingProxy",
+    "StubServer",
+    "StubServerOptions",
     "admin_app",
     "admin_spec",
     "component_env",
     "database_url",
     "http_url",
+    "load_bundle",
     "redact_body",
     "redact_headers",
     "run_until_signalled",

@@ -2,9 +2,10 @@
 it, so every exchange is seen -- whichever side is real -- and faults can be injected.
 
 Per request: take the edge's fault (if any), forward to the callee (an in-process stub
-through ``httpx.ASGITransport``, or a real service by URL), answer the caller, and
-journal the exchange with its operationId and the spec violations on either side
-(judged against the callee's OpenAPI document).
+through ``httpx.ASGITransport``, or a real service by URL), journal the exchange with
+its operationId and the spec violations on either side (judged against the callee's
+OpenAPI document), then answer the caller -- in that order, so a caller that has its
+answer finds the exchange already in the journal.
 """
 
 from __future__ import annotations
@@ -103,6 +104,9 @@ class RecordingProxy:
             if watcher is not None:
                 watcher.cancel()
             self._record(request, query, outcome, fault, started)
+        # Journaled first, answered second: whoever has the answer finds it in the journal.
+        if outcome.status is not None:
+            await _answer(send, outcome.status, outcome.headers, outcome.body)
 
     async def _forward(
         self, request: StubRequest, query: str, send: Send, gave_up: asyncio.Event
@@ -126,15 +130,13 @@ class RecordingProxy:
         answer = {
             k: v for k, v in response.headers.items() if k not in _DROP_RESPONSE
         }  # lower-cased by httpx
-        late = gave_up.is_set()
-        await _answer(send, response.status_code, answer, response.content)
+        late = gave_up.is_set()  # before the answer is sent (then a hang-up is normal)
         return _Outcome(response.status_code, answer, response.content, caller_gave_up=late)
 
     async def _fault(self, fault: Fault, receive: Receive, send: Send) -> _Outcome:
         if fault.kind == "error":
             body = b"" if fault.body is None else orjson.dumps(fault.body)
             headers = {"content-type": "application/json"} if body else {}
-            await _answer(send, fault.status, headers, body)
             return _Outcome(fault.status, headers, body)
         if fault.kind == "reset":
             await _drop(send)
