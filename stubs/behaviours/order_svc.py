@@ -277,7 +277,7 @@ class OrderSimulator(Simulator):
             failures=(PeerUnavailable,),
         )
         self.relay = OutboxRelay(outbox, ctx.db, ctx.bus, COMPONENT)
-        self.undo = UndoQueue(undo_steps, ctx.db, self._undo_step)
+        self.undo = UndoQueue(undo_steps, ctx.db, self._undo_later)
         self._key_locks = KeyedLocks()  # createOrder, by Idempotency-Key
 
     def _now(self) -> datetime:
@@ -562,7 +562,13 @@ class OrderSimulator(Simulator):
                 logger.warning("%s: %s did not finish; retried in the background", order_id, kind)
                 await self.undo.add(kind, order_id, payload)
 
-    async def _undo_step(self, kind: str, order_id: str, payload: dict[str, Any]) -> bool:
+    async def _undo_later(self, kind: str, order_id: str, payload: dict[str, Any]) -> bool:
+        """The undo queue's attempt at a step: not counted by the breaker."""
+        return await self._undo_step(kind, order_id, payload, counted=False)
+
+    async def _undo_step(
+        self, kind: str, order_id: str, payload: dict[str, Any], *, counted: bool = True
+    ) -> bool:
         """One attempt at an undo step; True when it is done (the peer undid it, or there
         was nothing (left) to undo)."""
         if kind.startswith("settle:"):
@@ -575,7 +581,7 @@ class OrderSimulator(Simulator):
             call = Call(kind, PAYMENT, path, json={"reason": payload["reason"]})
         else:  # cancelShipment
             call = Call(kind, SHIPPING, f"/shipments/{payload['shipment_id']}/cancel")
-        outcome = await self._attempt(order_id, call, expect=200)
+        outcome = await self._attempt(order_id, call, expect=200, counted=counted)
         return outcome.ok or outcome.status in _NOTHING_TO_UNDO
 
     async def _settle(self, operation: str, order_id: str, payload: dict[str, Any]) -> bool:
@@ -584,8 +590,8 @@ class OrderSimulator(Simulator):
         one did (or does it now), and never does it twice."""
         peer = {"reserveStock": INVENTORY, "createPayment": PAYMENT}.get(operation, SHIPPING)
         call = Call(operation, peer, payload["path"], payload["json"], payload["headers"])
-        outcome = await self._attempt(order_id, call, expect=201)
-        if _unknown(outcome):
+        outcome = await self._attempt(order_id, call, expect=201, counted=False)
+        if _unknown(outcome) or not outcome.sent:
             return False
         if operation == "reserveStock":
             found = outcome.body.get("reservation_id") if outcome.ok else None
@@ -598,7 +604,7 @@ class OrderSimulator(Simulator):
             step = ("cancelShipment", {"shipment_id": found})
         if not isinstance(found, str):
             return True  # refused (declined, out of stock...): nothing was done
-        return await self._undo_step(step[0], order_id, step[1])
+        return await self._undo_step(step[0], order_id, step[1], counted=False)
 
     # --- failures -------------------------------------------------------------------------
 
@@ -656,11 +662,20 @@ class OrderSimulator(Simulator):
 
     # --- peers ----------------------------------------------------------------------------
 
-    async def _attempt(self, order_id: str, call: Call, *, expect: int) -> Outcome:
+    async def _attempt(
+        self, order_id: str, call: Call, *, expect: int, counted: bool = True
+    ) -> Outcome:
         """Make the call (inventory through the breaker), record it as a saga step, and
-        say how it went; never raises for a peer's failure."""
+        say how it went; never raises for a peer's failure. An uncounted call (settling
+        an unknown outcome, an undo step retried later) does not count towards the
+        breaker, and is not made while the circuit is not closed: the breaker judges
+        the orders, and gives inventory-svc its rest."""
         try:
-            if call.peer == INVENTORY:
+            if call.peer == INVENTORY and not counted:
+                if self.breaker.state is not BreakerState.CLOSED:
+                    raise CircuitOpen(self.breaker.state, self.breaker.retry_after())
+                response = await self._send(call)
+            elif call.peer == INVENTORY:
                 response = await self.breaker.call(lambda: self._send(call))
             else:
                 response = await self._send(call)
