@@ -33,6 +33,8 @@ COMMANDS = {
     "stubs": ("stubs:stubs", "Serve the components' stubs, generated from their specs."),
     "up": ("mesh:up", "Run the whole mesh in the foreground and print its addresses."),
     "env": ("mesh:env", "Print what a real COMPONENT needs to join a mesh."),
+    "run": ("run:run", "Run scenarios end to end and judge them against the journal."),
+    "scenarios": ("run:scenarios", "List the scenarios, or show one in words."),
 }
 
 

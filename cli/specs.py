@@ -27,14 +27,28 @@ def specs() -> None:
     help="One line per problem, or a JSON array.",
 )
 @click.option(
+    "--scenarios",
+    "scenario_dirs",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Also lint the scenario files in DIR (the shipped scenarios are always linted).",
+)
+@click.option(
     "--config",
     "config_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A pyproject.toml ([tool.ecom-harness.lint]) or ecom-harness.toml ([lint]) setting "
     "each rule to error, warn or off; default: one of those in the working directory.",
 )
-def lint(paths: tuple[Path, ...], fmt: str, config_path: Path | None) -> None:
-    """Lint spec files and directories (default: the specs shipped with ecom-harness).
+def lint(
+    paths: tuple[Path, ...],
+    fmt: str,
+    scenario_dirs: tuple[Path, ...],
+    config_path: Path | None,
+) -> None:
+    """Lint spec files and directories (default: the specs shipped with ecom-harness),
+    and the scenario files: the shipped ones and those in each --scenarios DIR.
 
     Prints one line per problem: FILE#POINTER: MESSAGE [RULE] (FILE#POINTER: warning:
     MESSAGE [RULE] for a rule the config sets to warn). Correctness rules apply to every
@@ -42,13 +56,17 @@ def lint(paths: tuple[Path, ...], fmt: str, config_path: Path | None) -> None:
     asks. Exits 0 when no error was found (warnings allowed), 1 when errors were found,
     2 on a usage error (a bad config included).
     """
-    from ecom_harness.specs import LintConfigError, lint_specs, load_lint_config
+    from ecom_harness.harness import lint_scenario_files
+    from ecom_harness.specs import LintConfigError, LintReport, lint_specs, load_lint_config
 
     try:
         config = load_lint_config(config_path)
     except LintConfigError as exc:
         usage_fail(str(exc))
     report = lint_specs(paths, config)
+    scenario_problems, scenario_files = lint_scenario_files(scenario_dirs)
+    diagnostics = [*report.diagnostics, *scenario_problems]
+    report = LintReport(tuple(diagnostics), report.files + scenario_files)
     if fmt == "json":
         rows = [
             {

@@ -1,6 +1,6 @@
 """The harness: the mesh (a recording proxy per topology edge, faults, the journal, the
-admin API), the configuration a real service needs to join it, and running it until
-signalled.
+admin API), the configuration a real service needs to join it, running it until
+signalled, and the scenarios (files, lint, the runner and its event stream, reporters).
 
 May import: ``ecom_harness.stubs`` and ``ecom_harness.specs``; never the CLI. Names load
 on first use (PEP 562).
@@ -21,7 +21,25 @@ if TYPE_CHECKING:
     from .journal import EventEntry, Interaction, Journal, redact_body, redact_headers
     from .mesh import Mesh, MeshConfigError, MeshOptions, unreachable_real_services
     from .proxy import RecordingProxy
+    from .reporters import ConsoleReporter, JournalReporter, JsonReporter, JUnitReporter
+    from .run_events import (
+        ExpectationChecked,
+        ExpectationResult,
+        JournalEntrySeen,
+        RunEvent,
+        RunFinished,
+        RunResult,
+        RunStarted,
+        ScenarioFinished,
+        ScenarioResult,
+        ScenarioStarted,
+        StepNote,
+        StepSent,
+    )
+    from .runner import RunPlan, RunSetupError, run_scenarios
     from .running import STOP_SIGNALS, run_until_signalled
+    from .scenario_files import Scenario, ScenarioError, Step, load_scenario, load_scenarios
+    from .scenario_lint import lint_scenario_files
     from .stub_server import StubServer, StubServerOptions
 
 _EXPORTS = {
@@ -56,6 +74,31 @@ _EXPORTS = {
     "redact_body": ".journal",
     "redact_headers": ".journal",
     "run_until_signalled": ".running",
+    "ConsoleReporter": ".reporters",
+    "JournalReporter": ".reporters",
+    "JsonReporter": ".reporters",
+    "JUnitReporter": ".reporters",
+    "ExpectationChecked": ".run_events",
+    "ExpectationResult": ".run_events",
+    "JournalEntrySeen": ".run_events",
+    "RunEvent": ".run_events",
+    "RunFinished": ".run_events",
+    "RunResult": ".run_events",
+    "RunStarted": ".run_events",
+    "ScenarioFinished": ".run_events",
+    "ScenarioResult": ".run_events",
+    "ScenarioStarted": ".run_events",
+    "StepNote": ".run_events",
+    "StepSent": ".run_events",
+    "RunPlan": ".runner",
+    "RunSetupError": ".runner",
+    "run_scenarios": ".runner",
+    "Scenario": ".scenario_files",
+    "ScenarioError": ".scenario_files",
+    "Step": ".scenario_files",
+    "load_scenario": ".scenario_files",
+    "load_scenarios": ".scenario_files",
+    "lint_scenario_files": ".scenario_lint",
 }
 
 
@@ -70,18 +113,39 @@ __all__ = [
     "STOP_SIGNALS",
     "BundleError",
     "ComponentEnv",
+    "ConsoleReporter",
     "EnvError",
     "EventEntry",
+    "ExpectationChecked",
+    "ExpectationResult",
     "Fault",
     "FaultBook",
     "FaultError",
     "Interaction",
+    "JUnitReporter",
     "Journal",
+    "JournalEntrySeen",
+    "JournalReporter",
+    "JsonReporter",
     "Mesh",
     "MeshConfigError",
     "MeshOptions",
     "PortPlan",
     "RecordingProxy",
+    "RunEvent",
+    "RunFinished",
+    "RunPlan",
+    "RunResult",
+    "RunSetupError",
+    "RunStarted",
+    "Scenario",
+    "ScenarioError",
+    "ScenarioFinished",
+    "ScenarioResult",
+    "ScenarioStarted",
+    "Step",
+    "StepNote",
+    "StepSent",
     "StubServer",
     "StubServerOptions",
     "admin_app",
@@ -89,9 +153,13 @@ __all__ = [
     "component_env",
     "database_url",
     "http_url",
+    "lint_scenario_files",
     "load_bundle",
+    "load_scenario",
+    "load_scenarios",
     "redact_body",
     "redact_headers",
+    "run_scenarios",
     "run_until_signalled",
     "unreachable_real_services",
 ]

@@ -5,6 +5,15 @@ callee, operationId, request, response, duration and the spec violations found o
 either side; each event on the bus with its publisher, topic, key, type and the consumer
 groups that received it. Secrets never reach the journal: credential headers and
 secret-looking body fields are redacted when recorded.
+
+Events come from the bus's own reports (``observe_bus``) or, when a :class:`TopicWatch`
+is attached (the mesh attaches one), from the journal's own consumer group on every
+topic (``record_event``): then every publisher's records are seen, a real service's
+included, each with the AsyncAPI violations it has; the bus's reports only link the
+consumer groups' deliveries to them.
+
+Every violation names whose it is (:meth:`Interaction.blame`, :meth:`EventEntry.blame`):
+a request's is its caller's, an answer's its callee's, an event's its publisher's.
 """
 
 from __future__ import annotations
@@ -19,11 +28,12 @@ from typing import Any, Literal
 
 import orjson
 
-from ecom_harness.stubs import BusEvent, DeadLettered, Delivered, Published
+from ecom_harness.stubs import BusEvent, DeadLettered, Delivered, Published, Record
 
-__all__ = ["EventEntry", "Interaction", "Journal", "redact_body", "redact_headers"]
+__all__ = ["JOURNAL_GROUP", "EventEntry", "Interaction", "Journal", "redact_body", "redact_headers"]
 
 REDACTED = "[redacted]"
+JOURNAL_GROUP = "ecom-harness-journal"  # the journal's own consumer group (TopicWatch)
 _SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "x-service-token", "cookie", "set-cookie", "x-api-key"}
 )
@@ -89,6 +99,13 @@ class Interaction:
     def edge(self) -> str:
         return f"{self.caller}->{self.callee}"
 
+    def blame(self) -> list[tuple[str, str]]:
+        """``(whose, violation)``: ``request ...`` is the caller's, ``response ...`` the
+        callee's (an answer a fault injected is never judged, so never the callee's)."""
+        return [
+            (self.caller if v.startswith("request") else self.callee, v) for v in self.violations
+        ]
+
 
 @dataclass(slots=True)
 class EventEntry:
@@ -106,7 +123,12 @@ class EventEntry:
     value: Any
     groups: list[str] = field(default_factory=list)
     dead_lettered: list[str] = field(default_factory=list)
+    violations: tuple[str, ...] = ()  # how the record breaks the AsyncAPI document
     kind: Literal["event"] = "event"
+
+    def blame(self) -> list[tuple[str, str]]:
+        """``(whose, violation)``: every violation of an event is its publisher's."""
+        return [(self.publisher, v) for v in self.violations]
 
 
 Entry = Interaction | EventEntry
@@ -120,7 +142,13 @@ class Journal:
         self._events: dict[tuple[str, int, int], EventEntry] = {}
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
-        self.listeners: list[Callable[[Entry], None]] = []
+        self.listeners: list[Callable[[Entry], None]] = []  # each new entry
+        # any change: a new entry, or a delivery linked to an event already journaled
+        self.change_listeners: list[Callable[[], None]] = []
+        # Set by a TopicWatch: events are journaled from its consumer group, not from the
+        # bus's publish reports; deliveries seen before their record wait in _pending.
+        self.watches_topics = False
+        self._pending: dict[tuple[str, int, int], list[BusEvent]] = {}
 
     def next_seq(self) -> int:
         with self._lock:
@@ -133,35 +161,77 @@ class Journal:
                 self._events[(entry.topic, entry.partition, entry.offset)] = entry
         for listener in self.listeners:
             listener(entry)
+        self._changed()
+
+    def _changed(self) -> None:
+        for listener in self.change_listeners:
+            listener()
 
     def observe_bus(self, event: BusEvent) -> None:
-        """An event-bus observer: publications become entries, deliveries mark them."""
+        """An event-bus observer: publications become entries (unless a TopicWatch
+        journals them), deliveries mark them."""
         record = event.record
         if isinstance(event, Published):
-            value = record.value
-            self.add(
-                EventEntry(
-                    seq=self.next_seq(),
-                    time=time.time(),
-                    publisher=event.publisher,
-                    topic=record.topic,
-                    key=record.key,
-                    message_type=record.message_type,
-                    event_id=str(value.get("id", "")),
-                    partition=record.partition,
-                    offset=record.offset,
-                    value=redact_body(value),
-                )
-            )
+            if not self.watches_topics:
+                self.record_event(record, event.publisher)
             return
+        where = (record.topic, record.partition, record.offset)
         with self._lock:
-            entry = self._events.get((record.topic, record.partition, record.offset))
-        if entry is None:
+            entry = self._events.get(where)
+            if entry is None:
+                if self.watches_topics:  # the watch has not seen the record yet
+                    self._pending.setdefault(where, []).append(event)
+                return
+        self._mark(entry, event)
+        self._changed()
+
+    @staticmethod
+    def _mark(entry: EventEntry, event: BusEvent) -> None:
+        if getattr(event, "group", None) == JOURNAL_GROUP:
             return
         if isinstance(event, Delivered) and event.group not in entry.groups:
             entry.groups.append(event.group)
         elif isinstance(event, DeadLettered):
             entry.dead_lettered.append(event.group)
+
+    def record_event(
+        self, record: Record, publisher: str, violations: tuple[str, ...] = ()
+    ) -> EventEntry:
+        """Journal one record; deliveries reported before it are linked now."""
+        value = record.value
+        entry = EventEntry(
+            seq=self.next_seq(),
+            time=time.time(),
+            publisher=publisher,
+            topic=record.topic,
+            key=record.key,
+            message_type=record.message_type,
+            event_id=str(value.get("id", "")),
+            partition=record.partition,
+            offset=record.offset,
+            value=redact_body(value),
+            violations=violations,
+        )
+        with self._lock:
+            pending = self._pending.pop((record.topic, record.partition, record.offset), [])
+        for event in pending:
+            self._mark(entry, event)
+        self.add(entry)
+        return entry
+
+    def mark_committed(self, group: str, topic: str, partition: int, offset: int) -> None:
+        """``group`` committed ``offset`` on a partition: every record of it below that
+        offset was handled by the group (a real consumer's deliveries, seen from Kafka)."""
+        with self._lock:
+            found = [
+                entry
+                for (t, p, o), entry in self._events.items()
+                if t == topic and p == partition and o < offset and group not in entry.groups
+            ]
+            for entry in found:
+                entry.groups.append(group)
+        if found:
+            self._changed()
 
     def entries(self) -> list[Entry]:
         with self._lock:
@@ -186,6 +256,7 @@ class Journal:
         with self._lock:
             self._entries.clear()
             self._events.clear()
+            self._pending.clear()
 
     def save(self, path: Path) -> int:
         """Write the journal as JSON Lines (one entry per line); returns the count."""

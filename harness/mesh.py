@@ -19,7 +19,15 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ecom_harness.specs import Topology, load_api, load_topology, shipped_spec
+from ecom_harness.specs import (
+    Document,
+    MessageValidator,
+    Topology,
+    load_api,
+    load_topology,
+    read_document,
+    shipped_spec,
+)
 from ecom_harness.stubs import (
     LOCAL_GROUP_TIMINGS,
     Backends,
@@ -40,6 +48,7 @@ from .addresses import PortPlan, http_url
 from .faults import FaultBook
 from .journal import Journal
 from .proxy import RecordingProxy
+from .topic_watch import GroupWatch, TopicWatch, receiver_groups, senders_by_topic
 
 __all__ = ["Mesh", "MeshConfigError", "MeshOptions", "unreachable_real_services"]
 
@@ -75,6 +84,7 @@ class MeshOptions:
     postgres_url: str | None = None
     host: str = "127.0.0.1"
     settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    database_prefix: str = "ecom"  # PostgreSQL databases <prefix>_<service> (tests: unique)
     deadlines: Deadlines = field(default_factory=Deadlines)  # every timeout, one place
 
 
@@ -96,6 +106,7 @@ class Mesh:
         self._server: asyncio.Task[None] | None = None
         self._exits = contextlib.ExitStack()
         self._clients: list[httpx.AsyncClient] = []
+        self._group_watch: GroupWatch | None = None  # real consumers' committed offsets
         self._check_options()
 
     # --- configuration ---
@@ -131,11 +142,14 @@ class Mesh:
     async def start(self) -> Mesh:
         try:
             await self._start_bus()
+            await self._watch_topics()
             listening = self._bind()
             self.host = StubHost(
                 specs={name: shipped_spec(name) for name in self.hosted},
                 backends=Backends(
-                    database_url=self.options.postgres_url, redis_url=self.options.redis_url
+                    database_url=self.options.postgres_url,
+                    redis_url=self.options.redis_url,
+                    database_prefix=self.options.database_prefix,
                 ),
                 routes=self._routes(),
                 bus=self.bus,
@@ -143,6 +157,8 @@ class Mesh:
                 deadlines=self.options.deadlines,
             )
             await self.host.start()
+            if self._group_watch is not None:
+                await self._group_watch.start()
             apps = self._apps(listening)
             self._server = asyncio.create_task(
                 serve_sockets(PortDispatcher(apps), self._sockets, self._stop)
@@ -168,6 +184,25 @@ class Mesh:
         self.bus = KafkaBus(
             self.bootstrap_servers, observer=self.journal.observe_bus, timings=timings
         )
+
+    async def _watch_topics(self) -> None:
+        """The journal's own consumer group on every topic of the broker's AsyncAPI
+        document, so every publisher's events are journaled (and validated)."""
+        assert self.bus is not None
+        broker = next((c for c in self.topology.components.values() if c.kind == "broker"), None)
+        path = self.topology.spec_path(broker) if broker is not None else None
+        if path is None:
+            return
+        document = read_document(path)
+        if not isinstance(document, Document):
+            raise MeshConfigError(f"cannot read the AsyncAPI document: {document}")
+        watch = TopicWatch(
+            self.journal, MessageValidator(document.data), senders_by_topic(document.data)
+        )
+        await watch.attach(self.bus)
+        groups = receiver_groups(document.data, self.options.real)
+        if groups and self.bootstrap_servers is not None:  # real consumers on a real broker
+            self._group_watch = GroupWatch(self.journal, self.bootstrap_servers, groups)
 
     def _bind(self) -> dict[int, str]:
         """Bind every listening socket first, so all URLs are known before anything
@@ -235,6 +270,9 @@ class Mesh:
     async def stop(self) -> None:
         """Stop everything this mesh started, by its own handles; safe to call twice."""
         self._stop.set()
+        if self._group_watch is not None:
+            await self._group_watch.stop()
+            self._group_watch = None
         if self._server is not None:
             await self._server
             self._server = None

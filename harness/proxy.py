@@ -4,7 +4,9 @@ it, so every exchange is seen -- whichever side is real -- and faults can be inj
 Per request: take the edge's fault (if any), forward to the callee (an in-process stub
 through ``httpx.ASGITransport``, or a real service by URL), journal the exchange with
 its operationId and the spec violations on either side (judged against the callee's
-OpenAPI document), then answer the caller -- in that order, so a caller that has its
+OpenAPI document by :mod:`.exchange_checks`: bodies, statuses, documented headers, the
+callee's security requirements; an answer a fault injected is the fault's, so only its
+request is judged), then answer the caller -- in that order, so a caller that has its
 answer finds the exchange already in the journal.
 """
 
@@ -23,12 +25,12 @@ from ecom_harness.stubs import (
     Scope,
     Send,
     StubRequest,
-    check_exchange,
     decode_body,
     media_type_of,
     read_request,
 )
 
+from .exchange_checks import judge_exchange
 from .faults import Fault, FaultBook
 from .journal import Interaction, Journal, redact_body, redact_headers
 
@@ -156,7 +158,15 @@ class RecordingProxy:
     ) -> None:
         media_type = media_type_of(outcome.headers.get("content-type"))
         check = (
-            check_exchange(self.api, request, outcome.status, media_type, outcome.body)
+            judge_exchange(
+                self.api,
+                request,
+                status=outcome.status,
+                response_headers=outcome.headers,
+                media_type=media_type,
+                body=outcome.body,
+                fault_answered=fault is not None and fault.kind != "delay",
+            )
             if self.api is not None
             else None
         )

@@ -16,6 +16,7 @@ from ecom_harness.specs import spec_root
 
 # Every spec document in the checkout: an install must find (and ship) each one.
 SPEC_FILES = len(list((REPO / "specs").rglob("*.yaml")))
+SCENARIOS = sorted((REPO / "harness" / "scenarios").glob("*.yaml"))
 
 _PROBE = (
     "import json, ecom_harness.specs as s;"
@@ -84,6 +85,8 @@ def test_wheel_adds_one_import_name_and_ships_the_specs(wheel: Path) -> None:
         "ecom_harness/specs/lint/vendor/asyncapi-3.0.0.schema.json",
         "ecom_harness/py.typed",
         "ecom_harness/cli/main.py",
+        "ecom_harness/harness/scenario.schema.json",
+        *(f"ecom_harness/harness/scenarios/{p.name}" for p in SCENARIOS),
     ):
         assert expected in names
 

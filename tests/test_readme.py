@@ -29,12 +29,19 @@ _ENVIRONMENT = re.compile(
 
 
 def runnable_steps(text: str) -> list[str]:
-    """Each command of each ```sh block that a test can run, in README order."""
+    """Each command of each ```sh block that a test can run, in README order. A
+    ``# needs: ...`` comment, on the command's line or a line of its own just before
+    it, leaves the command out; ``\\`` continues a command on the next line."""
     steps = []
     for block in BLOCK.findall(text):
-        for line in block.splitlines():
+        needs = False
+        for line in block.replace("\\\n", " ").splitlines():
             command, _, comment = line.partition("#")
-            if "needs:" in comment:
+            if not command.strip():
+                needs = needs or "needs:" in comment
+                continue
+            if needs or "needs:" in comment:
+                needs = False
                 continue
             for part in command.split("&&"):
                 step = part.strip()
@@ -57,7 +64,7 @@ def test_a_readme_step_runs_as_written(step: str, tmp_path: Path) -> None:
     assert bash is not None
     done = subprocess.run(
         [bash, "-c", step],
-        cwd=ROOT,
+        cwd=tmp_path,  # what a step writes (reports, an env file) stays out of the repo
         env=env,
         capture_output=True,
         text=True,
