@@ -103,7 +103,7 @@ class StubHost:
                 peers=peers[name],
                 bus=self.bus,
                 settings=self.settings.get(name, {}),
-                deadlines=self.deadlines,
+                deadlines=self.deadlines.for_component(self.settings.get(name, {})),
             )
             simulated = name in SIMULATORS and name not in self.examples_only
             simulator = SIMULATORS[name](ctx) if simulated else None

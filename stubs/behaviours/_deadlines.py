@@ -43,6 +43,14 @@ __all__ = ["SERVER_KEEPALIVE", "DeadlineError", "Deadlines"]
 SERVER_KEEPALIVE = 30.0  # seconds a served connection may idle (uvicorn's default is 5)
 
 
+# A component's own settings may set a leaf for one run (a scenario's ``inventory_timeout``).
+_LEAF_SETTINGS = {
+    "inventory_timeout": "inventory",
+    "shipping_timeout": "shipping",
+    "stripe_timeout": "stripe",
+}
+
+
 class DeadlineError(ValueError):
     """A deadline value that cannot be used; the message names the field."""
 
@@ -79,6 +87,16 @@ class Deadlines:
                 f"unknown deadline(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})"
             )
         return cls(**values)
+
+    def for_component(self, settings: Mapping[str, Any]) -> Deadlines:
+        """These deadlines with the leaves a component's settings set for one run
+        (``inventory_timeout``, ``shipping_timeout``, ``stripe_timeout``): a scenario makes a
+        timeout short so it runs fast. Only leaves: what a caller waits is still worked
+        out from them, so the chain still nests."""
+        changes: dict[str, Any] = {
+            leaf: float(settings[name]) for name, leaf in _LEAF_SETTINGS.items() if name in settings
+        }
+        return dataclasses.replace(self, **changes) if changes else self
 
     def as_dict(self) -> dict[str, float]:
         return {item.name: float(getattr(self, item.name)) for item in dataclasses.fields(self)}

@@ -15,13 +15,16 @@ peer can take with its own calls.
 A step that timed out (or whose peer could not be reached, or answered 5xx) has an
 unknown outcome, never a decline: the order is rejected with the failure reason of the
 unavailable peer (``inventory_unavailable``, ``payment_unavailable``,
-``shipping_unavailable``), and the step is *settled*: sent again exactly as before (the
-same ``Idempotency-Key``, the same order id, which every peer treats as the same
-request), and whatever it answers is undone (a charge refunded, a reservation released, a
-shipment cancelled). Undo steps (settling and compensation alike) are tried at once; one
-that does not finish goes to :attr:`OrderSimulator.undo`, a queue in order-svc's own
-database retried in the background until done, never dropped. Every answer about a
-created order names it (``order_id``, and ``Location``).
+``shipping_unavailable``). A charge or a shipment of unknown outcome is *settled*: sent
+again exactly as before (the same ``Idempotency-Key``, the same order id, which each peer
+treats as the same request), and whatever it answers is undone (a charge refunded, a
+shipment cancelled). A reservation is not: each hold is asked for with a ``ttl_seconds``
+of the saga's own deadline, so one that lands after order-svc gave up on it expires by
+itself once the order is decided (and the circuit breaker sees no extra calls). Undo steps
+(settling and compensation alike) are tried at once; one that does not finish goes to
+:attr:`OrderSimulator.undo`, a queue in order-svc's own database retried in the
+background until done, never dropped. Every answer about a created order names it
+(``order_id``, and ``Location``).
 
 Settings (``ctx.settings``), with their defaults:
 
@@ -48,6 +51,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -461,21 +465,23 @@ class OrderSimulator(Simulator):
 
     async def _reserve(self, order: Mapping[str, Any]) -> dict[str, str]:
         lines = [{"sku": i["sku"], "quantity": i["quantity"]} for i in order["items"]]
+        # The hold lasts no longer than this saga can: a reservation that lands after
+        # order-svc gave up on it (its id never known, so never released) expires by
+        # itself once the order is long decided, instead of locking units for 15 minutes.
+        ttl = min(3600, math.ceil(self.ctx.deadlines.order + self.ctx.deadlines.margin))
         call = Call(
             "reserveStock",
             INVENTORY,
             "/reservations",
-            {"order_id": order["order_id"], "items": lines},
+            {"order_id": order["order_id"], "items": lines, "ttl_seconds": ttl},
         )
         outcome = await self._attempt(order["order_id"], call, expect=201)
         if outcome.ok:
             return {"reservation_id": outcome.body["reservation_id"]}
         if outcome.status in (404, 409):  # 404: a SKU inventory-svc does not stock
             raise self._out_of_stock(order, outcome)
-        failure = self._inventory_unavailable(outcome.detail)
-        if _unknown(outcome):
-            failure.unsettled = call
-        raise failure
+        # not settled by a second request: the hold expires with the saga's deadline
+        raise self._inventory_unavailable(outcome.detail)
 
     async def _charge(self, order: Mapping[str, Any]) -> dict[str, str]:
         """Charge with a key derived from the order id, so a retried charge replays."""
@@ -553,11 +559,6 @@ class OrderSimulator(Simulator):
         """Try each undo step once, in the order given; one that does not finish goes to
         the undo queue (retried until done), and the next still runs."""
         for kind, payload in steps:
-            if kind == "settle:reserveStock":
-                # in the background, not inline: inventory-svc just failed, and a retry at
-                # once would only count against its circuit breaker again
-                await self.undo.add(kind, order_id, payload)
-                continue
             if not await self._undo_step(kind, order_id, payload):
                 logger.warning("%s: %s did not finish; retried in the background", order_id, kind)
                 await self.undo.add(kind, order_id, payload)
