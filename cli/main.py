@@ -35,6 +35,10 @@ COMMANDS = {
     "env": ("mesh:env", "Print what a real COMPONENT needs to join a mesh."),
     "run": ("run:run", "Run scenarios end to end and judge them against the journal."),
     "scenarios": ("run:scenarios", "List the scenarios, or show one in words."),
+    "contracts": (
+        "contracts:contracts",
+        "Generate, verify, check, diff and fuzz the Pact contracts.",
+    ),
 }
 
 

@@ -22,6 +22,7 @@ from .mesh import mesh_options
 
 if TYPE_CHECKING:  # the harness loads when a command runs, not for --help
     from ecom_harness.harness import MeshOptions, Scenario
+    from ecom_harness.harness.contracts import PactFile
 
 __all__ = ["run", "scenarios"]
 
@@ -124,6 +125,13 @@ RUN_HELP = "Run scenarios end to end and judge them against the journal."
     help="Write every scenario's journal as JSON Lines.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="List every expectation as it is checked.")
+@click.option(
+    "--pacts",
+    "pact_folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Pact files every interaction must match (default: the committed contracts/).",
+)
+@click.option("--no-pacts", is_flag=True, help="Do not judge the interactions against the pacts.")
 @mesh_options
 def run(  # noqa: PLR0917 - Click passes every option by keyword
     names: tuple[str, ...],
@@ -135,6 +143,8 @@ def run(  # noqa: PLR0917 - Click passes every option by keyword
     junit_file: Path | None,
     journal_file: Path | None,
     verbose: bool,
+    pact_folder: Path | None,
+    no_pacts: bool,
     options: MeshOptions,
 ) -> None:
     """Run scenarios (default: all) end to end through the gateway, on stubs or real
@@ -160,7 +170,8 @@ def run(  # noqa: PLR0917 - Click passes every option by keyword
     handlers += [JsonReporter(json_file)] if json_file else []
     handlers += [JUnitReporter(junit_file)] if junit_file else []
     handlers += [JournalReporter(journal_file)] if journal_file else []
-    plan = RunPlan(selected, options, real_commands, seed, startup_timeout)
+    pacts = () if no_pacts else _pacts(pact_folder)
+    plan = RunPlan(selected, options, real_commands, seed, startup_timeout, pacts)
     try:
         result = asyncio.run(run_scenarios(plan, handlers))
     except start_failures() as exc:
@@ -168,6 +179,16 @@ def run(  # noqa: PLR0917 - Click passes every option by keyword
     if result.setup_error:
         _setup_error(result.setup_error)
     sys.exit(result.exit_code)
+
+
+def _pacts(folder: Path | None) -> tuple[PactFile, ...]:
+    """The pacts the run judges against; unreadable ones are a usage error."""
+    from ecom_harness.harness.contracts import PactError, default_pact_dir, load_pacts
+
+    try:
+        return tuple(load_pacts(folder or default_pact_dir()))
+    except PactError as exc:
+        _setup_error(str(exc))
 
 
 @click.group("scenarios", short_help="List the scenarios, or show one in words.")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import orjson
 
 from ecom_harness.specs import load_api, spec_root
@@ -110,6 +111,7 @@ class MeshAdmin:
             "getJournal": self.get_journal,
             "clearJournal": self.clear_journal,
             "seedComponent": self.seed_component,
+            "setProviderState": self.set_provider_state,
         }
 
     # --- the mesh ---
@@ -218,3 +220,15 @@ class MeshAdmin:
                 req, 422, "validation-error", "Seed data not usable", message, errors=errors
             )
         return _no_content()
+
+    async def set_provider_state(self, req: ValidRequest) -> StubResponse:
+        """A Pact verifier's state change: see ``contracts.states``."""
+        from .contracts.states import ProviderStateError, set_provider_state
+
+        try:
+            values = await set_provider_state(self.mesh, req.body)
+        except (ProviderStateError, MeshConfigError, ValueError) as exc:
+            return _invalid(req, "Provider state not set", str(exc))
+        except httpx.HTTPError as exc:
+            return _invalid(req, "Provider state not set", f"the provider did not answer: {exc}")
+        return json_response(200, values)

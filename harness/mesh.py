@@ -106,6 +106,7 @@ class Mesh:
         self._server: asyncio.Task[None] | None = None
         self._exits = contextlib.ExitStack()
         self._clients: list[httpx.AsyncClient] = []
+        self.proxies: dict[str, RecordingProxy] = {}  # "caller->callee" -> its proxy
         self._group_watch: GroupWatch | None = None  # real consumers' committed offsets
         self._check_options()
 
@@ -263,9 +264,11 @@ class Mesh:
             )
             api = load_api(shipped_spec(callee))
         self._clients.append(upstream)
-        return RecordingProxy(
+        proxy = RecordingProxy(
             caller, callee, upstream=upstream, api=api, journal=self.journal, faults=self.faults
         )
+        self.proxies[edge] = proxy
+        return proxy
 
     async def stop(self) -> None:
         """Stop everything this mesh started, by its own handles; safe to call twice."""

@@ -13,9 +13,9 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
@@ -50,6 +50,9 @@ from .run_events import (
 from .scenario_files import Scenario, Step
 from .templating import TemplateError, render
 
+if TYPE_CHECKING:
+    from .contracts import PactFile
+
 __all__ = ["EVENT_DEADLINE_S", "SERVICE_TOKEN", "ScenarioSetupError", "play"]
 
 SERVICE_TOKEN = "ecom-harness"  # X-Service-Token on the harness's own state reads
@@ -77,6 +80,7 @@ class _Play:
     names: dict[str, Any]
     marks: _Marks = field(default_factory=_Marks)
     quiet: Quiet = field(default_factory=Quiet)
+    pacts: tuple[PactFile, ...] = ()
 
     def check(self, outcome: ExpectationResult) -> None:
         self.result.expectations.append(outcome)
@@ -90,10 +94,14 @@ async def play(
     *,
     seed: int | None = None,
     quiet: Quiet | None = None,
+    judge: bool = True,
+    pacts: Sequence[PactFile] = (),
 ) -> ScenarioResult:
     """Run ``scenario`` on ``mesh`` (already reset) and return its result; events go to
     ``handlers`` as they happen. Scenarios played side by side share one ``quiet``, so
-    a step with a timing bound runs alone."""
+    a step with a timing bound runs alone. ``judge=False`` only drives the steps (no
+    run-wide expectations, nothing waited for): what contract generation needs of a run.
+    ``pacts``: every journaled interaction on an edge with a pact must match it."""
 
     def emit(event: RunEvent) -> None:
         for handler in handlers:
@@ -105,6 +113,7 @@ async def play(
     run_id = "".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=10))
     state = _Play(mesh, scenario, emit, result, {"run": run_id, "scenario": scenario.name})
     state.quiet = quiet or Quiet()
+    state.pacts = tuple(pacts)
     try:
         await _given(state)
         async with httpx.AsyncClient(
@@ -112,7 +121,8 @@ async def play(
         ) as client:
             for step in scenario.steps:
                 await _step(state, client, step)
-        await _run_expectations(state)
+        if judge:
+            await _run_expectations(state)
     except (ScenarioSetupError, TemplateError) as exc:
         result.error = str(exc)
     finally:
@@ -415,7 +425,41 @@ async def _run_expectations(state: _Play) -> None:
         spec = _rendered(state, id_, raw)
         if spec is not None:
             state.check(await _end_state(state, id_, spec))
+    await _check_pacts(state, state.pacts)
     state.check(check_no_violations("run:no-violations", state.mesh.journal.entries()))
+
+
+async def _check_pacts(state: _Play, pacts: Sequence[PactFile]) -> None:
+    """One expectation per pact whose edge the scenario used: its interactions match the
+    pact, as Pact's own engine judges (the mock server for requests, the verifier for
+    answers and events); a mismatch says what Pact says."""
+    if not pacts:
+        return
+    from .contracts.scenario_check import judge_journal
+
+    journal = [orjson.loads(orjson.dumps(asdict(e))) for e in state.mesh.journal.entries()]
+    mismatches = await asyncio.to_thread(judge_journal, journal, list(pacts))
+    used = {f"{e.get('caller')}->{e.get('callee')}" for e in journal if e.get("kind") == "http"} | {
+        f"{group}->{e.get('publisher')}"
+        for e in journal
+        if e.get("kind") == "event"
+        for group in e.get("groups") or []
+    }
+    for pact in pacts:
+        if pact.edge not in used:
+            continue
+        found = [m for m in mismatches if m.pact == pact.path.name]
+        state.check(
+            ExpectationResult(
+                f"run:pact:{pact.edge}",
+                f"every interaction of {pact.consumer} with {pact.provider} matches "
+                f"{pact.path.name}",
+                not found,
+                "what the pact describes",
+                "; ".join(f"#{m.seq} ({m.side}) {m.message}" for m in found)[:2000],
+                tuple(sorted({m.seq for m in found if m.seq})),
+            )
+        )
 
 
 def _judge_eventually(

@@ -26,7 +26,7 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .addresses import http_url
 from .env import EnvError, component_env
@@ -46,6 +46,9 @@ from .run_events import (
 )
 from .scenario_files import Scenario
 
+if TYPE_CHECKING:
+    from .contracts import PactFile
+
 __all__ = ["RunPlan", "RunSetupError", "group_by_settings", "run_scenarios"]
 
 DRAIN_S = 5.0
@@ -63,6 +66,7 @@ class RunPlan:
     real_commands: Mapping[str, str] = field(default_factory=dict)  # component -> command
     seed: int | None = None
     startup_timeout: float = 30.0
+    pacts: Sequence[PactFile] = ()  # every interaction on an edge with a pact must match it
 
 
 def group_by_settings(
@@ -156,7 +160,9 @@ async def run_scenarios(plan: RunPlan, handlers: Sequence[Handler]) -> RunResult
             for scenario in members:
                 emit(ScenarioStarted(scenario.name, scenario.title, next(started), len(order)))
                 await mesh.reset()
-                outcome = await play(mesh, scenario, all_handlers, seed=plan.seed, quiet=quiet)
+                outcome = await play(
+                    mesh, scenario, all_handlers, seed=plan.seed, quiet=quiet, pacts=plan.pacts
+                )
                 await _settle(mesh)
                 finished.append(outcome)
                 emit(ScenarioFinished(scenario.name, outcome))

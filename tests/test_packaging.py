@@ -87,6 +87,9 @@ def test_wheel_adds_one_import_name_and_ships_the_specs(wheel: Path) -> None:
         "ecom_harness/cli/main.py",
         "ecom_harness/harness/scenario.schema.json",
         *(f"ecom_harness/harness/scenarios/{p.name}" for p in SCENARIOS),
+        # the committed pacts, which `contracts check|verify` and `run` use by default
+        *(f"ecom_harness/contracts/{p.name}" for p in (REPO / "contracts").glob("*.json")),
+        "ecom_harness/harness/contracts/check.py",
     ):
         assert expected in names
 

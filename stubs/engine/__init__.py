@@ -25,7 +25,7 @@ from ._problems import PROBLEM_MEDIA_TYPE, Problem, problem
 from ._respond import parse_prefer, respond_from_spec, sample_from_schema
 from ._router import route
 from ._security import missing_credentials
-from ._validate_request import MAX_BODY_BYTES, ValidRequest, validate_request
+from ._validate_request import MAX_BODY_BYTES, ValidRequest, decode_form, validate_request
 
 __all__ = [
     "FORM",
@@ -49,6 +49,7 @@ __all__ = [
     "bind",
     "check_exchange",
     "decode_body",
+    "decode_form",
     "is_json_media",
     "media_type_of",
     "missing_credentials",

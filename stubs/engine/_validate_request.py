@@ -114,6 +114,12 @@ def _parse_body(
     return body
 
 
+def decode_form(api: Api, pointer: str | None, raw: bytes) -> dict[str, Any]:
+    """A form body as the data its schema describes (nested ``a[b]`` members, typed values),
+    as the stub validates it: for checks that hold a form body outside a request."""
+    return _coerce_form(api, pointer, _parse_form(raw))
+
+
 def _coerce_form(api: Api, pointer: str | None, body: dict[str, Any]) -> dict[str, Any]:
     """Form values are strings; turn them into what the schema types them as, nested
     members included (``automatic_payment_methods[enabled]=true`` -> True), and

@@ -1,0 +1,101 @@
+"""Scenarios are contract checks: during ``run`` every journaled interaction on an edge with
+a pact must match it, and a mismatch fails the scenario with Pact's own description."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import REPO
+from ecom_harness.cli.main import cli
+from ecom_harness.harness.contracts import load_pacts
+from ecom_harness.harness.contracts.generate import harvest
+from ecom_harness.harness.contracts.scenario_check import judge_journal
+from ecom_harness.harness.scenario_files import load_scenarios
+
+PACTS = load_pacts(REPO / "contracts")
+
+
+@pytest.fixture(scope="module")
+def happy_journal() -> list[dict[str, Any]]:
+    (journal,) = asyncio.run(harvest({"happy-path": load_scenarios()["happy-path"]}))
+    return journal.entries
+
+
+def test_a_correct_run_matches_every_pact(happy_journal: list[dict[str, Any]]) -> None:
+    assert judge_journal(happy_journal, PACTS) == []
+
+
+def test_a_consumer_request_the_pact_does_not_describe_is_a_mismatch(
+    happy_journal: list[dict[str, Any]],
+) -> None:
+    """order-svc as a consumer: a reservation request without its service token."""
+    journal = copy.deepcopy(happy_journal)
+    for entry in journal:
+        if entry.get("kind") == "http" and entry["callee"] == "inventory-svc":
+            entry["request_headers"].pop("x-service-token", None)
+    found = judge_journal(journal, PACTS)
+    mine = [m for m in found if m.edge == "order-svc->inventory-svc" and m.side == "consumer"]
+    assert mine, found
+    assert any("x-service-token" in m.message.lower() for m in mine)
+
+
+def test_a_provider_answer_the_pact_does_not_describe_is_a_mismatch(
+    happy_journal: list[dict[str, Any]],
+) -> None:
+    """order-svc as a provider: the order it answers the gateway with a string total."""
+    journal = copy.deepcopy(happy_journal)
+    for entry in journal:
+        if (
+            entry.get("kind") == "http"
+            and entry.get("operation_id") == "createOrder"
+            and entry["caller"] == "api-gateway"
+            and entry["status"] == 201
+        ):
+            entry["response_body"]["total_amount"] = "7797"
+    found = judge_journal(journal, PACTS)
+    mine = [m for m in found if m.edge == "api-gateway->order-svc" and m.side == "provider"]
+    assert mine, found
+    assert "$.total_amount" in mine[0].message
+
+
+def test_an_event_the_message_pact_does_not_describe_is_a_mismatch(
+    happy_journal: list[dict[str, Any]],
+) -> None:
+    """order-svc as a publisher: order.confirmed without the amount notify-svc reads."""
+    journal = copy.deepcopy(happy_journal)
+    for entry in journal:
+        if entry.get("kind") == "event" and entry["message_type"] == "order.confirmed":
+            entry["value"]["data"]["total_amount"] = "a lot"
+    found = judge_journal(journal, PACTS)
+    assert any(m.edge == "notify-svc->order-svc" and "total_amount" in m.message for m in found)
+
+
+def test_run_fails_a_scenario_through_a_pact_mismatch(tmp_path: Path) -> None:
+    """The command: a pact that expects another product name than catalog-svc answers
+    fails cache-hit, with the pact's mismatch in the report."""
+    folder = tmp_path / "pacts"
+    shutil.copytree(REPO / "contracts", folder, ignore=shutil.ignore_patterns("*.py"))
+    path = folder / "api-gateway-catalog-svc.json"
+    pact = json.loads(path.read_text())
+    answer = pact["interactions"][0]["response"]
+    answer["body"]["content"]["name"] = "Something Else"
+    answer["matchingRules"]["body"].pop("$.name", None)  # now a literal the provider breaks
+    path.write_text(json.dumps(pact))
+    report = tmp_path / "run.json"
+    result = CliRunner().invoke(
+        cli, ["run", "cache-hit", "--pacts", str(folder), "--json", str(report)]
+    )
+    assert result.exit_code == 1, result.output
+    text = report.read_text()
+    assert "run:pact:api-gateway->catalog-svc" in text
+    assert "Something Else" in text
+    clean = CliRunner().invoke(cli, ["run", "cache-hit"])
+    assert clean.exit_code == 0, clean.output
