@@ -39,6 +39,8 @@ COMMANDS = {
         "contracts:contracts",
         "Generate, verify, check, diff and fuzz the Pact contracts.",
     ),
+    "report": ("report:report", "Turn a saved journal into a self-contained HTML player."),
+    "ui": ("ui:ui", "Open the scenario player in the browser and run scenarios live."),
 }
 
 

@@ -124,6 +124,12 @@ RUN_HELP = "Run scenarios end to end and judge them against the journal."
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write every scenario's journal as JSON Lines.",
 )
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the scenario player with every scenario's run: one self-contained HTML file.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="List every expectation as it is checked.")
 @click.option(
     "--pacts",
@@ -142,6 +148,7 @@ def run(  # noqa: PLR0917 - Click passes every option by keyword
     json_file: Path | None,
     junit_file: Path | None,
     journal_file: Path | None,
+    html_file: Path | None,
     verbose: bool,
     pact_folder: Path | None,
     no_pacts: bool,
@@ -162,8 +169,11 @@ def run(  # noqa: PLR0917 - Click passes every option by keyword
     )
     from ecom_harness.harness.reporters import use_rich
     from ecom_harness.harness.run_events import Handler
+    from ecom_harness.harness.viewer import HtmlReporter
+    from ecom_harness.specs import load_topology
 
-    selected = _select(_load(directories), names)
+    known = _load(directories)
+    selected = _select(known, names)
     handlers: list[Handler] = [
         ConsoleReporter(sys.stdout, rich=use_rich(sys.stdout, dict(os.environ)), verbose=verbose)
     ]
@@ -171,6 +181,7 @@ def run(  # noqa: PLR0917 - Click passes every option by keyword
     handlers += [JUnitReporter(junit_file)] if junit_file else []
     handlers += [JournalReporter(journal_file)] if journal_file else []
     pacts = () if no_pacts else _pacts(pact_folder)
+    handlers += [HtmlReporter(html_file, load_topology(), known)] if html_file else []
     plan = RunPlan(selected, options, real_commands, seed, startup_timeout, pacts)
     try:
         result = asyncio.run(run_scenarios(plan, handlers))

@@ -14,10 +14,10 @@ from ecom_harness.specs import TOPOLOGY_FORMATS, TopologyError, load_topology, r
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(sorted(TOPOLOGY_FORMATS)),
+    type=click.Choice(sorted([*TOPOLOGY_FORMATS, "svg"])),
     default="text",
     show_default=True,
-    help="Plain text, a Mermaid flowchart or Graphviz dot.",
+    help="Plain text, a Mermaid flowchart, Graphviz dot, or the player's SVG drawing.",
 )
 @click.option(
     "--file",
@@ -44,4 +44,9 @@ def topology(fmt: str, path: Path | None) -> None:
         for diagnostic in exc.diagnostics:
             click.echo(str(diagnostic), err=True)
         sys.exit(1)
+    if fmt == "svg":
+        from ecom_harness.harness.viewer import drawing_svg, layout_topology
+
+        click.echo(drawing_svg(layout_topology(model)))
+        return
     click.echo(render_topology(model, fmt))

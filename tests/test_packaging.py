@@ -90,6 +90,10 @@ def test_wheel_adds_one_import_name_and_ships_the_specs(wheel: Path) -> None:
         # the committed pacts, which `contracts check|verify` and `run` use by default
         *(f"ecom_harness/contracts/{p.name}" for p in (REPO / "contracts").glob("*.json")),
         "ecom_harness/harness/contracts/check.py",
+        "ecom_harness/harness/viewer/assets/player.js",
+        "ecom_harness/harness/viewer/assets/player.css",
+        "ecom_harness/harness/viewer/assets/ui.js",
+        "ecom_harness/harness/viewer/assets/page.html",
     ):
         assert expected in names
 
@@ -101,3 +105,25 @@ def test_wheel_finds_its_own_specs(wheel: Path, tmp_path: Path) -> None:
     assert found["module"] == str(site / "ecom_harness" / "specs" / "__init__.py")
     assert found["root"] == str(site / "ecom_harness" / "specs")
     assert found["ok"] is True and found["files"] == SPEC_FILES
+
+
+def test_wheel_builds_the_player_from_its_own_assets(wheel: Path, tmp_path: Path) -> None:
+    """The scenario player's CSS and JS come from the installed package, not the checkout."""
+    site = tmp_path / "site-packages"
+    zipfile.ZipFile(wheel).extractall(site)
+    probe = (
+        "import ecom_harness.harness.viewer as v, ecom_harness.specs as s;"
+        "html = v.report_html('t', s.load_topology(), []);"
+        "print(v.__file__, len(html), 'EcomPlayer' in html, '.tp-edge' in html)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.split()
+    assert out[0] == str(site / "ecom_harness" / "harness" / "viewer" / "__init__.py")
+    assert out[2:] == ["True", "True"]

@@ -56,15 +56,22 @@ def test_the_readme_has_runnable_blocks() -> None:
     assert len(steps) >= 5, steps
 
 
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One directory for all the steps, in README order, as a reader's shell would be:
+    a step may read what an earlier one wrote (a saved journal)."""
+    return tmp_path_factory.mktemp("readme")
+
+
 @pytest.mark.parametrize("step", runnable_steps(README.read_text(encoding="utf-8")))
-def test_a_readme_step_runs_as_written(step: str, tmp_path: Path) -> None:
+def test_a_readme_step_runs_as_written(step: str, workdir: Path) -> None:
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
     bash = shutil.which("bash")
     assert bash is not None
     done = subprocess.run(
         [bash, "-c", step],
-        cwd=tmp_path,  # what a step writes (reports, an env file) stays out of the repo
+        cwd=workdir,  # what a step writes (reports, an env file) stays out of the repo
         env=env,
         capture_output=True,
         text=True,
