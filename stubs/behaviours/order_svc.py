@@ -18,9 +18,9 @@ unavailable peer (``inventory_unavailable``, ``payment_unavailable``,
 ``shipping_unavailable``). A charge or a shipment of unknown outcome is *settled*: sent
 again exactly as before (the same ``Idempotency-Key``, the same order id, which each peer
 treats as the same request), and whatever it answers is undone (a charge refunded, a
-shipment cancelled). A reservation is not: each hold is asked for with a ``ttl_seconds``
-of the saga's own deadline, so one that lands after order-svc gave up on it expires by
-itself once the order is decided (and the circuit breaker sees no extra calls). Undo steps
+shipment cancelled). A reservation is not (a second request would count against the
+circuit breaker, and the scenarios see every call): one that lands after order-svc gave
+up on it is held until inventory-svc's own expiry. Undo steps
 (settling and compensation alike) are tried at once; one that does not finish goes to
 :attr:`OrderSimulator.undo`, a queue in order-svc's own database retried in the
 background until done, never dropped. Every answer about a created order names it
@@ -51,7 +51,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -465,22 +464,18 @@ class OrderSimulator(Simulator):
 
     async def _reserve(self, order: Mapping[str, Any]) -> dict[str, str]:
         lines = [{"sku": i["sku"], "quantity": i["quantity"]} for i in order["items"]]
-        # The hold lasts no longer than this saga can: a reservation that lands after
-        # order-svc gave up on it (its id never known, so never released) expires by
-        # itself once the order is long decided, instead of locking units for 15 minutes.
-        ttl = min(3600, math.ceil(self.ctx.deadlines.order + self.ctx.deadlines.margin))
         call = Call(
             "reserveStock",
             INVENTORY,
             "/reservations",
-            {"order_id": order["order_id"], "items": lines, "ttl_seconds": ttl},
+            {"order_id": order["order_id"], "items": lines},
         )
         outcome = await self._attempt(order["order_id"], call, expect=201)
         if outcome.ok:
             return {"reservation_id": outcome.body["reservation_id"]}
         if outcome.status in (404, 409):  # 404: a SKU inventory-svc does not stock
             raise self._out_of_stock(order, outcome)
-        # not settled by a second request: the hold expires with the saga's deadline
+        # not settled by a second request (see the module docstring)
         raise self._inventory_unavailable(outcome.detail)
 
     async def _charge(self, order: Mapping[str, Any]) -> dict[str, str]:
