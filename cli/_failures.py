@@ -8,9 +8,9 @@ from typing import NoReturn
 
 import click
 
-__all__ = ["EXIT_PROBLEMS", "fail", "first_line", "start_failures"]
+__all__ = ["EXIT_PROBLEMS", "EXIT_USAGE", "fail", "first_line", "start_failures", "usage_fail"]
 
-EXIT_PROBLEMS = 1
+EXIT_PROBLEMS, EXIT_USAGE = 1, 2
 
 
 def start_failures() -> tuple[type[BaseException], ...]:
@@ -37,3 +37,10 @@ def first_line(exc: BaseException) -> str:
 def fail(message: str) -> NoReturn:
     click.echo(f"ecom-harness: {message}", err=True)
     sys.exit(EXIT_PROBLEMS)
+
+
+def usage_fail(message: str) -> NoReturn:
+    """A usage or set-up error found by a command itself (a bad config file): one line,
+    exit 2."""
+    click.echo(f"ecom-harness: {message}", err=True)
+    sys.exit(EXIT_USAGE)

@@ -12,11 +12,11 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import click
 
 from ._failures import fail, first_line, start_failures
+from ._options import parse_real, postgres_option, redis_option, writable_file
 
 if TYPE_CHECKING:  # the mesh loads when a command runs, not for --help
     from rich.table import Table
@@ -28,42 +28,6 @@ __all__ = ["env", "up"]
 KIND_ORDER = {"gateway": 0, "service": 1, "external": 2}  # the address table's order
 
 # --- the shared mesh options ---------------------------------------------------------------
-
-
-def _parse_real(_: click.Context, __: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
-    real: dict[str, str] = {}
-    for value in values:
-        name, _sep, url = value.partition("=")
-        if not name or not _is_url(url, ("http", "https"), need_host=True):
-            raise click.BadParameter(
-                f"'{value}' is not NAME=URL (for example order-svc=http://127.0.0.1:9000)"
-            )
-        if name in real:
-            raise click.BadParameter(f"'{name}' is given twice")
-        real[name] = url.rstrip("/")
-    return real
-
-
-def _is_url(value: str, schemes: tuple[str, ...], *, need_host: bool = False) -> bool:
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not one
-    except ValueError:
-        return False
-    scheme = parts.scheme.split("+", 1)[0]
-    return scheme in schemes and (bool(parts.hostname) or not need_host)
-
-
-def _url_of(*schemes: str) -> Callable[[click.Context, click.Parameter, str | None], str | None]:
-    """A callback accepting a URL with one of ``schemes`` (``postgresql+psycopg`` counts
-    as ``postgresql``)."""
-
-    def check(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
-        if value is not None and not _is_url(value, schemes):
-            raise click.BadParameter(f"'{value}' is not a {' or '.join(schemes)} URL")
-        return value
-
-    return check
 
 
 def _parse_kafka(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
@@ -93,7 +57,7 @@ _MESH_OPTIONS = (
         "--real",
         multiple=True,
         metavar="NAME=URL",
-        callback=_parse_real,
+        callback=parse_real,
         help="A real service takes the stub's place (repeatable).",
     ),
     click.option(
@@ -109,20 +73,8 @@ _MESH_OPTIONS = (
         callback=_parse_kafka,
         help="A real broker: 'local' starts Tansu on loopback; default an in-process bus.",
     ),
-    click.option(
-        "--redis",
-        "redis_url",
-        metavar="URL",
-        callback=_url_of("redis", "rediss", "unix"),
-        help="A Redis server; default fakeredis.",
-    ),
-    click.option(
-        "--postgres",
-        "postgres_url",
-        metavar="DSN",
-        callback=_url_of("postgresql"),
-        help="A PostgreSQL server (one database per service); default SQLite.",
-    ),
+    redis_option(),
+    postgres_option(),
     click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on."),
 )
 
@@ -197,8 +149,10 @@ def env(component: str, fmt: str, options: MeshOptions) -> None:
 @mesh_options
 @click.option(
     "--journal",
-    type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    help="Stream the journal here as JSON Lines (the whole run; memory keeps the newest).",
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=writable_file,
+    help="Stream the journal here as JSON Lines (the whole run; memory keeps the newest). "
+    "Checked before the start.",
 )
 @click.option(
     "--rate-limit",
@@ -226,7 +180,13 @@ def up(
 ) -> None:
     """Run the whole mesh in the foreground and print its addresses (gateway first);
     Ctrl-C stops everything, a broker it started included."""
-    from ecom_harness.harness import GATEWAY, Mesh, MeshConfigError, run_until_signalled
+    from ecom_harness.harness import (
+        GATEWAY,
+        Mesh,
+        MeshConfigError,
+        run_until_signalled,
+        unreachable_real_services,
+    )
 
     gateway: dict[str, Any] = {"trusted_proxies": list(trusted_proxies)}
     if rate_limit is not None:
@@ -238,6 +198,8 @@ def up(
         mesh = Mesh(dataclasses.replace(options, journal_file=journal, settings=settings))
     except MeshConfigError as exc:
         fail(str(exc))
+    for warning in unreachable_real_services(options.real):  # it may come up later
+        click.echo(f"ecom-harness: warning: {warning}", err=True)
     try:
         run_until_signalled(lambda requested: _serve(mesh, requested, journal))
     except start_failures() as exc:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ._failures import fail, first_line, start_failures
+from ._options import check_port_range, postgres_option, redis_option
 from .stubs_generate import generate_command
 
 
@@ -35,7 +36,14 @@ def _print_table(urls: dict[str, str]) -> None:
     "spec_files",
     multiple=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Also serve this OpenAPI document (from its examples). Repeatable.",
+    help="Serve this OpenAPI document from its examples (repeatable). Alone, only the "
+    "documents given are served; with COMPONENTS, those too.",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse a --spec document whose examples break its own schemas (by default they "
+    "are served as written, with an sl-violations header).",
 )
 @click.option("--host", help="Address to listen on (default 127.0.0.1).")
 @click.option(
@@ -48,16 +56,12 @@ def _print_table(urls: dict[str, str]) -> None:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Serve a stub bundle (from `stubs generate --format bundle`) as its stub.toml says.",
 )
-@click.option(
-    "--postgres",
-    "database_url",
-    metavar="DSN",
-    help="PostgreSQL server for state (one database per service); default SQLite.",
-)
-@click.option("--redis", "redis_url", metavar="URL", help="Redis URL; default fakeredis.")
+@postgres_option("database_url")
+@redis_option()
 def serve(  # noqa: PLR0917 - one parameter per Click option
     components: tuple[str, ...],
     spec_files: tuple[Path, ...],
+    strict: bool,
     host: str | None,
     port: int | None,
     bundle: Path | None,
@@ -66,7 +70,7 @@ def serve(  # noqa: PLR0917 - one parameter per Click option
 ) -> None:
     """Serve COMPONENTS (default: all shipped components), or a --bundle, until Ctrl-C."""
     from ecom_harness.specs import SpecNotFound
-    from ecom_harness.stubs import Backends, ServePlan, serve_stubs
+    from ecom_harness.stubs import Backends, ServeConflict, ServePlan, serve_stubs
 
     backends = Backends(database_url=database_url, redis_url=redis_url)
     if bundle is not None:
@@ -82,13 +86,23 @@ def serve(  # noqa: PLR0917 - one parameter per Click option
         host=host or "127.0.0.1",
         port=port or 0,
         backends=backends,
+        strict=strict,
     )
     try:
-        plan.served()
+        served = plan.all_served()
     except SpecNotFound as exc:
         raise click.BadParameter(str(exc), param_hint="COMPONENTS") from None
+    except ServeConflict as exc:
+        raise click.UsageError(str(exc)) from None
+    except ValueError as exc:  # an unusable --spec document
+        fail(f"cannot serve the stubs: {first_line(exc)}")
+    check_port_range(plan.port, len(served))
+
+    def warn(line: str) -> None:
+        click.echo(f"ecom-harness: warning: {line}", err=True)
+
     try:
-        asyncio.run(serve_stubs(plan, _print_table))
+        asyncio.run(serve_stubs(plan, _print_table, on_warning=warn))
     except start_failures() as exc:  # a busy port, an unusable --spec, an unreachable backend
         fail(f"cannot serve the stubs: {first_line(exc)}")
     click.echo("stopped", err=True)

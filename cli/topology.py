@@ -26,7 +26,18 @@ from ecom_harness.specs import TOPOLOGY_FORMATS, TopologyError, load_topology, r
     help="A topology file (default: the one shipped with ecom-harness).",
 )
 def topology(fmt: str, path: Path | None) -> None:
-    """Print the components and the directed edges between them; external edges marked."""
+    """Print the components and the directed edges between them; external edges marked.
+    A --file is checked as ``specs lint`` checks it (its structure and the architecture
+    rules), with the same messages."""
+    if path is not None:
+        from ecom_harness.specs import display_path, lint_specs
+
+        shown = display_path(path)
+        problems = [d for d in lint_specs([path]).diagnostics if d.file == shown]
+        if problems:
+            for diagnostic in problems:
+                click.echo(str(diagnostic), err=True)
+            sys.exit(1)
     try:
         model = load_topology(path)
     except TopologyError as exc:

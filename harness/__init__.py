@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .env import ENV_FORMATS, ComponentEnv, EnvError, component_env, database_url
     from .faults import FAULT_KINDS, Fault, FaultBook, FaultError
     from .journal import EventEntry, Interaction, Journal, redact_body, redact_headers
-    from .mesh import GATEWAY, Mesh, MeshConfigError, MeshOptions
+    from .mesh import GATEWAY, Mesh, MeshConfigError, MeshOptions, unreachable_real_services
     from .order_ledger import OrderLedger, stock_conserved
     from .proxy import RecordingProxy
     from .reporters import ConsoleReporter, JournalReporter, JsonReporter, JUnitReporter
@@ -64,6 +64,7 @@ _EXPORTS = {
     "Mesh": ".mesh",
     "MeshConfigError": ".mesh",
     "MeshOptions": ".mesh",
+    "unreachable_real_services": ".mesh",
     "PortPlan": ".addresses",
     "RecordingProxy": ".proxy",
     "SERVED_KINDS": ".addresses",
@@ -170,4 +171,5 @@ __all__ = [
     "run_scenarios",
     "run_until_signalled",
     "stock_conserved",
+    "unreachable_real_services",
 ]

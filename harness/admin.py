@@ -19,6 +19,7 @@ import orjson
 from ecom_harness.specs import load_api, spec_root
 from ecom_harness.stubs import (
     Behaviour,
+    SeedError,
     StubApp,
     StubEngine,
     StubResponse,
@@ -215,9 +216,11 @@ class MeshAdmin:
             return _problem(req, 409, "conflict", "Component cannot be seeded", str(exc))
         # Simulators refuse data they cannot use with ValueError; data of another
         # component's shape (a list where a mapping is expected) fails on first use.
-        except (ValueError, TypeError, AttributeError) as exc:
-            return _invalid(
-                req, "Seed data not usable", f"{component} cannot use the seed data: {exc}"
+        except SeedError as exc:  # the simulator's own words, and where
+            message = f"{component} cannot use the seed data: {exc}"
+            errors = [{"pointer": "/body" + exc.pointer, "message": str(exc)}]
+            return _problem(
+                req, 422, "validation-error", "Seed data not usable", message, errors=errors
             )
         return _no_content()
 

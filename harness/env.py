@@ -1,7 +1,10 @@
 """What a real implementation of a component needs to take part in a mesh run.
 
 A real service is configured before the run, so everything here comes from the fixed
-port plan (``--port-base``) and the mesh options, never from a running mesh: the port the
+port plan (``--port-base``), the deadlines (how long to wait for each dependency,
+``<NAME>_TIMEOUT``, and how long each caller waits for it, ``CALLER_<NAME>_WAITS``: every
+timeout of the platform is set in one place, and they nest) and the mesh options, never
+from a running mesh: the port the
 mesh expects the service on, one URL per HTTP dependency (the edge's recording proxy,
 so its calls are journaled), the Kafka bootstrap servers, its own database and Redis.
 What cannot be given (the in-process bus, fakeredis: neither is reachable from another
@@ -51,9 +54,9 @@ class ComponentEnv:
         return "\n".join(line.format(k, quote(v)) for k, v in self.variables.items())
 
 
-def variable_name(component: str, suffix: str = "") -> str:
+def variable_name(component: str, suffix: str = "", prefix: str = "") -> str:
     """``inventory-svc`` -> ``INVENTORY_SVC_URL`` (with suffix ``_URL``)."""
-    return re.sub(r"[^A-Z0-9]", "_", component.upper()) + suffix
+    return prefix + re.sub(r"[^A-Z0-9]", "_", component.upper()) + suffix
 
 
 def component_env(
@@ -68,11 +71,18 @@ def component_env(
             "known once it has started"
         )
     env = ComponentEnv(component, {"PORT": str(_own_port(plan, options, component))})
+    deadlines = options.deadlines
+    for caller in sorted({e.source for e in topology.edges if e.target == component and e.is_http}):
+        # how long each caller waits: answer it within that
+        wait = deadlines.edge(caller, component)
+        env.variables[variable_name(caller, "_WAITS", prefix="CALLER_")] = f"{wait:g}"
     edges = topology.edges_from(component)
     for edge in edges:
         if edge.is_http:
             port = plan.edges[f"{edge.source}->{edge.target}"]
             env.variables[variable_name(edge.target, "_URL")] = http_url(options.host, port)
+            timeout = deadlines.edge(component, edge.target)
+            env.variables[variable_name(edge.target, "_TIMEOUT")] = f"{timeout:g}"
     protocols = {e.protocol for e in edges}
     if "kafka" in protocols:
         _add_kafka(env, plan, options, topology.kafka_channels(component))

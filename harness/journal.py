@@ -154,7 +154,8 @@ def entry_json(entry: Entry) -> bytes:
 @dataclass(frozen=True, slots=True)
 class Interaction:
     """One HTTP exchange on one edge. ``status`` is None when no answer came (a timeout
-    or a reset); ``fault`` names the injected fault, ``error`` what went wrong."""
+    or a reset); ``fault`` names the injected fault, ``error`` what went wrong;
+    ``caller_gave_up`` marks an answer that came after its caller had stopped waiting."""
 
     seq: int
     time: float
@@ -173,6 +174,9 @@ class Interaction:
     violations: tuple[str, ...] = ()
     fault: str | None = None
     error: str | None = None
+    # the caller had given up (its timeout fired) before this answer came: delivered to
+    # nobody, and whatever the callee did happened after its caller stopped waiting
+    caller_gave_up: bool = False
     kind: Literal["http"] = "http"
 
     @property

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -31,6 +32,7 @@ from ecom_harness.specs import (
 from ecom_harness.stubs import (
     LOCAL_GROUP_TIMINGS,
     Backends,
+    Deadlines,
     EventBus,
     InMemoryBus,
     KafkaBus,
@@ -38,6 +40,7 @@ from ecom_harness.stubs import (
     StubHost,
     TansuBroker,
     bind,
+    peer_client,
     serve_sockets,
     shared_tls,
     tansu_broker,
@@ -51,9 +54,27 @@ from .peer_address import PeerTransport, remembering_peer
 from .proxy import RecordingProxy
 from .topic_watch import GroupWatch, TopicWatch, receiver_groups, senders_by_topic
 
-__all__ = ["GATEWAY", "Mesh", "MeshConfigError", "MeshOptions"]
+__all__ = ["GATEWAY", "Mesh", "MeshConfigError", "MeshOptions", "unreachable_real_services"]
 
 GATEWAY = "api-gateway"  # the component whose limits the mesh can change
+
+
+def unreachable_real_services(real: Mapping[str, str], timeout: float = 0.5) -> list[str]:
+    """One warning per ``--real`` service nothing answers for (no TCP connection to its
+    URL's host and port): the mesh still starts -- the service may come up later -- but
+    the user hears of it now, not from the first failed call (whose journal entry names
+    the address again)."""
+    warnings = []
+    for name, url in real.items():
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            socket.create_connection((parts.hostname or "127.0.0.1", port), timeout).close()
+        except OSError:
+            warnings.append(
+                f"nothing answers at {url} (--real {name}): its callers will fail until it starts"
+            )
+    return warnings
 
 
 class MeshConfigError(ValueError):
@@ -75,6 +96,7 @@ class MeshOptions:
     journal_keep: int | None = DEFAULT_KEEP
     journal_body_limit: int = DEFAULT_BODY_LIMIT
     database_prefix: str = "ecom"  # PostgreSQL databases <prefix>_<service> (tests: unique)
+    deadlines: Deadlines = field(default_factory=Deadlines)  # every timeout, one place
 
 
 class Mesh:
@@ -150,6 +172,7 @@ class Mesh:
                 routes=self._routes(),
                 bus=self.bus,
                 settings=self.options.settings,
+                deadlines=self.options.deadlines,
             )
             await self.host.start()
             if self._group_watch is not None:
@@ -265,8 +288,12 @@ class Mesh:
             )
             api = stub.api
         else:
-            upstream = httpx.AsyncClient(
-                base_url=self.options.real[callee], timeout=None, verify=shared_tls()
+            # the caller's own timeout decides how long to wait: the proxy never cuts in
+            upstream = peer_client(
+                self.options.real[callee],
+                timeout=None,
+                deadlines=self.options.deadlines,
+                verify=shared_tls(),
             )
             api = load_api(shipped_spec(callee))
         self._clients.append(upstream)
@@ -318,8 +345,15 @@ class Mesh:
         return self.url(f"{edge.source}->{edge.target}")
 
     def client(self, **headers: str) -> httpx.AsyncClient:
-        """The end user's client: reaches the gateway through the client's edge proxy."""
-        client = httpx.AsyncClient(base_url=self.entry_url, headers=headers, verify=shared_tls())
+        """The end user's client: reaches the gateway through the client's edge proxy,
+        waiting as long as the deadlines say the gateway may take."""
+        client = httpx.AsyncClient(
+            base_url=self.entry_url,
+            headers=headers,
+            verify=shared_tls(),
+            # longer than the gateway can take (never httpx's 5 s): timeouts nest
+            timeout=self.options.deadlines.edge("client", "api-gateway"),
+        )
         self._clients.append(client)
         return client
 

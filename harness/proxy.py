@@ -61,6 +61,7 @@ class _Outcome:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     error: str | None = None
+    caller_gave_up: bool = False  # the caller hung up before the answer was ready
 
 
 class RecordingProxy:
@@ -88,20 +89,29 @@ class RecordingProxy:
         query = scope.get("query_string", b"").decode("latin-1")
         fault = self.faults.take(self.edge)
         outcome = _Outcome(error="interrupted")
+        gave_up = asyncio.Event()
+        watcher: asyncio.Task[None] | None = None
         try:
             if fault is not None and fault.kind != "delay":
                 outcome = await self._fault(fault, receive, send)
             else:
+                # the callee's work goes on when its caller gives up (as it would
+                # without the proxy); whether anyone still waited is journaled
+                watcher = asyncio.create_task(_hang_up(receive, gave_up))
                 if fault is not None:
                     await asyncio.sleep(fault.delay_ms / 1000)
-                outcome = await self._forward(request, query, send)
+                outcome = await self._forward(request, query, send, gave_up)
         finally:
+            if watcher is not None:
+                watcher.cancel()
             self._record(request, query, outcome, fault, started)
         # Journaled first, answered second: whoever has the answer finds it in the journal.
         if outcome.status is not None:
             await _answer(send, outcome.status, outcome.headers, outcome.body)
 
-    async def _forward(self, request: StubRequest, query: str, send: Send) -> _Outcome:
+    async def _forward(
+        self, request: StubRequest, query: str, send: Send, gave_up: asyncio.Event
+    ) -> _Outcome:
         headers = {k: v for k, v in request.headers.items() if k not in _DROP_REQUEST}
         target = request.path + (f"?{query}" if query else "")
         try:
@@ -112,11 +122,17 @@ class RecordingProxy:
             # The callee cannot be reached: the caller sees a dropped connection, as it
             # would without the proxy, not an answer the proxy made up.
             await _drop(send)
-            return _Outcome(error=f"upstream unreachable: {type(exc).__name__}: {exc}")
+            where = str(self.upstream.base_url).rstrip("/")
+            return _Outcome(
+                error=f"upstream unreachable: nothing answers at {where} "
+                f"({self.callee}): {type(exc).__name__}: {exc}",
+                caller_gave_up=gave_up.is_set(),
+            )
         answer = {
             k: v for k, v in response.headers.items() if k not in _DROP_RESPONSE
         }  # lower-cased by httpx
-        return _Outcome(response.status_code, answer, response.content)
+        late = gave_up.is_set()  # before the answer is sent (then a hang-up is normal)
+        return _Outcome(response.status_code, answer, response.content, caller_gave_up=late)
 
     async def _fault(self, fault: Fault, receive: Receive, send: Send) -> _Outcome:
         if fault.kind == "error":
@@ -129,7 +145,7 @@ class RecordingProxy:
         # timeout: hold the request unanswered until the caller gives up and disconnects
         while (await receive())["type"] != "http.disconnect":
             pass
-        return _Outcome(error="no answer (timeout fault)")
+        return _Outcome(error="no answer (timeout fault)", caller_gave_up=True)
 
     def _record(
         self,
@@ -173,6 +189,7 @@ class RecordingProxy:
                 violations=check.violations if check else (),
                 fault=fault.describe() if fault else None,
                 error=outcome.error,
+                caller_gave_up=outcome.caller_gave_up,
             )
         )
 
@@ -182,6 +199,14 @@ async def _answer(send: Send, status: int, headers: dict[str, str], body: bytes)
     raw.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _hang_up(receive: Receive, gave_up: asyncio.Event) -> None:
+    """Set ``gave_up`` when the caller disconnects (its timeout fired) before the
+    answer is sent; cancelled once the answer is out."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    gave_up.set()
 
 
 async def _drop(send: Send) -> None:

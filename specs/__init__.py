@@ -53,6 +53,8 @@ if TYPE_CHECKING:
     from ._topology_render import TOPOLOGY_FORMATS, render_topology
     from ._yaml import DuplicateKeyError, YamlError, load_yaml
     from .lint import (
+        LintConfig,
+        LintConfigError,
         LintReport,
         SpecLookup,
         channel_messages,
@@ -64,6 +66,7 @@ if TYPE_CHECKING:
         lint_document,
         lint_openapi,
         lint_specs,
+        load_lint_config,
     )
 
 _EXPORTS = {
@@ -83,7 +86,10 @@ _EXPORTS = {
     "Edge": "._topology",
     "TOPOLOGY_FORMATS": "._topology_render",
     "HTTP_METHODS": "._operations",
+    "LintConfig": ".lint",
+    "LintConfigError": ".lint",
     "LintReport": ".lint",
+    "load_lint_config": ".lint",
     "MediaBody": "._operations",
     "MessageRejected": "._messages",
     "MessageValidator": "._messages",
@@ -155,6 +161,8 @@ __all__ = [
     "DocumentKind",
     "DuplicateKeyError",
     "Edge",
+    "LintConfig",
+    "LintConfigError",
     "LintReport",
     "MediaBody",
     "MessageRejected",
@@ -193,6 +201,7 @@ __all__ = [
     "lint_openapi",
     "lint_specs",
     "load_api",
+    "load_lint_config",
     "load_seed",
     "load_topology",
     "load_yaml",

@@ -26,9 +26,11 @@ class Diagnostic:
     pointer: str
     message: str
     rule: str = "spec"
+    severity: str = "error"  # or "warn", as a lint config sets it
 
     def __str__(self) -> str:
-        return f"{self.file}#{self.pointer}: {self.message} [{self.rule}]"
+        warning = "warning: " if self.severity == "warn" else ""
+        return f"{self.file}#{self.pointer}: {warning}{self.message} [{self.rule}]"
 
 
 def escape_token(token: object) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 import jsonschema_rs
+import orjson
 
 from ._diagnostics import pointer_from_path
 
@@ -83,9 +84,19 @@ class SchemaSet:
         if validator.is_valid(instance):  # the common case: no error objects to build
             return []
         return [
-            Violation(pointer_from_path(err.instance_path), err.message)
+            Violation(pointer_from_path(err.instance_path), _message(err))
             for err in validator.iter_errors(instance)
         ]
+
+
+def _message(error: Any) -> str:
+    """jsonschema-rs's message, except that an enum error names every allowed value
+    (it says "or 2 other candidates" past the second)."""
+    options = getattr(error.kind, "options", None)
+    if type(error.kind).__name__ == "Enum" and isinstance(options, list):
+        allowed = ", ".join(orjson.dumps(option).decode() for option in options)
+        return f"{orjson.dumps(error.instance).decode()} is not one of {allowed}"
+    return str(error.message)
 
 
 _EXCLUSIVE_BOUNDS = (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum"))

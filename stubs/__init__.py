@@ -14,13 +14,18 @@ from ecom_harness._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._host import HostedStub, StubHost, shared_tls
-    from ._serve import ServePlan, serve_stubs
+    from ._serve import ServeConflict, ServePlan, example_problems, serve_stubs
     from .behaviours import (
+        SERVER_KEEPALIVE,
         SIMULATORS,
+        DeadlineError,
+        Deadlines,
         Peers,
+        SeedError,
         Simulator,
         SimulatorContext,
         json_response,
+        peer_client,
         problem_response,
         utc_now,
     )
@@ -99,6 +104,10 @@ if TYPE_CHECKING:
     )
 
 _EXPORTS = {
+    "DeadlineError": ".behaviours",
+    "Deadlines": ".behaviours",
+    "SERVER_KEEPALIVE": ".behaviours",
+    "peer_client": ".behaviours",
     "Backends": ".state",
     "Behaviour": ".engine",
     "BusCore": ".events",
@@ -125,6 +134,7 @@ _EXPORTS = {
     "OutboxRelay": ".state",
     "PROBLEM_MEDIA_TYPE": ".engine",
     "Peers": ".behaviours",
+    "SeedError": ".behaviours",
     "PortDispatcher": ".engine",
     "Problem": ".engine",
     "Published": ".events",
@@ -135,7 +145,9 @@ _EXPORTS = {
     "SIMULATORS": ".behaviours",
     "Scope": ".engine",
     "Send": ".engine",
+    "ServeConflict": "._serve",
     "ServePlan": "._serve",
+    "example_problems": "._serve",
     "Simulator": ".behaviours",
     "SimulatorContext": ".behaviours",
     "StubApp": ".engine",
@@ -190,6 +202,7 @@ __all__ = [
     "MAX_BODY_BYTES",
     "MAX_JSON_DEPTH",
     "PROBLEM_MEDIA_TYPE",
+    "SERVER_KEEPALIVE",
     "SIMULATORS",
     "Backends",
     "Behaviour",
@@ -198,6 +211,8 @@ __all__ = [
     "BusEvent",
     "ContractCheck",
     "DeadLettered",
+    "DeadlineError",
+    "Deadlines",
     "Delivered",
     "DeliveryFailed",
     "ErrorRenderer",
@@ -219,7 +234,9 @@ __all__ = [
     "Record",
     "RetryPolicy",
     "Scope",
+    "SeedError",
     "Send",
+    "ServeConflict",
     "ServePlan",
     "Simulator",
     "SimulatorContext",
@@ -238,6 +255,7 @@ __all__ = [
     "create_topics",
     "database_name",
     "decode_body",
+    "example_problems",
     "is_json_media",
     "json_response",
     "make_event",
@@ -251,6 +269,7 @@ __all__ = [
     "outbox_table",
     "parse_prefer",
     "partition_for",
+    "peer_client",
     "problem",
     "problem_response",
     "read_request",

@@ -19,7 +19,13 @@ import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ecom_harness.specs import Api, load_api, shipped_spec
-from ecom_harness.stubs.behaviours import Peers, Simulator, SimulatorContext
+from ecom_harness.stubs.behaviours import (
+    Deadlines,
+    Peers,
+    Simulator,
+    SimulatorContext,
+    peer_client,
+)
 from ecom_harness.stubs.engine import Exchange, StubApp, StubEngine
 from ecom_harness.stubs.state import Backends, open_database, open_redis
 
@@ -68,6 +74,7 @@ class StubHost:
     backends: Backends = field(default_factory=Backends)
     peer_urls: Mapping[str, str] = field(default_factory=dict)
     settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    deadlines: Deadlines = field(default_factory=Deadlines)  # every timeout, one place
     bus: Any = None  # an EventBus, started after the simulators subscribe; stopped here
     recorder: Any = None  # Callable[[str, Exchange], None]: component name + exchange
     examples_only: frozenset[str] = frozenset()  # served from spec examples, no simulator
@@ -96,6 +103,7 @@ class StubHost:
                 peers=peers[name],
                 bus=self.bus,
                 settings=self.settings.get(name, {}),
+                deadlines=self.deadlines.for_component(self.settings.get(name, {})),
             )
             simulated = name in SIMULATORS and name not in self.examples_only
             simulator = SIMULATORS[name](ctx) if simulated else None
@@ -135,12 +143,22 @@ class StubHost:
         for target, url in urls.items():
             takes_token = target not in self.stubs or _takes_service_token(self.stubs[target].api)
             headers = {"X-Service-Token": f"{caller}-token"} if takes_token else {}
+            timeout = self.deadlines.edge(caller, target)
             if url:
-                client = httpx.AsyncClient(base_url=url, headers=headers, verify=shared_tls())
-            else:  # in-process: no socket
+                client = peer_client(
+                    url,
+                    timeout=timeout,
+                    deadlines=self.deadlines,
+                    headers=headers,
+                    verify=shared_tls(),
+                )
+            else:  # in-process: no socket (simulators bound the wait with asyncio)
                 transport = httpx.ASGITransport(app=self.stubs[target].app)
                 client = httpx.AsyncClient(
-                    transport=transport, base_url=f"http://{target}", headers=headers
+                    transport=transport,
+                    base_url=f"http://{target}",
+                    headers=headers,
+                    timeout=timeout,
                 )
             self._clients.append(client)
             clients[target] = client

@@ -17,14 +17,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ecom_harness.specs import Api, load_api, shipped_components, shipped_spec
+from ecom_harness.specs import (
+    Api,
+    Diagnostic,
+    Document,
+    lint_document,
+    load_api,
+    read_document,
+    shipped_components,
+    shipped_spec,
+)
 from ecom_harness.stubs.engine import PortDispatcher, StubApp, StubEngine, bind, serve_sockets
 from ecom_harness.stubs.state import Backends
 
 if TYPE_CHECKING:
     from ._host import StubHost
 
-__all__ = ["ServePlan", "serve_stubs"]
+__all__ = ["ServeConflict", "ServePlan", "example_problems", "serve_stubs"]
+
+
+class ServeConflict(ValueError):
+    """One component would be served twice."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +49,7 @@ class ServePlan:
     host: str = "127.0.0.1"
     port: int = 0  # the first component's port, then +1 each; 0 picks free ports
     backends: Backends = field(default_factory=Backends)
+    strict: bool = False  # refuse a document whose examples break it (else serve them)
 
     def served(self) -> list[str]:
         if not self.components and not self.spec_files:
@@ -44,12 +58,70 @@ class ServePlan:
             shipped_spec(name)  # raises SpecNotFound with the known names
         return list(self.components)
 
+    def all_served(self) -> list[str]:
+        """Every name that gets a port, shipped and by path; one served twice (named
+        twice, or a document for a component also named) is refused: two servers
+        behind one row of the address table would hide one of them."""
+        names = self.served() if self.components or not self.spec_files else []
+        seen: dict[str, str] = {}
+        for name in names:
+            if name in seen:
+                raise ServeConflict(f"component '{name}' is named twice")
+            seen[name] = "named"
+        for path in self.spec_files:
+            name = load_api(path).component
+            if name in seen:
+                raise ServeConflict(
+                    f"--spec {path} serves '{name}', which is also {seen[name]}: "
+                    "it would be served twice"
+                )
+            seen[name] = f"served by --spec {path}"
+        return list(seen)
+
+
+def example_problems(path: Path) -> list[Diagnostic]:
+    """The places where a document's examples break their own schemas."""
+    document = read_document(path)
+    if not isinstance(document, Document):
+        return []
+    lint_document(document)
+    return [d for d in document.diagnostics if d.rule == "example-invalid"]
+
+
+def _check_examples(plan: ServePlan, on_warning: Callable[[str], None] | None) -> None:
+    """One warning line per document whose examples break it (served anyway, with an
+    ``sl-violations`` header); with ``plan.strict`` a ValueError instead."""
+    for path in plan.spec_files:
+        found = example_problems(path)
+        if not found:
+            continue
+        examples = len({d.pointer.split("/value", 1)[0] for d in found})
+        if plan.strict:
+            raise ValueError(
+                f"{path}: {examples} example(s) break their own schema "
+                f"(first: {found[0].pointer}: {found[0].message})"
+            )
+        if on_warning is not None:
+            on_warning(
+                f"{path}: {examples} example(s) break their own schema "
+                f"({len(found)} violation(s)); served as written, "
+                "each answer naming its violations in an sl-violations header "
+                "(--strict refuses instead)"
+            )
+
 
 async def serve_stubs(
-    plan: ServePlan, on_ready: Callable[[dict[str, str]], None], stop: asyncio.Event | None = None
+    plan: ServePlan,
+    on_ready: Callable[[dict[str, str]], None],
+    stop: asyncio.Event | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> None:
     """Start, report ``{component: url}`` through ``on_ready``, serve until interrupted
-    (or until ``stop`` is set), then stop everything it started."""
+    (or until ``stop`` is set), then stop everything it started. A document given by
+    path whose examples break it is served anyway (``on_warning`` hears of it once)
+    unless ``plan.strict``."""
+    plan.all_served()
+    _check_examples(plan, on_warning)
     plain = _plain_apis(plan.spec_files)
     served = [*plan.served(), *plain] if plan.components or not plain else list(plain)
     sockets: list[socket.socket] = []
@@ -59,12 +131,14 @@ async def serve_stubs(
             sockets.append(bind(plan.host, plan.port + index if plan.port else 0))
         if host is not None:
             await host.start()
-        engines = {} if host else {name: StubApp(StubEngine(api)) for name, api in plain.items()}
+        engines = {
+            name: StubApp(StubEngine(api, lenient_examples=True)) for name, api in plain.items()
+        }
         apps = {}
         urls = {}
         for name, sock in zip(served, sockets, strict=True):
             port = sock.getsockname()[1]
-            apps[port] = host.stubs[name].app if host is not None else engines[name]
+            apps[port] = engines[name] if name in engines else _hosted(host, name)
             shown = f"[{plan.host}]" if ":" in plan.host else plan.host
             urls[name] = f"http://{shown}:{port}"
         on_ready(urls)
@@ -74,6 +148,11 @@ async def serve_stubs(
             sock.close()
         if host is not None:
             await host.stop()
+
+
+def _hosted(host: StubHost | None, name: str) -> StubApp:
+    assert host is not None  # shipped components are served only with a host
+    return host.stubs[name].app
 
 
 def _plain_apis(paths: tuple[Path, ...]) -> dict[str, Api]:

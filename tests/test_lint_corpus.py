@@ -281,7 +281,7 @@ CASES = [
     case(
         "operation-id-not-camel-case",
         edit_yaml(SENDGRID, lambda d: mail_send(d).update(operationId="send_mail")),
-        f"{SENDGRID}#{MAIL_SEND}/operationId [operation-id] 'send_mail' is not lowerCamelCase",
+        f"{SENDGRID}#{MAIL_SEND}/operationId [operation-id-case] 'send_mail' is not lowerCamelCase",
     ),
     case(
         "duplicate-operation-id",
@@ -785,7 +785,7 @@ def _break_operation_id(spec_copy: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 EXPECTED_LINE = (
     f"specs/{SENDGRID}#{MAIL_SEND}/operationId: "
-    "operationId 'send_mail' is not lowerCamelCase [operation-id]"
+    "operationId 'send_mail' is not lowerCamelCase [operation-id-case]"
 )
 
 
@@ -807,12 +807,13 @@ def test_cli_json_format_lists_every_problem(
     assert result.exit_code == 1, result.output
     rows = json.loads(result.stdout)
     assert rows, result.stdout
-    assert all(set(row) == {"file", "pointer", "message", "rule"} for row in rows)
+    assert all(set(row) == {"file", "pointer", "message", "rule", "severity"} for row in rows)
     assert {
         "file": f"specs/{SENDGRID}",
         "pointer": f"{MAIL_SEND}/operationId",
         "message": "operationId 'send_mail' is not lowerCamelCase",
-        "rule": "operation-id",
+        "rule": "operation-id-case",
+        "severity": "error",
     } in rows
 
 
@@ -850,8 +851,9 @@ ODD_INPUTS: list[tuple[str, str | bytes]] = [
     ),
     (
         "openapi-json-bad-operation-id",
-        '{"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "paths": {"/a": '
-        '{"get": {"operationId": "Get_A", "responses": {"200": {"description": "ok"}}}}}}',
+        '{"openapi": "3.1.0", "info": {"title": "t", "version": "1", "x-component": "t"}, '
+        '"paths": {"/a": {"get": {"operationId": "Get_A", "responses": {"200": '
+        '{"description": "ok"}}}}}}',
     ),
     (
         "openapi-unquoted-status-code",

@@ -315,3 +315,18 @@ async def test_seed_data_a_component_cannot_use_is_refused(admin: httpx.AsyncCli
     assert products_to_inventory.status_code == 422
     assert "inventory-svc cannot use the seed data" in products_to_inventory.json()["detail"]
     assert no_seed.status_code == 409
+
+
+async def test_seed_data_is_refused_in_the_components_words_with_a_pointer(
+    admin: httpx.AsyncClient,
+) -> None:
+    """Not Python's ("dictionary update sequence element #0 has length 1")."""
+    stock_to_catalog = await admin.post("/admin/components/catalog-svc/seed", json={"SKU-4242": 7})
+    strings = await admin.post("/admin/components/catalog-svc/seed", json=[{"sku": "SKU-4242"}])
+    for refused in (stock_to_catalog, strings):
+        assert refused.status_code == 422, refused.text
+        assert "dictionary update" not in refused.text and "has length" not in refused.text
+    assert "list of Product objects" in stock_to_catalog.json()["detail"]
+    (error,) = strings.json()["errors"]
+    assert error["pointer"] == "/body/0"
+    assert error["message"].startswith("product 0 is not a catalog-svc Product: /: ")

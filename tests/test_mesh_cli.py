@@ -21,6 +21,7 @@ from click.testing import CliRunner, Result
 from conftest import free_port_base, is_free, plan_for, plan_ports
 from ecom_harness.cli.main import cli
 from ecom_harness.harness.addresses import PortPlan
+from ecom_harness.stubs import Deadlines
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "ecom-harness"
 
@@ -35,11 +36,16 @@ def invoke(*args: str) -> Result:
 def order_svc_env(plan: PortPlan) -> dict[str, str]:
     """What a real order-svc must be told with ``--kafka local`` and no --postgres."""
     proxy = "http://127.0.0.1:{}".format
+    wait = Deadlines().edge
     return {
         "PORT": str(plan.components["order-svc"]),
+        "CALLER_API_GATEWAY_WAITS": f"{wait('api-gateway', 'order-svc'):g}",
         "INVENTORY_SVC_URL": proxy(plan.edges["order-svc->inventory-svc"]),
+        "INVENTORY_SVC_TIMEOUT": f"{wait('order-svc', 'inventory-svc'):g}",
         "PAYMENT_SVC_URL": proxy(plan.edges["order-svc->payment-svc"]),
+        "PAYMENT_SVC_TIMEOUT": f"{wait('order-svc', 'payment-svc'):g}",
         "SHIPPING_SVC_URL": proxy(plan.edges["order-svc->shipping-svc"]),
+        "SHIPPING_SVC_TIMEOUT": f"{wait('order-svc', 'shipping-svc'):g}",
         "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{plan.kafka}",
         "DATABASE_URL": "sqlite:///ecom_order_svc.db",
     }
@@ -63,13 +69,19 @@ def test_env_dotenv_for_the_gateway_with_redis() -> None:
     assert result.exit_code == 0, result.output
     plan = plan_for(base)
     lines = result.stdout.splitlines()
+    wait = Deadlines().edge
     assert lines == [
         f"PORT={plan.components['api-gateway']}",
+        f"CALLER_CLIENT_WAITS={wait('client', 'api-gateway'):g}",
         *(
-            f"{callee.upper().replace('-', '_')}_URL=http://127.0.0.1:{plan.edges[edge]}"
+            line
             for edge in plan.edges
             for caller, callee in [edge.split("->")]
             if caller == "api-gateway"
+            for line in (
+                f"{callee.upper().replace('-', '_')}_URL=http://127.0.0.1:{plan.edges[edge]}",
+                f"{callee.upper().replace('-', '_')}_TIMEOUT={wait(caller, callee):g}",
+            )
         ),
         f"REDIS_URL={redis}",
     ]

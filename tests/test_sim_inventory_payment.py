@@ -18,7 +18,7 @@ import httpx
 
 from conftest import asgi_client
 from ecom_harness.specs import load_seed
-from ecom_harness.stubs import Exchange, InMemoryBus, Record, StubHost
+from ecom_harness.stubs import Deadlines, Exchange, InMemoryBus, Record, StubHost
 from ecom_harness.stubs.behaviours import rfc3339
 from ecom_harness.stubs.behaviours.inventory_svc import InventorySimulator
 from ecom_harness.stubs.behaviours.payment_svc import DEFAULT_SECRET_KEY, PaymentSimulator
@@ -324,13 +324,17 @@ class Payments:
 
 @asynccontextmanager
 async def payments(
-    host_factory: HostFactory, bus: Any = None, **settings: Any
+    host_factory: HostFactory,
+    bus: Any = None,
+    deadlines: Deadlines | None = None,
+    **settings: Any,
 ) -> AsyncIterator[Payments]:
     exchanges: list[tuple[str, Exchange]] = []
     host = await host_factory(
         ["payment-svc", "stripe"],
         settings={"payment-svc": settings},
         bus=bus,
+        deadlines=deadlines or Deadlines(),
         recorder=lambda component, exchange: exchanges.append((component, exchange)),
     )
     async with asgi_client(host, "payment-svc", **SERVICE) as client:
@@ -501,11 +505,16 @@ def fake_stripe(app: Callable[[Any, Any, Any], Awaitable[None]]) -> httpx.AsyncC
 
 
 async def test_stripe_5xx_and_silence_are_provider_errors(host_factory: HostFactory) -> None:
-    async with payments(host_factory, stripe_timeout=0.05) as pay:
+    deadlines = Deadlines(stripe=0.05, stripe_settle_attempts=1)
+    async with payments(host_factory, deadlines=deadlines) as pay:
         charged = (await pay.charge("charge-0")).json()
         for app, detail in (
             (_stripe_fails, "Stripe answered 500 (api_error): Something went wrong."),
-            (_stripe_hangs, "Stripe did not answer within 0.05 s."),
+            (
+                _stripe_hangs,
+                "Stripe did not answer within 0.05 s (2 attempt(s) with one Idempotency-Key); "
+                "the outcome is unknown: retry with the same Idempotency-Key to settle it.",
+            ),
         ):
             async with fake_stripe(app) as stripe:
                 pay.use_stripe(stripe)

@@ -440,8 +440,10 @@ async def test_schedule_get_and_cancel_a_shipment(host_factory: HostFactory) -> 
         assert cancelled.json() == shipment | {"status": "CANCELLED"}
         twice = await client.post(f"/shipments/{shipment['shipment_id']}/cancel")
         assert assert_problem(twice, 409, "conflict")["current_status"] == "CANCELLED"
-        rescheduled = await client.post("/shipments", json=shipment_request())
-        assert rescheduled.status_code == 201
+        # an order ships once: a request landing after its shipment was cancelled (a late
+        # retry of the saga's call) ships nothing
+        late = await client.post("/shipments", json=shipment_request())
+        assert assert_problem(late, 409, "conflict")["shipment_id"] == shipment["shipment_id"]
 
 
 async def test_shipment_errors(host_factory: HostFactory) -> None:

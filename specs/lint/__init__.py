@@ -9,6 +9,13 @@ from __future__ import annotations
 
 from ._asyncapi import channel_messages, lint_asyncapi
 from ._common import check_refs, check_schema_compiles
+from ._config import (
+    HOUSE_RULES,
+    KNOWN_RULES,
+    LintConfig,
+    LintConfigError,
+    load_lint_config,
+)
 from ._conventions import (
     SHARED_DEFINITIONS,
     check_engine_answers,
@@ -22,7 +29,11 @@ from ._specs import LintReport, lint_specs
 from ._topology_rules import check_topology_rules
 
 __all__ = [
+    "HOUSE_RULES",
+    "KNOWN_RULES",
     "SHARED_DEFINITIONS",
+    "LintConfig",
+    "LintConfigError",
     "LintReport",
     "SpecLookup",
     "channel_messages",
@@ -37,4 +48,5 @@ __all__ = [
     "lint_document",
     "lint_openapi",
     "lint_specs",
+    "load_lint_config",
 ]

@@ -210,7 +210,7 @@ def _check_operations(doc: Document) -> None:
             doc.problem(
                 join_pointer(pointer, "operationId"),
                 f"operationId '{operation_id}' is not lowerCamelCase",
-                "operation-id",
+                "operation-id-case",
             )
         if operation_id in first_seen:
             doc.problem(

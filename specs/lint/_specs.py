@@ -7,6 +7,7 @@ not are read too, because the topology cannot be judged without them.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from ecom_harness.specs._documents import Document, DocumentKind, collect_files,
 from ecom_harness.specs._locate import shipped_documents
 from ecom_harness.specs._topology import parse_topology
 
+from ._config import LintConfig
 from ._conventions import check_shared_definitions
 from ._document import lint_document
 from ._spec_links import SpecLookup, check_spec_links
@@ -26,18 +28,30 @@ __all__ = ["LintReport", "lint_specs"]
 
 @dataclass(frozen=True, slots=True)
 class LintReport:
-    """What a lint run found: every diagnostic, and how many files it read."""
+    """What a lint run found: every diagnostic (each with its severity; rules set to off
+    are left out), and how many files it read. Only errors make it fail."""
 
     diagnostics: tuple[Diagnostic, ...]
     files: int
 
     @property
+    def errors(self) -> int:
+        return sum(d.severity == "error" for d in self.diagnostics)
+
+    @property
+    def warnings(self) -> int:
+        return sum(d.severity == "warn" for d in self.diagnostics)
+
+    @property
     def ok(self) -> bool:
-        return not self.diagnostics
+        return not self.errors
 
 
-def lint_specs(paths: Iterable[Path] = ()) -> LintReport:
-    """Lint the given files and directories (default: the specs shipped with the package)."""
+def lint_specs(paths: Iterable[Path] = (), config: LintConfig | None = None) -> LintReport:
+    """Lint the given files and directories (default: the specs shipped with the package),
+    each rule as loud as ``config`` says (default: every rule an error, the house
+    conventions for the platform's own specs only)."""
+    config = config or LintConfig()
     targets = list(paths) or shipped_documents()
     found: list[Diagnostic] = []
     documents: SpecLookup = {}
@@ -57,9 +71,24 @@ def lint_specs(paths: Iterable[Path] = ()) -> LintReport:
         if doc.kind is not DocumentKind.TOPOLOGY:
             lint_document(doc)
     check_shared_definitions(d for d in documents.values() if d.kind is not DocumentKind.TOPOLOGY)
+    own = {doc.display: _is_own(doc) for doc in documents.values()}
     for doc in documents.values():
         found.extend(doc.diagnostics)
-    return LintReport(diagnostics=tuple(dict.fromkeys(found)), files=len(documents))
+    judged = []
+    for diagnostic in dict.fromkeys(found):
+        severity = config.severity(diagnostic.rule, own=own.get(diagnostic.file, True))
+        if severity != "off":
+            judged.append(dataclasses.replace(diagnostic, severity=severity))
+    return LintReport(diagnostics=tuple(judged), files=len(documents))
+
+
+def _is_own(doc: Document) -> bool:
+    """One of the platform's specs: it names its component (``info.x-component``), or
+    it is a topology (only this platform's topology format is read)."""
+    if doc.kind is DocumentKind.TOPOLOGY:
+        return True
+    info = doc.data.get("info") if isinstance(doc.data, dict) else None
+    return isinstance(info, dict) and "x-component" in info
 
 
 def _read_into(

@@ -12,8 +12,11 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from ._clients import ReusedConnectionRetry, peer_client
+from ._deadlines import SERVER_KEEPALIVE, DeadlineError, Deadlines
 from ._simulator import (
     Peers,
+    SeedError,
     Simulator,
     SimulatorContext,
     health_behaviour,
@@ -25,12 +28,18 @@ from ._simulator import (
 )
 
 __all__ = [
+    "SERVER_KEEPALIVE",
     "SIMULATORS",
+    "DeadlineError",
+    "Deadlines",
     "Peers",
+    "ReusedConnectionRetry",
+    "SeedError",
     "Simulator",
     "SimulatorContext",
     "health_behaviour",
     "json_response",
+    "peer_client",
     "problem_response",
     "render_problem",
     "rfc3339",

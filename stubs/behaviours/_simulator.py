@@ -32,8 +32,11 @@ from ecom_harness.stubs.engine import (
     ValidRequest,
 )
 
+from ._deadlines import Deadlines
+
 __all__ = [
     "Peers",
+    "SeedError",
     "Simulator",
     "SimulatorContext",
     "health_behaviour",
@@ -44,6 +47,15 @@ __all__ = [
     "rfc3339",
     "utc_now",
 ]
+
+
+class SeedError(ValueError):
+    """Seed data a simulator cannot use, said in the component's words; ``pointer`` is
+    where in the data (RFC 6901, from the data's root)."""
+
+    def __init__(self, pointer: str, message: str):
+        super().__init__(message)
+        self.pointer = pointer
 
 
 def utc_now() -> datetime:
@@ -82,6 +94,8 @@ class SimulatorContext:
     bus: Any = None  # an EventBus (stubs._bus) when the component publishes or consumes
     settings: Mapping[str, Any] = field(default_factory=dict)
     clock: Callable[[], datetime] = utc_now
+    # every timeout between components, in one place (see _deadlines)
+    deadlines: Deadlines = field(default_factory=Deadlines)
 
 
 class Simulator:

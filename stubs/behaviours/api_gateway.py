@@ -435,9 +435,16 @@ class GatewaySimulator(Simulator):
     async def _call(
         self, req: ValidRequest, peer: str, method: str, url: str, **options: Any
     ) -> httpx.Response:
-        """One request to ``peer``; an unreachable peer raises the gateway's 5xx."""
+        """One request to ``peer``, waiting at most its edge's deadline (asyncio's
+        timeout also bounds in-process peers, which ignore httpx's); an unreachable or
+        too slow peer raises the gateway's 5xx."""
+        timeout = self.ctx.deadlines.edge(self.component, peer)
         try:
-            return await self.ctx.peers[peer].request(method, url, **options)
+            async with asyncio.timeout(timeout):
+                return await self.ctx.peers[peer].request(method, url, **options)
+        except TimeoutError as exc:
+            detail = f"{peer} did not answer within {timeout:g} s; retry later."
+            raise Reply(self._unavailable(req, detail)) from exc
         except (LookupError, httpx.HTTPError) as exc:
             detail = f"{peer} could not be reached ({type(exc).__name__}); retry later."
             raise Reply(self._unavailable(req, detail)) from exc
@@ -577,7 +584,11 @@ class GatewaySimulator(Simulator):
         response = await self._call(req, "order-svc", "POST", "/orders", json=body, headers=headers)
         if response.status_code != 201:
             passed = {400: 400, 402: 402, 409: 409, 422: 422, 503: 503}
-            raise self._relay(req, "order-svc", response, passed)
+            reply = self._relay(req, "order-svc", response, passed)
+            order_id = reply.response.body.get("order_id") if reply.response.body else None
+            if isinstance(order_id, str):  # a rejected order: say where to look it up
+                reply.response.headers["Location"] = f"/v1/orders/{order_id}"
+            raise reply
         order = public_order(self._json(req, "order-svc", response))
         return json_response(201, order, headers={"Location": f"/v1/orders/{order['order_id']}"})
 
@@ -609,7 +620,10 @@ class GatewaySimulator(Simulator):
         )
         if response.status_code != 200:
             raise self._relay(req, "order-svc", response, _VALIDATION)
-        return json_response(200, _page(self._json(req, "order-svc", response), public_order))
+        page = self._json(req, "order-svc", response)
+        # never another user's order, whatever order-svc answers
+        mine = [order for order in page["items"] if order.get("user_id") == user_id]
+        return json_response(200, _page({**page, "items": mine}, public_order))
 
     async def get_order(self, req: ValidRequest, user_id: str) -> StubResponse:
         order = await self._order(req, user_id, req.params["path"]["orderId"])
@@ -634,6 +648,9 @@ class GatewaySimulator(Simulator):
             self._items_of(req, user_id, "payment-svc", "/payments", order["order_id"]),
             self._items_of(req, user_id, "shipping-svc", "/shipments", order["order_id"]),
         )
+        # only the order's own, whatever the services list
+        payments = [p for p in payments if p.get("order_id") == order["order_id"]]
+        shipments = [s for s in shipments if s.get("order_id") == order["order_id"]]
         payment = _matching(payments, "payment_id", order.get("payment_id"))
         shipment = _matching(shipments, "shipment_id", order.get("shipment_id"))
         summary = {
@@ -655,7 +672,10 @@ class GatewaySimulator(Simulator):
         return items
 
     async def cancel_order(self, req: ValidRequest, user_id: str) -> StubResponse:
+        """Only the caller's own order is ever cancelled: read it first (the 404 of an
+        order that is not theirs), and check the answer too."""
         order_id = req.params["path"]["orderId"]
+        await self._order(req, user_id, order_id)
         response = await self._call(
             req,
             "order-svc",
@@ -668,7 +688,10 @@ class GatewaySimulator(Simulator):
             raise await self._not_cancellable(req, user_id, order_id, response)
         if response.status_code != 200:
             raise self._relay(req, "order-svc", response, {**_VALIDATION, 404: 404})
-        return json_response(200, public_order(self._json(req, "order-svc", response)))
+        cancelled = self._json(req, "order-svc", response)
+        if cancelled.get("user_id") != user_id:
+            raise Reply(not_found(req, f"Order {order_id}"))
+        return json_response(200, public_order(cancelled))
 
     async def _not_cancellable(
         self, req: ValidRequest, user_id: str, order_id: str, response: httpx.Response

@@ -33,6 +33,7 @@ from ecom_harness.stubs.events import Record
 
 from ._paging import invalid_cursor, keyset_page, page_of
 from ._simulator import (
+    SeedError,
     Simulator,
     health_behaviour,
     json_response,
@@ -107,17 +108,25 @@ class CatalogSimulator(Simulator):
     async def seed(self, products: Iterable[Mapping[str, Any]]) -> None:
         """Add or replace products (spec-valid ``Product`` objects; ValueError naming
         each violation otherwise). Their stock follows the rules in the module doc."""
-        rows = [self._row(product) for product in products]
+        if not isinstance(products, list | tuple):
+            raise SeedError(
+                "", "catalog-svc's seed is a list of Product objects, not a single value"
+            )
+        for index, product in enumerate(products):
+            if not isinstance(product, Mapping):
+                raise SeedError(f"/{index}", f"product {index} is not a Product object")
+        rows = [self._row(product, index) for index, product in enumerate(products)]
         async with self.ctx.db.begin() as conn:
             for row in rows:
                 await conn.execute(self.products.delete().where(self.products.c.sku == row["sku"]))
                 await conn.execute(self.products.insert().values(**row))
 
-    def _row(self, product: Mapping[str, Any]) -> dict[str, Any]:
+    def _row(self, product: Mapping[str, Any], index: int = 0) -> dict[str, Any]:
         violations = self.ctx.api.schemas.violations(PRODUCT_SCHEMA, dict(product))
         if violations:
             listed = "; ".join(f"{v.pointer or '/'}: {v.message}" for v in violations)
-            raise ValueError(f"not a catalog-svc Product: {listed}")
+            where = f"/{index}{violations[0].pointer}"
+            raise SeedError(where, f"product {index} is not a catalog-svc Product: {listed}")
         sku = product["sku"]
         return {
             "sku": sku,

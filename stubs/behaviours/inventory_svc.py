@@ -43,13 +43,14 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ecom_harness.specs import load_seed, resolve_pointer
 from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
 from ecom_harness.stubs.state import new_id, outbox_table
 
-from ._simulator import SimulatorContext, json_response, rfc3339
+from ._simulator import SeedError, SimulatorContext, json_response, rfc3339
 from ._sql_sim import OutboxSimulator, Refusal, refusal
 
 __all__ = ["InventorySimulator"]
@@ -75,7 +76,8 @@ RESERVATIONS = Table(
     "reservations",
     _METADATA,
     Column("reservation_id", String(40), primary_key=True),
-    Column("order_id", String(40), nullable=False, index=True),
+    # one reservation per order: the order id is reserveStock's idempotency key
+    Column("order_id", String(40), nullable=False, unique=True),
     Column("status", String(16), nullable=False),
     Column("items", JSON, nullable=False),
     # RFC 3339 in UTC, whole seconds: fixed width, so text order is time order.
@@ -186,9 +188,16 @@ class InventorySimulator(OutboxSimulator):
 
     async def seed(self, stock: Mapping[str, int]) -> None:
         """Set ``on_hand`` per SKU (creating unknown SKUs), as ``setStock`` would."""
+        if not isinstance(stock, Mapping):
+            raise SeedError(
+                "", 'inventory-svc\'s seed maps SKUs to units on hand: {"SKU-1001": 40}'
+            )
         for sku, on_hand in stock.items():
-            if self.ctx.api.schemas.violations(_SKU_SCHEMA, sku) or on_hand < 0:
-                raise ValueError(f"stock: {sku!r}: {on_hand!r} is not a SKU and units on hand")
+            where = "/" + str(sku).replace("~", "~0").replace("/", "~1")
+            if self.ctx.api.schemas.violations(_SKU_SCHEMA, sku):
+                raise SeedError(where, f"{sku!r} is not a SKU (SKU- and 4 to 8 digits)")
+            if isinstance(on_hand, bool) or not isinstance(on_hand, int) or on_hand < 0:
+                raise SeedError(where, f"units on hand of {sku} must be a whole number >= 0")
         async with self.transaction() as conn:
             for sku, on_hand in sorted(stock.items()):
                 row = await self._set_on_hand(conn, sku, on_hand)
@@ -256,8 +265,17 @@ class InventorySimulator(OutboxSimulator):
     # --- reserving ---
 
     async def reserve_stock(self, req: ValidRequest) -> StubResponse:
-        """All or nothing: a SKU short of units rolls back the holds already taken."""
+        """All or nothing: a SKU short of units rolls back the holds already taken.
+
+        An order has one reservation: reserving again for an order that has one answers
+        that one as it is now (201, whatever its status), so a caller that timed out can
+        send the same request again to learn what the first did, and a first request
+        that lands late, after its caller released the retry's reservation, holds
+        nothing either."""
         body = req.body
+        existing = await self._reservation_of(body["order_id"])
+        if existing is not None:
+            return json_response(201, _reservation_body(existing))
         totals = _totals(body["items"])
         now = self.ctx.clock()
         ttl = int(body.get("ttl_seconds", self.default_ttl))
@@ -269,6 +287,23 @@ class InventorySimulator(OutboxSimulator):
             "expires_at": rfc3339(now + timedelta(seconds=ttl)),
             "created_at": rfc3339(now),
         }
+        try:
+            return await self._reserve(req, totals, reservation)
+        except IntegrityError:  # a concurrent request for the order won: answer its reservation
+            existing = await self._reservation_of(body["order_id"])
+            if existing is None:
+                raise
+            return json_response(201, _reservation_body(existing))
+
+    async def _reservation_of(self, order_id: str) -> Row[Any] | None:
+        async with self.ctx.db.connect() as conn:
+            query = select(RESERVATIONS).where(RESERVATIONS.c.order_id == order_id)
+            return (await conn.execute(query)).first()
+
+    async def _reserve(
+        self, req: ValidRequest, totals: list[tuple[str, int]], reservation: dict[str, Any]
+    ) -> StubResponse:
+        body = req.body
         async with self.transaction() as conn:
             await self._require_stocked(conn, [sku for sku, _ in totals], req)
             short = [(sku, qty) for sku, qty in totals if not await self._hold(conn, sku, qty)]

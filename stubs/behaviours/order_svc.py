@@ -8,13 +8,26 @@ check exactly what was called. Calls to inventory-svc go through a circuit break
 (:attr:`OrderSimulator.breaker`). State changes and their events (topic ``orders``)
 are written in one transaction; :attr:`OrderSimulator.relay` publishes the outbox.
 
+How long it waits for each peer is ``ctx.deadlines`` (every timeout of the platform, in
+one place; a timed-out inventory call counts as a breaker failure), each longer than the
+peer can take with its own calls.
+
+A step that timed out (or whose peer could not be reached, or answered 5xx) has an
+unknown outcome, never a decline: the order is rejected with the failure reason of the
+unavailable peer (``inventory_unavailable``, ``payment_unavailable``,
+``shipping_unavailable``). A charge or a shipment of unknown outcome is *settled*: sent
+again exactly as before (the same ``Idempotency-Key``, the same order id, which each peer
+treats as the same request), and whatever it answers is undone (a charge refunded, a
+shipment cancelled). A reservation is not (a second request would count against the
+circuit breaker, and the scenarios see every call): one that lands after order-svc gave
+up on it is held until inventory-svc's own expiry. Undo steps
+(settling and compensation alike) are tried at once; one that does not finish goes to
+:attr:`OrderSimulator.undo`, a queue in order-svc's own database retried in the
+background until done, never dropped. Every answer about a created order names it
+(``order_id``, and ``Location``).
+
 Settings (``ctx.settings``), with their defaults:
 
-``inventory_timeout`` (2.0)
-    seconds to wait for inventory-svc; a timeout counts as a breaker failure.
-``peer_timeout`` (15.0)
-    seconds to wait for payment-svc and shipping-svc (payment-svc itself waits up to
-    10 s for Stripe).
 ``breaker_threshold`` (3), ``breaker_cooldown`` (30.0)
     consecutive inventory failures (timeout, connection error, 5xx) that open the
     circuit, and the seconds (``ctx.clock``) before one trial call is let through.
@@ -30,6 +43,8 @@ reservation); an unknown SKU (inventory 404) as ``out_of_stock``. The customer's
 and ``order.rejected``. Idempotency keys are scoped per user, and only 201, 402 and 409
 are stored for replay. ``cancelOrder`` compensates best-effort (each step's outcome is
 in ``saga_steps``), since it documents no 5xx.
+A step whose outcome is unknown (a timeout) is settled and undone in the background, and
+an undo step that does not finish is queued and retried until done (``undo_steps``).
 """
 
 from __future__ import annotations
@@ -61,11 +76,11 @@ from ._simulator import (
     not_found,
     problem_response,
 )
+from ._undo_queue import UndoQueue, undo_table
 
 __all__ = ["OrderSimulator", "PeerUnavailable"]
 
 logger = logging.getLogger(__name__)
-COMPENSATION_ATTEMPTS = 5  # per undo call, 50 ms apart and doubling
 
 COMPONENT = "order-svc"
 INVENTORY, PAYMENT, SHIPPING = "inventory-svc", "payment-svc", "shipping-svc"
@@ -74,8 +89,6 @@ MAX_AMOUNT = 99_999_999  # order-svc.yaml#/components/schemas/Amount
 SKU = re.compile(r"SKU-[0-9]{4,8}")
 
 DEFAULTS: Mapping[str, Any] = {
-    "inventory_timeout": 2.0,
-    "peer_timeout": 15.0,
     "breaker_threshold": 3,
     "breaker_cooldown": 30.0,
     "retry_after": 5,
@@ -147,6 +160,9 @@ idempotency_keys = Table(
     Column("headers", JSON, nullable=False),
 )
 outbox = outbox_table(_METADATA)
+undo_steps = undo_table(_METADATA)
+# Undo steps whose peer answer means "nothing (more) to undo": done, not retried.
+_NOTHING_TO_UNDO = frozenset({404, 409})
 
 
 def rfc3339(moment: datetime) -> str:
@@ -194,6 +210,7 @@ class Outcome:
     status: int | None
     body: dict[str, Any]
     detail: str
+    sent: bool = True  # False: the circuit breaker kept the call from being made
 
 
 @dataclass(eq=False)
@@ -209,6 +226,8 @@ class SagaFailed(Exception):
     extensions: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     ids: dict[str, str] = field(default_factory=dict)
+    # the step whose outcome is unknown (it timed out): settled and undone
+    unsettled: Call | None = None
 
     def response(self, order_id: str) -> StubResponse:
         return problem_response(
@@ -217,36 +236,43 @@ class SagaFailed(Exception):
             title=self.title,
             detail=self.detail,
             instance=f"/orders/{order_id}",
-            headers=self.headers,
+            headers={**self.headers, "Location": f"/orders/{order_id}"},
             **self.extensions,
             order_id=order_id,
             order_status="REJECTED",
         )
 
 
+UndoStep = tuple[str, dict[str, Any]]  # kind (the undoing operationId, or settle*), payload
+
+
 def compensations(
     order: Mapping[str, Any], done: Sequence[str], refund_reason: str, release_reason: str
-) -> list[Call]:
-    """The calls undoing the completed forward steps ``done``, latest first; the release
+) -> list[UndoStep]:
+    """The steps undoing the completed forward steps ``done``, latest first; the release
     says why (the order's failure reason), for ``inventory.released``."""
-    undo = {
-        "reserveStock": Call(
+    undo: dict[str, UndoStep] = {
+        "reserveStock": (
             "releaseReservation",
-            INVENTORY,
-            f"/reservations/{order['reservation_id']}/release",
-            json={"reason": release_reason},
+            {"reservation_id": order["reservation_id"], "reason": release_reason},
         ),
-        "createPayment": Call(
+        "createPayment": (
             "refundPayment",
-            PAYMENT,
-            f"/payments/{order['payment_id']}/refund",
-            json={"reason": refund_reason},
+            {"payment_id": order["payment_id"], "reason": refund_reason},
         ),
-        "scheduleShipment": Call(
-            "cancelShipment", SHIPPING, f"/shipments/{order['shipment_id']}/cancel"
-        ),
+        "scheduleShipment": ("cancelShipment", {"shipment_id": order["shipment_id"]}),
     }
     return [undo[step] for step in reversed(done) if step in undo]
+
+
+def settling(call: Call) -> UndoStep:
+    """The undo step of a forward call whose outcome is unknown: send it again as it was
+    (the peer treats it as the same request), then undo what it answered."""
+    return f"settle:{call.operation}", {
+        "path": call.path,
+        "json": call.json,
+        "headers": dict(call.headers),
+    }
 
 
 class OrderSimulator(Simulator):
@@ -264,6 +290,7 @@ class OrderSimulator(Simulator):
             failures=(PeerUnavailable,),
         )
         self.relay = OutboxRelay(outbox, ctx.db, ctx.bus, COMPONENT)
+        self.undo = UndoQueue(undo_steps, ctx.db, self._undo_later)
         self._key_locks = KeyedLocks()  # createOrder, by Idempotency-Key
 
     def _now(self) -> datetime:
@@ -286,8 +313,10 @@ class OrderSimulator(Simulator):
         await super().start()
         await self._seed_history()
         self.relay.start(float(self.setting("relay_interval")))
+        self.undo.start(float(self.setting("relay_interval")))
 
     async def stop(self) -> None:
+        await self.undo.stop()
         await self.relay.stop()
 
     async def reset(self) -> None:
@@ -438,7 +467,7 @@ class OrderSimulator(Simulator):
             return problem_response(
                 409, "conflict", title="Conflict", detail=detail, instance=req.request.path
             )
-        await self._compensate(
+        await self._undo_all(
             order_id,
             compensations(order, FORWARD, "requested_by_customer", "cancelled_by_user"),
         )
@@ -462,10 +491,10 @@ class OrderSimulator(Simulator):
                 done.append(operation)
         except SagaFailed as failure:
             order = await self._set_ids(order, failure.ids)
-            await self._compensate(
-                order["order_id"],
-                compensations(order, done, "order_compensation", failure.reason),
-            )
+            undo = compensations(order, done, "order_compensation", failure.reason)
+            if failure.unsettled is not None:
+                undo.insert(0, settling(failure.unsettled))
+            await self._undo_all(order["order_id"], undo)
             await self._transition(order, "REJECTED", failure.reason)
             return order["order_id"], failure.response(order["order_id"])
         confirmed = await self._transition(order, "CONFIRMED", None)
@@ -485,6 +514,7 @@ class OrderSimulator(Simulator):
             return {"reservation_id": outcome.body["reservation_id"]}
         if outcome.status in (404, 409):  # 404: a SKU inventory-svc does not stock
             raise self._out_of_stock(order, outcome)
+        # not settled by a second request (see the module docstring)
         raise self._inventory_unavailable(outcome.detail)
 
     async def _charge(self, order: Mapping[str, Any]) -> dict[str, str]:
@@ -512,15 +542,18 @@ class OrderSimulator(Simulator):
                 str(outcome.body.get("decline_code") or "generic_decline"),
                 ids={"payment_id": payment_id} if isinstance(payment_id, str) else {},
             )
-        raise SagaFailed(
-            "payment_unavailable",
-            503,
-            "payment-unavailable",
-            "Payment unavailable",
-            f"payment-svc could not take the payment ({outcome.detail}); "
-            "the reservation was released.",
-            headers={"Retry-After": str(int(self.setting("retry_after")))},
-        )
+        if _unknown(outcome):  # never a decline: whether the card was charged is unknown
+            raise SagaFailed(
+                "payment_unavailable",
+                503,
+                "payment-unavailable",
+                "Payment unavailable",
+                f"payment-svc could not settle the charge ({outcome.detail}); whether the "
+                "card was charged is being settled, and a charge is refunded.",
+                headers={"Retry-After": str(int(self.setting("retry_after")))},
+                unsettled=call,
+            )
+        raise self._card_declined("processing_error", why=outcome.detail)
 
     async def _schedule(self, order: Mapping[str, Any]) -> dict[str, str]:
         lines = [{"sku": i["sku"], "quantity": i["quantity"]} for i in order["items"]]
@@ -541,6 +574,8 @@ class OrderSimulator(Simulator):
             f"shipping-svc could not schedule the shipment ({outcome.detail}); "
             "the payment was refunded.",
             headers={"Retry-After": str(int(self.setting("retry_after")))},
+            # a 409 means a shipment exists after all (an earlier attempt landed late)
+            unsettled=call if _unknown(outcome) or outcome.status == 409 else None,
         )
 
     async def _commit(self, order: Mapping[str, Any]) -> dict[str, str]:
@@ -554,21 +589,62 @@ class OrderSimulator(Simulator):
             f"the reservation could not be committed: {outcome.detail}"
         )
 
-    async def _compensate(self, order_id: str, calls: Sequence[Call]) -> None:
-        """Run the undo calls in the order given, each retried with backoff while it
-        fails (an undo that is given up leaves stock held or a charge kept: found under
-        load with faults, issue 15); one that still fails is recorded and logged, and
-        the next still runs (the others' effects must not be left in place)."""
-        for call in calls:
-            for attempt in range(COMPENSATION_ATTEMPTS):
-                outcome = await self._attempt(order_id, call, expect=200)
-                if outcome.ok:
-                    break
-                await asyncio.sleep(0.05 * 2**attempt)
-            else:
-                logger.warning(
-                    "%s: compensation %s failed: %s", order_id, call.operation, outcome.detail
-                )
+    async def _undo_all(self, order_id: str, steps: Sequence[UndoStep]) -> None:
+        """Try each undo step once, in the order given; one that does not finish goes to
+        the undo queue (retried until done), and the next still runs."""
+        for kind, payload in steps:
+            if not await self._undo_step(kind, order_id, payload):
+                logger.warning("%s: %s did not finish; retried in the background", order_id, kind)
+                await self.undo.add(kind, order_id, payload)
+
+    async def _undo_later(self, kind: str, order_id: str, payload: dict[str, Any]) -> bool:
+        """The undo queue's attempt at a step: not counted by the breaker."""
+        return await self._undo_step(kind, order_id, payload, counted=False)
+
+    async def _undo_step(
+        self, kind: str, order_id: str, payload: dict[str, Any], *, counted: bool = True
+    ) -> bool:
+        """One attempt at an undo step; True when it is done (the peer undid it, or there
+        was nothing (left) to undo)."""
+        if kind.startswith("settle:"):
+            return await self._settle(kind.removeprefix("settle:"), order_id, payload)
+        if kind == "releaseReservation":
+            path = f"/reservations/{payload['reservation_id']}/release"
+            reason = payload.get("reason", "inventory_unavailable")
+            call = Call(kind, INVENTORY, path, json={"reason": reason})
+        elif kind == "refundPayment":
+            path = f"/payments/{payload['payment_id']}/refund"
+            call = Call(kind, PAYMENT, path, json={"reason": payload["reason"]})
+        else:  # cancelShipment
+            call = Call(kind, SHIPPING, f"/shipments/{payload['shipment_id']}/cancel")
+        outcome = await self._attempt(order_id, call, expect=200, counted=counted)
+        return outcome.ok or outcome.status in _NOTHING_TO_UNDO
+
+    async def _settle(self, operation: str, order_id: str, payload: dict[str, Any]) -> bool:
+        """Send a forward call whose outcome was unknown again, as it was, and undo what
+        it answers: the peer treats it as the same request, so this finds what the first
+        one did (or does it now), and never does it twice."""
+        peer = {"reserveStock": INVENTORY, "createPayment": PAYMENT}.get(operation, SHIPPING)
+        call = Call(operation, peer, payload["path"], payload["json"], payload["headers"])
+        outcome = await self._attempt(order_id, call, expect=201, counted=False)
+        if _unknown(outcome) or not outcome.sent:
+            return False
+        if operation == "reserveStock":
+            found = outcome.body.get("reservation_id") if outcome.ok else None
+            # settled because inventory-svc's answer was lost: that is the reason
+            step: UndoStep = (
+                "releaseReservation",
+                {"reservation_id": found, "reason": "inventory_unavailable"},
+            )
+        elif operation == "createPayment":
+            found = outcome.body.get("payment_id") if outcome.ok else None
+            step = ("refundPayment", {"payment_id": found, "reason": "order_compensation"})
+        else:  # scheduleShipment: 201 a new one, 409 names the one the order has
+            found = outcome.body.get("shipment_id") if outcome.status in (201, 409) else None
+            step = ("cancelShipment", {"shipment_id": found})
+        if not isinstance(found, str):
+            return True  # refused (declined, out of stock...): nothing was done
+        return await self._undo_step(step[0], order_id, step[1], counted=False)
 
     # --- failures -------------------------------------------------------------------------
 
@@ -622,11 +698,20 @@ class OrderSimulator(Simulator):
 
     # --- peers ----------------------------------------------------------------------------
 
-    async def _attempt(self, order_id: str, call: Call, *, expect: int) -> Outcome:
+    async def _attempt(
+        self, order_id: str, call: Call, *, expect: int, counted: bool = True
+    ) -> Outcome:
         """Make the call (inventory through the breaker), record it as a saga step, and
-        say how it went; never raises for a peer's failure."""
+        say how it went; never raises for a peer's failure. An uncounted call (settling
+        an unknown outcome, an undo step retried later) does not count towards the
+        breaker, and is not made while the circuit is not closed: the breaker judges
+        the orders, and gives inventory-svc its rest."""
         try:
-            if call.peer == INVENTORY:
+            if call.peer == INVENTORY and not counted:
+                if self.breaker.state is not BreakerState.CLOSED:
+                    raise CircuitOpen(self.breaker.state, self.breaker.retry_after())
+                response = await self._send(call)
+            elif call.peer == INVENTORY:
                 response = await self.breaker.call(lambda: self._send(call))
             else:
                 response = await self._send(call)
@@ -636,6 +721,7 @@ class OrderSimulator(Simulator):
                 None,
                 {},
                 f"the circuit breaker on inventory-svc is {exc.state.value}; retry later",
+                sent=False,
             )
             await self._record(order_id, call.operation, "short_circuited", outcome.detail)
             return outcome
@@ -652,9 +738,7 @@ class OrderSimulator(Simulator):
         """One request; a timeout, a transport error, a missing route or a 5xx raise
         :class:`PeerUnavailable` (asyncio's timeout also bounds in-process peers, which
         ignore httpx's)."""
-        timeout = float(
-            self.setting("inventory_timeout" if call.peer == INVENTORY else "peer_timeout")
-        )
+        timeout = self.ctx.deadlines.edge(COMPONENT, call.peer)
         try:
             client = self.ctx.peers[call.peer]
             async with asyncio.timeout(timeout):
@@ -804,6 +888,11 @@ class OrderSimulator(Simulator):
         if order is None or (acting is not None and order["user_id"] != acting):
             return None
         return order
+
+
+def _unknown(outcome: Outcome) -> bool:
+    """Whether a call's outcome is unknown: no answer, or the peer failed (5xx)."""
+    return outcome.sent and (outcome.status is None or outcome.status >= 500)
 
 
 def _read(response: httpx.Response, expect: int) -> Outcome:

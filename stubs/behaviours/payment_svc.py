@@ -24,9 +24,17 @@ Events (topic ``payments``, keyed by the order id, through the outbox):
 ``payment.succeeded``, ``payment.failed``, ``payment.refunded`` (one per refund, with
 that refund's amount).
 
-Settings (``settings["payment-svc"]``): ``stripe_secret_key``
-(:data:`DEFAULT_SECRET_KEY`), ``stripe_timeout`` (:data:`DEFAULT_STRIPE_TIMEOUT`
-seconds for one Stripe call, connecting included), ``stripe_return_url``
+A Stripe call that times out (or whose connection fails, or that Stripe answers 409
+``idempotency_key_in_use`` because the first one still runs) has an unknown outcome, never
+a decline: it is settled before payment-svc answers, by sending it again with the same
+Stripe ``Idempotency-Key`` -- Stripe replays the first one's answer if it landed, or runs
+it now if it never arrived -- up to ``ctx.deadlines.stripe_settle_attempts`` more times.
+Only when no attempt gets an answer does payment-svc answer 502 with the outcome unknown
+(not stored for replay: the caller settles it by retrying with the same key).
+
+How long one Stripe call may take is ``ctx.deadlines.stripe`` (every timeout of the
+platform is set in one place). Settings (``settings["payment-svc"]``): ``stripe_secret_key``
+(:data:`DEFAULT_SECRET_KEY`), ``stripe_return_url``
 (:data:`DEFAULT_RETURN_URL`, sent with every confirmed PaymentIntent).
 """
 
@@ -53,12 +61,10 @@ from ._sql_sim import OutboxSimulator, Refusal, platform_problem, refusal
 __all__ = [
     "DEFAULT_RETURN_URL",
     "DEFAULT_SECRET_KEY",
-    "DEFAULT_STRIPE_TIMEOUT",
     "PaymentSimulator",
 ]
 
 DEFAULT_SECRET_KEY = "sk_test_ecomharness"
-DEFAULT_STRIPE_TIMEOUT = 5.0
 DEFAULT_RETURN_URL = "https://shop.example.com/checkout/return"
 # Stripe's own refund reasons; ours (order_compensation) travels in metadata only.
 _STRIPE_REFUND_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
@@ -221,7 +227,8 @@ class PaymentSimulator(OutboxSimulator):
     def __init__(self, ctx: SimulatorContext):
         super().__init__(ctx)
         self.secret_key = str(ctx.settings.get("stripe_secret_key", DEFAULT_SECRET_KEY))
-        self.stripe_timeout = float(ctx.settings.get("stripe_timeout", DEFAULT_STRIPE_TIMEOUT))
+        self.stripe_timeout = ctx.deadlines.edge(self.component, "stripe")
+        self.settle_attempts = int(ctx.deadlines.stripe_settle_attempts)
         self.return_url = str(ctx.settings.get("stripe_return_url", DEFAULT_RETURN_URL))
         self._keys = KeyedLocks()  # createPayment, by Idempotency-Key
         self._refunds = KeyedLocks()  # refundPayment, by payment id
@@ -268,8 +275,38 @@ class PaymentSimulator(OutboxSimulator):
     async def _stripe(
         self, req: ValidRequest, path: str, form: dict[str, str], key: str
     ) -> tuple[int, dict[str, Any]]:
-        """Stripe's status and JSON object; unreachable, too slow or not Stripe's wire
-        format -> a 502 refusal."""
+        """Stripe's status and JSON object. A call with an unknown outcome (too slow,
+        unreachable, or the same key still in progress at Stripe) is sent again with the
+        same Idempotency-Key, up to ``settle_attempts`` more times; when none is answered,
+        or Stripe answers something that is not its wire format -> a 502 refusal."""
+        unknown = ""
+        for _attempt in range(1 + self.settle_attempts):
+            found = await self._stripe_once(path, form, key)
+            if isinstance(found, str):
+                unknown = found
+                continue
+            status, answer = found
+            error = answer.get("error")
+            if (
+                status == 409
+                and isinstance(error, dict)
+                and error.get("type") == "idempotency_error"
+            ):
+                unknown = "Stripe is still processing the first request with this key"
+                await asyncio.sleep(self.stripe_timeout / 4)
+                continue
+            return status, answer
+        attempts = 1 + self.settle_attempts
+        detail = (
+            f"{unknown} ({attempts} attempt(s) with one Idempotency-Key); the outcome is "
+            "unknown: retry with the same Idempotency-Key to settle it."
+        )
+        raise refusal("payment-provider-error", detail, req)
+
+    async def _stripe_once(
+        self, path: str, form: dict[str, str], key: str
+    ) -> tuple[int, dict[str, Any]] | str:
+        """One Stripe call: its status and JSON object, or why its outcome is unknown."""
         headers = {"Authorization": f"Bearer {self.secret_key}", "Idempotency-Key": key}
         try:
             client = self.ctx.peers["stripe"]
@@ -279,14 +316,11 @@ class PaymentSimulator(OutboxSimulator):
                 )
             answer = response.json()
         except TimeoutError:
-            detail = f"Stripe did not answer within {self.stripe_timeout:g} s."
-            raise refusal("payment-provider-error", detail, req) from None
+            return f"Stripe did not answer within {self.stripe_timeout:g} s"
         except (LookupError, httpx.HTTPError, ValueError) as exc:
-            detail = f"Stripe could not be reached: {type(exc).__name__}: {exc}"
-            raise refusal("payment-provider-error", detail, req) from exc
+            return f"Stripe could not be reached: {type(exc).__name__}: {exc}"
         if not isinstance(answer, dict):
-            detail = f"Stripe answered {response.status_code} without a JSON object."
-            raise refusal("payment-provider-error", detail, req)
+            return f"Stripe answered {response.status_code} without a JSON object"
         return response.status_code, answer
 
     # --- charging ---

@@ -158,7 +158,13 @@ class ShippingSimulator(OutboxSimulator):
     # --- scheduling ---
 
     async def schedule_shipment(self, req: ValidRequest) -> StubResponse:
+        """An order is shipped once: a second request for an order that has a shipment
+        (scheduled, or cancelled since) is 409 naming it, so a request that lands late,
+        after its caller settled and cancelled the order's shipment, ships nothing."""
         body = req.body
+        previous = await self._find(self.shipments.c.order_id == body["order_id"])
+        if previous is not None:
+            return self._conflict(req, body["order_id"], previous)
         now = self.ctx.clock()
         carrier = self.carriers.get(body["address"]["country"], self.default_carrier)
         shipment = {
@@ -195,12 +201,17 @@ class ShippingSimulator(OutboxSimulator):
 
     async def _already_scheduled(self, req: ValidRequest, order_id: str) -> StubResponse:
         existing = await self._find(self.shipments.c.scheduled_order_id == order_id)
+        return self._conflict(req, order_id, existing)
+
+    @staticmethod
+    def _conflict(req: ValidRequest, order_id: str, existing: Any) -> StubResponse:
         shipment_id = existing["shipment_id"] if existing else "unknown"
+        status = str(existing["status"]).lower() if existing else "scheduled"
         return problem_response(
             409,
             "conflict",
             title="Conflict",
-            detail=f"Order {order_id} already has the scheduled shipment {shipment_id}.",
+            detail=f"Order {order_id} already has the {status} shipment {shipment_id}.",
             instance=req.request.path,
             shipment_id=shipment_id,
         )

@@ -44,6 +44,7 @@ from ._providers import (
     FieldError,
     IdempotencyStore,
     Replay,
+    basic_credentials,
     bearer_token,
     field_errors,
     idempotency_table,
@@ -228,10 +229,12 @@ class StripeSimulator(Simulator):
     intents = Table(
         "payment_intents",
         metadata,
-        Column("id", String(64), primary_key=True),
+        Column("seq", Integer, primary_key=True, autoincrement=True),  # newest = highest
+        Column("id", String(64), nullable=False, unique=True),
         Column("amount_received", Integer, nullable=False),
         Column("amount_refunded", Integer, nullable=False),
         Column("data", JSON, nullable=False),
+        Column("test_method", String(64)),  # the test PaymentMethod id it was given
     )
     refunds = Table(
         "refunds",
@@ -286,6 +289,8 @@ class StripeSimulator(Simulator):
     def behaviours(self) -> dict[str, Behaviour]:
         return {
             "createPaymentIntent": self.create_payment_intent,
+            "listPaymentIntents": self.list_payment_intents,
+            "confirmPaymentIntent": self.confirm_payment_intent,
             "getPaymentIntent": self.get_payment_intent,
             "createRefund": self.create_refund,
         }
@@ -317,6 +322,52 @@ class StripeSimulator(Simulator):
     async def create_refund(self, req: ValidRequest) -> StubResponse:
         return await self._post(req, self._create_refund)
 
+    async def list_payment_intents(self, req: ValidRequest) -> StubResponse:
+        """Newest first, Stripe's cursors: ``starting_after`` (the page after that object)
+        or ``ending_before`` (the page just before it), ``has_more`` when more follow."""
+        call = self._call(req.request)
+        denied = self._denied(req.request.headers, call)
+        if denied is not None:
+            return denied
+        query = req.params["query"]
+        limit = int(query.get("limit", 10))
+        table = self.intents
+        newest_first = select(table.c.seq, table.c.data).order_by(table.c.seq.desc())
+        cursor_name = "starting_after" if "starting_after" in query else "ending_before"
+        cursor = query.get(cursor_name)
+        async with self.ctx.db.connect() as conn:
+            if cursor is not None:
+                found = (
+                    await conn.execute(select(table.c.seq).where(table.c.id == cursor))
+                ).first()
+                if found is None:
+                    return _no_such_intent(cursor, cursor_name, call, 400)
+                if cursor_name == "starting_after":
+                    query_rows = newest_first.where(table.c.seq < found.seq).limit(limit + 1)
+                else:  # the newer ones closest to the cursor, shown newest first
+                    nearest = (
+                        select(table.c.seq, table.c.data)
+                        .where(table.c.seq > found.seq)
+                        .order_by(table.c.seq)
+                        .limit(limit + 1)
+                    )
+                    rows = list((await conn.execute(nearest)).all())
+                    more = len(rows) > limit
+                    page = [r.data for r in reversed(rows[:limit])]
+                    return self._page(page, more, call)
+            else:
+                query_rows = newest_first.limit(limit + 1)
+            rows = list((await conn.execute(query_rows)).all())
+        return self._page([r.data for r in rows[:limit]], len(rows) > limit, call)
+
+    @staticmethod
+    def _page(data: list[Any], more: bool, call: _Call) -> StubResponse:
+        body = {"object": "list", "url": "/v1/payment_intents", "has_more": more, "data": data}
+        return json_response(200, body, call.headers())
+
+    async def confirm_payment_intent(self, req: ValidRequest) -> StubResponse:
+        return await self._post(req, self._confirm_intent)
+
     # --- the request frame: credentials, ids, idempotency --------------------------------
 
     def _call(self, request: StubRequest) -> _Call:
@@ -329,8 +380,10 @@ class StripeSimulator(Simulator):
         )
 
     def _denied(self, headers: Mapping[str, str], call: _Call) -> StubResponse | None:
-        """401 unless the request carries an accepted secret key (Stripe checks this first)."""
-        key = bearer_token(headers)
+        """401 unless the request carries an accepted secret key (Stripe checks this first),
+        as a bearer token or as HTTP Basic's user name (``curl -u sk_test_...:``)."""
+        basic = basic_credentials(headers)
+        key = bearer_token(headers) or (basic[0] if basic else None)
         if key is None:
             return call.error(401, logged=False, type=_INVALID, message=_NO_KEY)
         accepted = _SECRET_KEY.match(key) if self.api_keys is None else key in self.api_keys
@@ -388,6 +441,7 @@ class StripeSimulator(Simulator):
                     amount_received=intent["amount_received"],
                     amount_refunded=0,
                     data=intent,
+                    test_method=params.get("payment_method"),
                 )
             )
         if declined is not None:
@@ -422,6 +476,53 @@ class StripeSimulator(Simulator):
         if _needs_return_url(params):
             return call.error(400, type=_INVALID, message=_RETURN_URL_REQUIRED)
         return None
+
+    async def _confirm_intent(self, req: ValidRequest, call: _Call) -> tuple[StubResponse, bool]:
+        """Attempt the charge of an existing PaymentIntent, with the payment method given
+        here or the one it has; only one waiting for a payment method or a confirmation
+        can be confirmed."""
+        params: dict[str, Any] = req.body or {}
+        intent_id = req.params["path"]["intent"]
+        table = self.intents
+        async with self.ctx.db.connect() as conn:
+            row = (await conn.execute(select(table).where(table.c.id == intent_id))).first()
+        if row is None:
+            return _no_such_intent(intent_id, "intent", call), False
+        intent: dict[str, Any] = dict(row.data)
+        method = params.get("payment_method") or row.test_method
+        if intent["status"] not in ("requires_payment_method", "requires_confirmation"):
+            return call.error(
+                400,
+                type=_INVALID,
+                code="payment_intent_unexpected_state",
+                doc_url=_doc_url("payment_intent_unexpected_state"),
+                message=f"This PaymentIntent's status is {intent['status']}, which does not "
+                "allow it to be confirmed.",
+            ), False
+        if method is None:
+            return call.error(400, type=_INVALID, message=_NO_PAYMENT_METHOD), False
+        if method not in self.test_methods:
+            return call.error(
+                400,
+                type=_INVALID,
+                code="resource_missing",
+                doc_url=_doc_url("resource_missing"),
+                message=f"No such PaymentMethod: '{method}'",
+                param="payment_method",
+            ), False
+        if params.get("payment_method") or intent["payment_method"] is None:
+            intent["payment_method"] = new_id("pm", 24)
+        intent["last_payment_error"] = None
+        intent, declined = _confirm(intent, self.test_methods[method], params)
+        async with self.ctx.db.begin() as conn:
+            await conn.execute(
+                table.update()
+                .where(table.c.id == intent_id)
+                .values(data=intent, amount_received=intent["amount_received"], test_method=method)
+            )
+        if declined is not None:
+            return call.error(402, **declined, payment_intent=intent), True
+        return json_response(200, intent, call.headers()), True
 
     # --- Refunds -------------------------------------------------------------------
 

@@ -7,7 +7,17 @@ May import: ``ecom_harness.specs``.
 
 from __future__ import annotations
 
-from ._asgi import PortDispatcher, Receive, Scope, Send, StubApp, bind, read_request, serve_sockets
+from ._asgi import (
+    SERVER_KEEPALIVE,
+    PortDispatcher,
+    Receive,
+    Scope,
+    Send,
+    StubApp,
+    bind,
+    read_request,
+    serve_sockets,
+)
 from ._contract import ContractCheck, check_exchange, response_violations
 from ._engine import Behaviour, ErrorRenderer, Exchange, StubEngine
 from ._http import (
@@ -31,6 +41,7 @@ __all__ = [
     "MAX_BODY_BYTES",
     "MAX_JSON_DEPTH",
     "PROBLEM_MEDIA_TYPE",
+    "SERVER_KEEPALIVE",
     "Behaviour",
     "ContractCheck",
     "ErrorRenderer",

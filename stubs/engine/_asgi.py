@@ -24,6 +24,7 @@ from ._http import StubRequest, StubResponse
 from ._validate_request import MAX_BODY_BYTES
 
 __all__ = [
+    "SERVER_KEEPALIVE",
     "PortDispatcher",
     "Receive",
     "Scope",
@@ -33,6 +34,11 @@ __all__ = [
     "read_request",
     "serve_sockets",
 ]
+
+# Seconds a served keep-alive connection may idle (uvicorn's default is 5): longer than
+# any client here keeps one (Deadlines.keepalive), so a client never reuses a connection
+# the server is closing.
+SERVER_KEEPALIVE = 30.0
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -181,7 +187,12 @@ async def serve_sockets(
     # X-Forwarded-For sent from 127.0.0.1 -- on loopback, from anyone. Who may forward
     # addresses is each component's own setting (the gateway's trusted_proxies).
     config = uvicorn.Config(
-        app, lifespan="off", log_level="warning", access_log=False, proxy_headers=False
+        app,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+        timeout_keep_alive=int(SERVER_KEEPALIVE),
     )
     server = _Server(config)
     if stop is None:

@@ -8,10 +8,12 @@ loudly (500 naming each violation), never silently.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from ecom_harness.specs import Api, Operation
+from ecom_harness.specs import Api, Operation, unescape_token
 
 from ._contract import response_violations
 from ._http import StubRequest, StubResponse
@@ -47,6 +49,8 @@ class StubEngine:
         behaviours: Mapping[str, Behaviour] | None = None,
         recorder: Callable[[Exchange], None] | None = None,
         render_error: ErrorRenderer | None = None,
+        *,
+        lenient_examples: bool = False,
     ):
         unknown = set(behaviours or {}) - set(api.operations)
         if unknown:
@@ -59,6 +63,10 @@ class StubEngine:
         self.recorder = recorder
         self.render_error = render_error or _problem_response
         self._own_errors = render_error is not None
+        # A user's own document, as specs are found in the wild: an example that breaks
+        # its own schema is served as written, with the violations in a header (Prism's
+        # ``sl-violations``), instead of the 500 kept for answers a simulator made.
+        self.lenient_examples = lenient_examples
         # Spec examples already found valid where they were served: (operationId, status,
         # media type, id of the example object). Examples are the Api's own immutable
         # data, so one check per place is enough; behaviours' answers are checked always.
@@ -131,6 +139,9 @@ class StubEngine:
             if response.canned:
                 self._valid_examples.add(canned_key)
             return response
+        if response.canned and self.lenient_examples:
+            headers = {**response.headers, SL_VIOLATIONS: sl_violations(errors)}
+            return dataclasses.replace(response, headers=headers)
         return _problem_response(
             problem(
                 "stub-contract-violation",
@@ -141,6 +152,29 @@ class StubEngine:
             request,
             operation.operation_id,
         )
+
+
+SL_VIOLATIONS = "sl-violations"
+_MAX_HEADER = 8000  # bytes of the header value; longer lists are cut at a whole entry
+
+
+def sl_violations(errors: list[dict[str, str]]) -> str:
+    """The violations as Prism's ``sl-violations`` header: a JSON array of
+    ``{"location": ["response", "body", ...], "severity": "Error", "message": ...}``
+    (ASCII, so any message fits a header)."""
+    entries = [
+        {
+            "location": ["response", *[unescape_token(t) for t in e["pointer"].split("/")[1:]]],
+            "severity": "Error",
+            "message": e["message"],
+        }
+        for e in errors
+    ]
+    while True:
+        text = json.dumps(entries, ensure_ascii=True, separators=(",", ":"))
+        if len(text) <= _MAX_HEADER or len(entries) == 1:
+            return text
+        entries.pop()
 
 
 def _problem_response(

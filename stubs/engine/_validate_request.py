@@ -57,12 +57,25 @@ def _check(
 
 
 def _parse_form(raw: bytes) -> dict[str, Any]:
-    """Form fields, with Stripe-style ``metadata[key]=value`` nested into objects."""
+    """Form fields, with Stripe-style ``metadata[key]=value`` nested into objects and
+    arrays in both of Stripe's forms: indexed ``x[0]=a`` (an object of digit keys, made
+    a list by :func:`_coerce_form`) and the bracket form of its curl examples
+    ``x[]=a&x[]=b``."""
     found: dict[str, Any] = {}
     for key, value in parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True):
         if "[" in key and key.endswith("]"):
             outer, inner = key[:-1].split("[", 1)
-            found.setdefault(outer, {})[inner] = value
+            if inner == "":
+                existing = found.setdefault(outer, [])
+                if isinstance(existing, list):
+                    existing.append(value)
+                else:  # x[0]=a mixed with x[]=b: append after the indexed ones
+                    existing[str(len(existing))] = value
+            else:
+                holder = found.setdefault(outer, {})
+                if isinstance(holder, list):  # x[]=a then x[1]=b
+                    holder = found[outer] = {str(i): v for i, v in enumerate(holder)}
+                holder[inner] = value
         else:
             found[key] = value
     return found

@@ -1,0 +1,89 @@
+"""HTTP clients for calls between components: the edge's timeout, and pooled connections
+that never turn a server's idle close into a failed call.
+
+Two things go wrong with httpx's defaults between services. Its 5 s timeout fires before
+any longer timeout the caller meant to apply (a documented 15 s wait never happens), so
+every client here is given its edge's timeout (:class:`~._deadlines.Deadlines`). And a
+pooled keep-alive connection that the server closes after its idle time can be picked for
+a request at the moment it closes: the request fails before any byte of an answer, though
+the server never saw it. So clients drop idle connections before the servers do
+(``keepalive_expiry`` below the servers' :data:`~._deadlines.SERVER_KEEPALIVE`), and a
+request that failed before any answer on a *reused* connection is sent once more on a
+fresh one (never one on a new connection: the server may have acted on that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import httpx
+
+from ._deadlines import Deadlines
+
+__all__ = ["ReusedConnectionRetry", "peer_client"]
+
+# What a request on a connection the server already closed fails with, before any answer.
+_STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+_NEW_CONNECTION_EVENTS = (
+    "connection.connect_tcp.started",
+    "connection.connect_unix_socket.started",
+)
+
+
+class ReusedConnectionRetry(httpx.AsyncBaseTransport):
+    """Wraps a transport: a request that failed on a reused pooled connection before an
+    answer arrived is sent once more (the pool then opens a fresh connection)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport):
+        self.inner = inner
+        self.retried = 0  # how many requests were sent again (tests read it)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        opened = False
+        outer: Callable[[str, Mapping[str, Any]], Awaitable[None]] | None = request.extensions.get(
+            "trace"
+        )
+
+        async def trace(event: str, info: Mapping[str, Any]) -> None:
+            nonlocal opened
+            if event in _NEW_CONNECTION_EVENTS:
+                opened = True
+            if outer is not None:
+                await outer(event, info)
+
+        request.extensions = {**request.extensions, "trace": trace}
+        try:
+            return await self.inner.handle_async_request(request)
+        except _STALE_CONNECTION:
+            if opened:
+                raise  # a fresh connection: the server may have received it
+            self.retried += 1
+            return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def peer_client(
+    base_url: str,
+    *,
+    timeout: float | None,
+    deadlines: Deadlines,
+    headers: Mapping[str, str] | None = None,
+    verify: Any = True,
+) -> httpx.AsyncClient:
+    """A client to one component at a URL: the edge's ``timeout`` for connecting,
+    reading and writing (never httpx's 5 s), idle connections dropped after
+    ``deadlines.keepalive`` seconds, and a stale pooled connection retried. A timeout of
+    None waits as long as it takes (the mesh's proxies: the caller's own timeout decides)."""
+    transport = httpx.AsyncHTTPTransport(
+        verify=verify,
+        limits=httpx.Limits(keepalive_expiry=deadlines.keepalive),
+    )
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers=dict(headers or {}),
+        timeout=httpx.Timeout(timeout),
+        transport=ReusedConnectionRetry(transport),
+    )
