@@ -65,7 +65,11 @@ def package_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def spec_copy(tmp_path: Path) -> Iterator[Path]:
     """A writable copy of the shipped specs, for tests that break one thing in it."""
     target = tmp_path / "specs"
-    shutil.copytree(REPO / "specs", target, ignore=shutil.ignore_patterns("*.py", "*.md"))
+    shutil.copytree(
+        REPO / "specs",
+        target,
+        ignore=shutil.ignore_patterns("*.py", "*.md", "lint", "__pycache__"),
+    )
     yield target
 
 

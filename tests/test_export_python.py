@@ -114,9 +114,9 @@ async def test_the_httpx_transport_stubs_inventory_svc_for_an_httpx_client(tmp_p
     ) as c:
         stock = StockClient(c)
         assert await stock.on_hand("SKU-1001") == 3
-        reserved = await stock.reserve("ord_7Hq2Kd9xLm", "SKU-1001", 2)
+        reserved = await stock.reserve("ord_5Tw8Rb3yKc", "SKU-1001", 2)
         assert reserved.status_code == 201, reserved.text
-        too_many = await stock.reserve("ord_8Jk3Le0yMn", "SKU-1001", 2)
+        too_many = await stock.reserve("ord_9Lm4Nf1zPq", "SKU-1001", 2)
         assert too_many.status_code == 409, too_many.text  # only one unit is left
         missing = await c.get("/stock/SKU-1001", headers={"X-Service-Token": ""})
         assert missing.status_code == 401

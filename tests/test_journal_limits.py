@@ -75,7 +75,7 @@ async def test_a_body_within_the_bound_is_validated_as_usual(mesh: Mesh) -> None
         answer = await client.post(
             REGISTER, content=nested(60), headers={"content-type": "application/json"}
         )
-    assert answer.status_code == 400  # the gateway's validation failure: name is no string
+    assert answer.status_code == 422  # the gateway's validation failure: name is no string
     assert answer.json()["type"].endswith("/validation-error"), answer.text
 
 

@@ -58,7 +58,9 @@ def test_pyproject_asks_for_house_conventions_and_tunes_rules(tmp_path: Path) ->
         "house-conventions = true\n"
         "[tool.ecom-harness.lint.rules]\n"
         'example-invalid = "warn"\n'
-        'example-missing = "off"\n',
+        'example-missing = "off"\n'
+        'engine-answers = "off"\n'
+        'integer-bounds = "off"\n',
         encoding="utf-8",
     )
     code, out, err = lint(str(API))

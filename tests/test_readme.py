@@ -24,7 +24,8 @@ README = ROOT / "README.md"
 BLOCK = re.compile(r"^```sh\n(.*?)^```", re.MULTILINE | re.DOTALL)
 # Steps that make the environment this test already runs in, or run this very suite.
 _ENVIRONMENT = re.compile(
-    r"^(python3? -m venv|\. \.venv/bin/activate|pip install|python -m pytest)"
+    r"^(python3? -m venv|\. \.venv/bin/activate|pip install|\.ci/install-test-tools"
+    r"|python -m pytest)"
 )
 
 

@@ -83,12 +83,19 @@ def lint_specs(paths: Iterable[Path] = (), config: LintConfig | None = None) -> 
 
 
 def _is_own(doc: Document) -> bool:
-    """One of the platform's specs: it names its component (``info.x-component``), or
-    it is a topology (only this platform's topology format is read)."""
+    """One of the platform's specs: it names its component (``info.x-component``, or an
+    ``x-component`` on its AsyncAPI operations), or it is a topology (only this
+    platform's topology format is read)."""
     if doc.kind is DocumentKind.TOPOLOGY:
         return True
-    info = doc.data.get("info") if isinstance(doc.data, dict) else None
-    return isinstance(info, dict) and "x-component" in info
+    data = doc.data if isinstance(doc.data, dict) else {}
+    info = data.get("info")
+    if isinstance(info, dict) and "x-component" in info:
+        return True
+    operations = data.get("operations") if doc.kind is DocumentKind.ASYNCAPI else None
+    return isinstance(operations, dict) and any(
+        isinstance(op, dict) and "x-component" in op for op in operations.values()
+    )
 
 
 def _read_into(

@@ -553,7 +553,15 @@ class OrderSimulator(Simulator):
                 headers={"Retry-After": str(int(self.setting("retry_after")))},
                 unsettled=call,
             )
-        raise self._card_declined("processing_error", why=outcome.detail)
+        raise SagaFailed(  # refused for another reason: nothing was charged, not a decline
+            "payment_unavailable",
+            503,
+            "payment-unavailable",
+            "Payment unavailable",
+            f"payment-svc could not take the payment ({outcome.detail}); "
+            "the reservation was released.",
+            headers={"Retry-After": str(int(self.setting("retry_after")))},
+        )
 
     async def _schedule(self, order: Mapping[str, Any]) -> dict[str, str]:
         lines = [{"sku": i["sku"], "quantity": i["quantity"]} for i in order["items"]]
