@@ -28,6 +28,7 @@ from sqlalchemy import select
 from conftest import asgi_client
 from ecom_harness.harness import Fault, Mesh, MeshOptions
 from ecom_harness.stubs import Deadlines
+from mesh_flow import SKU, place_order, signed_in
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -41,15 +42,6 @@ DEADLINES = Deadlines(
     internal=1.0,
     margin=0.05,
 )
-SKU = "SKU-1001"
-ADDRESS = {
-    "name": "Anna Schmidt",
-    "line1": "Torstrasse 112",
-    "city": "Berlin",
-    "postal_code": "10119",
-    "country": "DE",
-}
-CREDENTIALS = {"email": "anna@example.com", "password": "correct-horse-battery"}
 INVENTORY, PAYMENT = "order-svc->inventory-svc", "order-svc->payment-svc"
 SHIPPING, STRIPE = "order-svc->shipping-svc", "payment-svc->stripe"
 TOKEN = {"X-Service-Token": "test-token"}
@@ -78,22 +70,8 @@ async def mesh(shared_mesh: Mesh) -> AsyncIterator[Mesh]:
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def customer(mesh: Mesh) -> AsyncIterator[httpx.AsyncClient]:
-    async with mesh.client() as client:
-        created = await client.post("/v1/auth/register", json={**CREDENTIALS, "name": "Anna"})
-        assert created.status_code == 201, created.text
-        login = await client.post("/v1/auth/login", json=CREDENTIALS)
-        assert login.status_code == 200, login.text
-        client.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+    async with signed_in(mesh) as client:
         yield client
-
-
-async def place_order(client: httpx.AsyncClient, key: str) -> httpx.Response:
-    body = {
-        "items": [{"sku": SKU, "quantity": 1}],
-        "payment_method": "pm_card_visa",
-        "shipping_address": ADDRESS,
-    }
-    return await client.post("/v1/orders", json=body, headers={"Idempotency-Key": key})
 
 
 # --- what is left behind ------------------------------------------------------------------
