@@ -63,8 +63,10 @@ def lint(
         config = load_lint_config(config_path)
     except LintConfigError as exc:
         usage_fail(str(exc))
-    report = lint_specs(paths, config)
-    scenario_problems, scenario_files = lint_scenario_files(scenario_dirs)
+    report = lint_specs(paths, config, parallel=True)
+    scenario_problems, scenario_files = lint_scenario_files(
+        scenario_dirs, documents=report.documents
+    )
     diagnostics = [*report.diagnostics, *scenario_problems]
     report = LintReport(tuple(diagnostics), report.files + scenario_files)
     if fmt == "json":

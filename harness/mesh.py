@@ -27,6 +27,8 @@ from ecom_harness.specs import (
     load_api,
     load_topology,
     read_document,
+    receiver_groups,
+    senders_by_topic,
     shipped_spec,
 )
 from ecom_harness.stubs import (
@@ -52,7 +54,7 @@ from .faults import FaultBook
 from .journal import DEFAULT_BODY_LIMIT, DEFAULT_KEEP, Journal
 from .peer_address import PeerTransport, remembering_peer
 from .proxy import RecordingProxy
-from .topic_watch import GroupWatch, TopicWatch, receiver_groups, senders_by_topic
+from .topic_watch import GroupWatch, TopicWatch
 
 __all__ = ["GATEWAY", "Mesh", "MeshConfigError", "MeshOptions", "unreachable_real_services"]
 

@@ -9,7 +9,6 @@ placeholders' expressions.
 from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Iterator, Mapping
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -22,34 +21,38 @@ from ecom_harness.specs import (
     iter_operations,
     load_topology,
     read_document,
+    receiver_groups,
 )
 
 from .scenario_files import SHIPPED_SCENARIOS, ScenarioError, find_scenario_files, load_scenario
 from .templating import check_expression, expressions_in
-from .topic_watch import receiver_groups
 
 __all__ = ["lint_scenario_files"]
 
 RULE_SCHEMA, RULE_NAMES = "scenario-schema", "scenario-names"
 
 
-@cache
-def _operations(path: Path) -> frozenset[str]:
-    found = read_document(path)
-    if not isinstance(found, Document):
-        return frozenset()
-    return frozenset(
-        op["operationId"]
-        for _p, _m, _path, op in iter_operations(found.data)
-        if isinstance(op.get("operationId"), str)
-    )
+class _SpecReader:
+    """Spec documents by path: those the lint run of the specs already parsed, else read
+    here once (a scenario names operations of up to every component)."""
+
+    def __init__(self, known: Mapping[Path, Document]):
+        self._known: dict[Path, Document | None] = dict(known)
+
+    def __call__(self, path: Path) -> Document | None:
+        key = path.resolve()
+        if key not in self._known:
+            found = read_document(path)
+            self._known[key] = found if isinstance(found, Document) else None
+        return self._known[key]
 
 
 class _Names:
     """What a scenario may name, from the topology and its specs."""
 
-    def __init__(self, topology: Topology):
-        self.topology = topology
+    def __init__(self, topology: Topology, read: _SpecReader):
+        self.topology, self._read = topology, read
+        self._operations: dict[str, frozenset[str]] = {}
         self.http_edges = {f"{e.source}->{e.target}": e for e in topology.edges if e.is_http}
         self.served = {
             name
@@ -61,24 +64,33 @@ class _Names:
         )
         broker = next((c for c in topology.components.values() if c.kind == "broker"), None)
         path = topology.spec_path(broker) if broker is not None else None
-        found = read_document(path) if path is not None else None
-        self.events = MessageValidator(found.data) if isinstance(found, Document) else None
-        self.receivers = (
-            receiver_groups(found.data, topology.components) if isinstance(found, Document) else {}
-        )
+        found = read(path) if path is not None else None
+        self.events = MessageValidator(found.data) if found is not None else None
+        self.receivers = receiver_groups(found.data, topology.components) if found else {}
 
     def operations(self, component: str) -> frozenset[str]:
-        spec = self.topology.components.get(component)
-        path = self.topology.spec_path(spec) if spec is not None else None
-        return _operations(path) if path is not None else frozenset()
+        """The operationIds of ``component``'s OpenAPI document (none when it has none)."""
+        if component not in self._operations:
+            spec = self.topology.components.get(component)
+            path = self.topology.spec_path(spec) if spec is not None else None
+            found = self._read(path) if path is not None else None
+            self._operations[component] = frozenset(
+                op["operationId"]
+                for _p, _m, _path, op in iter_operations(found.data if found else {})
+                if isinstance(op.get("operationId"), str)
+            )
+        return self._operations[component]
 
 
 def lint_scenario_files(
-    directories: Iterable[Path] = (), topology: Topology | None = None
+    directories: Iterable[Path] = (),
+    topology: Topology | None = None,
+    documents: Mapping[Path, Document] | None = None,
 ) -> tuple[list[Diagnostic], int]:
     """Diagnostics for every scenario file in the shipped directory and ``directories``,
-    and how many files were read."""
-    names = _Names(topology or load_topology())
+    and how many files were read. ``documents`` (resolved path -> document) are specs
+    already parsed, such as :attr:`LintReport.documents`; others are read here."""
+    names = _Names(topology or load_topology(), _SpecReader(documents or {}))
     found: list[Diagnostic] = []
     count = 0
     try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ecom_harness.specs import MessageRejected, MessageValidator
@@ -23,24 +23,7 @@ from ecom_harness.stubs import EventBus, Record
 
 from .journal import JOURNAL_GROUP, Journal
 
-__all__ = ["JOURNAL_GROUP", "GroupWatch", "TopicWatch", "receiver_groups", "senders_by_topic"]
-
-
-def senders_by_topic(asyncapi: Mapping[str, Any]) -> dict[str, str]:
-    """topic -> the one component whose ``send`` operation uses its channel (topics
-    with no sender, or several, are left out: the envelope's source decides there)."""
-    channels = asyncapi.get("channels") or {}
-    found: dict[str, set[str]] = {}
-    for operation in (asyncapi.get("operations") or {}).values():
-        if not isinstance(operation, dict) or operation.get("action") != "send":
-            continue
-        ref = (operation.get("channel") or {}).get("$ref", "")
-        channel = channels.get(ref.rsplit("/", 1)[-1]) if isinstance(ref, str) else None
-        component = operation.get("x-component")
-        if isinstance(channel, dict) and isinstance(component, str):
-            topic = str(channel.get("address") or ref.rsplit("/", 1)[-1])
-            found.setdefault(topic, set()).add(component)
-    return {topic: next(iter(names)) for topic, names in found.items() if len(names) == 1}
+__all__ = ["JOURNAL_GROUP", "GroupWatch", "TopicWatch"]
 
 
 class TopicWatch:
@@ -64,29 +47,6 @@ class TopicWatch:
         source = record.value.get("source")
         sender = self.senders.get(record.topic) or (source if isinstance(source, str) else "")
         self.journal.record_event(record, sender, violations)
-
-
-def receiver_groups(asyncapi: Mapping[str, Any], components: Iterable[str]) -> dict[str, set[str]]:
-    """group id -> topics, for the ``receive`` operations of ``components``: the group is
-    the operation's Kafka binding ``groupId`` (its one ``enum`` value or ``const``), else
-    the component's name."""
-    wanted = set(components)
-    channels = asyncapi.get("channels") or {}
-    found: dict[str, set[str]] = {}
-    for operation in (asyncapi.get("operations") or {}).values():
-        if not isinstance(operation, dict) or operation.get("action") != "receive":
-            continue
-        component = operation.get("x-component")
-        if component not in wanted:
-            continue
-        ref = (operation.get("channel") or {}).get("$ref", "")
-        channel = channels.get(ref.rsplit("/", 1)[-1]) if isinstance(ref, str) else None
-        if not isinstance(channel, dict):
-            continue
-        binding = ((operation.get("bindings") or {}).get("kafka") or {}).get("groupId") or {}
-        named = binding.get("const") or (binding.get("enum") or [None])[0] or component
-        found.setdefault(str(named), set()).add(str(channel.get("address")))
-    return found
 
 
 class GroupWatch:

@@ -16,6 +16,8 @@ from ecom_harness._lazy import lazy_exports
 if TYPE_CHECKING:
     from ._diagnostics import Diagnostic, escape_token, join_pointer, pointer_from_path
     from ._documents import Document, DocumentKind, collect_files, display_path, read_document
+    from ._event_roles import receiver_groups, senders_by_topic
+    from ._format_schema import FormatSchema
     from ._locate import shipped_documents, spec_root
     from ._messages import (
         DEFAULT_ASYNCAPI,
@@ -131,6 +133,9 @@ _EXPORTS = {
     "parse_topology": "._topology",
     "pointer_from_path": "._diagnostics",
     "read_document": "._documents",
+    "FormatSchema": "._format_schema",
+    "receiver_groups": "._event_roles",
+    "senders_by_topic": "._event_roles",
     "render_topology": "._topology_render",
     "resolve_pointer": "._pointers",
     "resolve_refs": "._operations",
@@ -161,6 +166,7 @@ __all__ = [
     "DocumentKind",
     "DuplicateKeyError",
     "Edge",
+    "FormatSchema",
     "LintConfig",
     "LintConfigError",
     "LintReport",
@@ -208,10 +214,12 @@ __all__ = [
     "parse_topology",
     "pointer_from_path",
     "read_document",
+    "receiver_groups",
     "render_topology",
     "resolve_pointer",
     "resolve_refs",
     "schema_type",
+    "senders_by_topic",
     "shipped_components",
     "shipped_documents",
     "shipped_spec",

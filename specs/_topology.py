@@ -11,11 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
-
 from ._diagnostics import Diagnostic, pointer_from_path
 from ._documents import Document, DocumentKind, read_document
+from ._format_schema import FormatSchema
 from ._locate import spec_root
 
 __all__ = [
@@ -74,7 +72,7 @@ TOPOLOGY_SCHEMA: dict[str, Any] = {
         },
     },
 }
-_VALIDATOR = Draft202012Validator(TOPOLOGY_SCHEMA)
+_FORMAT = FormatSchema(TOPOLOGY_SCHEMA)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,10 +133,9 @@ class Topology:
 
 def parse_topology(doc: Document) -> Topology | None:
     """Build the model, or report structural problems in ``doc`` and return None."""
-    errors = list(_VALIDATOR.iter_errors(doc.data))
-    for error in errors:
-        shown = best_match([error])
-        path = list(shown.absolute_path)
+    errors = _FORMAT.problems(doc.data)
+    for shown in errors:
+        path: list[Any] = list(shown.absolute_path)
         if "propertyNames" in shown.absolute_schema_path:
             path.append(shown.instance)  # the offending key itself, not its mapping
         doc.problem(pointer_from_path(path), shown.message, "topology-structure")

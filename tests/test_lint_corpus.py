@@ -9,7 +9,9 @@ fail internally and that every pointer it reported exists in the broken copy.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -751,6 +753,61 @@ def test_broken_spec_is_reported_at_the_spot(
     if broken.unexpected:
         assert not [d for d in report.diagnostics if broken.unexpected in d.message], _show(report)
     _assert_pointers_exist(report)
+
+
+STRUCTURE_CASES = [c for c in CASES if c.rule == "openapi" or c.id.startswith("openapi-")]
+
+
+def _count_checks_here(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The documents openapi-spec-validator checks in this process (a forked worker's
+    checks happen in its own copy of this list)."""
+    from ecom_harness.specs.lint import _openapi_validator
+
+    checked: list[str] = []
+    real = _openapi_validator.validate_structure
+
+    def counting(doc: Any) -> Any:
+        checked.append(doc.display)
+        return real(doc)
+
+    monkeypatch.setattr(_openapi_validator, "validate_structure", counting)
+    return checked
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("broken", _params(STRUCTURE_CASES))
+def test_structure_checked_in_a_worker_reports_the_same(
+    broken: Case, spec_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``specs lint`` hands openapi-spec-validator's check to a forked worker: the report
+    is the one lint gives in a single process, in the same order."""
+    broken.mutate(spec_copy)
+    monkeypatch.chdir(spec_copy.parent)
+    alone = lint_specs([spec_copy])
+    checked_here = _count_checks_here(monkeypatch)
+    beside = lint_specs([spec_copy], parallel=True)
+    assert checked_here == []  # the worker did them all
+    assert [d for d in alone.diagnostics if d.rule == broken.rule], _show(alone)
+    assert beside.diagnostics == alone.diagnostics, _show(beside)
+
+
+def test_a_worker_that_dies_leaves_the_check_to_lint(
+    spec_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed mid-run (out of memory, a signal) costs time, not findings."""
+    broken = next(c for c in STRUCTURE_CASES if c.rule == "openapi")
+    broken.mutate(spec_copy)
+    monkeypatch.chdir(spec_copy.parent)
+    alone = lint_specs([spec_copy])
+    checked_here = _count_checks_here(monkeypatch)
+    monkeypatch.setattr("ecom_harness.specs.lint._structure._prepare", _die)
+    report = lint_specs([spec_copy], parallel=True)
+    assert len(checked_here) >= 12  # every OpenAPI document, here instead
+    assert report.diagnostics == alone.diagnostics
+    assert [d for d in report.diagnostics if d.rule == "openapi"], _show(report)
 
 
 def test_corpus_ids_are_unique() -> None:

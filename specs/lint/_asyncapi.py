@@ -13,13 +13,11 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import jsonschema_rs
 import orjson
-from jsonschema import Draft7Validator
-from jsonschema.exceptions import best_match
 
 from ecom_harness.specs._diagnostics import join_pointer, pointer_from_path
 from ecom_harness.specs._documents import Document
+from ecom_harness.specs._format_schema import FormatSchema
 from ecom_harness.specs._schemas import SchemaSet
 
 from ._common import check_refs, check_schema_compiles
@@ -37,8 +35,8 @@ def _official_schema() -> dict[str, Any]:
 
 
 @cache
-def _fast_validator() -> Any:
-    return jsonschema_rs.validator_for(_official_schema())
+def _official_format() -> FormatSchema:
+    return FormatSchema(_official_schema(), draft7=True)
 
 
 def lint_asyncapi(doc: Document) -> None:
@@ -58,10 +56,7 @@ def lint_asyncapi(doc: Document) -> None:
 
 
 def _check_structure(doc: Document) -> None:
-    if _fast_validator().is_valid(doc.data):
-        return
-    for error in Draft7Validator(_official_schema()).iter_errors(doc.data):
-        shown = best_match([error])
+    for shown in _official_format().problems(doc.data):
         doc.problem(
             pointer_from_path(shown.absolute_path), shown.message.splitlines()[0][:300], "asyncapi"
         )

@@ -9,6 +9,10 @@ from ecom_harness.specs._schemas import SchemaCompileError, SchemaSet
 __all__ = ["check_refs", "check_schema_compiles"]
 
 
+REF_RULES = ("ref-external", "ref-dangling")
+"""The rules of :func:`check_refs`."""
+
+
 def check_refs(doc: Document) -> bool:
     """Report every ``$ref`` that leaves the document or leads nowhere; True if all resolve."""
     clean = True

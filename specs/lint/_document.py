@@ -11,8 +11,9 @@ from ._openapi import lint_openapi
 __all__ = ["lint_document"]
 
 
-def lint_document(doc: Document) -> None:
-    """Check one OpenAPI or AsyncAPI document on its own; problems go to ``doc.diagnostics``.
+def lint_document(doc: Document, *, structure: bool = True) -> None:
+    """Check one OpenAPI or AsyncAPI document on its own; problems go to ``doc.diagnostics``
+    (``structure=False``: but openapi-spec-validator's, see :func:`lint_openapi`).
 
     Topologies are checked by the harness, which knows the architecture rules. A validator
     that fails on input nobody foresaw must not hide the rest of the report, so such a
@@ -20,7 +21,7 @@ def lint_document(doc: Document) -> None:
     """
     try:
         if doc.kind is DocumentKind.OPENAPI:
-            lint_openapi(doc)
+            lint_openapi(doc, structure=structure)
             check_engine_answers(doc)
         elif doc.kind is DocumentKind.ASYNCAPI:
             lint_asyncapi(doc)

@@ -8,8 +8,8 @@ not are read too, because the topology cannot be judged without them.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ecom_harness.specs._diagnostics import Diagnostic
@@ -20,10 +20,14 @@ from ecom_harness.specs._topology import parse_topology
 from ._config import LintConfig
 from ._conventions import check_shared_definitions
 from ._document import lint_document
+from ._openapi import add_structure, supported_openapi
 from ._spec_links import SpecLookup, check_spec_links
+from ._structure import StructureWorker
 from ._topology_rules import check_topology_rules
 
 __all__ = ["LintReport", "lint_specs"]
+
+_TOPOLOGY = DocumentKind.TOPOLOGY
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +37,8 @@ class LintReport:
 
     diagnostics: tuple[Diagnostic, ...]
     files: int
+    documents: Mapping[Path, Document] = field(default_factory=dict, compare=False, repr=False)
+    """The documents read, by resolved path (for a later stage, such as scenario lint)."""
 
     @property
     def errors(self) -> int:
@@ -47,30 +53,38 @@ class LintReport:
         return not self.errors
 
 
-def lint_specs(paths: Iterable[Path] = (), config: LintConfig | None = None) -> LintReport:
+def lint_specs(
+    paths: Iterable[Path] = (), config: LintConfig | None = None, *, parallel: bool = False
+) -> LintReport:
     """Lint the given files and directories (default: the specs shipped with the package),
     each rule as loud as ``config`` says (default: every rule an error, the house
-    conventions for the platform's own specs only)."""
+    conventions for the platform's own specs only). ``parallel``: check the OpenAPI
+    documents' structure in a second process meanwhile (see :mod:`._structure`); for a
+    command's own process, not for one that runs threads or an event loop."""
     config = config or LintConfig()
     targets = list(paths) or shipped_documents()
     found: list[Diagnostic] = []
     documents: SpecLookup = {}
-    for path in collect_files(targets):
-        _read_into(path, documents, found)
-    for topology_doc in [d for d in documents.values() if d.kind is DocumentKind.TOPOLOGY]:
-        topology = parse_topology(topology_doc)
-        if topology is None:
-            continue
-        for component in topology.components.values():
-            spec_path = topology.spec_path(component)
-            if spec_path is not None:  # a missing one is reported against the topology
-                _read_into(spec_path, documents, found, missing_ok=True)
-        if check_topology_rules(topology_doc, topology):
-            check_spec_links(topology_doc, topology, documents)
-    for doc in documents.values():
-        if doc.kind is not DocumentKind.TOPOLOGY:
-            lint_document(doc)
-    check_shared_definitions(d for d in documents.values() if d.kind is not DocumentKind.TOPOLOGY)
+    with StructureWorker(parallel=parallel) as worker:
+        for path in collect_files(targets):
+            _read_into(path, documents, found)
+        topologies = [(d, parse_topology(d)) for d in documents.values() if d.kind is _TOPOLOGY]
+        for model in (t for _doc, t in topologies if t is not None):
+            for component in model.components.values():
+                spec_path = model.spec_path(component)
+                if spec_path is not None:  # a missing one is reported against the topology
+                    _read_into(spec_path, documents, found, missing_ok=True)
+        specs = [d for d in documents.values() if d.kind is not _TOPOLOGY]
+        structured = [d for d in specs if d.kind is DocumentKind.OPENAPI and supported_openapi(d)]
+        worker.hand_over(structured)
+        for topology_doc, topology in topologies:
+            if topology is not None and check_topology_rules(topology_doc, topology):
+                check_spec_links(topology_doc, topology, documents)
+        for doc in specs:
+            lint_document(doc, structure=False)
+        for doc in structured:
+            add_structure(doc, worker.verdict(doc))
+    check_shared_definitions(specs)
     own = {doc.display: _is_own(doc) for doc in documents.values()}
     for doc in documents.values():
         found.extend(doc.diagnostics)
@@ -79,7 +93,7 @@ def lint_specs(paths: Iterable[Path] = (), config: LintConfig | None = None) -> 
         severity = config.severity(diagnostic.rule, own=own.get(diagnostic.file, True))
         if severity != "off":
             judged.append(dataclasses.replace(diagnostic, severity=severity))
-    return LintReport(diagnostics=tuple(judged), files=len(documents))
+    return LintReport(diagnostics=tuple(judged), files=len(documents), documents=documents)
 
 
 def _is_own(doc: Document) -> bool:
