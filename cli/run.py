@@ -169,8 +169,6 @@ def run(  # noqa: PLR0917 - Click passes every option by keyword
     )
     from ecom_harness.harness.reporters import use_rich
     from ecom_harness.harness.run_events import Handler
-    from ecom_harness.harness.viewer import HtmlReporter
-    from ecom_harness.specs import load_topology
 
     known = _load(directories)
     selected = _select(known, names)
@@ -181,7 +179,11 @@ def run(  # noqa: PLR0917 - Click passes every option by keyword
     handlers += [JUnitReporter(junit_file)] if junit_file else []
     handlers += [JournalReporter(journal_file)] if journal_file else []
     pacts = () if no_pacts else _pacts(pact_folder)
-    handlers += [HtmlReporter(html_file, load_topology(), known)] if html_file else []
+    if html_file:  # the player's page loads only when asked for
+        from ecom_harness.harness.viewer import HtmlReporter
+        from ecom_harness.specs import load_topology
+
+        handlers.append(HtmlReporter(html_file, load_topology(), known))
     plan = RunPlan(selected, options, real_commands, seed, startup_timeout, pacts)
     try:
         result = asyncio.run(run_scenarios(plan, handlers))

@@ -15,7 +15,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -32,20 +32,16 @@ from ecom_harness.specs import (
     shipped_spec,
 )
 from ecom_harness.stubs import (
-    LOCAL_GROUP_TIMINGS,
     Backends,
     Deadlines,
     EventBus,
     InMemoryBus,
-    KafkaBus,
     PortDispatcher,
     StubHost,
-    TansuBroker,
     bind,
     peer_client,
     serve_sockets,
     shared_tls,
-    tansu_broker,
 )
 
 from .addresses import PortPlan, http_url
@@ -55,6 +51,9 @@ from .journal import DEFAULT_BODY_LIMIT, DEFAULT_KEEP, Journal
 from .peer_address import PeerTransport, remembering_peer
 from .proxy import RecordingProxy
 from .topic_watch import GroupWatch, TopicWatch
+
+if TYPE_CHECKING:
+    from ecom_harness.stubs import TansuBroker
 
 __all__ = ["GATEWAY", "Mesh", "MeshConfigError", "MeshOptions", "unreachable_real_services"]
 
@@ -197,6 +196,9 @@ class Mesh:
         if kafka is None:
             self.bus = InMemoryBus(observer=self.journal.observe_bus)
             return
+        # aiokafka loads only for a mesh on Kafka: the embedded run never pays its import
+        from ecom_harness.stubs import LOCAL_GROUP_TIMINGS, KafkaBus, tansu_broker
+
         if kafka == "local":
             self._broker = await asyncio.to_thread(
                 self._exits.enter_context, tansu_broker(port=self.plan.kafka or None)
@@ -213,6 +215,8 @@ class Mesh:
         """The local broker is gone: start it again on its port once its process has
         exited (its storage is in memory: it comes back empty), and reconnect the bus,
         which sends again what the lost broker had not delivered."""
+        from ecom_harness.stubs import KafkaBus, tansu_broker
+
         assert self._broker is not None and isinstance(self.bus, KafkaBus)
         if self._broker.process.poll() is None:
             raise RuntimeError("the broker process is running but does not answer")

@@ -52,6 +52,7 @@ from .templating import TemplateError, render
 
 if TYPE_CHECKING:
     from .contracts import PactFile
+    from .contracts.judging import PactJudging
 
 __all__ = ["EVENT_DEADLINE_S", "SERVICE_TOKEN", "ScenarioSetupError", "play"]
 
@@ -81,6 +82,7 @@ class _Play:
     marks: _Marks = field(default_factory=_Marks)
     quiet: Quiet = field(default_factory=Quiet)
     pacts: tuple[PactFile, ...] = ()
+    pact_judge: PactJudging | None = None
 
     def check(self, outcome: ExpectationResult) -> None:
         self.result.expectations.append(outcome)
@@ -96,12 +98,14 @@ async def play(
     quiet: Quiet | None = None,
     judge: bool = True,
     pacts: Sequence[PactFile] = (),
+    pact_judge: PactJudging | None = None,
 ) -> ScenarioResult:
     """Run ``scenario`` on ``mesh`` (already reset) and return its result; events go to
     ``handlers`` as they happen. Scenarios played side by side share one ``quiet``, so
     a step with a timing bound runs alone. ``judge=False`` only drives the steps (no
     run-wide expectations, nothing waited for): what contract generation needs of a run.
-    ``pacts``: every journaled interaction on an edge with a pact must match it."""
+    ``pacts``: every journaled interaction on an edge with a pact must match it, as
+    ``pact_judge`` judges (default: in a thread of this process)."""
 
     def emit(event: RunEvent) -> None:
         for handler in handlers:
@@ -114,6 +118,7 @@ async def play(
     state = _Play(mesh, scenario, emit, result, {"run": run_id, "scenario": scenario.name})
     state.quiet = quiet or Quiet()
     state.pacts = tuple(pacts)
+    state.pact_judge = pact_judge
     try:
         await _given(state)
         async with httpx.AsyncClient(
@@ -435,10 +440,10 @@ async def _check_pacts(state: _Play, pacts: Sequence[PactFile]) -> None:
     answers and events); a mismatch says what Pact says."""
     if not pacts:
         return
-    from .contracts.scenario_check import judge_journal
+    from .contracts.judging import judge_in_thread
 
     journal = [orjson.loads(orjson.dumps(asdict(e))) for e in state.mesh.journal.entries()]
-    mismatches = await asyncio.to_thread(judge_journal, journal, list(pacts))
+    mismatches = await (state.pact_judge or judge_in_thread)(journal, list(pacts))
     used = {f"{e.get('caller')}->{e.get('callee')}" for e in journal if e.get("kind") == "http"} | {
         f"{group}->{e.get('publisher')}"
         for e in journal

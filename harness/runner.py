@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .addresses import http_url
+from .contracts.judging import PactJudge
 from .env import EnvError, component_env
 from .mesh import Mesh, MeshConfigError, MeshOptions
 from .player import play
@@ -151,7 +152,9 @@ async def run_scenarios(plan: RunPlan, handlers: Sequence[Handler]) -> RunResult
     # slow each other), the waiting scenarios' first, so their waits cover the next start.
     starting = asyncio.Lock()
 
-    async def run_group(settings: dict[str, dict[str, Any]], members: list[Scenario]) -> None:
+    async def run_group(
+        settings: dict[str, dict[str, Any]], members: list[Scenario], pact_judge: PactJudge | None
+    ) -> None:
         async with contextlib.AsyncExitStack() as stack:
             async with starting:
                 mesh = await stack.enter_async_context(
@@ -161,23 +164,31 @@ async def run_scenarios(plan: RunPlan, handlers: Sequence[Handler]) -> RunResult
                 emit(ScenarioStarted(scenario.name, scenario.title, next(started), len(order)))
                 await mesh.reset()
                 outcome = await play(
-                    mesh, scenario, all_handlers, seed=plan.seed, quiet=quiet, pacts=plan.pacts
+                    mesh,
+                    scenario,
+                    all_handlers,
+                    seed=plan.seed,
+                    quiet=quiet,
+                    pacts=plan.pacts,
+                    pact_judge=pact_judge,
                 )
                 await _settle(mesh)
                 finished.append(outcome)
                 emit(ScenarioFinished(scenario.name, outcome))
 
     try:
-        try:
-            if parallel:
-                async with asyncio.TaskGroup() as tasks:
+        # the pact judge's worker is forked now, before any mesh starts a thread
+        with PactJudge() if plan.pacts else contextlib.nullcontext() as pact_judge:
+            try:
+                if parallel:
+                    async with asyncio.TaskGroup() as tasks:
+                        for settings, members in groups:
+                            tasks.create_task(run_group(settings, members, pact_judge))
+                else:
                     for settings, members in groups:
-                        tasks.create_task(run_group(settings, members))
-            else:
-                for settings, members in groups:
-                    await run_group(settings, members)
-        except BaseExceptionGroup as group:  # the first failure of a parallel run, as itself
-            raise _first(group) from None
+                        await run_group(settings, members, pact_judge)
+            except BaseExceptionGroup as group:  # the first failure of a parallel run
+                raise _first(group) from None
     except (RunSetupError, MeshConfigError, RealServiceError, EnvError) as exc:
         result.setup_error = str(exc)
     except OSError as exc:  # a port in use, a broker that would not start

@@ -6,6 +6,8 @@ finds it here, so "which file is order-svc's spec" has one answer.
 
 from __future__ import annotations
 
+import os
+from functools import lru_cache
 from pathlib import Path
 
 from ._documents import Document, DocumentKind, read_document
@@ -38,7 +40,26 @@ def shipped_spec(component: str) -> Path:
 
 
 def load_api(path: Path) -> Api:
-    """Compile an OpenAPI document; refuse anything else with a clear message."""
+    """Compile an OpenAPI document; refuse anything else with a clear message.
+
+    A compiled document is shared by everyone who loads the same unchanged file in this
+    process (the mesh's proxies and its stub hosts, two meshes side by side): it is
+    read-only once built, and its schema validators, compiled on first use, are then
+    compiled once. An edited file (another modification time or size) is read again.
+    """
+    stat = path.stat() if path.is_file() else None
+    if stat is None:
+        return _compile(path)
+    # the working directory too: the document's display path is relative to it
+    return _compile_unchanged(path, os.getcwd(), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=64)
+def _compile_unchanged(path: Path, _cwd: str, _mtime_ns: int, _size: int) -> Api:
+    return _compile(path)
+
+
+def _compile(path: Path) -> Api:
     doc = read_document(path)
     if not isinstance(doc, Document):
         raise ValueError(str(doc))

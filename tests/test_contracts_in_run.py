@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from ecom_harness.harness.contracts.scenario_check import judge_journal
 from ecom_harness.harness.scenario_files import load_scenarios
 
 PACTS = load_pacts(REPO / "contracts")
+ECOM_HARNESS = [sys.executable, "-c", "from ecom_harness.cli.main import main; main()"]
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +82,8 @@ def test_an_event_the_message_pact_does_not_describe_is_a_mismatch(
     assert any(m.edge == "notify-svc->order-svc" and "total_amount" in m.message for m in found)
 
 
-def test_run_fails_a_scenario_through_a_pact_mismatch(tmp_path: Path) -> None:
-    """The command: a pact that expects another product name than catalog-svc answers
-    fails cache-hit, with the pact's mismatch in the report."""
+def _pacts_expecting_another_name(tmp_path: Path) -> Path:
+    """A copy of the pacts where catalog-svc's product must have another name."""
     folder = tmp_path / "pacts"
     shutil.copytree(REPO / "contracts", folder, ignore=shutil.ignore_patterns("*.py"))
     path = folder / "api-gateway-catalog-svc.json"
@@ -89,6 +92,13 @@ def test_run_fails_a_scenario_through_a_pact_mismatch(tmp_path: Path) -> None:
     answer["body"]["content"]["name"] = "Something Else"
     answer["matchingRules"]["body"].pop("$.name", None)  # now a literal the provider breaks
     path.write_text(json.dumps(pact))
+    return folder
+
+
+def test_run_fails_a_scenario_through_a_pact_mismatch(tmp_path: Path) -> None:
+    """The command: a pact that expects another product name than catalog-svc answers
+    fails cache-hit, with the pact's mismatch in the report."""
+    folder = _pacts_expecting_another_name(tmp_path)
     report = tmp_path / "run.json"
     result = CliRunner().invoke(
         cli, ["run", "cache-hit", "--pacts", str(folder), "--json", str(report)]
@@ -99,3 +109,22 @@ def test_run_fails_a_scenario_through_a_pact_mismatch(tmp_path: Path) -> None:
     assert "Something Else" in text
     clean = CliRunner().invoke(cli, ["run", "cache-hit"])
     assert clean.exit_code == 0, clean.output
+
+
+def test_pacts_judged_in_the_run_s_worker_process_fail_it_the_same(tmp_path: Path) -> None:
+    """The command as a user runs it (its own process, with no other thread: the pacts
+    are judged in a forked worker) finds the same mismatch."""
+    folder = _pacts_expecting_another_name(tmp_path)
+    report = tmp_path / "run.json"
+    done = subprocess.run(
+        [*ECOM_HARNESS, "run", "cache-hit", "--pacts", str(folder), "--json", str(report)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    text = report.read_text()
+    assert "run:pact:api-gateway->catalog-svc" in text
+    assert "Something Else" in text

@@ -9,9 +9,9 @@ fail internally and that every pointer it reported exists in the broken copy.
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -758,24 +758,41 @@ def test_broken_spec_is_reported_at_the_spot(
 STRUCTURE_CASES = [c for c in CASES if c.rule == "openapi" or c.id.startswith("openapi-")]
 
 
-def _count_checks_here(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The documents openapi-spec-validator checks in this process (a forked worker's
-    checks happen in its own copy of this list)."""
-    from ecom_harness.specs.lint import _openapi_validator
+# Run in a fresh process: ``specs lint`` forks its worker only from a process with no
+# other thread (a lock a thread holds at the fork would stay held in the worker), and a
+# test session may have threads. The script counts the documents checked in the parent.
+_LINT_BESIDE = """
+import json, os, signal, sys
+from pathlib import Path
+from ecom_harness.specs import lint_specs
+from ecom_harness.specs.lint import _openapi_validator, _structure
 
-    checked: list[str] = []
-    real = _openapi_validator.validate_structure
-
-    def counting(doc: Any) -> Any:
-        checked.append(doc.display)
-        return real(doc)
-
-    monkeypatch.setattr(_openapi_validator, "validate_structure", counting)
-    return checked
-
-
-def _die() -> None:
+checked = []
+real = _openapi_validator.validate_structure
+def counting(doc):
+    checked.append(doc.display)
+    return real(doc)
+_openapi_validator.validate_structure = counting
+def die():
     os.kill(os.getpid(), signal.SIGKILL)
+if sys.argv[2] == "kill-worker":
+    _structure._prepare = die
+report = lint_specs([Path(sys.argv[1])], parallel=True)
+print(json.dumps({"diagnostics": [str(d) for d in report.diagnostics], "checked_here": checked}))
+"""
+
+
+def _lint_beside(specs: Path, *mode: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", _LINT_BESIDE, str(specs), *(mode or ["normal"])],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=specs.parent,
+        timeout=120,
+    )
+    found: dict[str, Any] = json.loads(done.stdout)
+    return found
 
 
 @pytest.mark.parametrize("broken", _params(STRUCTURE_CASES))
@@ -787,11 +804,10 @@ def test_structure_checked_in_a_worker_reports_the_same(
     broken.mutate(spec_copy)
     monkeypatch.chdir(spec_copy.parent)
     alone = lint_specs([spec_copy])
-    checked_here = _count_checks_here(monkeypatch)
-    beside = lint_specs([spec_copy], parallel=True)
-    assert checked_here == []  # the worker did them all
     assert [d for d in alone.diagnostics if d.rule == broken.rule], _show(alone)
-    assert beside.diagnostics == alone.diagnostics, _show(beside)
+    beside = _lint_beside(spec_copy)
+    assert beside["checked_here"] == []  # the worker did them all
+    assert beside["diagnostics"] == [str(d) for d in alone.diagnostics]
 
 
 def test_a_worker_that_dies_leaves_the_check_to_lint(
@@ -802,12 +818,10 @@ def test_a_worker_that_dies_leaves_the_check_to_lint(
     broken.mutate(spec_copy)
     monkeypatch.chdir(spec_copy.parent)
     alone = lint_specs([spec_copy])
-    checked_here = _count_checks_here(monkeypatch)
-    monkeypatch.setattr("ecom_harness.specs.lint._structure._prepare", _die)
-    report = lint_specs([spec_copy], parallel=True)
-    assert len(checked_here) >= 12  # every OpenAPI document, here instead
-    assert report.diagnostics == alone.diagnostics
-    assert [d for d in report.diagnostics if d.rule == "openapi"], _show(report)
+    beside = _lint_beside(spec_copy, "kill-worker")
+    assert len(beside["checked_here"]) >= 12  # every OpenAPI document, here instead
+    assert beside["diagnostics"] == [str(d) for d in alone.diagnostics]
+    assert [d for d in alone.diagnostics if d.rule == "openapi"], _show(alone)
 
 
 def test_corpus_ids_are_unique() -> None:

@@ -12,7 +12,6 @@ it is used, so the parent process never pays for the validator's import.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,11 +49,6 @@ def check_structure(doc: Document) -> Structure:
         return Structure((Diagnostic(doc.display, "", message, "internal"),))
 
 
-def _cores() -> int:
-    affinity = getattr(os, "sched_getaffinity", None)
-    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
-
-
 def _prepare() -> None:
     """Import the validator in the worker while the parent reads the documents."""
     from . import _openapi_validator  # noqa: F401
@@ -72,16 +66,10 @@ class StructureWorker:
         self._pending: dict[Path, Future[Structure]] = {}
 
     def __enter__(self) -> StructureWorker:
-        import multiprocessing
+        if self._parallel:
+            from ecom_harness._fork import forked_worker
 
-        if not self._parallel or _cores() < 2:
-            return self
-        if "fork" not in multiprocessing.get_all_start_methods():
-            return self  # a spawned worker would import everything again: no gain
-        from concurrent.futures import ProcessPoolExecutor
-
-        self._executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
-        self._executor.submit(_prepare)
+            self._executor = forked_worker(_prepare)
         return self
 
     def hand_over(self, documents: Iterable[Document]) -> None:

@@ -1,0 +1,45 @@
+"""A second process for CPU work that can run beside this one.
+
+The commands are single Python processes on a machine that usually has more than one
+core: work that needs nothing but its inputs (openapi-spec-validator's walk in
+``specs lint``, Pact's judging of a scenario's journal in ``run``) can go to a worker
+forked from this process. Forking, not spawning: the worker starts with every module
+already imported, so it costs milliseconds, not a second interpreter's imports.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+
+__all__ = ["forked_worker"]
+
+
+def _cores() -> int:
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+
+
+def forked_worker(
+    prepare: Callable[[], None] | None = None, processes: int = 1
+) -> ProcessPoolExecutor | None:
+    """Worker ``processes`` forked now, or None where that gains nothing or is unsafe: one
+    core; no ``fork`` (a spawned worker would import everything again); or threads
+    running here (a lock one of them holds at the fork would stay held in the worker
+    for ever). ``prepare`` runs in each worker first (imports the work needs, started
+    while this process goes on). The caller shuts the workers down."""
+    if _cores() < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    if threading.active_count() > 1:
+        return None
+    pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork"))
+    for _ in range(processes):  # a fork context starts every process on the first submit
+        pool.submit(prepare or _nothing)
+    return pool
+
+
+def _nothing() -> None:
+    return None

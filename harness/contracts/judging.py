@@ -1,0 +1,75 @@
+"""Where a scenario's journal is judged against the pacts.
+
+Pact's engine (mock servers, the verifier) and the servers that replay the journal to it
+take about a third of a run's CPU, in work that needs nothing but the journal and the
+pacts. A run hands that work to worker processes, forked when the run starts (before
+the mesh starts any thread), so the meshes keep this process's core; the worker imports
+Pact's engine while the meshes start. With one core, or if the worker dies, the journal
+is judged in a thread of this process instead: the same verdict, later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from types import TracebackType
+from typing import Any
+
+from ecom_harness._fork import forked_worker
+
+from .pacts import PactFile
+from .scenario_check import PactMismatch, judge_journal
+
+__all__ = ["PactJudge", "PactJudging", "judge_in_thread"]
+
+PactJudging = Callable[[list[dict[str, Any]], list[PactFile]], Awaitable[list[PactMismatch]]]
+"""A journal (JSON-ready entries) and the pacts -> every interaction that breaks one."""
+
+
+def _prepare() -> None:
+    """Load Pact's engine in the worker (its shared library), ahead of the first journal."""
+    import pact_ffi
+
+    pact_ffi.version()
+
+
+async def judge_in_thread(
+    journal: list[dict[str, Any]], pacts: list[PactFile]
+) -> list[PactMismatch]:
+    """Judge in a thread of this process (a scenario played outside a run: the player UI)."""
+    return await asyncio.to_thread(judge_journal, journal, pacts)
+
+
+class PactJudge:
+    """Judges journals in a forked worker from :meth:`__enter__` on (see the module)."""
+
+    def __init__(self) -> None:
+        self._worker: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> PactJudge:
+        # two: a journal's judging mostly waits (on the verifier, the replay servers), and
+        # the scenarios side by side finish close together
+        self._worker = forked_worker(_prepare, processes=2)
+        return self
+
+    async def __call__(
+        self, journal: list[dict[str, Any]], pacts: list[PactFile]
+    ) -> list[PactMismatch]:
+        if self._worker is not None:
+            try:
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(self._worker, judge_journal, journal, pacts)
+            except BrokenProcessPool:  # killed, out of memory: judge here from now on
+                self._worker = None
+        return await judge_in_thread(journal, pacts)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._worker is not None:
+            self._worker.shutdown(wait=True, cancel_futures=True)
