@@ -161,6 +161,7 @@ async def check_outcome(
 CASES = [
     # edge, fault, the order's end: CONFIRMED or the failure_reason of the REJECTED order
     (INVENTORY, "timeout", "inventory_unavailable"),
+    (INVENTORY, "late", "inventory_unavailable"),
     (PAYMENT, "timeout", "payment_unavailable"),
     (PAYMENT, "late", "payment_unavailable"),
     (SHIPPING, "timeout", "shipping_unavailable"),
