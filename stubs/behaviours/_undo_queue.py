@@ -64,6 +64,10 @@ class UndoQueue:
             )
         self._idle.clear()
 
+    def wake(self) -> None:
+        """Try the pending steps now (what kept them from finishing may be over)."""
+        self._wake.set()
+
     async def pending(self, order_id: str | None = None) -> list[tuple[str, str, int]]:
         """``(kind, order id, attempts)`` of every step not done yet, oldest first."""
         query = select(self.table).order_by(self.table.c.seq)
