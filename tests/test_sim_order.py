@@ -466,8 +466,10 @@ async def test_breaker_opens_after_timeouts_rejects_then_closes_after_a_trial(
         f"/orders/{order_id}/reservation/release" for _, order_id, _ in waiting
     )
     assert {json.dumps(s.body) for s in released} == {'{"reason": "inventory_unavailable"}'}
-    # none while the circuit was open, nor before the trial's reserve (the 4th call)
-    assert env.fakes.calls[:4] == ["reserveStock"] * 4
+    # none while the circuit was open; right after the trial's reserve, before its charge
+    assert env.fakes.calls[:8] == ["reserveStock"] * 4 + ["releaseOrderReservation"] * 3 + [
+        "createPayment"
+    ]
 
 
 async def test_half_open_lets_one_trial_through_and_its_failure_reopens(

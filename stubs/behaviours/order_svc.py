@@ -614,7 +614,10 @@ class OrderSimulator(Simulator):
         """Try each undo step once, in the order given; one that does not finish goes to
         the undo queue (retried until done), and the next still runs."""
         for kind, payload in steps:
-            if not await self._undo_step(kind, order_id, payload):
+            if kind == "releaseOrderReservation" and not self.breaker.rested:
+                logger.info("%s: %s waits for inventory-svc to be rested", order_id, kind)
+                await self.undo.add(kind, order_id, payload)
+            elif not await self._undo_step(kind, order_id, payload):
                 logger.warning("%s: %s did not finish; retried in the background", order_id, kind)
                 await self.undo.add(kind, order_id, payload)
 
@@ -642,6 +645,13 @@ class OrderSimulator(Simulator):
             call = Call(kind, SHIPPING, f"/shipments/{payload['shipment_id']}/cancel")
         outcome = await self._attempt(order_id, call, expect=200, counted=counted)
         return outcome.ok or outcome.status in _NOTHING_TO_UNDO
+
+    async def _release_waiting(self) -> None:
+        """inventory-svc answers again: the releases by order id that waited for it are
+        sent now, oldest first, before the saga that saw it answer goes on -- units the
+        failed orders may hold come back before this order needs more, and the calls on
+        the edge come in one order (reserve, the releases, commit)."""
+        await self.undo.run_once(kinds=frozenset({"releaseOrderReservation"}))
 
     async def _undo_by_order(self, kind: str, order_id: str, payload: dict[str, Any]) -> bool:
         """Release the order's reservation or cancel its shipment by order id: what the
@@ -739,8 +749,8 @@ class OrderSimulator(Simulator):
             elif call.peer == INVENTORY:
                 recovering = self.breaker.consecutive_failures > 0
                 response = await self.breaker.call(lambda: self._send(call))
-                if recovering:  # inventory-svc answers again: undo steps waiting for it
-                    self.undo.wake()
+                if recovering:
+                    await self._release_waiting()
             else:
                 response = await self._send(call)
         except CircuitOpen as exc:
