@@ -25,7 +25,8 @@ it again would schedule one, and publish ``shipment.scheduled`` to the customer,
 rejected order.) The release by order id is not judged by the circuit breaker and waits
 until inventory-svc is rested (:attr:`CircuitBreaker.rested`: closed, and a cool-down
 after its last failure, or a success since), so a struggling inventory-svc is not sent
-clean-up while the orders are refused. Undo steps
+clean-up while the orders are refused; the counted call that finds it answering again
+sends the waiting releases before its saga goes on. Undo steps
 (settling and compensation alike) are tried at once; one that does not finish goes to
 :attr:`OrderSimulator.undo`, a queue in order-svc's own database retried in the
 background until done, never dropped. Every answer about a created order names it
@@ -48,8 +49,8 @@ reservation); an unknown SKU (inventory 404) as ``out_of_stock``. The customer's
 and ``order.rejected``. Idempotency keys are scoped per user, and only 201, 402 and 409
 are stored for replay. ``cancelOrder`` compensates best-effort (each step's outcome is
 in ``saga_steps``), since it documents no 5xx.
-A step whose outcome is unknown (a timeout) is settled and undone in the background, and
-an undo step that does not finish is queued and retried until done (``undo_steps``).
+A step whose outcome is unknown (a timeout) is undone as above, and an undo step that
+does not finish is queued and retried until done (``undo_steps``).
 """
 
 from __future__ import annotations
