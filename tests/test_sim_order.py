@@ -472,6 +472,27 @@ async def test_breaker_opens_after_timeouts_rejects_then_closes_after_a_trial(
     ]
 
 
+async def test_a_timed_out_reservation_is_released_by_order_id_once_inventory_is_rested(
+    order_env: Any,
+) -> None:
+    """One reserve without an answer: the hold may still land, so it is released by order
+    id -- not at once (inventory-svc just failed), but a breaker cool-down later, when no
+    order came to find inventory-svc answering again before that."""
+    env = await order_env(deadlines=Deadlines(inventory=0.02), relay_interval=0.05)
+    env.fakes.script["reserveStock"] = [HANG]
+    response = await env.order("key-timeout")
+    assert response.status_code == 503
+    order_id = response.json()["order_id"]
+    await asyncio.sleep(0.3)  # several rounds of the undo queue
+    assert env.fakes.calls == ["reserveStock"]
+    assert [kind for kind, _, _ in await env.sim.undo.pending()] == ["releaseOrderReservation"]
+    env.clock.advance(30)  # the breaker's cool-down since the failure
+    await env.sim.undo.settled(timeout=5)
+    assert env.fakes.calls == ["reserveStock", "releaseOrderReservation"]
+    assert env.fakes.seen[1].path == f"/orders/{order_id}/reservation/release"
+    assert env.fakes.seen[1].body == {"reason": "inventory_unavailable"}
+
+
 async def test_half_open_lets_one_trial_through_and_its_failure_reopens(
     order_env: Any,
 ) -> None:
