@@ -37,8 +37,8 @@ ADDRESS = {
 SETTINGS = {
     "api-gateway": {"rate_limit": "100000/minute", "ip_rate_limit": "100000/minute"},
     # Long enough that only the faults time out, on a busy machine too (a reservation
-    # made after order-svc gave up is left held until it expires: an unknown outcome the
-    # saga cannot undo), and a breaker that slow calls cannot open (it would refuse the
+    # made after order-svc gave up is released by order id, but only once inventory-svc
+    # answers again), and a breaker that slow calls cannot open (it would refuse the
     # compensations: the breaker has tests of its own).
     "order-svc": {"inventory_timeout": 3.0, "peer_timeout": 3.0, "breaker_threshold": 1000},
     "inventory-svc": {"stock": {SKU: 1000, LAST: 5}},

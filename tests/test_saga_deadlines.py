@@ -12,11 +12,17 @@ only (``times: 1``), as a slow moment would. Whatever happened, at the end:
 * no charge is kept for a rejected order (and exactly one for a confirmed one);
 * no reservation is left HELD and no shipment SCHEDULED for a rejected order, and the
   stock is back.
+
+A reservation or a shipment whose request outlived order-svc's wait is undone by order id
+(``releaseOrderReservation``, ``cancelOrderShipment``), which wins whichever lands first:
+a late request then holds or ships nothing. order-svc's breaker cool-down is short here,
+since the release waits for inventory-svc to be rested (a cool-down after its failure).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -58,7 +64,8 @@ def late(edge: str) -> float:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def shared_mesh() -> AsyncIterator[Mesh]:
-    async with Mesh(MeshOptions(deadlines=DEADLINES)) as mesh:
+    settings = {"order-svc": {"breaker_cooldown": 0.3}}
+    async with Mesh(MeshOptions(deadlines=DEADLINES, settings=settings)) as mesh:
         yield mesh
 
 
@@ -161,6 +168,7 @@ async def check_outcome(
 CASES = [
     # edge, fault, the order's end: CONFIRMED or the failure_reason of the REJECTED order
     (INVENTORY, "timeout", "inventory_unavailable"),
+    (INVENTORY, "late", "inventory_unavailable"),
     (PAYMENT, "timeout", "payment_unavailable"),
     (PAYMENT, "late", "payment_unavailable"),
     (SHIPPING, "timeout", "shipping_unavailable"),
@@ -192,6 +200,8 @@ async def test_a_slow_edge_never_leaves_a_charge_a_hold_or_a_shipment_behind(
     else:
         assert answer.status_code == 503, answer.text
         assert order["failure_reason"] == end
+    if edge == SHIPPING:  # not even for a moment: no shipment.scheduled for the customer
+        assert await shipments(mesh, order["order_id"]) == []
 
 
 async def test_a_commit_that_times_out_is_undone_completely(
@@ -273,3 +283,34 @@ async def test_a_retry_with_the_same_key_gets_the_order_the_gateway_gave_up_on(
     assert again.status_code == 201, again.text
     listed = (await customer.get("/v1/orders")).json()["items"]
     assert [o["order_id"] for o in listed] == [again.json()["order_id"]]
+    async with asyncio.timeout(10):  # the late request is over: nothing lands in the next case
+        while not [e for e in mesh.journal.interactions(edge) if e.fault]:
+            await asyncio.sleep(0.05)
+
+
+async def test_a_reservation_landing_after_its_release_by_order_id_holds_nothing(
+    mesh: Mesh, customer: httpx.AsyncClient
+) -> None:
+    """The reserve outlives order-svc's wait by more than the breaker's cool-down, so the
+    release by order id reaches inventory-svc first: the reservation lands RELEASED."""
+    before = await stock(mesh)
+    mesh.faults.set(INVENTORY, Fault("delay", delay_ms=late(INVENTORY) + 1000, times=1))
+    answer = await place_order(customer, "inventory-very-late")
+    assert answer.status_code == 503, answer.text
+    order = await check_outcome(mesh, customer, answer, before)
+    assert order["failure_reason"] == "inventory_unavailable"
+    async with asyncio.timeout(10):  # the late reserve lands
+        while not [e for e in mesh.journal.interactions(INVENTORY) if e.fault]:
+            await asyncio.sleep(0.05)
+    seen = [
+        (e.operation_id, e.status, (e.response_body or {}).get("status"), e.caller_gave_up)
+        for e in mesh.journal.interactions(INVENTORY)
+        if order["order_id"] in e.path + json.dumps(e.request_body)
+    ]
+    assert sorted(seen) == [
+        ("releaseOrderReservation", 204, None, False),  # nothing held yet: none will be
+        ("reserveStock", 201, "RELEASED", True),
+    ]
+    after = await stock(mesh)
+    assert (after["on_hand"], after["reserved"]) == (before["on_hand"], before["reserved"])
+    assert await reservations_held(mesh, order["order_id"]) == []

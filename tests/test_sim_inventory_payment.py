@@ -222,6 +222,59 @@ async def test_release_is_idempotent_and_a_released_reservation_cannot_commit(
     assert released_event.value["data"]["reason"] == "card_declined"  # as the caller said
 
 
+async def test_a_release_by_order_id_wins_over_a_reservation_that_lands_after_it(
+    host_factory: HostFactory,
+) -> None:
+    """The caller never learnt whether its reserve was done: it releases by order id.
+    Before the reserve lands, the release leaves a tombstone, and the late reserve holds
+    nothing (201, RELEASED); after it, the release frees the held units."""
+    bus, events = await subscribed("inventory")
+    async with inventory(host_factory, stock={"SKU-1001": 5}, bus=bus) as inv:
+        release = "/orders/{}/reservation/release"
+        reason = {"json": {"reason": "inventory_unavailable"}}
+        for _ in range(2):  # idempotent
+            first = await inv.client.post(release.format(ORDER), **reason)
+            assert (first.status_code, first.content) == (204, b"")
+        late = await inv.reserve({"SKU-1001": 2})
+        assert late.status_code == 201, late.text
+        assert late.json()["status"] == "RELEASED"
+        assert late.json()["items"] == [{"sku": "SKU-1001", "quantity": 2}]
+        assert (await inv.stock("SKU-1001"))["reserved"] == 0
+        again = await inv.client.post(release.format(ORDER), **reason)
+        assert again.json() == late.json()  # the order's reservation, as it is
+
+        other = "ord_Late00000002"
+        held = (await inv.reserve({"SKU-1001": 3}, order=other)).json()
+        assert (await inv.stock("SKU-1001"))["reserved"] == 3
+        after = await inv.client.post(release.format(other), **reason)
+        assert after.json() == held | {"status": "RELEASED"}
+        assert (await inv.stock("SKU-1001"))["reserved"] == 0
+        await inv.sim.flush_outbox()
+        await bus.drain(5)
+    # the tombstone's order published nothing; the other one its hold and its release
+    assert [(r.key, r.message_type) for r in events.records] == [
+        (other, "inventory.reserved"),
+        (other, "inventory.released"),
+    ]
+    assert events.records[1].value["data"]["reason"] == "inventory_unavailable"
+
+
+async def test_a_release_by_order_id_racing_its_reserve_never_leaves_units_held(
+    host_factory: HostFactory,
+) -> None:
+    async with inventory(host_factory, stock={"SKU-1001": 50}) as inv:
+        orders = [f"ord_Race{n:08d}" for n in range(10)]
+        reason = {"reason": "inventory_unavailable"}
+        await asyncio.gather(
+            *(inv.reserve({"SKU-1001": 1}, order=order) for order in orders),
+            *(
+                inv.client.post(f"/orders/{order}/reservation/release", json=reason)
+                for order in orders
+            ),
+        )
+        assert (await inv.stock("SKU-1001"))["reserved"] == 0
+
+
 async def test_commit_is_idempotent_and_releasing_it_puts_the_units_back(
     host_factory: HostFactory,
 ) -> None:

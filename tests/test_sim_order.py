@@ -48,6 +48,8 @@ RES, PAY, SHP = "res_Fake0000001", "pay_Fake0000001", "shp_Fake0000001"
 # --- scripted fake peers ---------------------------------------------------------------------
 
 ROUTES = [  # (peer, method, path pattern, operationId); the first match wins
+    ("inventory-svc", "POST", r"/orders/[^/]+/reservation/release", "releaseOrderReservation"),
+    ("shipping-svc", "POST", r"/orders/[^/]+/shipment/cancel", "cancelOrderShipment"),
     ("inventory-svc", "POST", r"/reservations/[^/]+/release", "releaseReservation"),
     ("inventory-svc", "POST", r"/reservations/[^/]+/commit", "commitReservation"),
     ("inventory-svc", "POST", r"/reservations", "reserveStock"),
@@ -64,6 +66,8 @@ SUCCESS: dict[str, tuple[int, dict[str, Any]]] = {
     "refundPayment": (200, {"payment_id": PAY, "status": "refunded"}),
     "scheduleShipment": (201, {"shipment_id": SHP, "status": "SCHEDULED"}),
     "cancelShipment": (200, {"shipment_id": SHP, "status": "CANCELLED"}),
+    "releaseOrderReservation": (204, {}),  # nothing was held, and nothing will be
+    "cancelOrderShipment": (204, {}),
 }
 HANG = "hang"  # never answer: the caller's timeout fires
 REFUSE = "refuse"  # raise a connection error, as a closed port would
@@ -287,14 +291,14 @@ async def test_shipping_failure_refunds_then_releases(order_env: Any) -> None:
         "reserveStock",
         "createPayment",
         "scheduleShipment",
-        # shipping-svc's 500 leaves the outcome unknown: the same request again settles
-        # it (a shipment is made, or found), and it is cancelled
-        "scheduleShipment",
-        "cancelShipment",
+        # shipping-svc's 500 leaves the outcome unknown: the order's shipment, made or
+        # still to come, is cancelled by order id (never scheduled again to find out)
+        "cancelOrderShipment",
         "refundPayment",
         "releaseReservation",
     ]
-    refund = env.fakes.seen[5]
+    assert env.fakes.seen[3].path == f"/orders/{body['order_id']}/shipment/cancel"
+    refund = env.fakes.seen[4]
     assert refund.path == f"/payments/{PAY}/refund"
     assert refund.body == {"reason": "order_compensation"}
     order = (await env.client.get(f"/orders/{body['order_id']}")).json()
@@ -377,8 +381,9 @@ async def test_replay_keeps_a_decline_but_never_a_503(order_env: Any) -> None:
     again = await env.order("key-rejected")
     assert (first.status_code, again.status_code) == (503, 201)
     assert first.headers["retry-after"] == "5"
-    # the saga's call, one to settle its unknown outcome, and the retry's own saga
-    assert env.fakes.calls.count("scheduleShipment") == 3
+    # the saga's call and the retry's own saga; the unknown outcome cancelled by order id
+    assert env.fakes.calls.count("scheduleShipment") == 2
+    assert env.fakes.calls.count("cancelOrderShipment") == 1
 
 
 async def test_a_key_is_scoped_per_user(order_env: Any) -> None:
@@ -420,8 +425,8 @@ async def test_same_key_with_another_body_is_422(order_env: Any) -> None:
 async def test_breaker_opens_after_timeouts_rejects_then_closes_after_a_trial(
     order_env: Any,
 ) -> None:
-    # the settling of each timed-out reservation waits in the undo queue (not retried
-    # within this test: relay_interval is long)
+    # the release (by order id) of each timed-out reservation waits in the undo queue
+    # until inventory-svc answers again (relay_interval is long: no timed retries)
     env = await order_env(deadlines=Deadlines(inventory=0.02), relay_interval=60)
     env.fakes.script["reserveStock"] = [HANG, HANG, HANG]
     circuits = []
@@ -432,6 +437,8 @@ async def test_breaker_opens_after_timeouts_rejects_then_closes_after_a_trial(
         circuits.append(response.json()["circuit"])
     assert circuits == ["closed", "closed", "open"]  # the state after each failure
     assert env.sim.breaker.state == "open"
+    waiting = await env.sim.undo.pending()
+    assert [kind for kind, _, _ in waiting] == ["releaseOrderReservation"] * 3
 
     rejected = await env.order("key-open")
     assert rejected.status_code == 503
@@ -452,7 +459,38 @@ async def test_breaker_opens_after_timeouts_rejects_then_closes_after_a_trial(
     assert trial.status_code == 201
     assert env.sim.breaker.state == "closed"
     assert env.fakes.calls.count("reserveStock") == 4
-    assert await env.sim.undo.pending() == []  # a reservation is not settled by a retry
+    # inventory-svc answers again: the three releases follow the trial, by order id
+    await env.sim.undo.settled(timeout=5)
+    released = [s for s in env.fakes.seen if s.operation == "releaseOrderReservation"]
+    assert sorted(s.path for s in released) == sorted(
+        f"/orders/{order_id}/reservation/release" for _, order_id, _ in waiting
+    )
+    assert {json.dumps(s.body) for s in released} == {'{"reason": "inventory_unavailable"}'}
+    # none while the circuit was open; right after the trial's reserve, before its charge
+    assert env.fakes.calls[:8] == ["reserveStock"] * 4 + ["releaseOrderReservation"] * 3 + [
+        "createPayment"
+    ]
+
+
+async def test_a_timed_out_reservation_is_released_by_order_id_once_inventory_is_rested(
+    order_env: Any,
+) -> None:
+    """One reserve without an answer: the hold may still land, so it is released by order
+    id -- not at once (inventory-svc just failed), but a breaker cool-down later, when no
+    order came to find inventory-svc answering again before that."""
+    env = await order_env(deadlines=Deadlines(inventory=0.02), relay_interval=0.05)
+    env.fakes.script["reserveStock"] = [HANG]
+    response = await env.order("key-timeout")
+    assert response.status_code == 503
+    order_id = response.json()["order_id"]
+    await asyncio.sleep(0.3)  # several rounds of the undo queue
+    assert env.fakes.calls == ["reserveStock"]
+    assert [kind for kind, _, _ in await env.sim.undo.pending()] == ["releaseOrderReservation"]
+    env.clock.advance(30)  # the breaker's cool-down since the failure
+    await env.sim.undo.settled(timeout=5)
+    assert env.fakes.calls == ["reserveStock", "releaseOrderReservation"]
+    assert env.fakes.seen[1].path == f"/orders/{order_id}/reservation/release"
+    assert env.fakes.seen[1].body == {"reason": "inventory_unavailable"}
 
 
 async def test_half_open_lets_one_trial_through_and_its_failure_reopens(

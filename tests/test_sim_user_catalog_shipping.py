@@ -446,6 +446,45 @@ async def test_schedule_get_and_cancel_a_shipment(host_factory: HostFactory) -> 
         assert assert_problem(late, 409, "conflict")["shipment_id"] == shipment["shipment_id"]
 
 
+async def test_a_cancellation_by_order_id_wins_over_a_schedule_that_lands_after_it(
+    host_factory: HostFactory,
+) -> None:
+    """The caller never learnt whether its schedule was done: it cancels by order id.
+    Before the schedule lands, that leaves a tombstone, and the late schedule ships nothing
+    (409, no shipment); after it, the cancellation cancels the shipment."""
+    async with started(host_factory, "shipping-svc") as (_, client):
+        early, late = "ord_Early0000001", "ord_Late00000001"
+        for _ in range(2):  # idempotent
+            first = await client.post(f"/orders/{early}/shipment/cancel")
+            assert (first.status_code, first.content) == (204, b"")
+        refused = await client.post("/shipments", json=shipment_request(early))
+        assert "shipment_id" not in assert_problem(refused, 409, "conflict")
+        listed = await client.get("/shipments", params={"order_id": early})
+        assert listed.json()["items"] == []
+
+        shipment = (await client.post("/shipments", json=shipment_request(late))).json()
+        for _ in range(2):
+            cancelled = await client.post(f"/orders/{late}/shipment/cancel")
+            assert cancelled.status_code == 200, cancelled.text
+            assert cancelled.json() == shipment | {
+                "status": "CANCELLED",
+                "updated_at": cancelled.json()["updated_at"],
+            }
+
+
+async def test_a_cancellation_by_order_id_racing_its_schedule_leaves_nothing_scheduled(
+    host_factory: HostFactory,
+) -> None:
+    async with started(host_factory, "shipping-svc") as (_, client):
+        orders = [f"ord_Race{n:08d}" for n in range(10)]
+        await asyncio.gather(
+            *(client.post("/shipments", json=shipment_request(order)) for order in orders),
+            *(client.post(f"/orders/{order}/shipment/cancel") for order in orders),
+        )
+        listed = (await client.get("/shipments", params={"limit": 100})).json()["items"]
+        assert [s for s in listed if s["order_id"] in orders and s["status"] == "SCHEDULED"] == []
+
+
 async def test_shipment_errors(host_factory: HostFactory) -> None:
     async with started(host_factory, "shipping-svc") as (_, client):
         assert_problem(await client.get("/shipments/shp_0000000000"), 404, "not-found")

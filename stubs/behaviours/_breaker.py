@@ -59,6 +59,7 @@ class CircuitBreaker:
     def reset(self) -> None:
         """Back to closed with no failures counted."""
         self.consecutive_failures = 0
+        self._failed_at: datetime | None = None  # the last failure counted
         self._opened_at: datetime | None = None
         self._trial_running = False
 
@@ -69,6 +70,17 @@ class CircuitBreaker:
         if self._trial_running or self._cooled_down():
             return BreakerState.HALF_OPEN
         return BreakerState.OPEN
+
+    @property
+    def rested(self) -> bool:
+        """Closed, and either no failure counted since the last success or the last one
+        a cool-down ago: when a caller may send work that is not judged by the breaker
+        (background clean-up) without piling it onto a dependency that just failed."""
+        if self.state is not BreakerState.CLOSED:
+            return False
+        if self._failed_at is None:
+            return True
+        return (self._clock() - self._failed_at).total_seconds() >= self.cooldown
 
     def retry_after(self) -> int:
         """Whole seconds (at least 1) until a call may be let through again."""
@@ -110,6 +122,7 @@ class CircuitBreaker:
 
     def _record_failure(self) -> None:
         self.consecutive_failures += 1
+        self._failed_at = self._clock()
         if self._trial_running or self.consecutive_failures >= self.threshold:
             self._opened_at = self._clock()
         self._trial_running = False

@@ -72,10 +72,14 @@ class UndoQueue:
         async with self.db.connect() as conn:
             return [(r.kind, r.order_id, r.attempts) for r in await conn.execute(query)]
 
-    async def run_once(self) -> int:
-        """Try every pending step once; returns how many are still pending."""
+    async def run_once(self, kinds: frozenset[str] | None = None) -> int:
+        """Try every pending step (of ``kinds``, if given) once, oldest first; returns
+        how many of those are still pending."""
+        query = select(self.table).order_by(self.table.c.seq)
+        if kinds is not None:
+            query = query.where(self.table.c.kind.in_(sorted(kinds)))
         async with self.db.connect() as conn:
-            rows = (await conn.execute(select(self.table).order_by(self.table.c.seq))).all()
+            rows = (await conn.execute(query)).all()
         left = 0
         for row in rows:
             try:

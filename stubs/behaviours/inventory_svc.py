@@ -14,6 +14,13 @@ first sweeps what is due by ``ctx.clock`` (and :meth:`InventorySimulator.expire_
 does it on demand), giving the units back and publishing ``inventory.released`` with
 reason ``expired``.
 
+Releasing by order id (``releaseOrderReservation``, for a caller that never learnt
+whether its reserve was done) releases the order's reservation, or, when none was made
+yet, records one as ``RELEASED`` holding nothing (no items: a *tombstone*). The order id
+is unique among reservations, so the database decides which of the release and a late
+reserve came first: a reserve finding the tombstone holds nothing and answers it
+``RELEASED`` (with the items it asked for); a release finding a reservation releases it.
+
 Events (topic ``inventory``, keyed by the order id, through the outbox):
 ``inventory.reserved``; ``inventory.released`` with the ``reason`` the release call
 carried (a ``ReleaseReason``: the failure reason of the order being compensated or
@@ -148,6 +155,7 @@ class InventorySimulator(OutboxSimulator):
             "reserveStock": self.reserve_stock,
             "getReservation": self.get_reservation,
             "releaseReservation": self.release_reservation,
+            "releaseOrderReservation": self.release_order_reservation,
             "commitReservation": self.commit_reservation,
         }
 
@@ -270,12 +278,12 @@ class InventorySimulator(OutboxSimulator):
         An order has one reservation: reserving again for an order that has one answers
         that one as it is now (201, whatever its status), so a caller that timed out can
         send the same request again to learn what the first did, and a first request
-        that lands late, after its caller released the retry's reservation, holds
-        nothing either."""
+        that lands late, after its caller released the order's reservation (by id or by
+        order id), holds nothing either."""
         body = req.body
         existing = await self._reservation_of(body["order_id"])
         if existing is not None:
-            return json_response(201, _reservation_body(existing))
+            return await self._as_it_is(existing, body["items"])
         totals = _totals(body["items"])
         now = self.ctx.clock()
         ttl = int(body.get("ttl_seconds", self.default_ttl))
@@ -293,7 +301,21 @@ class InventorySimulator(OutboxSimulator):
             existing = await self._reservation_of(body["order_id"])
             if existing is None:
                 raise
-            return json_response(201, _reservation_body(existing))
+            return await self._as_it_is(existing, body["items"])
+
+    async def _as_it_is(self, existing: Row[Any], items: list[dict[str, Any]]) -> StubResponse:
+        """The order's reservation as it is now; a tombstone (released by order id before
+        any reservation was made) takes the items asked for, so it reads as a whole
+        reservation -- released, holding nothing."""
+        if not existing.items:
+            async with self.ctx.db.begin() as conn:
+                await conn.execute(
+                    update(RESERVATIONS)
+                    .where(RESERVATIONS.c.reservation_id == existing.reservation_id)
+                    .values(items=items)
+                )
+            existing = await self._reservation_of(existing.order_id) or existing
+        return json_response(201, _reservation_body(existing))
 
     async def _reservation_of(self, order_id: str) -> Row[Any] | None:
         async with self.ctx.db.connect() as conn:
@@ -368,6 +390,39 @@ class InventorySimulator(OutboxSimulator):
             while row.status in (HELD, COMMITTED) and not await self._release(conn, row, reason):
                 row = await self._reservation(conn, req)
             row = await self._reservation(conn, req)
+        return json_response(200, _reservation_body(row))
+
+    async def release_order_reservation(self, req: ValidRequest) -> StubResponse:
+        """The order's reservation released (200), or, when it has none, a tombstone in
+        its place (204) so that none is made later: one insert on the unique order id,
+        so a reserve running at the same time either lands first (and is released here)
+        or finds the tombstone (and holds nothing)."""
+        order_id, reason = req.params["path"]["orderId"], req.body["reason"]
+        if await self._reservation_of(order_id) is None:
+            now = rfc3339(self.ctx.clock())
+            tombstone = {
+                "reservation_id": new_id("res"),
+                "order_id": order_id,
+                "status": RELEASED,
+                "items": [],
+                "expires_at": now,
+                "created_at": now,
+            }
+            try:
+                async with self.ctx.db.begin() as conn:
+                    await conn.execute(RESERVATIONS.insert().values(**tombstone))
+                return StubResponse(204, None, None)
+            except IntegrityError:  # a reservation was made meanwhile: release it below
+                pass
+        async with self.transaction() as conn:
+            query = select(RESERVATIONS).where(RESERVATIONS.c.order_id == order_id)
+            row = (await conn.execute(query)).one()
+            # Retried when a concurrent call moved the reservation first (at most twice).
+            while row.status in (HELD, COMMITTED) and not await self._release(conn, row, reason):
+                row = (await conn.execute(query)).one()
+            row = (await conn.execute(query)).one()
+        if not row.items:  # a tombstone: nothing was ever held
+            return StubResponse(204, None, None)
         return json_response(200, _reservation_body(row))
 
     async def _release(self, conn: AsyncConnection, row: Row[Any], reason: str) -> bool:

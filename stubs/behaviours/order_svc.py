@@ -15,12 +15,18 @@ peer can take with its own calls.
 A step that timed out (or whose peer could not be reached, or answered 5xx) has an
 unknown outcome, never a decline: the order is rejected with the failure reason of the
 unavailable peer (``inventory_unavailable``, ``payment_unavailable``,
-``shipping_unavailable``). A charge or a shipment of unknown outcome is *settled*: sent
-again exactly as before (the same ``Idempotency-Key``, the same order id, which each peer
-treats as the same request), and whatever it answers is undone (a charge refunded, a
-shipment cancelled). A reservation is not (a second request would count against the
-circuit breaker, and the scenarios see every call): one that lands after order-svc gave
-up on it is held until inventory-svc's own expiry. Undo steps
+``shipping_unavailable``). A charge of unknown outcome is *settled*: sent again exactly as
+before (the same ``Idempotency-Key``, which payment-svc treats as the same request), and
+whatever it answers is refunded. A reservation or a shipment of unknown outcome is undone
+by order id (``releaseOrderReservation``, ``cancelOrderShipment``): the peer releases or
+cancels what the order has, or, when the request has not landed yet, makes sure it holds
+or ships nothing when it does -- whichever arrives first. (Settling a shipment by sending
+it again would schedule one, and publish ``shipment.scheduled`` to the customer, for a
+rejected order.) The release by order id is not judged by the circuit breaker and waits
+until inventory-svc is rested (:attr:`CircuitBreaker.rested`: closed, and a cool-down
+after its last failure, or a success since), so a struggling inventory-svc is not sent
+clean-up while the orders are refused; the counted call that finds it answering again
+sends the waiting releases before its saga goes on. Undo steps
 (settling and compensation alike) are tried at once; one that does not finish goes to
 :attr:`OrderSimulator.undo`, a queue in order-svc's own database retried in the
 background until done, never dropped. Every answer about a created order names it
@@ -43,8 +49,8 @@ reservation); an unknown SKU (inventory 404) as ``out_of_stock``. The customer's
 and ``order.rejected``. Idempotency keys are scoped per user, and only 201, 402 and 409
 are stored for replay. ``cancelOrder`` compensates best-effort (each step's outcome is
 in ``saga_steps``), since it documents no 5xx.
-A step whose outcome is unknown (a timeout) is settled and undone in the background, and
-an undo step that does not finish is queued and retried until done (``undo_steps``).
+A step whose outcome is unknown (a timeout) is undone as above, and an undo step that
+does not finish is queued and retried until done (``undo_steps``).
 """
 
 from __future__ import annotations
@@ -213,6 +219,12 @@ class Outcome:
     sent: bool = True  # False: the circuit breaker kept the call from being made
 
 
+UndoStep = tuple[str, dict[str, Any]]  # kind (the undoing operationId, or settle*), payload
+# Undo steps by order id: done when the peer undid what the order had (200) or made sure
+# nothing comes of a request still to land (204).
+BY_ORDER = frozenset({"releaseOrderReservation", "cancelOrderShipment"})
+
+
 @dataclass(eq=False)
 class SagaFailed(Exception):
     """A forward step failed: why (``reason`` is the order's failure_reason), the
@@ -226,8 +238,8 @@ class SagaFailed(Exception):
     extensions: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     ids: dict[str, str] = field(default_factory=dict)
-    # the step whose outcome is unknown (it timed out): settled and undone
-    unsettled: Call | None = None
+    # undoes the step whose outcome is unknown (it timed out): settling, or by order id
+    unsettled: UndoStep | None = None
 
     def response(self, order_id: str) -> StubResponse:
         return problem_response(
@@ -241,9 +253,6 @@ class SagaFailed(Exception):
             order_id=order_id,
             order_status="REJECTED",
         )
-
-
-UndoStep = tuple[str, dict[str, Any]]  # kind (the undoing operationId, or settle*), payload
 
 
 def compensations(
@@ -493,7 +502,7 @@ class OrderSimulator(Simulator):
             order = await self._set_ids(order, failure.ids)
             undo = compensations(order, done, "order_compensation", failure.reason)
             if failure.unsettled is not None:
-                undo.insert(0, settling(failure.unsettled))
+                undo.insert(0, failure.unsettled)
             await self._undo_all(order["order_id"], undo)
             await self._transition(order, "REJECTED", failure.reason)
             return order["order_id"], failure.response(order["order_id"])
@@ -514,8 +523,11 @@ class OrderSimulator(Simulator):
             return {"reservation_id": outcome.body["reservation_id"]}
         if outcome.status in (404, 409):  # 404: a SKU inventory-svc does not stock
             raise self._out_of_stock(order, outcome)
-        # not settled by a second request (see the module docstring)
-        raise self._inventory_unavailable(outcome.detail)
+        failure = self._inventory_unavailable(outcome.detail)
+        if _unknown(outcome):  # the hold may land yet: released by order id, whenever
+            release = {"reason": "inventory_unavailable"}
+            failure.unsettled = ("releaseOrderReservation", release)
+        raise failure
 
     async def _charge(self, order: Mapping[str, Any]) -> dict[str, str]:
         """Charge with a key derived from the order id, so a retried charge replays."""
@@ -551,7 +563,7 @@ class OrderSimulator(Simulator):
                 f"payment-svc could not settle the charge ({outcome.detail}); whether the "
                 "card was charged is being settled, and a charge is refunded.",
                 headers={"Retry-After": str(int(self.setting("retry_after")))},
-                unsettled=call,
+                unsettled=settling(call),
             )
         raise SagaFailed(  # refused for another reason: nothing was charged, not a decline
             "payment_unavailable",
@@ -582,8 +594,10 @@ class OrderSimulator(Simulator):
             f"shipping-svc could not schedule the shipment ({outcome.detail}); "
             "the payment was refunded.",
             headers={"Retry-After": str(int(self.setting("retry_after")))},
-            # a 409 means a shipment exists after all (an earlier attempt landed late)
-            unsettled=call if _unknown(outcome) or outcome.status == 409 else None,
+            # unknown, or a 409 (a shipment exists after all): cancelled by order id
+            unsettled=(
+                ("cancelOrderShipment", {}) if _unknown(outcome) or outcome.status == 409 else None
+            ),
         )
 
     async def _commit(self, order: Mapping[str, Any]) -> dict[str, str]:
@@ -601,7 +615,10 @@ class OrderSimulator(Simulator):
         """Try each undo step once, in the order given; one that does not finish goes to
         the undo queue (retried until done), and the next still runs."""
         for kind, payload in steps:
-            if not await self._undo_step(kind, order_id, payload):
+            if kind == "releaseOrderReservation" and not self.breaker.rested:
+                logger.info("%s: %s waits for inventory-svc to be rested", order_id, kind)
+                await self.undo.add(kind, order_id, payload)
+            elif not await self._undo_step(kind, order_id, payload):
                 logger.warning("%s: %s did not finish; retried in the background", order_id, kind)
                 await self.undo.add(kind, order_id, payload)
 
@@ -616,6 +633,8 @@ class OrderSimulator(Simulator):
         was nothing (left) to undo)."""
         if kind.startswith("settle:"):
             return await self._settle(kind.removeprefix("settle:"), order_id, payload)
+        if kind in BY_ORDER:
+            return await self._undo_by_order(kind, order_id, payload)
         if kind == "releaseReservation":
             path = f"/reservations/{payload['reservation_id']}/release"
             reason = payload.get("reason", "inventory_unavailable")
@@ -628,31 +647,40 @@ class OrderSimulator(Simulator):
         outcome = await self._attempt(order_id, call, expect=200, counted=counted)
         return outcome.ok or outcome.status in _NOTHING_TO_UNDO
 
+    async def _release_waiting(self) -> None:
+        """inventory-svc answers again: the releases by order id that waited for it are
+        sent now, oldest first, before the saga that saw it answer goes on -- units the
+        failed orders may hold come back before this order needs more, and the calls on
+        the edge come in one order (reserve, the releases, commit)."""
+        await self.undo.run_once(kinds=frozenset({"releaseOrderReservation"}))
+
+    async def _undo_by_order(self, kind: str, order_id: str, payload: dict[str, Any]) -> bool:
+        """Release the order's reservation or cancel its shipment by order id: what the
+        order has is undone, and a request of it still to land holds or ships nothing.
+        The release waits until inventory-svc is rested (not judged by the breaker)."""
+        if kind == "releaseOrderReservation":
+            if not self.breaker.rested:
+                return False  # the undo queue tries again
+            path = f"/orders/{order_id}/reservation/release"
+            call = Call(kind, INVENTORY, path, json={"reason": payload["reason"]})
+        else:  # cancelOrderShipment
+            call = Call(kind, SHIPPING, f"/orders/{order_id}/shipment/cancel")
+        outcome = await self._attempt(order_id, call, expect=200, counted=False)
+        return outcome.ok or outcome.status == 204 or outcome.status in _NOTHING_TO_UNDO
+
     async def _settle(self, operation: str, order_id: str, payload: dict[str, Any]) -> bool:
-        """Send a forward call whose outcome was unknown again, as it was, and undo what
-        it answers: the peer treats it as the same request, so this finds what the first
-        one did (or does it now), and never does it twice."""
-        peer = {"reserveStock": INVENTORY, "createPayment": PAYMENT}.get(operation, SHIPPING)
-        call = Call(operation, peer, payload["path"], payload["json"], payload["headers"])
+        """Send a charge whose outcome was unknown again, as it was, and refund what it
+        answers: payment-svc treats it as the same request (its Idempotency-Key), so this
+        finds what the first one did (or does it now), and never charges twice."""
+        call = Call(operation, PAYMENT, payload["path"], payload["json"], payload["headers"])
         outcome = await self._attempt(order_id, call, expect=201, counted=False)
         if _unknown(outcome) or not outcome.sent:
             return False
-        if operation == "reserveStock":
-            found = outcome.body.get("reservation_id") if outcome.ok else None
-            # settled because inventory-svc's answer was lost: that is the reason
-            step: UndoStep = (
-                "releaseReservation",
-                {"reservation_id": found, "reason": "inventory_unavailable"},
-            )
-        elif operation == "createPayment":
-            found = outcome.body.get("payment_id") if outcome.ok else None
-            step = ("refundPayment", {"payment_id": found, "reason": "order_compensation"})
-        else:  # scheduleShipment: 201 a new one, 409 names the one the order has
-            found = outcome.body.get("shipment_id") if outcome.status in (201, 409) else None
-            step = ("cancelShipment", {"shipment_id": found})
+        found = outcome.body.get("payment_id") if outcome.ok else None
         if not isinstance(found, str):
-            return True  # refused (declined, out of stock...): nothing was done
-        return await self._undo_step(step[0], order_id, step[1], counted=False)
+            return True  # refused (declined...): nothing was charged
+        refund = {"payment_id": found, "reason": "order_compensation"}
+        return await self._undo_step("refundPayment", order_id, refund, counted=False)
 
     # --- failures -------------------------------------------------------------------------
 
@@ -720,7 +748,10 @@ class OrderSimulator(Simulator):
                     raise CircuitOpen(self.breaker.state, self.breaker.retry_after())
                 response = await self._send(call)
             elif call.peer == INVENTORY:
+                recovering = self.breaker.consecutive_failures > 0
                 response = await self.breaker.call(lambda: self._send(call))
+                if recovering:
+                    await self._release_waiting()
             else:
                 response = await self._send(call)
         except CircuitOpen as exc:

@@ -5,6 +5,14 @@ in status SCHEDULED" is a unique constraint, not a check-then-insert: the nullab
 ``scheduled_order_id`` holds the order id while the shipment is SCHEDULED and NULL once
 cancelled (NULLs never collide), so two concurrent schedules cannot both win.
 
+An order ships once, and that too is a key: ``order_shipments`` has one row per order
+that was ever scheduled (naming its shipment) or whose shipping was cancelled by order id
+before any shipment was scheduled (``cancelOrderShipment``; no shipment: a *tombstone*).
+A schedule inserts its row in the transaction that creates the shipment, so of a
+cancellation by order id and a schedule landing late the database decides which came
+first: the schedule finding the tombstone ships nothing (409); the cancellation finding
+the shipment cancels it.
+
 Each scheduling writes ``shipment.scheduled`` to the outbox in the same transaction
 (topic ``shipments``, keyed by the order id); the relay publishes it when a bus is set.
 
@@ -106,6 +114,13 @@ class ShippingSimulator(OutboxSimulator):
         Column("created_at", String(40), nullable=False),
         Column("updated_at", String(40), nullable=False),
     )
+    # one row per order ever scheduled, or cancelled by order id first (shipment_id NULL)
+    order_shipments = Table(
+        "order_shipments",
+        metadata,
+        Column("order_id", String(40), primary_key=True),
+        Column("shipment_id", String(40)),
+    )
     outbox = outbox_table(metadata)
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -146,6 +161,11 @@ class ShippingSimulator(OutboxSimulator):
                         updated_at=order["created_at"],
                     )
                 )
+                await conn.execute(
+                    self.order_shipments.insert().values(
+                        order_id=order["order_id"], shipment_id=order["shipment_id"]
+                    )
+                )
 
     def operations(self) -> dict[str, Behaviour]:
         return {
@@ -153,6 +173,7 @@ class ShippingSimulator(OutboxSimulator):
             "listShipments": self.list_shipments,
             "getShipment": self.get_shipment,
             "cancelShipment": self.cancel_shipment,
+            "cancelOrderShipment": self.cancel_order_shipment,
         }
 
     # --- scheduling ---
@@ -160,11 +181,11 @@ class ShippingSimulator(OutboxSimulator):
     async def schedule_shipment(self, req: ValidRequest) -> StubResponse:
         """An order is shipped once: a second request for an order that has a shipment
         (scheduled, or cancelled since) is 409 naming it, so a request that lands late,
-        after its caller settled and cancelled the order's shipment, ships nothing."""
+        after its caller cancelled the order's shipment (by id, or by order id before
+        there was one), ships nothing."""
         body = req.body
-        previous = await self._find(self.shipments.c.order_id == body["order_id"])
-        if previous is not None:
-            return self._conflict(req, body["order_id"], previous)
+        if await self._claim_of(body["order_id"]) is not None:
+            return await self._already_scheduled(req, body["order_id"])
         now = self.ctx.clock()
         carrier = self.carriers.get(body["address"]["country"], self.default_carrier)
         shipment = {
@@ -192,16 +213,37 @@ class ShippingSimulator(OutboxSimulator):
         try:
             async with self.transaction() as conn:  # wakes the relay once committed
                 row = shipment | {"scheduled_order_id": shipment["order_id"]}
+                await conn.execute(
+                    self.order_shipments.insert().values(
+                        order_id=shipment["order_id"], shipment_id=shipment["shipment_id"]
+                    )
+                )
                 await conn.execute(self.shipments.insert().values(**row))
                 await add_event(conn, self.outbox, TOPIC, shipment["order_id"], event)
-        except IntegrityError:  # scheduled_order_id: the order already has one
+        except IntegrityError:  # the order already has a shipment, or a tombstone
             return await self._already_scheduled(req, shipment["order_id"])
         location = f"/shipments/{shipment['shipment_id']}"
         return json_response(201, shipment, headers={"Location": location})
 
     async def _already_scheduled(self, req: ValidRequest, order_id: str) -> StubResponse:
-        existing = await self._find(self.shipments.c.scheduled_order_id == order_id)
+        claim = await self._claim_of(order_id)
+        if claim is not None and claim["shipment_id"] is None:
+            return problem_response(
+                409,
+                "conflict",
+                title="Conflict",
+                detail=f"The shipping of order {order_id} was cancelled; it is not shipped.",
+                instance=req.request.path,
+            )
+        existing = await self._find(self.shipments.c.order_id == order_id)
         return self._conflict(req, order_id, existing)
+
+    async def _claim_of(self, order_id: str) -> RowMapping | None:
+        """The order's row in ``order_shipments``: None when it never had one."""
+        table = self.order_shipments
+        async with self.ctx.db.connect() as conn:
+            query = select(table).where(table.c.order_id == order_id)
+            return (await conn.execute(query)).mappings().first()
 
     @staticmethod
     def _conflict(req: ValidRequest, order_id: str, existing: Any) -> StubResponse:
@@ -248,10 +290,30 @@ class ShippingSimulator(OutboxSimulator):
 
     # --- cancelling ---
 
-    async def cancel_shipment(self, req: ValidRequest) -> StubResponse:
-        """SCHEDULED -> CANCELLED in one conditional UPDATE, so a concurrent second
-        cancel sees 409 rather than cancelling twice."""
-        shipment_id = req.params["path"]["shipmentId"]
+    async def cancel_order_shipment(self, req: ValidRequest) -> StubResponse:
+        """The order's shipment cancelled (200, also when it already was), or, when it
+        has none, a tombstone in its place (204) so that none is scheduled later."""
+        order_id = req.params["path"]["orderId"]
+        claim = await self._claim_of(order_id)
+        if claim is None:
+            try:
+                async with self.ctx.db.begin() as conn:
+                    await conn.execute(
+                        self.order_shipments.insert().values(order_id=order_id, shipment_id=None)
+                    )
+                return StubResponse(204, None, None)
+            except IntegrityError:  # a schedule landed meanwhile: cancel its shipment
+                claim = await self._claim_of(order_id)
+        if claim is None or claim["shipment_id"] is None:
+            return StubResponse(204, None, None)
+        shipment_id = claim["shipment_id"]
+        await self._cancel(shipment_id)
+        found = await self._find(self.shipments.c.shipment_id == shipment_id)
+        assert found is not None  # written with its claim, in one transaction
+        return json_response(200, _public(found))
+
+    async def _cancel(self, shipment_id: str) -> int:
+        """SCHEDULED -> CANCELLED; how many rows moved (0: not SCHEDULED, or unknown)."""
         table = self.shipments
         async with self.ctx.db.begin() as conn:
             changed = await conn.execute(
@@ -263,10 +325,17 @@ class ShippingSimulator(OutboxSimulator):
                     updated_at=rfc3339(self.ctx.clock()),
                 )
             )
-        found = await self._find(table.c.shipment_id == shipment_id)
+        return int(changed.rowcount)
+
+    async def cancel_shipment(self, req: ValidRequest) -> StubResponse:
+        """SCHEDULED -> CANCELLED in one conditional UPDATE, so a concurrent second
+        cancel sees 409 rather than cancelling twice."""
+        shipment_id = req.params["path"]["shipmentId"]
+        changed = await self._cancel(shipment_id)
+        found = await self._find(self.shipments.c.shipment_id == shipment_id)
         if found is None:
             return not_found(req, f"Shipment {shipment_id}")
-        if changed.rowcount == 0:
+        if changed == 0:
             return problem_response(
                 409,
                 "conflict",
