@@ -14,6 +14,12 @@ from conftest import REPO
 from ecom_harness.cli.main import cli
 from ecom_harness.harness.contracts import SpecIndex, load_pacts, stale_pacts
 from ecom_harness.harness.contracts.build import build_pacts
+from ecom_harness.harness.contracts.canonical import (
+    CANONICAL_DATE,
+    CANONICAL_TIME,
+    Canonicalizer,
+    is_dynamic,
+)
 from ecom_harness.harness.contracts.consumer_run import exercise_consumers
 from ecom_harness.harness.contracts.generate import SEED, harvest
 from ecom_harness.harness.contracts.plan import plan_pacts
@@ -110,3 +116,23 @@ def test_the_consumer_runs_against_the_mock_server() -> None:
     assert any(p.startswith("api-gateway-catalog-svc:") and "SKU-1001" in p for p in problems), (
         problems
     )
+
+
+def test_dates_counted_from_today_do_not_reach_a_pact() -> None:
+    """A shipment's expected delivery is today plus working days: a pact holding it would
+    go stale at midnight. Every full-date, alone or inside text, becomes one stand-in;
+    a timestamp stays a time, and a number that merely looks date-like is kept."""
+    canon = Canonicalizer()
+    answer = {
+        "estimated_delivery": "2026-12-03",
+        "text": "Your order ships, expected on 2026-12-03.",
+        "updated_at": "2026-11-30T10:00:00Z",
+        "sku": "SKU-2026-12-03-X",
+    }
+    assert canon.value(answer) == {
+        "estimated_delivery": CANONICAL_DATE,
+        "text": f"Your order ships, expected on {CANONICAL_DATE}.",
+        "updated_at": CANONICAL_TIME,
+        "sku": "SKU-2026-12-03-X",
+    }
+    assert is_dynamic("2026-12-03")

@@ -1,11 +1,12 @@
 """Stable stand-ins for the values a run makes up, so generated pacts are byte-identical.
 
-Simulators make ids (``ord_5KvOGBjdSG6z``), timestamps, hashes and secrets afresh on
-every run; a pact holding them would change with every ``contracts generate``. Each such
-value is replaced by a canonical one of the same shape, numbered in the order the
-generator walks the (sorted) pacts: the same original value gets the same stand-in
-everywhere, so an order id answered by one provider and sent to another stays one id.
-The pact's matchers, not these examples, say what a real provider may answer.
+Simulators make ids (``ord_5KvOGBjdSG6z``), timestamps, dates counted from today (a
+shipment's expected delivery), hashes and secrets afresh on every run; a pact holding
+them would change with every ``contracts generate``. Each such value is replaced by a
+canonical one of the same shape, numbered in the order the generator walks the (sorted)
+pacts: the same original value gets the same stand-in everywhere, so an order id
+answered by one provider and sent to another stays one id. The pact's matchers, not
+these examples, say what a real provider may answer.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["CANONICAL_TIME", "Canonicalizer", "is_dynamic", "mask"]
+__all__ = ["CANONICAL_DATE", "CANONICAL_TIME", "Canonicalizer", "is_dynamic", "mask"]
 
 CANONICAL_TIME = "2025-01-01T00:00:00Z"
+CANONICAL_DATE = "2025-01-01"
 CANONICAL_EPOCH = 1735689600
 
 # An id as the platform, Stripe and Twilio make them (prefix_ + random), a long hex run
@@ -24,9 +26,10 @@ _ID = r"\b[a-z]{2,4}_(?=[a-z]*[A-Z0-9])[A-Za-z0-9]{8,40}\b"
 _HEX = r"(?<![A-Za-z0-9])(?:SM|AC)?[0-9a-f]{24,64}(?![A-Za-z0-9])"
 _DIGITS = r"(?<![0-9A-Za-z])[0-9]{14,30}(?![0-9A-Za-z])"
 _TIME = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})"
+_DATE = r"(?<![0-9-])\d{4}-\d{2}-\d{2}(?![0-9T-])"  # a full-date alone (RFC 3339)
 _EPOCH_TEXT = r"(?<![0-9])1[0-9]{9}(?![0-9])"  # epoch seconds inside text (?t=1795986177)
 _DYNAMIC = re.compile(
-    f"(?P<time>{_TIME})|(?P<id>{_ID})|(?P<hex>{_HEX})|(?P<digits>{_DIGITS})|(?P<epoch>{_EPOCH_TEXT})"
+    f"(?P<time>{_TIME})|(?P<date>{_DATE})|(?P<id>{_ID})|(?P<hex>{_HEX})|(?P<digits>{_DIGITS})|(?P<epoch>{_EPOCH_TEXT})"
 )
 _REDACTED = "[redacted]"
 # Epoch seconds (iat, exp, Stripe's `created`) between 2001 and 2286.
@@ -68,6 +71,8 @@ class Canonicalizer:
             return found
         if kind == "time":  # all times are one: no count, so no timing can shift a number
             return CANONICAL_TIME
+        if kind == "date":  # likewise all dates: today's date must not change a pact
+            return CANONICAL_DATE
         if kind == "epoch":
             return str(CANONICAL_EPOCH)
         # One count per kind of value (per id prefix): a value of another kind seen once
