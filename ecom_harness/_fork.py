@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
@@ -35,7 +36,12 @@ def forked_worker(
         return None
     if threading.active_count() > 1:
         return None
-    pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork"))
+    pool = ProcessPoolExecutor(
+        processes,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_leave_with,
+        initargs=(os.getpid(),),
+    )
     for _ in range(processes):  # a fork context starts every process on the first submit
         pool.submit(prepare or _nothing)
     return pool
@@ -43,3 +49,16 @@ def forked_worker(
 
 def _nothing() -> None:
     return None
+
+
+def _leave_with(parent: int) -> None:
+    """In each worker: exit when ``parent`` is gone. A parent that shuts its pool down
+    ends the workers itself; one killed, or one that exits without, would otherwise
+    leave them waiting for work for ever (the worker holds its queue's other end)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="leave-with-parent", daemon=True).start()
