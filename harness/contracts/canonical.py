@@ -16,17 +16,24 @@ from typing import Any
 __all__ = ["CANONICAL_TIME", "Canonicalizer", "is_dynamic", "mask"]
 
 CANONICAL_TIME = "2025-01-01T00:00:00Z"
+CANONICAL_DATE = "Wed, 01 Jan 2025 00:00:00 +0000"  # the same instant, as RFC 2822 says it
 CANONICAL_EPOCH = 1735689600
 
 # An id as the platform, Stripe and Twilio make them (prefix_ + random), a long hex run
-# (hashes, Twilio SIDs), a long digit run (tracking numbers), an RFC 3339 time.
+# (hashes, Twilio SIDs), a long digit run (tracking numbers), an RFC 3339 time, an
+# RFC 2822 date (Twilio's ``date_created``: "Sun, 29 Nov 2026 23:47:32 +0000").
 _ID = r"\b[a-z]{2,4}_(?=[a-z]*[A-Z0-9])[A-Za-z0-9]{8,40}\b"
 _HEX = r"(?<![A-Za-z0-9])(?:SM|AC)?[0-9a-f]{24,64}(?![A-Za-z0-9])"
 _DIGITS = r"(?<![0-9A-Za-z])[0-9]{14,30}(?![0-9A-Za-z])"
 _TIME = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})"
+_DATE = (
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} "
+    r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} [+-]\d{4}"
+)
 _EPOCH_TEXT = r"(?<![0-9])1[0-9]{9}(?![0-9])"  # epoch seconds inside text (?t=1795986177)
 _DYNAMIC = re.compile(
-    f"(?P<time>{_TIME})|(?P<id>{_ID})|(?P<hex>{_HEX})|(?P<digits>{_DIGITS})|(?P<epoch>{_EPOCH_TEXT})"
+    f"(?P<time>{_TIME})|(?P<date>{_DATE})|(?P<id>{_ID})|(?P<hex>{_HEX})|(?P<digits>{_DIGITS})"
+    f"|(?P<epoch>{_EPOCH_TEXT})"
 )
 _REDACTED = "[redacted]"
 # Epoch seconds (iat, exp, Stripe's `created`) between 2001 and 2286.
@@ -68,6 +75,8 @@ class Canonicalizer:
             return found
         if kind == "time":  # all times are one: no count, so no timing can shift a number
             return CANONICAL_TIME
+        if kind == "date":
+            return CANONICAL_DATE
         if kind == "epoch":
             return str(CANONICAL_EPOCH)
         # One count per kind of value (per id prefix): a value of another kind seen once
