@@ -14,6 +14,7 @@ from conftest import REPO
 from ecom_harness.cli.main import cli
 from ecom_harness.harness.contracts import SpecIndex, load_pacts, stale_pacts
 from ecom_harness.harness.contracts.build import build_pacts
+from ecom_harness.harness.contracts.canonical import Canonicalizer, is_dynamic
 from ecom_harness.harness.contracts.consumer_run import exercise_consumers
 from ecom_harness.harness.contracts.generate import SEED, harvest
 from ecom_harness.harness.contracts.plan import plan_pacts
@@ -43,6 +44,7 @@ def test_every_edge_of_the_scenarios_has_a_pact() -> None:
         "order-svc->shipping-svc",
         "payment-svc->stripe",
         "notify-svc->sendgrid",
+        "notify-svc->twilio",  # happy-path's customer has a phone
         "notify-svc->order-svc",  # messages: the publisher is the provider
         "notify-svc->payment-svc",
         "catalog-svc->inventory-svc",
@@ -52,6 +54,19 @@ def test_every_edge_of_the_scenarios_has_a_pact() -> None:
     assert kinds == {"http", "message"}
     states = [s for p in pacts for i in p.interactions for s in i.states]
     assert any('inventory-svc holds {"SKU-1001":20}' in s for s in states)
+
+
+def test_rfc_2822_dates_are_canonical_like_rfc_3339_times() -> None:
+    """Twilio answers ``date_created`` as an RFC 2822 date: a pact holding the run's
+    own would change every second."""
+    canonical = Canonicalizer()
+    for made_up in ("Sun, 29 Nov 2026 23:47:32 +0000", "Mon, 30 Nov 2026 00:00:01 -0500"):
+        assert is_dynamic(made_up)
+        assert canonical.string(made_up) == "Wed, 01 Jan 2025 00:00:00 +0000"
+    assert canonical.string("sent Sun, 29 Nov 2026 23:47:32 +0000") == (
+        "sent Wed, 01 Jan 2025 00:00:00 +0000"
+    )
+    assert not is_dynamic("2010-04-01")  # Twilio's API version stays literal
 
 
 def test_check_names_stale_missing_and_orphaned_pacts(tmp_path: Path) -> None:

@@ -184,7 +184,7 @@ class CacheHitStillCallsCatalog(ApiGateway):
     (a refresh-ahead that was meant to run in the background)."""
 
     async def product(self, sku: str) -> tuple[dict[str, Any], bool]:
-        cached = await self.redis.get(f"gw:product:{sku}")
+        cached = await self.redis.get(f"{self.keys}product:{sku}")
         product, _ = await super().product(sku)
         if cached is None:
             return product, False
