@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from datetime import date, timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -56,9 +57,11 @@ def test_every_edge_of_the_scenarios_has_a_pact() -> None:
     assert any('inventory-svc holds {"SKU-1001":20}' in s for s in states)
 
 
-def test_rfc_2822_dates_are_canonical_like_rfc_3339_times() -> None:
-    """Twilio answers ``date_created`` as an RFC 2822 date: a pact holding the run's
-    own would change every second."""
+def test_rfc_2822_dates_and_days_near_today_are_canonical_like_rfc_3339_times() -> None:
+    """Twilio answers ``date_created`` as an RFC 2822 date, shipping-svc an estimated
+    delivery a few working days from today: a pact holding the run's own would change
+    every second, or every day. A day far from today (Twilio's API version) is a
+    constant and stays."""
     canonical = Canonicalizer()
     for made_up in ("Sun, 29 Nov 2026 23:47:32 +0000", "Mon, 30 Nov 2026 00:00:01 -0500"):
         assert is_dynamic(made_up)
@@ -66,7 +69,12 @@ def test_rfc_2822_dates_are_canonical_like_rfc_3339_times() -> None:
     assert canonical.string("sent Sun, 29 Nov 2026 23:47:32 +0000") == (
         "sent Wed, 01 Jan 2025 00:00:00 +0000"
     )
-    assert not is_dynamic("2010-04-01")  # Twilio's API version stays literal
+    estimate = (date.today() + timedelta(days=4)).isoformat()
+    assert is_dynamic(estimate)
+    assert canonical.string(f"expected on {estimate}.") == "expected on 2025-01-01."
+    for constant in ("2010-04-01", "/2010-04-01/Accounts/AC0/Messages.json"):
+        assert not is_dynamic(constant)
+        assert canonical.string(constant) == constant
 
 
 def test_check_names_stale_missing_and_orphaned_pacts(tmp_path: Path) -> None:
