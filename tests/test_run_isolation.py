@@ -15,8 +15,10 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import orjson
 import pytest
 import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
 
 from conftest import REPO, free_port_base
 from ecom_harness.harness.journal import Entry, Interaction, late_entries
@@ -84,29 +86,51 @@ def _order_placed(journal: list[dict[str, Any]]) -> dict[str, Any]:
     return next(e for e in journal if e["kind"] == "event" and e["message_type"] == "order.placed")
 
 
-async def test_a_late_event_of_an_earlier_scenario_is_shown_but_not_judged() -> None:
-    """payment-failure, then happy-path on one mesh; between them order-svc (as a real
-    one's outbox would) relays payment-failure's ``order.placed`` again. happy-path
-    expects exactly one ``order.placed`` and no spec violation: the late record and what
-    notify-svc does with it are payment-failure's, not happy-path's."""
+async def _relay_late(mesh: Mesh, placed: dict[str, Any], kafka: bool) -> None:
+    """Publish the earlier scenario's ``order.placed`` again, late: on the in-process bus
+    as order-svc; on Kafka straight to the broker, as a real order-svc's outbox would,
+    together with a record of that order that breaks the AsyncAPI schema."""
+    if not kafka:
+        assert mesh.bus is not None
+        await mesh.bus.publish("orders", placed["key"], placed["value"], publisher="order-svc")
+        return
+    broken = {**placed["value"], "id": "evt_Late0000001", "data": {"total": 1}}
+    producer = AIOKafkaProducer(bootstrap_servers=mesh.bootstrap_servers)
+    await producer.start()
+    try:
+        for value in (placed["value"], broken):
+            await producer.send_and_wait("orders", orjson.dumps(value), key=placed["key"].encode())
+    finally:
+        await producer.stop()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("kafka", [False, True], ids=["in-process", "kafka"])
+async def test_a_late_event_of_an_earlier_scenario_is_shown_but_not_judged(kafka: bool) -> None:
+    """payment-failure, then happy-path on one mesh; between them order-svc relays
+    payment-failure's ``order.placed`` again (and, on Kafka, a broken record of that
+    order). happy-path expects exactly one ``order.placed`` and no spec violation: the
+    late records and what notify-svc does with them are payment-failure's."""
     scenarios = load_scenarios()
     first, second = scenarios["payment-failure"], scenarios["happy-path"]
     ((settings, _),) = group_by_settings([first, second])
-    async with Mesh(MeshOptions(settings=settings)) as mesh:
+    options = MeshOptions(settings=settings, kafka="local" if kafka else None)
+    async with Mesh(options) as mesh:
         await mesh.reset()
         earlier = await play(mesh, first, [], seed=1)
         assert earlier.passed, [e for e in earlier.expectations if not e.passed]
         placed = _order_placed(earlier.journal)
 
         await mesh.reset()  # as the runner does between scenarios
-        assert mesh.bus is not None
-        await mesh.bus.publish("orders", placed["key"], placed["value"], publisher="order-svc")
+        await _relay_late(mesh, placed, kafka)
         events: list[RunEvent] = []
         later = await play(mesh, second, [events.append], seed=1)
 
     assert later.passed, "\n".join(failures(events))
     late = [e for e in later.journal if e.get("late")]
     assert any(e["kind"] == "event" and e["key"] == placed["key"] for e in late)
+    if kafka:  # the broken one is shown, with its violation, and blamed on nobody here
+        assert any(e.get("violations") for e in late)
     own = _order_placed([e for e in later.journal if not e.get("late")])
     assert own["key"] != placed["key"]
     notes = [e.say for e in events if isinstance(e, StepNote) and e.step == "journal"]
