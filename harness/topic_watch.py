@@ -66,7 +66,10 @@ def key_shape(asyncapi: Mapping[str, Any]) -> Callable[[str], bool]:
         key = ((message.get("bindings") or {}).get("kafka") or {}).get("key") or {}
         if isinstance(key, dict) and isinstance(key.get("pattern"), str):
             patterns.add(key["pattern"])
-    compiled = [re.compile(p) for p in sorted(patterns)]
+    compiled = []
+    for pattern in sorted(patterns):
+        with contextlib.suppress(re.error):  # an ECMA pattern Python cannot read: no key
+            compiled.append(re.compile(pattern))
 
     def key_like(text: str) -> bool:
         return any(p.search(text) for p in compiled)

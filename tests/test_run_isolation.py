@@ -18,10 +18,11 @@ from typing import Any
 import orjson
 import pytest
 import redis.asyncio as aioredis
+import yaml
 from aiokafka import AIOKafkaProducer
 
 from conftest import REPO, free_port_base
-from ecom_harness.harness.journal import Entry, Interaction, late_entries
+from ecom_harness.harness.journal import Entry, Interaction, Journal, late_entries
 from ecom_harness.harness.mesh import Mesh, MeshOptions
 from ecom_harness.harness.player import play
 from ecom_harness.harness.redis_scope import redis_key_prefix
@@ -32,6 +33,8 @@ from ecom_harness.harness.run_events import (
 )
 from ecom_harness.harness.runner import RunPlan, group_by_settings, run_scenarios
 from ecom_harness.harness.scenario_files import load_scenarios
+from ecom_harness.harness.topic_watch import key_shape
+from ecom_harness.specs import spec_root
 from ecom_harness.stubs import Backends
 
 
@@ -158,3 +161,16 @@ def test_only_keys_this_scenarios_client_never_named_make_an_entry_late() -> Non
     own = lambda e: e.edge == "client->api-gateway"  # noqa: E731
     assert late_entries(entries, earlier, own) == {3}
     assert late_entries(entries, set(), own) == set()
+
+
+def test_retire_remembers_the_orders_an_exchange_named_before_any_event_did() -> None:
+    """An order answered by createOrder whose events a real order-svc had not relayed
+    yet when the next scenario began: its id (shaped like the AsyncAPI record key) is
+    remembered from the exchange; other strings of it are not."""
+    asyncapi = yaml.safe_load((spec_root() / "asyncapi" / "commerce-events.yaml").read_text())
+    key_like = key_shape(asyncapi)
+    journal = Journal()
+    journal.add(_exchange(1, "api-gateway->order-svc", "/orders", {"order_id": "ord_CCCCCCCCCCCC"}))
+    journal.retire(key_like)
+    assert journal.entries() == []
+    assert journal.earlier_keys == {"ord_CCCCCCCCCCCC"}
