@@ -7,7 +7,7 @@ timeout of the platform is set in one place, and they nest) and the mesh options
 from a running mesh: the port the
 mesh expects the service on, one URL per HTTP dependency (the edge's recording proxy,
 so its calls are journaled), the Kafka bootstrap servers, its own database and Redis
-(with the key namespace the mesh empties between scenarios, :mod:`.redis_scope`).
+(with the key namespace the mesh empties between scenarios, :mod:`.isolation`).
 What cannot be given (the in-process bus, fakeredis: neither is reachable from another
 process) becomes a warning instead of a variable.
 """
@@ -25,8 +25,8 @@ from ecom_harness.specs import Topology
 from ecom_harness.stubs import Backends, database_name
 
 from .addresses import PortPlan, http_url
+from .isolation import KEY_PREFIX_VARIABLE, redis_key_prefix
 from .mesh import MeshOptions
-from .redis_scope import KEY_PREFIX_VARIABLE, redis_key_prefix
 
 __all__ = ["ENV_FORMATS", "ComponentEnv", "EnvError", "component_env", "database_url"]
 

@@ -49,11 +49,11 @@ from ecom_harness.stubs import (
 from .addresses import PortPlan, http_url
 from .broker_watch import BrokerWatch
 from .faults import FaultBook
+from .isolation import clear_namespace, key_shape, redis_key_prefix
 from .journal import DEFAULT_BODY_LIMIT, DEFAULT_KEEP, Journal
 from .peer_address import PeerTransport, remembering_peer
 from .proxy import RecordingProxy
-from .redis_scope import clear_namespace, redis_key_prefix
-from .topic_watch import GroupWatch, TopicWatch, key_shape, receiver_groups, senders_by_topic
+from .topic_watch import GroupWatch, TopicWatch, receiver_groups, senders_by_topic
 
 __all__ = ["GATEWAY", "Mesh", "MeshConfigError", "MeshOptions", "unreachable_real_services"]
 
@@ -381,7 +381,7 @@ class Mesh:
 
     def redis_namespaces(self) -> list[str]:
         """The key prefixes ``env`` gives the real services that use Redis (what the
-        mesh may empty: nothing else in the user's database, see redis_scope.py)."""
+        mesh may empty: nothing else in the user's database, see isolation.py)."""
         base = self.options.port_base
         if self.options.redis_url is None or base is None:
             return []

@@ -1,7 +1,7 @@
 """``ecom-harness run``: scenarios on a mesh, one after another, each from a clean slate.
 
 Isolation: before each scenario every simulator forgets its state, every real service's
-Redis namespace is emptied (redis_scope.py), the journal and the faults are cleared;
+Redis namespace is emptied (isolation.py), the journal and the faults are cleared;
 after it the bus is drained so nothing it set off lands in the next one's journal, and
 what a real service still does late for it (an entry naming its orders) is left out of
 the next one's judgement (journal.late_entries).

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ecom_harness.specs import MessageRejected, MessageValidator
@@ -24,14 +23,7 @@ from ecom_harness.stubs import EventBus, Record
 
 from .journal import JOURNAL_GROUP, Journal
 
-__all__ = [
-    "JOURNAL_GROUP",
-    "GroupWatch",
-    "TopicWatch",
-    "key_shape",
-    "receiver_groups",
-    "senders_by_topic",
-]
+__all__ = ["JOURNAL_GROUP", "GroupWatch", "TopicWatch", "receiver_groups", "senders_by_topic"]
 
 
 def senders_by_topic(asyncapi: Mapping[str, Any]) -> dict[str, str]:
@@ -49,32 +41,6 @@ def senders_by_topic(asyncapi: Mapping[str, Any]) -> dict[str, str]:
             topic = str(channel.get("address") or ref.rsplit("/", 1)[-1])
             found.setdefault(topic, set()).add(component)
     return {topic: next(iter(names)) for topic, names in found.items() if len(names) == 1}
-
-
-def key_shape(asyncapi: Mapping[str, Any]) -> Callable[[str], bool]:
-    """Whether a string is shaped like a record key: it matches the ``pattern`` of some
-    message's Kafka key binding (``^ord_[A-Za-z0-9]{8,32}$``: the order id). No pattern
-    in the document: nothing is."""
-    messages = list(((asyncapi.get("components") or {}).get("messages") or {}).values())
-    for channel in (asyncapi.get("channels") or {}).values():
-        if isinstance(channel, dict):
-            messages += list((channel.get("messages") or {}).values())
-    patterns = set()
-    for message in messages:
-        if not isinstance(message, dict):
-            continue
-        key = ((message.get("bindings") or {}).get("kafka") or {}).get("key") or {}
-        if isinstance(key, dict) and isinstance(key.get("pattern"), str):
-            patterns.add(key["pattern"])
-    compiled = []
-    for pattern in sorted(patterns):
-        with contextlib.suppress(re.error):  # an ECMA pattern Python cannot read: no key
-            compiled.append(re.compile(pattern))
-
-    def key_like(text: str) -> bool:
-        return any(p.search(text) for p in compiled)
-
-    return key_like
 
 
 class TopicWatch:

@@ -22,10 +22,10 @@ import yaml
 from aiokafka import AIOKafkaProducer
 
 from conftest import REPO, free_port_base
+from ecom_harness.harness.isolation import key_shape, redis_key_prefix
 from ecom_harness.harness.journal import Entry, Interaction, Journal, late_entries
 from ecom_harness.harness.mesh import Mesh, MeshOptions
 from ecom_harness.harness.player import play
-from ecom_harness.harness.redis_scope import redis_key_prefix
 from ecom_harness.harness.run_events import (
     ExpectationChecked,
     RunEvent,
@@ -33,7 +33,6 @@ from ecom_harness.harness.run_events import (
 )
 from ecom_harness.harness.runner import RunPlan, group_by_settings, run_scenarios
 from ecom_harness.harness.scenario_files import load_scenarios
-from ecom_harness.harness.topic_watch import key_shape
 from ecom_harness.specs import spec_root
 from ecom_harness.stubs import Backends
 
