@@ -127,7 +127,8 @@ def mesh_options(command: Callable[..., None]) -> Callable[..., None]:
 def env(component: str, fmt: str, options: MeshOptions) -> None:
     """Print what a real COMPONENT needs to join a mesh started with the same options:
     PORT, its dependencies' URLs (through the edge proxies), KAFKA_BOOTSTRAP_SERVERS,
-    DATABASE_URL, REDIS_URL. Needs --port-base."""
+    DATABASE_URL, REDIS_URL and REDIS_KEY_PREFIX (keep every key under it: the mesh
+    empties it, and only it, when each scenario starts). Needs --port-base."""
     from ecom_harness.harness import EnvError, PortPlan, component_env
     from ecom_harness.specs import load_topology
 

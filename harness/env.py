@@ -6,7 +6,8 @@ port plan (``--port-base``), the deadlines (how long to wait for each dependency
 timeout of the platform is set in one place, and they nest) and the mesh options, never
 from a running mesh: the port the
 mesh expects the service on, one URL per HTTP dependency (the edge's recording proxy,
-so its calls are journaled), the Kafka bootstrap servers, its own database and Redis.
+so its calls are journaled), the Kafka bootstrap servers, its own database and Redis
+(with the key namespace the mesh empties between scenarios, :mod:`.isolation`).
 What cannot be given (the in-process bus, fakeredis: neither is reachable from another
 process) becomes a warning instead of a variable.
 """
@@ -24,6 +25,7 @@ from ecom_harness.specs import Topology
 from ecom_harness.stubs import Backends, database_name
 
 from .addresses import PortPlan, http_url
+from .isolation import KEY_PREFIX_VARIABLE, redis_key_prefix
 from .mesh import MeshOptions
 
 __all__ = ["ENV_FORMATS", "ComponentEnv", "EnvError", "component_env", "database_url"]
@@ -132,3 +134,6 @@ def _add_redis(env: ComponentEnv, options: MeshOptions) -> None:
         )
         return
     env.variables["REDIS_URL"] = options.redis_url
+    # every key of the service under it: the mesh empties it when a scenario starts
+    assert options.port_base is not None  # component_env checked it
+    env.variables[KEY_PREFIX_VARIABLE] = redis_key_prefix(options.port_base, env.component)

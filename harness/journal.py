@@ -24,6 +24,13 @@ consumer groups' deliveries to them.
 
 Every violation names whose it is (:meth:`Interaction.blame`, :meth:`EventEntry.blame`):
 a request's is its caller's, an answer's its callee's, an event's its publisher's.
+
+Scenarios one after another on one mesh (:meth:`Journal.retire`): a real service may
+publish or call late -- an outbox relayed after the scenario ended, a consumer that lags
+-- so what an earlier scenario set off can reach the next one's journal. ``retire``
+forgets the entries and remembers the record keys they named (``earlier_keys``: the
+events' keys, and the key-shaped strings of their exchanges), so a judge can tell such
+a late entry from the scenario's own (:func:`late_entries`).
 """
 
 from __future__ import annotations
@@ -61,6 +68,8 @@ __all__ = [
     "Journal",
     "entry_json",
     "journal_body",
+    "late_entries",
+    "named_strings",
     "redact_body",
     "redact_headers",
 ]
@@ -130,6 +139,46 @@ def _clip(text: str) -> str:
     if len(text) <= MAX_VIOLATION_CHARS:
         return text
     return f"{text[:MAX_VIOLATION_CHARS]}... ({len(text)} characters)"
+
+
+def _strings(value: Any) -> set[str]:
+    """Every string value in a body, at any depth (keys of objects excluded)."""
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, dict):
+        return set().union(*map(_strings, value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*map(_strings, value)) if value else set()
+    return set()
+
+
+def named_strings(entry: Entry, *, answers: bool = False) -> set[str]:
+    """What an entry names: an event its key; an exchange its path segments and the
+    strings of its request body (and, with ``answers``, of its response body)."""
+    if isinstance(entry, EventEntry):
+        return {entry.key}
+    found = {segment for segment in entry.path.split("/") if segment}
+    found |= _strings(entry.request_body)
+    if answers:
+        found |= _strings(entry.response_body)
+    return found
+
+
+def late_entries(
+    entries: list[Entry], earlier_keys: set[str], own: Callable[[Interaction], bool]
+) -> set[int]:
+    """The seqs of entries an earlier scenario set off: those naming a record key of an
+    earlier scenario (:meth:`Journal.retire`) that no exchange of this one's own client
+    named (``own``: the client's edge). A key both name (a SKU, say) stays this
+    scenario's: only a key this scenario never saw marks an entry as late."""
+    if not earlier_keys:
+        return set()
+    mine: set[str] = set()
+    for entry in entries:
+        if isinstance(entry, Interaction) and own(entry):
+            mine |= named_strings(entry, answers=True)
+    foreign = earlier_keys - mine
+    return {entry.seq for entry in entries if named_strings(entry) & foreign}
 
 
 def entry_json(entry: Entry) -> bytes:
@@ -243,6 +292,8 @@ class Journal:
         # bus's publish reports; deliveries seen before their record wait in _pending.
         self.watches_topics = False
         self._pending: dict[tuple[str, int, int], list[BusEvent]] = {}
+        # record keys named by the entries of earlier scenarios (retire): what is late
+        self.earlier_keys: set[str] = set()
 
     def next_seq(self) -> int:
         with self._lock:
@@ -393,6 +444,22 @@ class Journal:
                     self._let_go(entry)
             self._events.clear()
             self._pending.clear()
+
+    def retire(self, key_like: Callable[[str], bool] = lambda _: False) -> None:
+        """A new scenario begins: forget the entries in memory (as :meth:`clear`) and add
+        the record keys they name to ``earlier_keys`` -- their events' keys, and every
+        string of their exchanges (path segments, request and response bodies) that
+        ``key_like`` says is shaped like one (an order id answered before its first event
+        was published). See :func:`late_entries`."""
+        keys: set[str] = set()
+        for entry in self.entries():
+            if isinstance(entry, EventEntry):
+                keys.add(entry.key)
+            else:
+                keys |= {s for s in named_strings(entry, answers=True) if key_like(s)}
+        self.clear()
+        with self._lock:
+            self.earlier_keys |= keys - {""}
 
     def save(self, path: Path) -> int:
         """Write the entries in memory as JSON Lines (one entry per line); returns the count."""

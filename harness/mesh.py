@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +47,7 @@ from ecom_harness.stubs import (
 from .addresses import PortPlan, http_url
 from .broker_watch import BrokerWatch
 from .faults import FaultBook
+from .isolation import clear_namespace, key_shape, redis_key_prefix
 from .journal import DEFAULT_BODY_LIMIT, DEFAULT_KEEP, Journal
 from .peer_address import PeerTransport, remembering_peer
 from .proxy import RecordingProxy
@@ -124,6 +125,8 @@ class Mesh:
         self._clients: list[httpx.AsyncClient] = []
         self.proxies: dict[str, RecordingProxy] = {}  # "caller->callee" -> its proxy
         self._group_watch: GroupWatch | None = None  # real consumers' committed offsets
+        # a string shaped like a record key (the AsyncAPI key patterns): see reset()
+        self._key_like: Callable[[str], bool] = lambda _: False
         self._check_options()
 
     # --- configuration ---
@@ -236,6 +239,7 @@ class Mesh:
         document = read_document(path)
         if not isinstance(document, Document):
             raise MeshConfigError(f"cannot read the AsyncAPI document: {document}")
+        self._key_like = key_shape(document.data)
         watch = TopicWatch(
             self.journal, MessageValidator(document.data), senders_by_topic(document.data)
         )
@@ -343,12 +347,17 @@ class Mesh:
     # --- using it ---
 
     @property
-    def entry_url(self) -> str:
-        """Where the end user comes in: the client's edge proxy to the gateway."""
+    def entry_edge(self) -> str:
+        """The end user's edge: ``client->api-gateway``."""
         edge = next(
             e for e in self.topology.edges if self.topology.components[e.source].kind == "client"
         )
-        return self.url(f"{edge.source}->{edge.target}")
+        return f"{edge.source}->{edge.target}"
+
+    @property
+    def entry_url(self) -> str:
+        """Where the end user comes in: the client's edge proxy to the gateway."""
+        return self.url(self.entry_edge)
 
     def client(self, **headers: str) -> httpx.AsyncClient:
         """The end user's client: reaches the gateway through the client's edge proxy,
@@ -364,11 +373,29 @@ class Mesh:
         return client
 
     async def reset(self) -> None:
-        """Between scenarios: every simulator forgets its state; journal and faults clear."""
+        """Between scenarios: every simulator forgets its state, every real service's
+        Redis namespace is emptied, the faults clear and the journal starts afresh,
+        remembering the record keys (order ids) the last scenario named, so what a real
+        service does late for it is told apart in the next (``Journal.retire``)."""
         if self.host is not None:
             await self.host.reset()
-        self.journal.clear()
+        for prefix in self.redis_namespaces():
+            assert self.options.redis_url is not None
+            await clear_namespace(self.options.redis_url, prefix)
+        self.journal.retire(self._key_like)
         self.faults.clear()
+
+    def redis_namespaces(self) -> list[str]:
+        """The key prefixes ``env`` gives the real services that use Redis (what the
+        mesh may empty: nothing else in the user's database, see isolation.py)."""
+        base = self.options.port_base
+        if self.options.redis_url is None or base is None:
+            return []
+        return [
+            redis_key_prefix(base, name)
+            for name in self.options.real
+            if any(e.protocol == "redis" for e in self.topology.edges_from(name))
+        ]
 
     async def seed(self, component: str, data: Any) -> None:
         """Hand ``data`` to the component simulator's ``seed`` (stock, products...)."""

@@ -5,6 +5,10 @@ Every request goes in through the client's edge proxy (so it is journaled like a
 exchange); a component's end state is read from its own API at its own address (not
 journaled, not through the gateway). Waits come from the wire (``${retry_after}``
 captured from a ``Retry-After`` header), never from a simulator's settings.
+
+Only the scenario's own entries are judged: one that names an order of an earlier
+scenario on the mesh (a real service's late event or call) is shown, marked ``late``,
+and left out of every expectation (journal.late_entries).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import orjson
 from ecom_harness.stubs import shared_tls
 
 from .faults import Fault, FaultError
-from .journal import Entry, EventEntry, Interaction
+from .journal import Entry, EventEntry, Interaction, late_entries
 from .journal_checks import (
     call_matches,
     check_absent,
@@ -132,11 +136,37 @@ async def play(
         result.error = str(exc)
     finally:
         entries = mesh.journal.entries()
+        late = _late(mesh, entries)
         result.journal = [orjson.loads(orjson.dumps(asdict(e))) for e in entries]
         for entry in result.journal:
+            if entry["seq"] in late:  # shown, never judged
+                entry["late"] = True
+                emit(StepNote(scenario.name, "journal", _late_note(entry)))
             emit(JournalEntrySeen(scenario.name, entry))
         result.duration_ms = (time.perf_counter() - began) * 1000
     return result
+
+
+def _late(mesh: Mesh, entries: list[Entry]) -> set[int]:
+    """Seqs of the entries an earlier scenario on this mesh set off (a real service's
+    late event or call, naming an order of that scenario): see journal.late_entries."""
+    edge = mesh.entry_edge
+    return late_entries(entries, set(mesh.journal.earlier_keys), lambda e: e.edge == edge)
+
+
+def _judged(mesh: Mesh) -> list[Entry]:
+    """The journal as this scenario's expectations see it: its own entries only."""
+    entries = mesh.journal.entries()
+    late = _late(mesh, entries)
+    return [e for e in entries if e.seq not in late] if late else entries
+
+
+def _late_note(entry: Mapping[str, Any]) -> str:
+    if entry.get("kind") == "event":
+        what = f"{entry['message_type']} on {entry['topic']} (key {entry['key']})"
+    else:
+        what = f"{entry['caller']}->{entry['callee']} {entry['method']} {entry['path']}"
+    return f"journal #{entry['seq']}: {what} belongs to an earlier scenario: not judged here"
 
 
 # --- given -----------------------------------------------------------------------------------
@@ -372,7 +402,7 @@ async def _until(
         end = loop.time() + deadline_s
         while True:
             changed.clear()
-            results = judge(mesh.journal.entries())
+            results = judge(_judged(mesh))
             remaining = end - loop.time()
             if all(r.passed for r in results) or remaining <= 0:
                 return results
@@ -414,7 +444,7 @@ async def _run_expectations(state: _Play) -> None:
         )
         for outcome in judged:
             state.check(outcome)
-    entries = state.mesh.journal.entries()
+    entries = _judged(state.mesh)
     for index, raw in enumerate(expect.get("interactions") or []):
         id_ = f"run:interactions:{index}"
         spec = _rendered(state, id_, raw)
@@ -431,7 +461,7 @@ async def _run_expectations(state: _Play) -> None:
         if spec is not None:
             state.check(await _end_state(state, id_, spec))
     await _check_pacts(state, state.pacts)
-    state.check(check_no_violations("run:no-violations", state.mesh.journal.entries()))
+    state.check(check_no_violations("run:no-violations", _judged(state.mesh)))
 
 
 async def _check_pacts(state: _Play, pacts: Sequence[PactFile]) -> None:
@@ -442,7 +472,7 @@ async def _check_pacts(state: _Play, pacts: Sequence[PactFile]) -> None:
         return
     from .contracts.judging import judge_in_thread
 
-    journal = [orjson.loads(orjson.dumps(asdict(e))) for e in state.mesh.journal.entries()]
+    journal = [orjson.loads(orjson.dumps(asdict(e))) for e in _judged(state.mesh)]
     mismatches = await (state.pact_judge or judge_in_thread)(journal, list(pacts))
     used = {f"{e.get('caller')}->{e.get('callee')}" for e in journal if e.get("kind") == "http"} | {
         f"{group}->{e.get('publisher')}"

@@ -1,10 +1,14 @@
 """``ecom-harness run``: scenarios on a mesh, one after another, each from a clean slate.
 
-Isolation: before each scenario every simulator forgets its state, the journal and the
-faults are cleared; after it the bus is drained so nothing it set off lands in the next
-one's journal. Scenario settings (``given.settings``) configure the stubs when the mesh
-starts, so scenarios whose settings agree share one mesh and a scenario whose settings
-contradict another's gets a mesh of its own.
+Isolation: before each scenario every simulator forgets its state, every real service's
+Redis namespace is emptied (isolation.py), the journal and the faults are cleared;
+after it the bus is drained so nothing it set off lands in the next one's journal, and
+what a real service still does late for it (an entry naming its orders) is left out of
+the next one's judgement (journal.late_entries).
+
+Scenario settings (``given.settings``) configure the stubs when the mesh starts, so
+scenarios whose settings agree share one mesh and a scenario whose settings contradict
+another's gets a mesh of its own.
 
 Parallel: on the embedded defaults (every mesh its own SQLite, fakeredis and in-process
 bus) with nothing outside the process tied to its addresses (no ``--port-base``, no real

@@ -84,6 +84,8 @@ def test_env_dotenv_for_the_gateway_with_redis() -> None:
             )
         ),
         f"REDIS_URL={redis}",
+        # its keys' namespace, which the mesh empties when each scenario starts
+        f"REDIS_KEY_PREFIX=ecom-harness:{base}:api-gateway:",
     ]
     assert "DATABASE_URL" not in result.stdout  # the gateway owns no database
 

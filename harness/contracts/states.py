@@ -10,6 +10,7 @@ returned, a token it issued) under the names the pact's ProviderState generators
 
 from __future__ import annotations
 
+import base64
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -28,6 +29,27 @@ __all__ = ["ProviderStateError", "set_provider_state", "substitute"]
 
 class ProviderStateError(ValueError):
     """The state cannot be set: the message says which part of the params and why."""
+
+
+def _own_account(
+    path: str, captures: dict[str, list[Any]], learned: dict[str, str], credentials: dict[str, str]
+) -> str:
+    """A path naming a provider-made value before any answer gave it is naming the
+    account of the credentials: Twilio's ``/Accounts/{AccountSid}/Messages.json``, whose
+    AccountSid must be the Basic user name. The scenario's account (its canonical
+    stand-in) becomes the test credentials' own, so the replay is answered and the
+    interaction's path (a ProviderState generator on that capture) names it too."""
+    authorization = credentials.get("Authorization", "")
+    if not authorization.startswith("Basic "):
+        return path
+    try:
+        user = base64.b64decode(authorization[len("Basic ") :]).decode().partition(":")[0]
+    except ValueError:
+        return path
+    for name in captures:
+        if name not in learned and name in path:
+            path = path.replace(name, user)
+    return path
 
 
 def substitute(value: Any, learned: dict[str, str]) -> Any:
@@ -84,7 +106,7 @@ async def _replay(
                     if kind == "application/x-www-form-urlencoded" and isinstance(body, dict)
                     else httpx.Request("POST", "/", json=body).content
                 )
-            path = substitute(step["path"], learned)
+            path = _own_account(substitute(step["path"], learned), captures, learned, credentials)
             query = substitute(step.get("query") or "", learned)
             answer = await client.request(
                 step["method"],

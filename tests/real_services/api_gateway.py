@@ -8,7 +8,7 @@ summaries aggregated from order-svc, payment-svc and shipping-svc.
 
 Configured from its environment only (``ecom-harness env api-gateway``): ``PORT``,
 ``USER_SVC_URL``, ``CATALOG_SVC_URL``, ``ORDER_SVC_URL``, ``PAYMENT_SVC_URL``,
-``SHIPPING_SVC_URL``, ``REDIS_URL``.
+``SHIPPING_SVC_URL``, ``REDIS_URL`` and ``REDIS_KEY_PREFIX`` (every key of its under it).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from .common import Handler, Problem, health, problem
 
 COMPONENT = "api-gateway"
 SERVICE_TOKEN = "api-gateway-secret"
-KEYS = "gw:"  # every Redis key of ours starts so
+KEYS = "gw:"  # every Redis key of ours starts so, unless REDIS_KEY_PREFIX says otherwise
 ORDER_FIELDS = (  # the public Order (order-svc's has reservation_id on top)
     "order_id",
     "user_id",
@@ -64,6 +64,7 @@ class ApiGateway:
         self.payments = environ["PAYMENT_SVC_URL"]
         self.shipping = environ["SHIPPING_SVC_URL"]
         self.redis = aioredis.Redis.from_url(environ["REDIS_URL"], decode_responses=True)
+        self.keys = environ.get("REDIS_KEY_PREFIX", KEYS)  # the namespace the harness empties
         self.peers = httpx.AsyncClient(
             headers={"X-Service-Token": SERVICE_TOKEN}, timeout=self.peer_timeout
         )
@@ -146,7 +147,7 @@ class ApiGateway:
     async def count(self, user_id: str) -> dict[str, str]:
         """One more request of ``user_id`` in this minute's window (Redis INCR)."""
         window = int(time.time() // 60)
-        key = f"{KEYS}rate:{user_id}:{window}"
+        key = f"{self.keys}rate:{user_id}:{window}"
         used = int(await self.redis.incr(key))
         if used == 1:
             await self.redis.expire(key, 60)
@@ -202,7 +203,7 @@ class ApiGateway:
 
     async def product(self, sku: str) -> tuple[dict[str, Any], bool]:
         """The product from the cache (True) or from catalog-svc, then cached (False)."""
-        key = f"{KEYS}product:{sku}"
+        key = f"{self.keys}product:{sku}"
         cached = await self.redis.get(key)
         if cached is not None:
             return json.loads(cached), True
