@@ -27,14 +27,15 @@ def _cores() -> int:
 def forked_worker(
     prepare: Callable[[], None] | None = None, processes: int = 1
 ) -> ProcessPoolExecutor | None:
-    """Worker ``processes`` forked now, or None where that gains nothing or is unsafe: one
-    core; no ``fork`` (a spawned worker would import everything again); or threads
-    running here (a lock one of them holds at the fork would stay held in the worker
-    for ever). ``prepare`` runs in each worker first (imports the work needs, started
-    while this process goes on). The caller shuts the workers down."""
+    """Worker ``processes`` forked now, or None where that gains nothing or is unsafe:
+    one core; no ``fork`` (a spawned worker would import everything again); or threads
+    running here, native ones included (a lock one of them holds at the fork would stay
+    held in the worker for ever; a process that had run Pact's engine crashed).
+    ``prepare`` runs in each worker first (imports the work needs, started while this
+    process goes on). The caller shuts the workers down."""
     if _cores() < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return None
-    if threading.active_count() > 1:
+    if _threads() > 1:
         return None
     pool = ProcessPoolExecutor(
         processes,
@@ -45,6 +46,15 @@ def forked_worker(
     for _ in range(processes):  # a fork context starts every process on the first submit
         pool.submit(prepare or _nothing)
     return pool
+
+
+def _threads() -> int:
+    """Threads of this process, native ones included (Pact's engine runs its own, which
+    the threading module never sees) where the system says; else the Python ones."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
 
 
 def _nothing() -> None:

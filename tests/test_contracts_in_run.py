@@ -103,7 +103,8 @@ def test_run_fails_a_scenario_through_a_pact_mismatch(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         cli, ["run", "cache-hit", "--pacts", str(folder), "--json", str(report)]
     )
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 1, (result.output, result.exc_info)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
     text = report.read_text()
     assert "run:pact:api-gateway->catalog-svc" in text
     assert "Something Else" in text
