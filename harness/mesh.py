@@ -37,6 +37,9 @@ from ecom_harness.stubs import (
     InMemoryBus,
     KafkaBus,
     PortDispatcher,
+    Receive,
+    Scope,
+    Send,
     StubHost,
     TansuBroker,
     bind,
@@ -97,6 +100,10 @@ class MeshOptions:
     journal_body_limit: int = DEFAULT_BODY_LIMIT
     database_prefix: str = "ecom"  # PostgreSQL databases <prefix>_<service> (tests: unique)
     deadlines: Deadlines = field(default_factory=Deadlines)  # every timeout, one place
+    # A hosted stub reaches its edges' proxies without a socket (the proxy's app called
+    # in-process: same journal, same faults, a quarter less CPU per call); False: over
+    # loopback TCP, as a real service does.
+    in_process_edges: bool = True
 
 
 class Mesh:
@@ -170,6 +177,7 @@ class Mesh:
                     database_prefix=self.options.database_prefix,
                 ),
                 routes=self._routes(),
+                in_process=self._in_process_edges(),
                 bus=self.bus,
                 settings=self.options.settings,
                 deadlines=self.options.deadlines,
@@ -261,6 +269,21 @@ class Mesh:
                     f"{edge.source}->{edge.target}"
                 ]
         return routes
+
+    def _in_process_edges(self) -> dict[str, Any]:
+        """Edge URL -> the edge's proxy app, for hosted callers to reach without a
+        socket. The proxies are built after the host (they need its stubs), so each app
+        looks its proxy up when called."""
+        if not self.options.in_process_edges:
+            return {}
+
+        def edge_app(edge: str) -> Any:
+            async def app(scope: Scope, receive: Receive, send: Send) -> None:
+                await self.proxies[edge](scope, receive, send)
+
+            return remembering_peer(app)
+
+        return {self.urls[edge]: edge_app(edge) for edge in self.plan.edges}
 
     def _apps(self, listening: dict[int, str]) -> dict[int, Any]:
         assert self.host is not None

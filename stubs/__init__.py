@@ -14,6 +14,7 @@ from ecom_harness._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._host import HostedStub, StubHost, shared_tls
+    from ._in_process import InProcessTransport
     from ._serve import ServeConflict, ServePlan, example_problems, serve_stubs
     from .behaviours import (
         SERVER_KEEPALIVE,
@@ -126,6 +127,7 @@ _EXPORTS = {
     "GroupTimings": ".events",
     "Handler": ".events",
     "HostedStub": "._host",
+    "InProcessTransport": "._in_process",
     "InMemoryBus": ".events",
     "KafkaBus": ".events",
     "LOCAL_GROUP_TIMINGS": ".events",
@@ -222,6 +224,7 @@ __all__ = [
     "Handler",
     "HostedStub",
     "InMemoryBus",
+    "InProcessTransport",
     "KafkaBus",
     "Observer",
     "OutboxRelay",
