@@ -18,6 +18,7 @@ printing the RSS after every round: memory must stay flat.
 
 Run: python bench/bench_orders.py [--levels 8,32,64] [--orders 300] [--duration 0]
         [--kafka local] [--postgres DSN] [--redis URL] [--journal FILE] [--journal-keep N]
+        [--sockets]
 Needs nothing beyond the project; the gateway's limits are raised for the run through
 its settings (as ``up --rate-limit`` / the admin API would).
 """
@@ -255,6 +256,7 @@ async def bench(args: argparse.Namespace) -> int:
         redis_url=args.redis,
         settings=settings,
         journal_keep=args.journal_keep,
+        in_process_edges=not args.sockets,
         **({"journal_file": args.journal} if args.journal else {}),
     )
     levels = [int(n) for n in args.levels.split(",")]
@@ -310,6 +312,12 @@ def main() -> None:
         "--journal-keep", type=int, default=DEFAULT_KEEP, help="journal entries kept in memory"
     )
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="uvloop")
+    parser.add_argument(
+        "--sockets",
+        action="store_true",
+        help="stubs reach their edges' proxies over loopback TCP (as before issue 15's "
+        "in-process edges), for a comparison",
+    )
     parser.add_argument("--client", nargs=5, metavar=("URL", "N", "ORDERS", "TAG", "WHAT"))
     args = parser.parse_args()
     if args.client:

@@ -53,7 +53,7 @@ from .addresses import PortPlan, http_url
 from .broker_watch import BrokerWatch
 from .faults import FaultBook
 from .journal import DEFAULT_BODY_LIMIT, DEFAULT_KEEP, Journal
-from .peer_address import PeerTransport, remembering_peer
+from .peer_address import PeerApp, remembering_peer
 from .proxy import RecordingProxy
 from .topic_watch import GroupWatch, TopicWatch, receiver_groups, senders_by_topic
 
@@ -303,12 +303,9 @@ class Mesh:
         assert self.host is not None
         caller, callee = edge.split("->")
         stub = self.host.stubs.get(callee)
+        upstream: httpx.AsyncClient | PeerApp
         if stub is not None:
-            upstream = httpx.AsyncClient(
-                transport=PeerTransport(stub.app),  # the callee sees the caller's address
-                base_url=f"http://{callee}",
-                timeout=None,
-            )
+            upstream = PeerApp(stub.app, callee)  # the callee sees the caller's address
             api = stub.api
         else:
             # the caller's own timeout decides how long to wait: the proxy never cuts in
@@ -318,8 +315,8 @@ class Mesh:
                 deadlines=self.options.deadlines,
                 verify=shared_tls(),
             )
+            self._clients.append(upstream)
             api = load_api(shipped_spec(callee))
-        self._clients.append(upstream)
         proxy = RecordingProxy(
             caller, callee, upstream=upstream, api=api, journal=self.journal, faults=self.faults
         )

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-__all__ = ["InProcessTransport"]
+__all__ = ["AppAnswer", "InProcessTransport", "call_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -151,3 +152,73 @@ class InProcessTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         """Apps still working for callers that left are not waited for (nor are they on
         a server's socket); they end with the loop."""
+
+
+@dataclass(frozen=True, slots=True)
+class AppAnswer:
+    """An ASGI app's whole answer; ``headers`` as httpx's ``Headers.items()`` gives them:
+    lower-case names, a repeated one's values joined with ", "."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+# What an httpx client adds to a request that lacks them (httpx 0.28's defaults).
+_CLIENT_DEFAULTS = (
+    ("accept", "*/*"),
+    ("accept-encoding", "gzip, deflate"),
+    ("connection", "keep-alive"),
+    ("user-agent", f"python-httpx/{httpx.__version__}"),
+)
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+async def call_app(
+    app: App,
+    method: str,
+    path: str,
+    *,
+    query: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    host: str,
+    client: tuple[str, int],
+) -> AppAnswer:
+    """One request to ``app``, run in the calling task, its answer collected: what an
+    httpx client over ``httpx.ASGITransport`` does (the same headers reach the app: Host,
+    the client's defaults, Content-Length), without building httpx's request and response
+    around it -- the mesh's proxies call their in-process callees this way. An exception
+    in the app propagates, as through ``ASGITransport``; an answer never finished raises
+    ``httpx.RemoteProtocolError``."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    raw = [(b"host", host.encode("latin-1"))]
+    raw += [(k.encode(), v.encode()) for k, v in _CLIENT_DEFAULTS if k not in lowered]
+    raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in lowered.items()]
+    if body or method in _BODY_METHODS:
+        raw.append((b"content-length", str(len(body)).encode()))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "headers": raw,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode("utf-8"),
+        "query_string": query.encode("latin-1"),
+        "server": (host, None),
+        "client": client,
+        "root_path": "",
+    }
+    exchange = _Exchange(body)
+    await app(scope, exchange.receive, exchange.send)
+    if not exchange.answered.done() or exchange.status is None:
+        raise httpx.RemoteProtocolError(
+            "peer closed connection without sending complete message body"
+        )
+    answer: dict[str, str] = {}
+    for name, value in exchange.headers:
+        key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+        answer[key] = f"{answer[key]}, {text}" if key in answer else text
+    return AppAnswer(exchange.status, answer, b"".join(exchange.parts))

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from ecom_harness.harness.mesh import Mesh, MeshOptions
-from ecom_harness.stubs import InProcessTransport, Receive, Scope, Send
+from ecom_harness.stubs import InProcessTransport, Receive, Scope, Send, call_app
 from ecom_harness.stubs.behaviours._ratelimit import LoopMemoryStorage, RateLimiter, parse_limit
 
 
@@ -125,3 +125,43 @@ async def test_rate_limit_counters_are_swept_on_the_loop_thread(
     storage.sweep(time.time() + 2)  # both entries have expired by then
     assert not storage.events
     assert (await limiter.hit(item, "user", "a")).allowed
+
+
+async def test_a_callee_called_directly_sees_the_request_httpx_would_have_sent() -> None:
+    """The proxies call their in-process callees without httpx (call_app): the scope the
+    callee gets is the one an httpx client over ASGITransport gave it."""
+    seen: list[Scope] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope)
+        await receive()
+        headers = [(b"x-a", b"1"), (b"X-A", b"2"), (b"content-type", b"text/plain")]
+        await send({"type": "http.response.start", "status": 202, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    sent = {"content-type": "application/json", "x-request-id": "r1", "accept": "*/*"}
+    transport = httpx.ASGITransport(app=app, client=("10.0.0.7", 5))
+    async with httpx.AsyncClient(transport=transport, base_url="http://callee") as c:
+        through = await c.request("POST", "/v1/a%20b?x=1&y=2", headers=sent, content=b"{}")
+    direct = await call_app(
+        app,
+        "POST",
+        "/v1/a b",
+        query="x=1&y=2",
+        headers=sent,
+        body=b"{}",
+        host="callee",
+        client=("10.0.0.7", 5),
+    )
+    by_httpx, by_call = seen
+
+    def same(scope: Scope) -> dict[str, Any]:
+        keys = ("method", "path", "query_string", "client", "server", "scheme")
+        return {k: scope[k] for k in keys} | {"headers": sorted(scope["headers"])}
+
+    lowered = sorted((k.lower(), v) for k, v in by_httpx["headers"])
+    assert same(by_call) == same(by_httpx) | {"headers": lowered}
+    assert (direct.status, direct.body) == (through.status_code, through.content)
+    assert list(direct.headers.items()) == [
+        (k, v) for k, v in through.headers.items() if k != "content-length"
+    ]
