@@ -354,11 +354,8 @@ class NotifySimulator(Simulator):
         """Into the inbox; an event already there (a redelivery) is kept once."""
         try:
             async with self.ctx.db.begin() as conn:
-                await conn.execute(
-                    insert(self.inbox).values(
-                        event_id=event["id"], order_id=order_id, event=dict(event)
-                    )
-                )
+                row = {"event_id": event["id"], "order_id": order_id, "event": dict(event)}
+                await conn.execute(insert(self.inbox), row)
         except IntegrityError:
             pass
 
@@ -416,7 +413,7 @@ class NotifySimulator(Simulator):
         }
         try:
             async with self.ctx.db.begin() as conn:
-                await conn.execute(insert(self.notifications).values(**row))
+                await conn.execute(insert(self.notifications), row)
         except IntegrityError:
             return None
         return notification_id
