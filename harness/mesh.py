@@ -37,6 +37,9 @@ from ecom_harness.stubs import (
     EventBus,
     InMemoryBus,
     PortDispatcher,
+    Receive,
+    Scope,
+    Send,
     StubHost,
     bind,
     peer_client,
@@ -49,7 +52,7 @@ from .broker_watch import BrokerWatch
 from .faults import FaultBook
 from .isolation import clear_namespace, key_shape, redis_key_prefix
 from .journal import DEFAULT_BODY_LIMIT, DEFAULT_KEEP, Journal
-from .peer_address import PeerTransport, remembering_peer
+from .peer_address import PeerApp, remembering_peer
 from .proxy import RecordingProxy
 from .topic_watch import GroupWatch, TopicWatch
 
@@ -99,6 +102,10 @@ class MeshOptions:
     journal_body_limit: int = DEFAULT_BODY_LIMIT
     database_prefix: str = "ecom"  # PostgreSQL databases <prefix>_<service> (tests: unique)
     deadlines: Deadlines = field(default_factory=Deadlines)  # every timeout, one place
+    # A hosted stub reaches its edges' proxies without a socket (the proxy's app called
+    # in-process: same journal, same faults, a quarter less CPU per call); False: over
+    # loopback TCP, as a real service does.
+    in_process_edges: bool = True
 
 
 class Mesh:
@@ -174,6 +181,7 @@ class Mesh:
                     database_prefix=self.options.database_prefix,
                 ),
                 routes=self._routes(),
+                in_process=self._in_process_edges(),
                 bus=self.bus,
                 settings=self.options.settings,
                 deadlines=self.options.deadlines,
@@ -272,6 +280,21 @@ class Mesh:
                 ]
         return routes
 
+    def _in_process_edges(self) -> dict[str, Any]:
+        """Edge URL -> the edge's proxy app, for hosted callers to reach without a
+        socket. The proxies are built after the host (they need its stubs), so each app
+        looks its proxy up when called."""
+        if not self.options.in_process_edges:
+            return {}
+
+        def edge_app(edge: str) -> Any:
+            async def app(scope: Scope, receive: Receive, send: Send) -> None:
+                await self.proxies[edge](scope, receive, send)
+
+            return remembering_peer(app)
+
+        return {self.urls[edge]: edge_app(edge) for edge in self.plan.edges}
+
     def _apps(self, listening: dict[int, str]) -> dict[int, Any]:
         assert self.host is not None
         from .admin import admin_app
@@ -290,12 +313,9 @@ class Mesh:
         assert self.host is not None
         caller, callee = edge.split("->")
         stub = self.host.stubs.get(callee)
+        upstream: httpx.AsyncClient | PeerApp
         if stub is not None:
-            upstream = httpx.AsyncClient(
-                transport=PeerTransport(stub.app),  # the callee sees the caller's address
-                base_url=f"http://{callee}",
-                timeout=None,
-            )
+            upstream = PeerApp(stub.app, callee)  # the callee sees the caller's address
             api = stub.api
         else:
             # the caller's own timeout decides how long to wait: the proxy never cuts in
@@ -305,8 +325,8 @@ class Mesh:
                 deadlines=self.options.deadlines,
                 verify=shared_tls(),
             )
+            self._clients.append(upstream)
             api = load_api(shipped_spec(callee))
-        self._clients.append(upstream)
         proxy = RecordingProxy(
             caller, callee, upstream=upstream, api=api, journal=self.journal, faults=self.faults
         )

@@ -6,21 +6,22 @@ sees the proxy's; into an in-process stub (``httpx.ASGITransport``) it would see
 transport's fixed ``127.0.0.1``. So the proxy's ASGI app remembers the peer of the
 request it serves (:func:`remembering_peer`, in a context variable: one value per
 request task) and the transport into the stub hands that same peer on as the ASGI
-``client`` (:class:`PeerTransport`). Nothing is written into headers: what the client
+``client`` (:class:`PeerApp`). Nothing is written into headers: what the client
 sent in ``X-Forwarded-For`` reaches the callee unchanged, for the callee to believe or
 not (the gateway believes trusted proxies only).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any
 
-import httpx
+from ecom_harness.stubs import AppAnswer, Receive, Scope, Send, call_app
 
-from ecom_harness.stubs import Receive, Scope, Send
+__all__ = ["PeerApp", "remembering_peer"]
 
-__all__ = ["PeerTransport", "remembering_peer"]
+_DEFAULT_PEER = ("127.0.0.1", 123)  # what httpx.ASGITransport reports
 
 _PEER: ContextVar[tuple[str, int] | None] = ContextVar("ecom_harness_peer", default=None)
 
@@ -41,12 +42,25 @@ def remembering_peer(app: App) -> App:
     return remember
 
 
-class PeerTransport(httpx.ASGITransport):
-    """Into an in-process app, as the peer the proxy is serving (else the default)."""
+class PeerApp:
+    """An in-process callee, called as the peer the proxy is serving (else the address
+    ``httpx.ASGITransport`` would give), without an httpx client around the call."""
 
-    def __init__(self, app: App):
-        async def as_peer(scope: Scope, receive: Receive, send: Send) -> None:
-            peer = _PEER.get()
-            await app({**scope, "client": peer} if peer else scope, receive, send)
+    def __init__(self, app: App, host: str):
+        self.app, self.host = app, host
+        self.base_url = f"http://{host}"  # where error messages say the callee is
 
-        super().__init__(app=as_peer)
+    async def call(
+        self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
+    ) -> AppAnswer:
+        client = _PEER.get() or _DEFAULT_PEER
+        return await call_app(
+            self.app,
+            method,
+            path,
+            query=query,
+            headers=headers,
+            body=body,
+            host=self.host,
+            client=client,
+        )

@@ -2,12 +2,12 @@
 it, so every exchange is seen -- whichever side is real -- and faults can be injected.
 
 Per request: take the edge's fault (if any), forward to the callee (an in-process stub
-through ``httpx.ASGITransport``, or a real service by URL), journal the exchange with
-its operationId and the spec violations on either side (judged against the callee's
-OpenAPI document by :mod:`.exchange_checks`: bodies, statuses, documented headers, the
-callee's security requirements; an answer a fault injected is the fault's, so only its
-request is judged), then answer the caller -- in that order, so a caller that has its
-answer finds the exchange already in the journal.
+called directly, :class:`~.peer_address.PeerApp`, or a real service by URL), journal
+the exchange with its operationId and the spec violations on either side (judged
+against the callee's OpenAPI document by :mod:`.exchange_checks`: bodies, statuses,
+documented headers, the callee's security requirements; an answer a fault injected is
+the fault's, so only its request is judged), then answer the caller -- in that order,
+so a caller that has its answer finds the exchange already in the journal.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from ecom_harness.stubs import (
 from .exchange_checks import judge_exchange
 from .faults import Fault, FaultBook
 from .journal import Interaction, Journal, journal_body, redact_headers
+from .peer_address import PeerApp
 
 __all__ = ["RecordingProxy"]
 
@@ -72,7 +73,7 @@ class RecordingProxy:
         caller: str,
         callee: str,
         *,
-        upstream: httpx.AsyncClient,
+        upstream: httpx.AsyncClient | PeerApp,
         api: Api | None,
         journal: Journal,
         faults: FaultBook,
@@ -113,11 +114,19 @@ class RecordingProxy:
         self, request: StubRequest, query: str, send: Send, gave_up: asyncio.Event
     ) -> _Outcome:
         headers = {k: v for k, v in request.headers.items() if k not in _DROP_REQUEST}
-        target = request.path + (f"?{query}" if query else "")
         try:
-            response = await self.upstream.request(
-                request.method, target, headers=headers, content=request.body
-            )
+            if isinstance(self.upstream, PeerApp):
+                got = await self.upstream.call(
+                    request.method, request.path, query, headers, request.body
+                )
+                status, answered, content = got.status, list(got.headers.items()), got.body
+            else:
+                target = request.path + (f"?{query}" if query else "")
+                response = await self.upstream.request(
+                    request.method, target, headers=headers, content=request.body
+                )
+                status, answered = response.status_code, list(response.headers.items())
+                content = response.content
         except httpx.HTTPError as exc:
             # The callee cannot be reached: the caller sees a dropped connection, as it
             # would without the proxy, not an answer the proxy made up.
@@ -128,11 +137,9 @@ class RecordingProxy:
                 f"({self.callee}): {type(exc).__name__}: {exc}",
                 caller_gave_up=gave_up.is_set(),
             )
-        answer = {
-            k: v for k, v in response.headers.items() if k not in _DROP_RESPONSE
-        }  # lower-cased by httpx
+        answer = {k: v for k, v in answered if k not in _DROP_RESPONSE}  # lower-cased
         late = gave_up.is_set()  # before the answer is sent (then a hang-up is normal)
-        return _Outcome(response.status_code, answer, response.content, caller_gave_up=late)
+        return _Outcome(status, answer, content, caller_gave_up=late)
 
     async def _fault(self, fault: Fault, receive: Receive, send: Send) -> _Outcome:
         if fault.kind == "error":

@@ -14,6 +14,7 @@ from ecom_harness._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._host import HostedStub, StubHost, shared_tls
+    from ._in_process import AppAnswer, InProcessTransport, call_app
     from ._serve import ServeConflict, ServePlan, example_problems, serve_stubs
     from .behaviours import (
         SERVER_KEEPALIVE,
@@ -126,6 +127,9 @@ _EXPORTS = {
     "GroupTimings": ".events",
     "Handler": ".events",
     "HostedStub": "._host",
+    "InProcessTransport": "._in_process",
+    "AppAnswer": "._in_process",
+    "call_app": "._in_process",
     "InMemoryBus": ".events",
     "KafkaBus": ".events",
     "LOCAL_GROUP_TIMINGS": ".events",
@@ -204,6 +208,7 @@ __all__ = [
     "PROBLEM_MEDIA_TYPE",
     "SERVER_KEEPALIVE",
     "SIMULATORS",
+    "AppAnswer",
     "Backends",
     "Behaviour",
     "BusCore",
@@ -222,6 +227,7 @@ __all__ = [
     "Handler",
     "HostedStub",
     "InMemoryBus",
+    "InProcessTransport",
     "KafkaBus",
     "Observer",
     "OutboxRelay",
@@ -251,6 +257,7 @@ __all__ = [
     "ValidRequest",
     "add_event",
     "bind",
+    "call_app",
     "check_exchange",
     "create_topics",
     "database_name",

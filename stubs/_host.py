@@ -2,7 +2,9 @@
 
 Peers are the plug-in point: by default a component reaches the others through
 ``httpx.ASGITransport`` into their in-process apps (no socket); given a URL for a peer
-(a real service, or the mesh's recording proxy for that edge) it goes there instead.
+(a real service, or the mesh's recording proxy for that edge) it goes there instead --
+without a socket when an ASGI app in this process serves that URL (``in_process``: the
+mesh's proxies, see :class:`~._in_process.InProcessTransport`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ecom_harness.stubs.behaviours import (
 from ecom_harness.stubs.engine import Exchange, StubApp, StubEngine
 from ecom_harness.stubs.state import Backends, open_database, open_redis
 
+from ._in_process import InProcessTransport
 from .behaviours import SIMULATORS
 
 __all__ = [
@@ -81,6 +84,9 @@ class StubHost:
     # caller -> {callee: URL}: when set, each caller reaches exactly these peers (the
     # mesh's per-edge proxies) and nothing else; unset, every hosted stub in-process.
     routes: Mapping[str, Mapping[str, str]] | None = None
+    # URL -> the ASGI app in this process serving it: callers reach those URLs without
+    # a socket (the URL still names the peer: the Host header is the socket's)
+    in_process: Mapping[str, Any] = field(default_factory=dict)
     stubs: dict[str, HostedStub] = field(default_factory=dict)
     redis: aioredis.Redis | None = None
     _clients: list[httpx.AsyncClient] = field(default_factory=list)
@@ -144,7 +150,15 @@ class StubHost:
             takes_token = target not in self.stubs or _takes_service_token(self.stubs[target].api)
             headers = {"X-Service-Token": f"{caller}-token"} if takes_token else {}
             timeout = self.deadlines.edge(caller, target)
-            if url:
+            app = self.in_process.get(url) if url else None
+            if app is not None:
+                client = httpx.AsyncClient(
+                    transport=InProcessTransport(app),
+                    base_url=url,
+                    headers=headers,
+                    timeout=timeout,
+                )
+            elif url:
                 client = peer_client(
                     url,
                     timeout=timeout,

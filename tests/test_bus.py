@@ -458,3 +458,52 @@ async def test_a_crashing_observer_surfaces_in_drain() -> None:
         await bus.publish("orders", key, event("order.placed", key))
         with pytest.raises(BusError, match="journal full"):
             await bus.drain(1.0)
+
+
+# --- a concurrent member (in memory) ---------------------------------------------------------
+
+
+async def test_a_concurrent_member_handles_partitions_side_by_side_each_in_order() -> None:
+    """notify-svc's subscription: a record held up in one partition does not hold up
+    another partition's; within a partition the order stays (issue 15)."""
+    slow, fast = keys_covering_every_partition()[:2]
+    release = asyncio.Event()
+    handled: list[tuple[str, str]] = []
+
+    async def handler(record: Record) -> None:
+        if record.key == slow and not release.is_set():
+            await release.wait()  # the first of the slow key's records waits for the fast one
+        handled.append((record.key, record.value["type"]))
+        if record.key == fast:
+            release.set()
+
+    bus = InMemoryBus()
+    await bus.subscribe("orders", group_name("notify"), handler, concurrent=True)
+    async with bus:
+        for key in (slow, slow, fast):
+            for kind in ("order.placed", "order.confirmed"):
+                await bus.publish("orders", key, event(kind, key))
+        await bus.drain(DRAIN)
+    assert handled[0] == (fast, "order.placed")
+    slow_kinds = [kind for key, kind in handled if key == slow]
+    assert slow_kinds == ["order.placed", "order.confirmed"] * 2
+
+
+async def test_a_member_that_is_not_concurrent_handles_one_record_at_a_time() -> None:
+    keys = keys_covering_every_partition()
+    running, most = 0, 0
+
+    async def handler(record: Record) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.001)
+        running -= 1
+
+    bus = InMemoryBus()
+    await bus.subscribe("orders", group_name("notify"), handler)
+    async with bus:
+        for key in keys:
+            await bus.publish("orders", key, event("order.placed", key))
+        await bus.drain(DRAIN)
+    assert most == 1

@@ -185,10 +185,12 @@ async def _http(
         for settings, members in group_by_settings(ordered):
             mesh = Mesh(MeshOptions(settings=settings))
             await mesh.start()
+            mocks: list[httpx.AsyncClient] = []
             try:
                 for pact, server in servers.values():
                     proxy = mesh.proxies[f"{pact.consumer}->{pact.provider}"]
-                    proxy.upstream = httpx.AsyncClient(base_url=str(server.url), timeout=None)
+                    mocks.append(httpx.AsyncClient(base_url=str(server.url), timeout=None))
+                    proxy.upstream = mocks[-1]
                 for scenario in members:
                     await mesh.reset()
                     await play(mesh, scenario, [], seed=seed, judge=False)
@@ -196,8 +198,8 @@ async def _http(
                         with contextlib.suppress(TimeoutError):  # a consumer stuck: leave it
                             await mesh.bus.drain(DRAIN_S)
             finally:
-                for pact, _ in servers.values():
-                    await mesh.proxies[f"{pact.consumer}->{pact.provider}"].upstream.aclose()
+                for mock in mocks:
+                    await mock.aclose()
                 await mesh.stop()
         for name, (pact, server) in sorted(servers.items()):
             for mismatch in server.mismatches:

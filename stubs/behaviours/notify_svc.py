@@ -30,9 +30,11 @@ Events of one order are handled one at a time (a lock per order id, across the t
 topics): the inbox logic needs it -- a ``shipment.scheduled`` that checks for the
 contact while the confirmation is still being stored would be kept and never sent.
 Events of different orders run side by side (one global lock made the emails lag the
-orders by seconds under load, issue 15). Racing claims of one event are settled by the
-unique constraint on either backend: the embedded SQLite pool hands its one connection
-to one transaction at a time, so a losing claim's rollback undoes only its own rows.
+orders by seconds under load, issue 15), and so do records of different partitions of
+one topic (the subscription is ``concurrent``; each partition is still in order).
+Racing claims of one event are settled by the unique constraint on either backend: the
+embedded SQLite pool hands its one connection to one transaction at a time, so a losing
+claim's rollback undoes only its own rows.
 
 Provider refusals (4xx/5xx) and unreachable providers are recorded as ``failed`` with
 the provider's error; they are not retried.
@@ -305,7 +307,7 @@ class NotifySimulator(Simulator):
         await self._seed_history()
         if self.ctx.bus is not None:
             for topic in TOPICS:
-                await self.ctx.bus.subscribe(topic, GROUP, self.handle)
+                await self.ctx.bus.subscribe(topic, GROUP, self.handle, concurrent=True)
 
     # --- consuming -----------------------------------------------------------------------
 
@@ -352,11 +354,8 @@ class NotifySimulator(Simulator):
         """Into the inbox; an event already there (a redelivery) is kept once."""
         try:
             async with self.ctx.db.begin() as conn:
-                await conn.execute(
-                    insert(self.inbox).values(
-                        event_id=event["id"], order_id=order_id, event=dict(event)
-                    )
-                )
+                row = {"event_id": event["id"], "order_id": order_id, "event": dict(event)}
+                await conn.execute(insert(self.inbox), row)
         except IntegrityError:
             pass
 
@@ -414,7 +413,7 @@ class NotifySimulator(Simulator):
         }
         try:
             async with self.ctx.db.begin() as conn:
-                await conn.execute(insert(self.notifications).values(**row))
+                await conn.execute(insert(self.notifications), row)
         except IntegrityError:
             return None
         return notification_id

@@ -833,7 +833,7 @@ class OrderSimulator(Simulator):
             "updated_at": now,
         }
         async with self.ctx.db.begin() as conn:
-            await conn.execute(orders.insert().values(**order))
+            await conn.execute(orders.insert(), order)
             await self._emit(conn, order, "order.placed")
         self.relay.wake()
         return order
@@ -904,15 +904,14 @@ class OrderSimulator(Simulator):
 
     async def _record(self, order_id: str, operation: str, outcome: str, detail: str) -> None:
         async with self.ctx.db.begin() as conn:
-            await conn.execute(
-                saga_steps.insert().values(
-                    order_id=order_id,
-                    operation=operation,
-                    outcome=outcome,
-                    detail=detail[:500],
-                    at=rfc3339(self.ctx.clock()),
-                )
-            )
+            step = {
+                "order_id": order_id,
+                "operation": operation,
+                "outcome": outcome,
+                "detail": detail[:500],
+                "at": rfc3339(self.ctx.clock()),
+            }
+            await conn.execute(saga_steps.insert(), step)
 
     async def _load(self, order_id: str) -> dict[str, Any] | None:
         async with self.ctx.db.connect() as conn:

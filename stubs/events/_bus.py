@@ -188,8 +188,12 @@ class EventBus(Protocol):
         """Validate against AsyncAPI, then write; raises :class:`MessageRejected`."""
         ...
 
-    async def subscribe(self, topic: str, group: str, handler: Handler) -> None:
-        """Add ``handler`` as one member of consumer ``group`` on ``topic``."""
+    async def subscribe(
+        self, topic: str, group: str, handler: Handler, *, concurrent: bool = False
+    ) -> None:
+        """Add ``handler`` as one member of consumer ``group`` on ``topic``;
+        ``concurrent``: it may handle records of different partitions side by side
+        (see :class:`Subscription`)."""
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait until every group has handled every record published so far."""
@@ -205,12 +209,31 @@ class EventBus(Protocol):
 @dataclass(slots=True)
 class Subscription:
     """A member of ``group`` on ``topic``. It handles one record at a time, as a Kafka
-    consumer works through its batch, so a handler needs no lock of its own."""
+    consumer works through its batch, so a handler needs no lock of its own -- unless
+    it is ``concurrent``: then records of different partitions are handled side by
+    side (each partition still in order), for a handler that orders by key itself
+    (notify-svc: one lock per order; a member working through six partitions one
+    record at a time let the emails lag the orders by seconds, issue 15)."""
 
     topic: str
     group: str
     handler: Handler
+    concurrent: bool = False
     busy: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _partition_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+
+    def lock(self, partition: int) -> asyncio.Lock:
+        """What a delivery of a record of ``partition`` holds while the handler runs."""
+        if not self.concurrent:
+            return self.busy
+        held = self._partition_locks.get(partition)
+        if held is None:
+            held = self._partition_locks[partition] = asyncio.Lock()
+        return held
+
+    def locks(self) -> list[asyncio.Lock]:
+        """Every lock a delivery may hold (held all at once: no handler is running)."""
+        return [self.busy, *self._partition_locks.values()]
 
 
 class _Progress:
@@ -335,13 +358,15 @@ class BusCore(ABC):
         self._emit(Published(publisher or (source if isinstance(source, str) else ""), record))
         return PublishedRecord(topic, record.partition, record.offset)
 
-    async def subscribe(self, topic: str, group: str, handler: Handler) -> None:
+    async def subscribe(
+        self, topic: str, group: str, handler: Handler, *, concurrent: bool = False
+    ) -> None:
         """Add a group member; on a running bus it starts receiving at once."""
         try:
             self.validator.message_types(topic)
         except UnknownChannel as exc:
             raise BusError(str(exc)) from None
-        member = Subscription(topic, group, handler)
+        member = Subscription(topic, group, handler, concurrent)
         self._members.append(member)
         if self._running:
             await self._join([member])
@@ -379,7 +404,7 @@ class BusCore(ABC):
         where = (member.group, record.topic, record.partition, record.offset)
         attempt = self._attempts.get(where, 0) + 1
         try:
-            async with member.busy:
+            async with member.lock(record.partition):
                 await member.handler(record)
         except Exception as exc:  # noqa: BLE001 - whatever a handler raises means "not handled"
             return await self._failed(where, member.group, record, attempt, exc)

@@ -219,7 +219,8 @@ class KafkaBus(BusCore):
             # Let every handler that is running finish first: cancelling one midway is a
             # crash to it (notify-svc would keep its claim and never send).
             for member in self._members:
-                await quiet.enter_async_context(member.busy)
+                for lock in member.locks():
+                    await quiet.enter_async_context(lock)
             tasks = list(self._tasks)
             for task in tasks:
                 task.cancel()

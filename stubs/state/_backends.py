@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # SQLAlchemy and redis load when a backend is opened, not wit
     import redis.asyncio as aioredis
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ._sqlite_inline import connect_inline
+
 __all__ = ["Backends", "database_name", "open_database", "open_redis"]
 
 
@@ -47,9 +49,13 @@ async def open_database(component: str, backends: Backends) -> AsyncEngine:
     if backends.database_url is None:
         # One connection keeps the in-memory database alive, and one task uses it at a
         # time: sharing it (StaticPool) would let one task's rollback undo another's
-        # open transaction.
+        # open transaction. Its statements run on the loop's thread (see _sqlite_inline).
         return create_async_engine(
-            "sqlite+aiosqlite://", poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0
+            "sqlite+aiosqlite://",
+            async_creator=connect_inline,
+            poolclass=AsyncAdaptedQueuePool,
+            pool_size=1,
+            max_overflow=0,
         )
     url = make_url(backends.database_url)
     if url.get_backend_name() != "postgresql":

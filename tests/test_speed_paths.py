@@ -1,0 +1,167 @@
+"""What the mesh's faster paths keep (issue 15): the in-process transport into an edge's
+proxy behaves like the socket it replaces where a caller can tell, and the gateway's
+in-process rate-limit counters are swept without a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from ecom_harness.harness.mesh import Mesh, MeshOptions
+from ecom_harness.stubs import InProcessTransport, Receive, Scope, Send, call_app
+from ecom_harness.stubs.behaviours._ratelimit import LoopMemoryStorage, RateLimiter, parse_limit
+
+
+class SlowApp:
+    """Answers after ``delay`` seconds, noting whether its caller hung up meanwhile."""
+
+    def __init__(self, delay: float = 0.0):
+        self.delay = delay
+        self.saw_disconnect = asyncio.Event()
+        self.finished = asyncio.Event()
+        self.scope: Scope = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        request = await receive()
+        watcher = asyncio.create_task(self._watch(receive))
+        await asyncio.sleep(self.delay)
+        headers = [
+            (b"content-type", b"text/plain"),
+            (b"x-seen", str(len(request["body"])).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 201, "headers": headers})
+        await send({"type": "http.response.body", "body": b"made"})
+        watcher.cancel()
+        self.finished.set()
+
+    async def _watch(self, receive: Receive) -> None:
+        if (await receive())["type"] == "http.disconnect":
+            self.saw_disconnect.set()
+
+
+def client(app: Any, timeout: float | None = None) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=InProcessTransport(app), base_url="http://127.0.0.1:9999", timeout=timeout
+    )
+
+
+async def test_an_answer_comes_through_with_the_request_as_sent() -> None:
+    app = SlowApp()
+    async with client(app) as c:
+        response = await c.post("/orders?x=1", content=b"12345", headers={"X-Id": "a"})
+    assert (response.status_code, response.text, response.headers["x-seen"]) == (201, "made", "5")
+    assert app.scope["path"] == "/orders" and app.scope["query_string"] == b"x=1"
+    assert (b"host", b"127.0.0.1:9999") in app.scope["headers"]
+    assert (b"x-id", b"a") in app.scope["headers"]
+
+
+async def test_a_read_timeout_fires_and_the_callee_sees_a_hang_up_and_finishes() -> None:
+    app = SlowApp(delay=0.3)
+    async with client(app, timeout=0.05) as c:
+        with pytest.raises(httpx.ReadTimeout):
+            await c.get("/")
+        await asyncio.wait_for(app.saw_disconnect.wait(), 1)
+        await asyncio.wait_for(app.finished.wait(), 1)  # its work was not cancelled
+
+
+async def test_a_cancelled_caller_hangs_up_without_cancelling_the_callee() -> None:
+    app = SlowApp(delay=0.2)
+    async with client(app) as c:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.05):  # as the simulators bound their calls
+                await c.get("/")
+        await asyncio.wait_for(app.saw_disconnect.wait(), 1)
+        await asyncio.wait_for(app.finished.wait(), 1)
+
+
+async def test_an_answer_started_and_never_finished_is_a_closed_connection() -> None:
+    async def drop(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-length", b"1")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+
+    async with client(drop) as c:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await c.get("/")
+
+
+async def test_an_app_failing_before_its_answer_answers_500() -> None:
+    async def broken(scope: Scope, receive: Receive, send: Send) -> None:
+        raise RuntimeError("bug")
+
+    async with client(broken) as c:
+        response = await c.get("/")
+    assert response.status_code == 500
+
+
+async def test_hosted_callers_reach_their_edges_in_process_unless_told_otherwise() -> None:
+    for in_process in (True, False):
+        async with Mesh(MeshOptions(in_process_edges=in_process)) as mesh:
+            assert mesh.host is not None
+            simulator = mesh.host.stubs["order-svc"].simulator
+            assert simulator is not None
+            transport = simulator.ctx.peers["inventory-svc"]._transport
+            assert isinstance(transport, InProcessTransport) is in_process
+
+
+async def test_rate_limit_counters_are_swept_on_the_loop_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def no_thread(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the sweep went to a thread")
+
+    monkeypatch.setattr(asyncio, "to_thread", no_thread)
+    storage = LoopMemoryStorage()
+    limiter = RateLimiter(storage)
+    item = parse_limit("2/second")
+    assert (await limiter.hit(item, "user", "a")).allowed
+    assert (await limiter.hit(item, "user", "a")).allowed
+    assert not (await limiter.hit(item, "user", "a")).allowed
+    assert storage.events
+    storage.sweep(time.time() + 2)  # both entries have expired by then
+    assert not storage.events
+    assert (await limiter.hit(item, "user", "a")).allowed
+
+
+async def test_a_callee_called_directly_sees_the_request_httpx_would_have_sent() -> None:
+    """The proxies call their in-process callees without httpx (call_app): the scope the
+    callee gets is the one an httpx client over ASGITransport gave it."""
+    seen: list[Scope] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope)
+        await receive()
+        headers = [(b"x-a", b"1"), (b"X-A", b"2"), (b"content-type", b"text/plain")]
+        await send({"type": "http.response.start", "status": 202, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    sent = {"content-type": "application/json", "x-request-id": "r1", "accept": "*/*"}
+    transport = httpx.ASGITransport(app=app, client=("10.0.0.7", 5))
+    async with httpx.AsyncClient(transport=transport, base_url="http://callee") as c:
+        through = await c.request("POST", "/v1/a%20b?x=1&y=2", headers=sent, content=b"{}")
+    direct = await call_app(
+        app,
+        "POST",
+        "/v1/a b",
+        query="x=1&y=2",
+        headers=sent,
+        body=b"{}",
+        host="callee",
+        client=("10.0.0.7", 5),
+    )
+    by_httpx, by_call = seen
+
+    def same(scope: Scope) -> dict[str, Any]:
+        keys = ("method", "path", "query_string", "client", "server", "scheme")
+        return {k: scope[k] for k in keys} | {"headers": sorted(scope["headers"])}
+
+    lowered = sorted((k.lower(), v) for k, v in by_httpx["headers"])
+    assert same(by_call) == same(by_httpx) | {"headers": lowered}
+    assert (direct.status, direct.body) == (through.status_code, through.content)
+    assert list(direct.headers.items()) == [
+        (k, v) for k, v in through.headers.items() if k != "content-length"
+    ]
