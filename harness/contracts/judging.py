@@ -43,24 +43,34 @@ async def judge_in_thread(
 
 
 class PactJudge:
-    """Judges journals in a forked worker from :meth:`__enter__` on (see the module)."""
+    """Judges journals in forked workers from :meth:`__enter__` on (see the module)."""
+
+    WORKERS = 2  # one per core of the machines this runs on; judging also waits a lot
 
     def __init__(self) -> None:
         self._worker: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> PactJudge:
-        # two: a journal's judging mostly waits (on the verifier, the replay servers), and
-        # the scenarios side by side finish close together
-        self._worker = forked_worker(_prepare, processes=2)
+        self._worker = forked_worker(_prepare, processes=self.WORKERS)
         return self
 
     async def __call__(
         self, journal: list[dict[str, Any]], pacts: list[PactFile]
     ) -> list[PactMismatch]:
+        """The journal's mismatches; the pacts split between the workers, so one journal
+        judged alone (the last scenario's, which the run waits for) takes both."""
         if self._worker is not None:
+            loop = asyncio.get_running_loop()
+            shares = [pacts[i :: self.WORKERS] for i in range(self.WORKERS)]
             try:
-                loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(self._worker, judge_journal, journal, pacts)
+                judged = await asyncio.gather(
+                    *(
+                        loop.run_in_executor(self._worker, judge_journal, journal, share)
+                        for share in shares
+                        if share
+                    )
+                )
+                return [m for found in judged for m in found]
             except BrokenProcessPool:  # killed, out of memory: judge here from now on
                 self._worker = None
         return await judge_in_thread(journal, pacts)

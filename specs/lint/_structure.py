@@ -89,7 +89,7 @@ class StructureWorker:
             try:
                 return pending.result()
             except Exception:  # noqa: BLE001 - the worker died (killed, out of memory)
-                pass  # the check below gives the same verdict, or raises the same error
+                pass  # then checked here: the same verdict, later
         return check_structure(doc)
 
     def __exit__(
