@@ -56,14 +56,19 @@ def lint(
     asks. Exits 0 when no error was found (warnings allowed), 1 when errors were found,
     2 on a usage error (a bad config included).
     """
-    from ecom_harness.harness import lint_scenario_files
-    from ecom_harness.specs import LintConfigError, LintReport, lint_specs, load_lint_config
+    from ecom_harness.specs import StructureWorker
 
-    try:
-        config = load_lint_config(config_path)
-    except LintConfigError as exc:
-        usage_fail(str(exc))
-    report = lint_specs(paths, config, parallel=True)
+    # forked before the checks' modules load: its import of openapi-spec-validator is
+    # the longest path of the command
+    with StructureWorker(parallel=True) as structure:
+        from ecom_harness.harness import lint_scenario_files
+        from ecom_harness.specs import LintConfigError, LintReport, lint_specs, load_lint_config
+
+        try:
+            config = load_lint_config(config_path)
+        except LintConfigError as exc:
+            usage_fail(str(exc))
+        report = lint_specs(paths, config, structure=structure)
     scenario_problems, scenario_files = lint_scenario_files(
         scenario_dirs, documents=report.documents
     )

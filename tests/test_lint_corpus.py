@@ -764,7 +764,7 @@ STRUCTURE_CASES = [c for c in CASES if c.rule == "openapi" or c.id.startswith("o
 _LINT_BESIDE = """
 import json, os, signal, sys
 from pathlib import Path
-from ecom_harness.specs import lint_specs
+from ecom_harness.specs import StructureWorker, lint_specs
 from ecom_harness.specs.lint import _openapi_validator, _structure
 
 checked = []
@@ -777,7 +777,8 @@ def die():
     os.kill(os.getpid(), signal.SIGKILL)
 if sys.argv[2] == "kill-worker":
     _structure._prepare = die
-report = lint_specs([Path(sys.argv[1])], parallel=True)
+with StructureWorker(parallel=True) as structure:
+    report = lint_specs([Path(sys.argv[1])], structure=structure)
 print(json.dumps({"diagnostics": [str(d) for d in report.diagnostics], "checked_here": checked}))
 """
 

@@ -54,36 +54,39 @@ class LintReport:
 
 
 def lint_specs(
-    paths: Iterable[Path] = (), config: LintConfig | None = None, *, parallel: bool = False
+    paths: Iterable[Path] = (),
+    config: LintConfig | None = None,
+    *,
+    structure: StructureWorker | None = None,
 ) -> LintReport:
     """Lint the given files and directories (default: the specs shipped with the package),
     each rule as loud as ``config`` says (default: every rule an error, the house
-    conventions for the platform's own specs only). ``parallel``: check the OpenAPI
-    documents' structure in a second process meanwhile (see :mod:`._structure`); for a
-    command's own process, not for one that runs threads or an event loop."""
+    conventions for the platform's own specs only). ``structure``: a started worker to
+    hand the OpenAPI documents' structural check to (``specs lint`` starts one before
+    anything else, see :mod:`._structure`); without one, each is checked here."""
     config = config or LintConfig()
     targets = list(paths) or shipped_documents()
     found: list[Diagnostic] = []
     documents: SpecLookup = {}
-    with StructureWorker(parallel=parallel) as worker:
-        for path in collect_files(targets):
-            _read_into(path, documents, found)
-        topologies = [(d, parse_topology(d)) for d in documents.values() if d.kind is _TOPOLOGY]
-        for model in (t for _doc, t in topologies if t is not None):
-            for component in model.components.values():
-                spec_path = model.spec_path(component)
-                if spec_path is not None:  # a missing one is reported against the topology
-                    _read_into(spec_path, documents, found, missing_ok=True)
-        specs = [d for d in documents.values() if d.kind is not _TOPOLOGY]
-        structured = [d for d in specs if d.kind is DocumentKind.OPENAPI and supported_openapi(d)]
-        worker.hand_over(structured)
-        for topology_doc, topology in topologies:
-            if topology is not None and check_topology_rules(topology_doc, topology):
-                check_spec_links(topology_doc, topology, documents)
-        for doc in specs:
-            lint_document(doc, structure=False)
-        for doc in structured:
-            add_structure(doc, worker.verdict(doc))
+    worker = structure or StructureWorker(parallel=False)
+    for path in collect_files(targets):
+        _read_into(path, documents, found)
+    topologies = [(d, parse_topology(d)) for d in documents.values() if d.kind is _TOPOLOGY]
+    for model in (t for _doc, t in topologies if t is not None):
+        for component in model.components.values():
+            spec_path = model.spec_path(component)
+            if spec_path is not None:  # a missing one is reported against the topology
+                _read_into(spec_path, documents, found, missing_ok=True)
+    specs = [d for d in documents.values() if d.kind is not _TOPOLOGY]
+    structured = [d for d in specs if d.kind is DocumentKind.OPENAPI and supported_openapi(d)]
+    worker.hand_over(structured)
+    for topology_doc, topology in topologies:
+        if topology is not None and check_topology_rules(topology_doc, topology):
+            check_spec_links(topology_doc, topology, documents)
+    for doc in specs:
+        lint_document(doc, structure=False)
+    for doc in structured:
+        add_structure(doc, worker.verdict(doc))
     check_shared_definitions(specs)
     own = {doc.display: _is_own(doc) for doc in documents.values()}
     for doc in documents.values():

@@ -2,11 +2,11 @@
 or in a second process while the rest of lint runs.
 
 Importing that library and walking the documents with it is about half of what
-``specs lint`` spends on the shipped specs, and no other check needs either. So
-``lint_specs(parallel=True)`` (what the ``specs lint`` command asks for) hands the
-structural check of every OpenAPI document to one forked worker as soon as the
-documents are read, runs every other check meanwhile, and takes each verdict when it
-reaches that document. Nothing here imports the library or the process machinery until
+``specs lint`` spends on the shipped specs, and no other check needs either. So the
+command starts a :class:`StructureWorker` first thing (one forked process that imports
+the validator meanwhile); ``lint_specs`` hands it the structural check of every OpenAPI
+document as soon as the documents are read, runs every other check meanwhile, and takes
+the verdicts at the end. Nothing here imports the library or the process machinery until
 it is used, so the parent process never pays for the validator's import.
 """
 
