@@ -9,14 +9,17 @@ already imported, so it costs milliseconds, not a second interpreter's imports.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
 
-__all__ = ["forked_worker"]
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
+__all__ = ["ForkedWorkers", "forked_worker"]
 
 
 def _cores() -> int:
@@ -33,6 +36,9 @@ def forked_worker(
     held in the worker for ever; a process that had run Pact's engine crashed).
     ``prepare`` runs in each worker first (imports the work needs, started while this
     process goes on). The caller shuts the workers down."""
+    import multiprocessing  # loaded with the first worker, not with this module
+    from concurrent.futures import ProcessPoolExecutor
+
     if _cores() < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return None
     if _threads() > 1:
@@ -72,3 +78,32 @@ def _leave_with(parent: int) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="leave-with-parent", daemon=True).start()
+
+
+class ForkedWorkers:
+    """Workers forked on entering (where :func:`forked_worker` forks any, and ``wanted``),
+    shut down on leaving. :attr:`pool` is None without them, or once :meth:`lost` says
+    they died: then the owner does the work itself, as it would have anyway."""
+
+    def __init__(self, prepare: Callable[[], None], processes: int = 1, *, wanted: bool = True):
+        self._prepare, self._processes, self._wanted = prepare, processes, wanted
+        self._started: ProcessPoolExecutor | None = None
+        self.pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> Self:
+        if self._wanted:
+            self._started = self.pool = forked_worker(self._prepare, self._processes)
+        return self
+
+    def lost(self) -> None:
+        """The workers died (killed, out of memory): none from now on."""
+        self.pool = None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._started is not None:
+            self._started.shutdown(wait=True, cancel_futures=True)

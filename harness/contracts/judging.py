@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from types import TracebackType
 from typing import Any
 
-from ecom_harness._fork import forked_worker
+from ecom_harness._fork import ForkedWorkers
 
 from .pacts import PactFile
 from .scenario_check import PactMismatch, judge_journal
@@ -42,44 +40,31 @@ async def judge_in_thread(
     return await asyncio.to_thread(judge_journal, journal, pacts)
 
 
-class PactJudge:
+class PactJudge(ForkedWorkers):
     """Judges journals in forked workers from :meth:`__enter__` on (see the module)."""
 
     WORKERS = 2  # one per core of the machines this runs on; judging also waits a lot
 
     def __init__(self) -> None:
-        self._worker: ProcessPoolExecutor | None = None
-
-    def __enter__(self) -> PactJudge:
-        self._worker = forked_worker(_prepare, processes=self.WORKERS)
-        return self
+        super().__init__(_prepare, processes=self.WORKERS)
 
     async def __call__(
         self, journal: list[dict[str, Any]], pacts: list[PactFile]
     ) -> list[PactMismatch]:
         """The journal's mismatches; the pacts split between the workers, so one journal
         judged alone (the last scenario's, which the run waits for) takes both."""
-        if self._worker is not None:
+        if self.pool is not None:
             loop = asyncio.get_running_loop()
             shares = [pacts[i :: self.WORKERS] for i in range(self.WORKERS)]
             try:
                 judged = await asyncio.gather(
                     *(
-                        loop.run_in_executor(self._worker, judge_journal, journal, share)
+                        loop.run_in_executor(self.pool, judge_journal, journal, share)
                         for share in shares
                         if share
                     )
                 )
                 return [m for found in judged for m in found]
             except BrokenProcessPool:  # killed, out of memory: judge here from now on
-                self._worker = None
+                self.lost()
         return await judge_in_thread(journal, pacts)
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._worker is not None:
-            self._worker.shutdown(wait=True, cancel_futures=True)

@@ -15,14 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
 
+from ecom_harness._fork import ForkedWorkers
 from ecom_harness.specs._diagnostics import Diagnostic
 from ecom_harness.specs._documents import Document
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future, ProcessPoolExecutor
+    from concurrent.futures import Future
 
 __all__ = ["Structure", "StructureWorker", "check_structure"]
 
@@ -54,33 +54,26 @@ def _prepare() -> None:
     from . import _openapi_validator  # noqa: F401
 
 
-class StructureWorker:
+class StructureWorker(ForkedWorkers):
     """Structural verdicts on OpenAPI documents. With ``parallel`` (where the platform can
     fork and there is a second core), one forked worker process imports the validator
     from the moment this is entered, and checks the documents :meth:`hand_over` gives it;
     otherwise, or if the worker fails, :meth:`verdict` checks a document here."""
 
     def __init__(self, *, parallel: bool):
-        self._parallel = parallel
-        self._executor: ProcessPoolExecutor | None = None
+        super().__init__(_prepare, wanted=parallel)
         self._pending: dict[Path, Future[Structure]] = {}
-
-    def __enter__(self) -> StructureWorker:
-        if self._parallel:
-            from ecom_harness._fork import forked_worker
-
-            self._executor = forked_worker(_prepare)
-        return self
 
     def hand_over(self, documents: Iterable[Document]) -> None:
         """Have the worker check ``documents`` (nothing, without a worker or if it died)."""
-        if self._executor is None:
+        if self.pool is None:
             return
         try:
             for doc in documents:
-                self._pending[doc.path] = self._executor.submit(check_structure, doc)
+                self._pending[doc.path] = self.pool.submit(check_structure, doc)
         except RuntimeError:  # BrokenProcessPool: the worker died while importing
             self._pending.clear()
+            self.lost()
 
     def verdict(self, doc: Document) -> Structure:
         """The verdict on ``doc``: the worker's (waiting for it), else computed here."""
@@ -91,12 +84,3 @@ class StructureWorker:
             except Exception:  # noqa: BLE001 - the worker died (killed, out of memory)
                 pass  # then checked here: the same verdict, later
         return check_structure(doc)
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
