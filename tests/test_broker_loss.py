@@ -89,6 +89,8 @@ async def test_a_killed_broker_is_restarted_and_every_confirmed_order_gets_one_e
         # orders keep succeeding while it is down: the outboxes hold the events
         during = await asyncio.gather(*(_orders(c, f"b{i}", 2) for i, c in enumerate(customers)))
         await _until(lambda: mesh.broker_watch.restarts == 1, "the broker restarted", 60)
+        # the watch counts the restart, then sees the broker answer on its next probe
+        await _until(lambda: mesh.broker_watch.state == "up", "the broker seen up again", 10)
         assert await _bus_state(admin) == "up"
         before = await flowing
         await _until(ledger.emails_settled, "every confirmed order emailed", 90)
