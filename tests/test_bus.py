@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any, Protocol
 
+import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
@@ -507,3 +508,32 @@ async def test_a_member_that_is_not_concurrent_handles_one_record_at_a_time() ->
             await bus.publish("orders", key, event("order.placed", key))
         await bus.drain(DRAIN)
     assert most == 1
+
+
+async def test_caught_up_waits_for_records_another_publisher_wrote(
+    tansu: TansuBroker,
+) -> None:
+    """A real service writes to Kafka itself: the bus's own count of what it published
+    (``drain``) knows nothing of those records; ``caught_up`` waits for the group to
+    have handled everything the broker holds, so an exact count is judged on all."""
+    from aiokafka import AIOKafkaProducer
+
+    keys = [order_key() for _ in range(5)]
+    seen = Collector(keys)
+    bus = KafkaBus(tansu.bootstrap_servers, timings=LOCAL_GROUP_TIMINGS)
+    group = group_name("journal")
+    await bus.subscribe("orders", group, seen)
+    async with bus:
+        producer = AIOKafkaProducer(bootstrap_servers=tansu.bootstrap_servers)
+        await producer.start()
+        try:
+            sent = []
+            for key in keys:
+                value = event("order.placed", key)
+                await producer.send_and_wait("orders", orjson.dumps(value), key=key.encode())
+                sent.append(value["id"])
+        finally:
+            await producer.stop()
+        await bus.drain(DRAIN)  # nothing of its own to wait for
+        await bus.caught_up(group, DRAIN)
+        assert Counter(seen.ids()) == Counter(sent)

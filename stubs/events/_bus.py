@@ -198,6 +198,10 @@ class EventBus(Protocol):
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait until every group has handled every record published so far."""
 
+    async def caught_up(self, group: str, timeout: float = 10.0) -> None:
+        """Wait until ``group`` has handled every record the bus holds now, whoever
+        published it (a real service writes to Kafka itself)."""
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(self, *exc_info: object) -> None: ...
@@ -384,6 +388,10 @@ class BusCore(ABC):
         except TimeoutError:
             behind = "; ".join(self._lagging())
             raise TimeoutError(f"bus not drained after {timeout}s: {behind}") from None
+
+    async def caught_up(self, group: str, timeout: float = 10.0) -> None:
+        """Every record went through this bus here: :meth:`drain` covers ``group``."""
+        await self.drain(timeout)
 
     def _lagging(self) -> list[str]:
         if self._crash is not None:

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from ecom_harness.specs import MessageValidator
 
@@ -299,6 +299,31 @@ class KafkaBus(BusCore):
         wanted = {m.group for m in self._members if m.topic == record.topic}
         if wanted <= held.groups:
             del self._unsettled[str(event_id)]
+
+    async def caught_up(self, group: str, timeout: float = 10.0) -> None:
+        """Wait until ``group``'s members here have committed past every record the
+        broker holds now on their partitions: a real service publishes to the broker
+        directly, so what this bus published is not the whole of it. Raises
+        TimeoutError, or BusError when the broker does not answer."""
+        members = [c for c in self._consumers if c.member.group == group]
+        try:
+            async with asyncio.timeout(timeout):
+                targets: list[tuple[_Consumer, Any, int]] = []
+                for consumer in members:
+                    partitions = list(consumer.client.assignment())
+                    if partitions:
+                        ends = await consumer.client.end_offsets(partitions)
+                        targets += [(consumer, tp, end) for tp, end in ends.items()]
+                while targets:
+                    targets = [
+                        (consumer, tp, end)
+                        for consumer, tp, end in targets
+                        if (await consumer.client.committed(tp) or 0) < end
+                    ]
+                    if targets:
+                        await asyncio.sleep(0.05)
+        except KafkaError as exc:
+            raise BusError(f"group {group}: the broker did not say how far it is: {exc}") from exc
 
     async def _consume(self, consumer: _Consumer) -> None:
         """Fetch batches for one member and hand each partition's records over in order."""
