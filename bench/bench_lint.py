@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from _user_env import user_env
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from ecom_harness.specs import collect_files, lint_specs, read_document, spec_root
@@ -51,13 +52,17 @@ def main() -> None:
     lint_ms = _median_ms(lint_specs, repeat)
     parse_ms = _median_ms(parse_only, repeat)
     osv_ms = _median_ms(spec_validator_only, repeat)
-    start = time.perf_counter()
-    subprocess.run(
-        [Path(sys.executable).parent / "ecom-harness", "specs", "lint"],
-        check=True,
-        capture_output=True,
-    )
-    cli_ms = (time.perf_counter() - start) * 1000
+
+    def cli() -> None:
+        subprocess.run(
+            [Path(sys.executable).parent / "ecom-harness", "specs", "lint"],
+            check=True,
+            capture_output=True,
+            env=user_env(),
+        )
+
+    cli()  # unmeasured: writes the bytecode caches
+    cli_ms = _median_ms(cli, 3)
 
     print(f"specs: {len(files)} files, {sum(len(p.read_text().splitlines()) for p in files)} lines")
     print(f"{'measure':<44}{'ms':>9}{'x parse':>10}")
@@ -66,7 +71,7 @@ def main() -> None:
         ("openapi-spec-validator only", osv_ms),
         ("full lint, first call in process", first_ms),
         (f"full lint, median of {repeat}", lint_ms),
-        ("`ecom-harness specs lint` process, end to end", cli_ms),
+        ("`ecom-harness specs lint` process, median of 3", cli_ms),
     ):
         print(f"{label:<44}{value:>9.1f}{value / parse_ms:>10.1f}")
 

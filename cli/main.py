@@ -12,7 +12,10 @@ Exit codes, the same for every command:
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +23,7 @@ from typing import Any
 import click
 
 from ecom_harness import __version__
+from ecom_harness._startup import defer_collection
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -100,11 +104,40 @@ def cli() -> None:
 
 
 def main() -> None:
-    """Console-script entry point: never lets a traceback reach the user."""
+    """Console-script entry point: never lets a traceback reach the user, and ends the
+    process without the interpreter's teardown (:func:`_end_without_teardown`)."""
+    defer_collection()  # until the command's imports are done (ecom_harness._startup)
+    atexit.register(_end_without_teardown)  # registered first, so it runs last
     try:
         cli.main(prog_name="ecom-harness")
-    except SystemExit:
+    except SystemExit as exc:
+        _exit_status.append(_status_of(exc.code))
         raise
     except Exception as exc:  # noqa: BLE001 - the documented last resort, never a traceback
         click.echo(f"ecom-harness: internal error: {type(exc).__name__}: {exc}", err=True)
+        _exit_status.append(EXIT_INTERNAL)
         sys.exit(EXIT_INTERNAL)
+
+
+_exit_status: list[int] = []  # the status the command ended with, once it has
+
+
+def _status_of(code: object) -> int:
+    """The process status ``sys.exit(code)`` gives (Python itself prints a message)."""
+    return 0 if code is None else code if isinstance(code, int) else 1
+
+
+def _end_without_teardown() -> None:
+    """The last exit handler: once a command has ended, what exiting must do is done
+    (non-daemon threads joined, every other exit handler run: temporary files removed,
+    worker processes stopped), and only the interpreter's teardown of every module's
+    objects is left, which does nothing a user sees and takes 0.2 s after ``run`` (0.1 s
+    after ``specs lint``). The process ends here instead, with the command's status."""
+    if not _exit_status:  # interrupted (Ctrl-C): Python's own exit
+        return
+    if "logging" in sys.modules:  # its handlers flushed, whoever registered first
+        sys.modules["logging"].shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe, a closed stream
+            stream.flush()
+    os._exit(_exit_status[-1])

@@ -22,13 +22,13 @@ import httpx
 
 from ecom_harness.specs import (
     Document,
-    MessageValidator,
     Topology,
     load_api,
     load_topology,
     read_document,
     receiver_groups,
     senders_by_topic,
+    shared_validator,
     shipped_spec,
 )
 from ecom_harness.stubs import (
@@ -128,6 +128,7 @@ class Mesh:
         self._sockets: list[socket.socket] = []
         self._stop = asyncio.Event()
         self._server: asyncio.Task[None] | None = None
+        self._fresh = False  # simulators' state new-made and untouched (_pristine)
         self._exits = contextlib.ExitStack()
         self._clients: list[httpx.AsyncClient] = []
         self.proxies: dict[str, RecordingProxy] = {}  # "caller->callee" -> its proxy
@@ -187,6 +188,7 @@ class Mesh:
                 deadlines=self.options.deadlines,
             )
             await self.host.start()
+            self._fresh = self.options.postgres_url is None and self.options.redis_url is None
             if self._group_watch is not None:
                 await self._group_watch.start()
             apps = self._apps(listening)
@@ -248,9 +250,7 @@ class Mesh:
         if not isinstance(document, Document):
             raise MeshConfigError(f"cannot read the AsyncAPI document: {document}")
         self._key_like = key_shape(document.data)
-        watch = TopicWatch(
-            self.journal, MessageValidator(document.data), senders_by_topic(document.data)
-        )
+        watch = TopicWatch(self.journal, shared_validator(path), senders_by_topic(document.data))
         await watch.attach(self.bus)
         groups = receiver_groups(document.data, self.options.real)
         if groups and self.bootstrap_servers is not None:  # real consumers on a real broker
@@ -397,13 +397,22 @@ class Mesh:
         Redis namespace is emptied, the faults clear and the journal starts afresh,
         remembering the record keys (order ids) the last scenario named, so what a real
         service does late for it is told apart in the next (``Journal.retire``)."""
-        if self.host is not None:
+        if self.host is not None and not self._pristine():
             await self.host.reset()
+        self._fresh = False
         for prefix in self.redis_namespaces():
             assert self.options.redis_url is not None
             await clear_namespace(self.options.redis_url, prefix)
         self.journal.retire(self._key_like)
         self.faults.clear()
+
+    def _pristine(self) -> bool:
+        """Whether the simulators' state is as :meth:`start` made it, so a reset has
+        nothing to forget: their databases and cache were made empty at start (SQLite,
+        fakeredis: not a server that outlives the mesh) and nothing has been journaled
+        since (every request and event through the mesh is)."""
+        journal = self.journal
+        return self._fresh and not (journal.entries() or journal.written or journal.dropped)
 
     def redis_namespaces(self) -> list[str]:
         """The key prefixes ``env`` gives the real services that use Redis (what the

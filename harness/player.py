@@ -26,6 +26,7 @@ import orjson
 
 from ecom_harness.stubs import BusError, shared_tls
 
+from .contracts.judging import JudgedAhead, judge_in_thread
 from .faults import Fault, FaultError
 from .journal import JOURNAL_GROUP, Entry, EventEntry, Interaction, late_entries
 from .journal_checks import (
@@ -86,7 +87,7 @@ class _Play:
     marks: _Marks = field(default_factory=_Marks)
     quiet: Quiet = field(default_factory=Quiet)
     pacts: tuple[PactFile, ...] = ()
-    pact_judge: PactJudging | None = None
+    verdicts: JudgedAhead | None = None  # the pacts' judging, when there are pacts
 
     def check(self, outcome: ExpectationResult) -> None:
         self.result.expectations.append(outcome)
@@ -122,7 +123,8 @@ async def play(
     state = _Play(mesh, scenario, emit, result, {"run": run_id, "scenario": scenario.name})
     state.quiet = quiet or Quiet()
     state.pacts = tuple(pacts)
-    state.pact_judge = pact_judge
+    if judge and pacts:
+        state.verdicts = JudgedAhead(pact_judge or judge_in_thread, list(pacts))
     try:
         await _given(state)
         async with httpx.AsyncClient(
@@ -135,6 +137,8 @@ async def play(
     except (ScenarioSetupError, TemplateError) as exc:
         result.error = str(exc)
     finally:
+        if state.verdicts is not None:
+            state.verdicts.cancel()  # judged by now, unless the scenario broke off
         entries = mesh.journal.entries()
         late = _late(mesh, entries)
         result.journal = [orjson.loads(orjson.dumps(asdict(e))) for e in entries]
@@ -206,6 +210,8 @@ async def _step(state: _Play, client: httpx.AsyncClient, step: Step) -> None:
         cap = step.data["wait"].get("at_most")
         seconds = min(seconds, float(cap)) if cap is not None else seconds
         state.emit(StepNote(state.scenario.name, step.id, step.say or f"wait {seconds:g} s"))
+        if state.verdicts is not None:  # judged while waiting, not after the last step
+            state.verdicts.ahead(_journal_json(state.mesh))
         await asyncio.sleep(seconds)
     elif step.kind == "fault":
         spec = step.data["fault"]
@@ -474,12 +480,10 @@ async def _check_pacts(state: _Play, pacts: Sequence[PactFile]) -> None:
     """One expectation per pact whose edge the scenario used: its interactions match the
     pact, as Pact's own engine judges (the mock server for requests, the verifier for
     answers and events); a mismatch says what Pact says."""
-    if not pacts:
+    if state.verdicts is None:
         return
-    from .contracts.judging import judge_in_thread
-
-    journal = [orjson.loads(orjson.dumps(asdict(e))) for e in _judged(state.mesh)]
-    mismatches = await (state.pact_judge or judge_in_thread)(journal, list(pacts))
+    journal = _journal_json(state.mesh)
+    mismatches = await state.verdicts.finish(journal)
     used = {f"{e.get('caller')}->{e.get('callee')}" for e in journal if e.get("kind") == "http"} | {
         f"{group}->{e.get('publisher')}"
         for e in journal
@@ -501,6 +505,11 @@ async def _check_pacts(state: _Play, pacts: Sequence[PactFile]) -> None:
                 tuple(sorted({m.seq for m in found if m.seq})),
             )
         )
+
+
+def _journal_json(mesh: Mesh) -> list[dict[str, Any]]:
+    """The scenario's own journal entries as JSON data (what the pacts are judged on)."""
+    return [orjson.loads(orjson.dumps(asdict(e))) for e in _judged(mesh)]
 
 
 def _judge_eventually(

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         MessageValidator,
         UnknownChannel,
         default_validator,
+        shared_validator,
     )
     from ._operations import (
         HTTP_METHODS,
@@ -119,6 +120,7 @@ _EXPORTS = {
     "coercer_for": "._operations",
     "collect_files": "._documents",
     "default_validator": "._messages",
+    "shared_validator": "._messages",
     "display_path": "._documents",
     "escape_token": "._diagnostics",
     "iter_objects": "._pointers",
@@ -223,6 +225,7 @@ __all__ = [
     "resolve_refs",
     "schema_type",
     "senders_by_topic",
+    "shared_validator",
     "shipped_components",
     "shipped_documents",
     "shipped_spec",

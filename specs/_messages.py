@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ __all__ = [
     "MessageValidator",
     "UnknownChannel",
     "default_validator",
+    "shared_validator",
 ]
 
 DEFAULT_ASYNCAPI = Path("asyncapi", "commerce-events.yaml")
@@ -215,7 +216,19 @@ class MessageValidator:
         ]
 
 
-@cache
 def default_validator() -> MessageValidator:
-    """The validator of the shipped AsyncAPI document, built once per process."""
-    return MessageValidator.load()
+    """The validator of the shipped AsyncAPI document (:func:`shared_validator`)."""
+    return shared_validator(spec_root() / DEFAULT_ASYNCAPI)
+
+
+def shared_validator(path: Path) -> MessageValidator:
+    """The validator of an AsyncAPI file, built once per process while the file is
+    unchanged (another modification time or size is read again): read-only once built,
+    so a mesh's bus and its journal's topic watch, and meshes side by side, share it."""
+    stat = path.stat()
+    return _validator_of_unchanged(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=8)
+def _validator_of_unchanged(path: Path, _mtime_ns: int, _size: int) -> MessageValidator:
+    return MessageValidator.load(path)

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from ._parse_cache import cached_parse
+
 __all__ = ["DuplicateKeyError", "YamlError", "load_yaml"]
 
 _BaseLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -88,7 +90,12 @@ def _refuse_cycles(node: Any, path: set[int]) -> None:
 
 
 def load_yaml(text: str) -> Any:
-    """Parse one YAML (or JSON) document, raising :class:`YamlError` with a position."""
+    """Parse one YAML (or JSON) document, raising :class:`YamlError` with a position.
+    A large document parsed before is read from the parse cache (_parse_cache.py)."""
+    return cached_parse(text, _parse)
+
+
+def _parse(text: str) -> Any:
     try:
         data = yaml.load(text, Loader=_JsonLoader)  # a SafeLoader subclass
     except YamlError:

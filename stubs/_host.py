@@ -9,6 +9,7 @@ mesh's proxies, see :class:`~._in_process.InProcessTransport`).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ssl
 from collections.abc import Mapping
@@ -120,11 +121,13 @@ class StubHost:
                 render_error=simulator.render_error() if simulator else None,
             )
             self.stubs[name] = HostedStub(name, api, engine, StubApp(engine), simulator, db)
+            await _let_others_run()
         for name in apis:
             peers[name].add(self._peer_clients(name))
         for stub in self.stubs.values():
             if stub.simulator is not None:
                 await stub.simulator.start()
+                await _let_others_run()
         if self.bus is not None:  # after the simulators subscribed
             await self.bus.start()
         return self
@@ -202,3 +205,11 @@ class StubHost:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+async def _let_others_run() -> None:
+    """Starting a host is CPU work whose awaits (embedded SQLite) seldom suspend; between
+    two stubs the loop runs whatever else is ready, so a mesh starting beside a running
+    one (``run``'s meshes side by side) delays its requests by one stub's start, not by
+    the whole host's."""
+    await asyncio.sleep(0)

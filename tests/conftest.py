@@ -30,6 +30,13 @@ from ecom_harness.stubs import Backends, Exchange, StubHost
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite's parsed-YAML cache (specs/_parse_cache.py) lives in a folder of its own,
+    for this process and every CLI it starts, not in the user's ~/.cache."""
+    if "ECOM_HARNESS_CACHE_DIR" not in os.environ:
+        os.environ["ECOM_HARNESS_CACHE_DIR"] = tempfile.mkdtemp(prefix="ecom-harness-cache-")
+
+
 @pytest.fixture(scope="session")
 def package_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory shaped like the installed package (``ecom_harness/stubs/...``), made of

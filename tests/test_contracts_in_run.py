@@ -20,6 +20,7 @@ from conftest import REPO
 from ecom_harness.cli.main import cli
 from ecom_harness.harness.contracts import load_pacts
 from ecom_harness.harness.contracts.generate import harvest
+from ecom_harness.harness.contracts.judging import JudgedAhead
 from ecom_harness.harness.contracts.scenario_check import judge_journal
 from ecom_harness.harness.scenario_files import load_scenarios
 
@@ -80,6 +81,47 @@ def test_an_event_the_message_pact_does_not_describe_is_a_mismatch(
             entry["value"]["data"]["total_amount"] = "a lot"
     found = judge_journal(journal, PACTS)
     assert any(m.edge == "notify-svc->order-svc" and "total_amount" in m.message for m in found)
+
+
+def test_judging_ahead_while_waiting_gives_the_whole_journal_s_verdict(
+    happy_journal: list[dict[str, Any]],
+) -> None:
+    """JudgedAhead (a scenario's HTTP exchanges judged during its wait, the rest at the
+    end): every exchange judged once, events only at the end, and the same mismatches --
+    a broken request before the wait, a broken event -- as judging it all at the end."""
+    journal = copy.deepcopy(happy_journal)
+    for entry in journal:
+        if entry.get("kind") == "http" and entry["callee"] == "inventory-svc":
+            entry["request_headers"].pop("x-service-token", None)
+        if entry.get("kind") == "event" and entry["message_type"] == "order.confirmed":
+            entry["value"]["data"]["total_amount"] = "a lot"
+    first_reservation = next(
+        i for i, e in enumerate(journal) if e.get("operation_id") == "reserveStock"
+    )
+    before_wait = journal[: first_reservation + 1]
+    judged: list[list[int]] = []
+
+    async def judge(part: list[dict[str, Any]], pacts: list[Any]) -> list[Any]:
+        judged.append([e["seq"] for e in part])
+        return await asyncio.to_thread(judge_journal, part, pacts)
+
+    async def in_parts() -> list[Any]:
+        verdicts = JudgedAhead(judge, PACTS)
+        verdicts.ahead(before_wait)
+        return await verdicts.finish(journal)
+
+    found = asyncio.run(in_parts())
+    expected_ahead = [e["seq"] for e in before_wait if e["kind"] == "http"]
+    assert len(judged) == 2 and expected_ahead in judged
+    (rest,) = [part for part in judged if part != expected_ahead]
+    ahead = expected_ahead
+    assert sorted(ahead + rest) == sorted(e["seq"] for e in journal)
+    assert not {e["seq"] for e in journal if e["kind"] == "event"} & set(ahead)
+    whole = judge_journal(journal, PACTS)
+    key = sorted((m.edge, m.side) for m in found)
+    assert key == sorted((m.edge, m.side) for m in whole)
+    assert ("order-svc->inventory-svc", "consumer") in key
+    assert ("notify-svc->order-svc", "provider") in key
 
 
 def _pacts_expecting_another_name(tmp_path: Path) -> Path:

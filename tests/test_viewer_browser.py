@@ -392,6 +392,36 @@ def test_the_html_report_plays_from_a_file(watched: Watched, tmp_path: Path) -> 
     shoot(page, "report-happy-path")
 
 
+def test_a_late_entry_is_drawn_apart_and_says_why(watched: Watched, tmp_path: Path) -> None:
+    """An entry an earlier scenario set off (``late`` in the saved journal: a real
+    service's late event) is drawn apart, and its details say it was not judged."""
+    journal_file, html = tmp_path / "run.jsonl", tmp_path / "late.html"
+
+    def cli(*argv: str) -> None:
+        done = subprocess.run(
+            [CLI, *argv], capture_output=True, text=True, timeout=120, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    cli("run", "cache-hit", "--journal", str(journal_file))
+    entries = [orjson.loads(line) for line in journal_file.read_bytes().splitlines()]
+    entries[-1]["late"] = True  # as the player marks an earlier scenario's entry
+    journal_file.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in entries))
+    cli("report", str(journal_file), "--html", str(html))
+    page = watched.page
+    page.goto(html.as_uri())
+    page.wait_for_selector("#rows")
+    late = page.locator(f'.seq-row[data-seq="{entries[-1]["seq"]}"]')
+    assert "late" in (late.get_attribute("class") or "").split()
+    assert page.locator(".seq-row.late").count() == 1  # no other row is
+    late.locator(".hit").click()
+    shown = page.locator("#drawer").inner_text()
+    assert "LATE" in shown.upper() and "earlier scenario" in shown
+    page.locator(f'.seq-row[data-seq="{entries[0]["seq"]}"] .hit').click()
+    assert "earlier scenario" not in page.locator("#drawer").inner_text()
+    shoot(page, "report-late-entry")
+
+
 def test_a_run_of_thousands_of_interactions_stays_usable(watched: Watched, tmp_path: Path) -> None:
     """4,000 entries: the diagram keeps only the rows in view in the page, and the player
     still jumps, steps and opens details."""

@@ -13,31 +13,43 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecom_harness._fork import ForkedWorkers
 
 from .pacts import PactFile
-from .scenario_check import PactMismatch, judge_journal
 
-__all__ = ["PactJudge", "PactJudging", "judge_in_thread"]
+if TYPE_CHECKING:  # pact-python loads where journals are judged: in the workers
+    from .scenario_check import PactMismatch
 
-PactJudging = Callable[[list[dict[str, Any]], list[PactFile]], Awaitable[list[PactMismatch]]]
+__all__ = ["JudgedAhead", "PactJudge", "PactJudging", "judge_in_thread"]
+
+PactJudging = Callable[[list[dict[str, Any]], list[PactFile]], Awaitable[list["PactMismatch"]]]
 """A journal (JSON-ready entries) and the pacts -> every interaction that breaks one."""
 
 
 def _prepare() -> None:
-    """Load Pact's engine in the worker (its shared library), ahead of the first journal."""
+    """Load Pact's engine (its shared library) and the replay client in the worker, ahead
+    of the first journal, while the meshes start."""
     import pact_ffi
 
+    from .scenario_check import replay_client
+
     pact_ffi.version()
+    replay_client()
+
+
+def _judge(journal: list[dict[str, Any]], pacts: list[PactFile]) -> list[PactMismatch]:
+    from .scenario_check import judge_journal
+
+    return judge_journal(journal, pacts)
 
 
 async def judge_in_thread(
     journal: list[dict[str, Any]], pacts: list[PactFile]
 ) -> list[PactMismatch]:
     """Judge in a thread of this process (a scenario played outside a run: the player UI)."""
-    return await asyncio.to_thread(judge_journal, journal, pacts)
+    return await asyncio.to_thread(_judge, journal, pacts)
 
 
 class PactJudge(ForkedWorkers):
@@ -59,7 +71,7 @@ class PactJudge(ForkedWorkers):
             try:
                 judged = await asyncio.gather(
                     *(
-                        loop.run_in_executor(self.pool, judge_journal, journal, share)
+                        loop.run_in_executor(self.pool, _judge, journal, share)
                         for share in shares
                         if share
                     )
@@ -68,3 +80,39 @@ class PactJudge(ForkedWorkers):
             except BrokenProcessPool:  # killed, out of memory: judge here from now on
                 self.lost()
         return await judge_in_thread(journal, pacts)
+
+
+class JudgedAhead:
+    """One scenario's journal judged in parts. While the scenario waits (a ``wait`` step:
+    the circuit breaker's cool-down), its HTTP exchanges journaled so far are judged --
+    an exchange never changes once journaled -- so that at the end only the rest is:
+    the later exchanges, and the events, whose deliveries are linked to them as they
+    happen. The same verdict as judging the whole journal at the end, sooner."""
+
+    def __init__(self, judge: PactJudging, pacts: list[PactFile]):
+        self._judge, self._pacts = judge, pacts
+        self._judged: set[int] = set()  # seqs of the exchanges judged ahead
+        self._parts: list[asyncio.Future[list[PactMismatch]]] = []
+
+    def ahead(self, journal: list[dict[str, Any]]) -> None:
+        """Start judging the HTTP exchanges of ``journal`` (JSON-ready) not judged yet."""
+        part = [e for e in journal if e["kind"] == "http" and e["seq"] not in self._judged]
+        if part:
+            self._judged.update(e["seq"] for e in part)
+            self._parts.append(asyncio.ensure_future(self._judge(part, self._pacts)))
+
+    async def finish(self, journal: list[dict[str, Any]]) -> list[PactMismatch]:
+        """Every mismatch of the whole ``journal``: what was not judged ahead is judged
+        now, beside the parts judged ahead."""
+        rest = [e for e in journal if e["kind"] != "http" or e["seq"] not in self._judged]
+        found = await self._judge(rest, self._pacts)
+        for part in self._parts:
+            found += await part
+        return found
+
+    def cancel(self) -> None:
+        """The scenario ended without its verdict (a set-up error): stop what is left;
+        what a finished part raised is dropped with it (the set-up error is reported)."""
+        for part in self._parts:
+            if not part.cancel() and not part.cancelled():
+                part.exception()

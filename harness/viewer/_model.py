@@ -71,7 +71,8 @@ def _headers(headers: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def compact_entry(entry: Mapping[str, Any], broker: str, start: float) -> dict[str, Any]:
-    """One saved journal entry as the page reads it; ``start`` is the run's first time."""
+    """One saved journal entry as the page reads it; ``start`` is the run's first time.
+    ``late``: the entry belongs to an earlier scenario on the mesh (shown, not judged)."""
     when = round((float(entry.get("time", start)) - start) * 1000, 1)
     if entry.get("kind") == "event":
         return {
@@ -90,6 +91,7 @@ def compact_entry(entry: Mapping[str, Any], broker: str, start: float) -> dict[s
             "groups": list(entry.get("groups", ())),
             "dead": list(entry.get("dead_lettered", ())),
             "violations": list(entry.get("violations", ())),
+            "late": bool(entry.get("late")),
         }
     return {
         "seq": entry["seq"],
@@ -114,6 +116,7 @@ def compact_entry(entry: Mapping[str, Any], broker: str, start: float) -> dict[s
         "violations": list(entry.get("violations", ())),
         "fault": entry.get("fault"),
         "error": entry.get("error"),
+        "late": bool(entry.get("late")),
     }
 
 

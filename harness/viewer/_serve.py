@@ -10,6 +10,7 @@ from collections.abc import Callable
 import uvicorn
 from starlette.types import ASGIApp
 
+from ecom_harness._startup import imports_done
 from ecom_harness.stubs import bind
 
 __all__ = ["listen", "serve_ui"]
@@ -29,6 +30,7 @@ async def serve_ui(
     ready: Callable[[], None] = lambda: None,
 ) -> None:
     """Serve ``app`` on ``sock`` until ``requested`` is set; ``ready`` once it listens."""
+    imports_done()  # serving: what the process loads to start is loaded
     config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False)
     server = uvicorn.Server(config)
 

@@ -27,6 +27,7 @@ in the spec's example token; ``jti`` a unique id per token).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import os
@@ -128,17 +129,25 @@ class UserSimulator(Simulator):
         Column("created_at", String(40), nullable=False),
     )
 
+    signer: TokenSigner  # from start() on
+
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         settings = self.ctx.settings
         self.lifetime = int(settings.get("token_lifetime", DEFAULT_LIFETIME))
         self.scope = str(settings.get("scope", DEFAULT_SCOPE))
         self.scrypt_n = int(settings.get("scrypt_n", DEFAULT_SCRYPT_N))
-        self.signer = TokenSigner.create(
-            settings.get("private_key_pem"),
-            issuer=str(settings.get("issuer", DEFAULT_ISSUER)),
-            audience=str(settings.get("audience", DEFAULT_AUDIENCE)),
-            kid=settings.get("kid"),
+        # Making an RSA key takes tens of milliseconds without the GIL: it runs in a
+        # thread while the other stubs are built and started (start waits for it).
+        self._signing = asyncio.get_running_loop().run_in_executor(
+            None,
+            functools.partial(
+                TokenSigner.create,
+                settings.get("private_key_pem"),
+                issuer=str(settings.get("issuer", DEFAULT_ISSUER)),
+                audience=str(settings.get("audience", DEFAULT_AUDIENCE)),
+                kid=settings.get("kid"),
+            ),
         )
         self._decoy = ""  # a hash to check unknown emails against (see create_session)
         self._seed_rows: list[dict[str, Any]] = []
@@ -158,6 +167,7 @@ class UserSimulator(Simulator):
 
     async def start(self) -> None:
         await super().start()
+        self.signer = await self._signing
         self._decoy = await asyncio.to_thread(hash_password, "decoy-password", self.scrypt_n)
         self._seed_rows = [
             {

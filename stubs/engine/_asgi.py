@@ -19,6 +19,8 @@ from urllib.parse import parse_qs
 import orjson
 import uvicorn
 
+from ecom_harness._startup import imports_done
+
 from ._engine import StubEngine
 from ._http import StubRequest, StubResponse
 from ._validate_request import MAX_BODY_BYTES
@@ -161,8 +163,63 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn re-raises SIGINT after its graceful shutdown, which would skip the caller's
-    clean-up; here a signal only asks for the shutdown, and ``serve`` returns normally."""
+    """uvicorn's server, changed for meshes that start and stop many times a run:
+
+    - uvicorn re-raises SIGINT after its graceful shutdown, which would skip the caller's
+      clean-up; here a signal only asks for the shutdown, and ``serve`` returns normally;
+    - a stop asked for is seen at once, not at uvicorn's next tick (every 0.1 s);
+    - the graceful shutdown checks its connections every 5 ms, where uvicorn first pauses
+      0.1 s and then checks every 0.1 s.
+
+    The last two took 0.15-0.2 s off every stop of a mesh (and of ``run``'s last one).
+    """
+
+    POLL_S = 0.005
+
+    def __init__(self, config: uvicorn.Config):
+        super().__init__(config)
+        self._stop_asked = asyncio.Event()
+
+    def ask_to_stop(self) -> None:
+        self.should_exit = True
+        self._stop_asked.set()
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)
+        self._stop_asked.set()
+
+    async def main_loop(self) -> None:
+        """uvicorn's loop (``on_tick``: its once-a-second housekeeping, and whether to
+        stop), woken early when a stop is asked for."""
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_asked.wait(), 0.1)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's graceful shutdown: no new connections, the open ones asked to close
+        and waited for (up to ``timeout_graceful_shutdown``), then their tasks."""
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        try:
+            await asyncio.wait_for(self._drained(), self.config.timeout_graceful_shutdown)
+        except TimeoutError:
+            for task in self.server_state.tasks:
+                task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
+        for server in self.servers:
+            await server.wait_closed()
+        if not self.force_exit:
+            await self.lifespan.shutdown()
+
+    async def _drained(self) -> None:
+        state = self.server_state
+        while (state.connections or state.tasks) and not self.force_exit:
+            await asyncio.sleep(self.POLL_S)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -183,6 +240,7 @@ async def serve_sockets(
     app: PortDispatcher, sockets: list[socket.socket], stop: asyncio.Event | None = None
 ) -> None:
     """Serve until SIGINT/SIGTERM or until ``stop`` is set, shut down gracefully, return."""
+    imports_done()  # serving: what the process loads to start is loaded
     # proxy_headers off: uvicorn would otherwise replace the peer's address with any
     # X-Forwarded-For sent from 127.0.0.1 -- on loopback, from anyone. Who may forward
     # addresses is each component's own setting (the gateway's trusted_proxies).
@@ -201,7 +259,7 @@ async def serve_sockets(
 
     async def stop_when_told() -> None:
         await stop.wait()
-        server.should_exit = True
+        server.ask_to_stop()
 
     watcher = asyncio.create_task(stop_when_told())
     try:

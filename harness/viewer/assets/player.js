@@ -289,6 +289,7 @@
       if (i < this.index) classes.push("played");
       if (failed) classes.push("expectation-failed");
       if (e.violations && e.violations.length) classes.push("violation");
+      if (e.late) classes.push("late");
       if (this.selectedSeq === e.seq) classes.push("selected");
       const marker = i === this.index ? "sq-arrow-current" : failed || (e.violations && e.violations.length) ? "sq-arrow-bad" : e.kind === "event" ? "sq-arrow-kafka" : "sq-arrow";
       const x1 = this.x.get(e.from);
@@ -296,7 +297,7 @@
       const ay = y + 20;
       const out = [
         `<g class="${classes.join(" ")}" data-seq="${e.seq}" data-index="${i}">`,
-        `<title>#${e.seq} ${esc(e.from)} → ${esc(e.to)} · ${esc(describe(e))}</title>`,
+        `<title>#${e.seq} ${esc(e.from)} → ${esc(e.to)} · ${esc(describe(e))}${e.late ? " · late: an earlier scenario's, not judged" : ""}</title>`,
         `<rect class="hit" x="0" y="${y + 1}" width="${width}" height="${h - 2}" rx="4"/>`,
         `<text class="seq-num" x="8" y="${ay + 3}">#${e.seq}</text>`,
         `<line class="seq-arrow" x1="${x1}" y1="${ay}" x2="${x2}" y2="${ay}" marker-end="url(#${marker})"/>`,
@@ -556,6 +557,9 @@
       parts.push(`<header><h2>#${e.seq} ${esc(title)}<span class="sub">${esc(e.from)} → ${esc(e.to)} · +${(e.t / 1000).toFixed(3)} s</span></h2><button type="button" class="close" data-close title="Close (Esc)">✕</button></header>`);
       if (failures.length) {
         parts.push(`<section><h3>Failed expectations</h3><ul class="problems">${failures.map((x) => `<li><b>${esc(x.text)}</b>${x.detail ? `<br>${esc(x.detail)}` : ""}</li>`).join("")}</ul></section>`);
+      }
+      if (e.late) {
+        parts.push(`<section class="late-note"><h3>Late</h3><p>Set off by an earlier scenario on this mesh (it names one of that scenario's orders): shown here, judged by no expectation of this one.</p></section>`);
       }
       if (e.violations && e.violations.length) {
         parts.push(`<section><h3>Spec violations</h3><ul class="problems">${e.violations.map((v) => `<li>${esc(v)}</li>`).join("")}</ul></section>`);
