@@ -18,7 +18,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -26,9 +26,9 @@ import orjson
 
 from ecom_harness.stubs import BusError, shared_tls
 
-from .contracts.judging import JudgedAhead, judge_in_thread
+from .contracts.judging import JudgedAhead, PactJudge, judge_in_thread
 from .faults import Fault, FaultError
-from .journal import JOURNAL_GROUP, Entry, EventEntry, Interaction, late_entries
+from .journal import JOURNAL_GROUP, Entry, EventEntry, Interaction, entry_json, late_entries
 from .journal_checks import (
     call_matches,
     check_absent,
@@ -124,7 +124,8 @@ async def play(
     state.quiet = quiet or Quiet()
     state.pacts = tuple(pacts)
     if judge and pacts:
-        state.verdicts = JudgedAhead(pact_judge or judge_in_thread, list(pacts))
+        beside = isinstance(pact_judge, PactJudge) and pact_judge.beside
+        state.verdicts = JudgedAhead(pact_judge or judge_in_thread, list(pacts), eager=beside)
     try:
         await _given(state)
         async with httpx.AsyncClient(
@@ -141,7 +142,7 @@ async def play(
             state.verdicts.cancel()  # judged by now, unless the scenario broke off
         entries = mesh.journal.entries()
         late = _late(mesh, entries)
-        result.journal = [orjson.loads(orjson.dumps(asdict(e))) for e in entries]
+        result.journal = [orjson.loads(entry_json(e)) for e in entries]
         for entry in result.journal:
             if entry["seq"] in late:  # shown, never judged
                 entry["late"] = True
@@ -211,7 +212,7 @@ async def _step(state: _Play, client: httpx.AsyncClient, step: Step) -> None:
         seconds = min(seconds, float(cap)) if cap is not None else seconds
         state.emit(StepNote(state.scenario.name, step.id, step.say or f"wait {seconds:g} s"))
         if state.verdicts is not None:  # judged while waiting, not after the last step
-            state.verdicts.ahead(_journal_json(state.mesh))
+            _judge_ahead(state)
         await asyncio.sleep(seconds)
     elif step.kind == "fault":
         spec = step.data["fault"]
@@ -236,6 +237,19 @@ async def _step(state: _Play, client: httpx.AsyncClient, step: Step) -> None:
             suffix = f"#{i + 1}" if "repeat" in step.data else ""
             await _request_step(state, client, step, suffix, state.names)
     state.marks.spans[step.id] = (start, state.mesh.journal.next_seq())
+    if state.verdicts is not None and state.verdicts.eager:
+        _judge_ahead(state)
+
+
+def _judge_ahead(state: _Play) -> None:
+    """Hand the exchanges journaled since the last time to the pacts' judging."""
+    assert state.verdicts is not None
+    fresh = [
+        e
+        for e in _judged(state.mesh)
+        if isinstance(e, Interaction) and not state.verdicts.judged(e.seq)
+    ]
+    state.verdicts.ahead([orjson.loads(entry_json(e)) for e in fresh])
 
 
 @dataclass(frozen=True, slots=True)
@@ -509,7 +523,7 @@ async def _check_pacts(state: _Play, pacts: Sequence[PactFile]) -> None:
 
 def _journal_json(mesh: Mesh) -> list[dict[str, Any]]:
     """The scenario's own journal entries as JSON data (what the pacts are judged on)."""
-    return [orjson.loads(orjson.dumps(asdict(e))) for e in _judged(mesh)]
+    return [orjson.loads(entry_json(e)) for e in _judged(mesh)]
 
 
 def _judge_eventually(
