@@ -23,6 +23,7 @@ __all__ = [
     "describe_call",
     "describe_event",
     "event_matches",
+    "only_words",
 ]
 
 
@@ -63,9 +64,17 @@ def check_interactions(
     id_: str, spec: Mapping[str, Any], entries: Sequence[Entry]
 ) -> ExpectationResult:
     """The edge saw ``calls`` in this order (other calls may come between, unless
-    ``only``: then exactly these)."""
+    ``only``: then exactly these; ``only`` a list of operations: exactly these among the
+    calls of those operations, while calls of others may come between)."""
     edge = spec["edge"]
-    seen = [e for e in entries if isinstance(e, Interaction) and e.edge == edge]
+    only = spec.get("only")
+    seen = [
+        e
+        for e in entries
+        if isinstance(e, Interaction)
+        and e.edge == edge
+        and (not isinstance(only, list) or e.operation_id in only)
+    ]
     calls = spec["calls"]
     what = (
         f"{edge}: "
@@ -73,7 +82,7 @@ def check_interactions(
             f"{c.get('operation', '*')}{' ' + str(c['status']) if 'status' in c else ''}"
             for c in calls
         )
-        + (" and nothing else" if spec.get("only") else ", in this order")
+        + (only_words(only) if only else ", in this order")
     )
     observed = "; ".join(_one_call(e) for e in seen) or "no calls"
     seqs = tuple(e.seq for e in seen)
@@ -109,6 +118,13 @@ def check_interactions(
                 id_, what, False, describe_call(edge, call), observed + detail, seqs
             )
     return ExpectationResult(id_, what, True, observed=observed, entries=seqs)
+
+
+def only_words(only: bool | list[str]) -> str:
+    """How an interactions expectation's ``only`` reads in a sentence."""
+    if isinstance(only, list):
+        return f" and no other {' or '.join(only)} call"
+    return " and nothing else"
 
 
 def describe_event(spec: Mapping[str, Any]) -> str:

@@ -154,6 +154,11 @@ def _problems(data: Mapping[str, Any], names: _Names) -> Iterator[tuple[str, str
             callee = spec["edge"].split("->")[1]
             for c, call in enumerate(spec["calls"]):
                 yield from _operation(names, callee, call, f"{where}/calls/{c}")
+            if isinstance(spec.get("only"), list):
+                for o, operation in enumerate(spec["only"]):
+                    named = {"operation": operation}
+                    for pointer, problem in _operation(names, callee, named, f"{where}/only"):
+                        yield pointer.removesuffix("/operation") + f"/{o}", problem
         yield from _scope(spec, step_ids, where)
     for index, spec in enumerate(expect.get("events") or []):
         yield from _event(names, spec, f"/expect/events/{index}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .journal_checks import describe_call, describe_event
+from .journal_checks import describe_call, describe_event, only_words
 from .matchers import show
 from .scenario_files import Scenario, Step
 
@@ -89,7 +89,7 @@ def describe_scenario(scenario: Scenario) -> str:
         )
     for spec in expect.get("interactions") or []:
         calls = "; ".join(describe_call(spec["edge"], c) for c in spec["calls"])
-        only = " and nothing else" if spec.get("only") else ""
+        only = only_words(spec["only"]) if spec.get("only") else ""
         lines.append(f"  calls{_scope(spec)}: {calls}{only}")
     for spec in expect.get("absent") or []:
         target = spec.get("edge") or f"{spec.get('type', 'any event')} on {spec.get('topic')}"

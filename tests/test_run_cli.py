@@ -201,6 +201,19 @@ def test_specs_lint_checks_scenario_files_by_file_and_pointer(tmp_path: Path) ->
     assert code == 0, out  # the shipped scenarios are clean
 
 
+def test_specs_lint_checks_the_operations_an_only_list_names(tmp_path: Path) -> None:
+    breaker = (REPO / "harness" / "scenarios" / "circuit-breaker.yaml").read_text()
+    typo = breaker.replace("name: circuit-breaker", "name: breaker-typo").replace(
+        "only: [reserveStock, commitReservation]", "only: [reserveStock, commitReservaton]"
+    )
+    assert typo != breaker
+    (tmp_path / "typo.yaml").write_text(typo)
+    code, out, _err = invoke("specs", "lint", "--scenarios", str(tmp_path))
+    assert code == 1
+    assert "#/expect/interactions/1/only/1: 'inventory-svc' has no operation" in out, out
+    assert "'commitReservaton'" in out
+
+
 def _port_is_free(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from ecom_harness.harness import Scenario, Step
+from ecom_harness.harness.journal import Interaction
+from ecom_harness.harness.journal_checks import check_interactions
 from ecom_harness.harness.matchers import MISSING, field_mismatches, mismatch
 from ecom_harness.harness.quiet import Quiet
 from ecom_harness.harness.runner import group_by_settings
@@ -92,3 +94,37 @@ async def test_a_timed_step_runs_alone() -> None:
 
     await asyncio.gather(ordinary("first", 0.05), timed(), late())
     assert log == ["first in", "first out", "timed in", "timed out", "late in", "late out"]
+
+
+def _call(seq: int, operation: str, status: int) -> Interaction:
+    return Interaction(
+        seq, 0.0, "order-svc", "inventory-svc", operation, "POST", "/x", "", {}, None,
+        status, {}, None, 1.0,
+    )  # fmt: skip
+
+
+def test_only_a_list_of_operations_counts_just_those_calls() -> None:
+    """The circuit breaker's probe: exactly one reserve and one commit, while releases of
+    the timed-out orders may come between; a second reserve (two probes) fails."""
+    spec = {
+        "edge": "order-svc->inventory-svc",
+        "only": ["reserveStock", "commitReservation"],
+        "calls": [
+            {"operation": "reserveStock", "status": 201},
+            {"operation": "commitReservation", "status": 200},
+        ],
+    }
+    probe = [
+        _call(1, "reserveStock", 201),
+        _call(2, "releaseOrderReservation", 204),
+        _call(3, "releaseOrderReservation", 204),
+        _call(4, "commitReservation", 200),
+    ]
+    passed = check_interactions("x", spec, probe)
+    assert passed.passed, passed
+    assert "no other reserveStock or commitReservation call" in passed.what
+    second = _call(5, "reserveStock", 201)
+    two_probes = check_interactions("x", spec, [*probe[:2], second, *probe[2:]])
+    assert not two_probes.passed
+    assert two_probes.expected == "2 calls" and two_probes.observed.startswith("3: ")
+    assert not check_interactions("x", {**spec, "only": True}, probe).passed  # all of them
