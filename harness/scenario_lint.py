@@ -157,8 +157,8 @@ def _problems(data: Mapping[str, Any], names: _Names) -> Iterator[tuple[str, str
             if isinstance(spec.get("only"), list):
                 for o, operation in enumerate(spec["only"]):
                     named = {"operation": operation}
-                    for pointer, problem in _operation(names, callee, named, f"{where}/only"):
-                        yield pointer.removesuffix("/operation") + f"/{o}", problem
+                    for at, unknown in _operation(names, callee, named, f"{where}/only"):
+                        yield at.removesuffix("/operation") + f"/{o}", unknown
         yield from _scope(spec, step_ids, where)
     for index, spec in enumerate(expect.get("events") or []):
         yield from _event(names, spec, f"/expect/events/{index}")
