@@ -682,6 +682,31 @@ async def test_outbox_keeps_events_while_the_bus_is_down(order_env: Any) -> None
     assert await env.sim.relay.pending() == 0
 
 
+async def test_published_events_leave_the_outbox(order_env: Any) -> None:
+    """The outbox holds what is still to be sent, not every event of the run: a row is
+    deleted once published (kept, they grew each service's database with every order,
+    issue 15). Counted in the table itself: ``pending()`` alone would not tell."""
+    from sqlalchemy import func, select
+
+    bus = FlakyBus(failures=1)
+    env = await order_env(bus=bus)
+    await env.sim.relay.stop()
+    await env.order()
+    await env.order("key-2")
+    table = env.sim.relay.table
+
+    async def rows() -> int:
+        async with env.sim.ctx.db.connect() as conn:
+            return int(await conn.scalar(select(func.count()).select_from(table)) or 0)
+
+    assert await rows() == 4
+    assert await env.sim.relay.relay_once() == 0  # the bus is down: every row kept
+    assert await rows() == 4
+    assert await env.sim.relay.relay_once() == 4
+    assert len(bus.published) == 4
+    assert await rows() == 0
+
+
 # --- end to end, with the real peer simulators ------------------------------------------------
 
 E2E = ["order-svc", "inventory-svc", "payment-svc", "shipping-svc", "stripe"]
