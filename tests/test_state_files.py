@@ -11,6 +11,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -80,3 +81,43 @@ async def test_a_stub_host_removes_its_files_when_it_stops(scratch: Path) -> Non
     finally:
         await host.stop()
     assert list(scratch.iterdir()) == []
+
+
+async def test_a_column_added_since_is_added_to_a_table_an_older_version_made(
+    scratch: Path,
+) -> None:
+    """A PostgreSQL database outlives the process: order-svc's idempotency_keys made
+    before keys expired has no created_at, and starting the simulator adds it."""
+    from sqlalchemy import inspect
+
+    from ecom_harness.stubs.behaviours._simulator import add_missing_columns
+    from ecom_harness.stubs.behaviours.order_svc import OrderSimulator
+
+    engine = await open_database("order-svc", Backends())
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "CREATE TABLE idempotency_keys (user_id VARCHAR(40), key VARCHAR(255),"
+                    " fingerprint VARCHAR(64) NOT NULL, order_id VARCHAR(40),"
+                    " status INTEGER NOT NULL, media_type VARCHAR(64), body JSON,"
+                    " headers JSON NOT NULL, PRIMARY KEY (user_id, key))"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO idempotency_keys VALUES"
+                    " ('usr_1', 'k', 'f', 'ord_1', 201, NULL, NULL, '{}')"
+                )
+            )
+            await conn.run_sync(OrderSimulator.metadata.create_all)
+            await conn.run_sync(add_missing_columns, OrderSimulator.metadata)
+
+            def columns(sync: Any) -> list[str]:
+                return [c["name"] for c in inspect(sync).get_columns("idempotency_keys")]
+
+            assert "created_at" in await conn.run_sync(columns)
+            old = await conn.scalar(text("SELECT created_at FROM idempotency_keys"))
+            assert old is None  # a row made before: expired (KeyRetention)
+    finally:
+        await engine.dispose()
