@@ -363,10 +363,20 @@ class Journal:
             entry = self._events.get(where)
             if entry is None:
                 if self.watches_topics:  # the watch has not seen the record yet
-                    self._pending.setdefault(where, []).append(event)
+                    self._pend(where, event)
                 return
         self._mark(entry, event)
         self._changed()
+
+    def _pend(self, where: tuple[str, int, int], event: BusEvent) -> None:
+        """Hold a delivery until the watch journals its record. Bounded as the entries
+        are (``keep``), oldest first: a delivery of a record whose entry already left
+        memory finds nothing to wait for, and kept, one such per late delivery grew the
+        mesh for as long as it ran (issue 15, flat memory). Under the lock."""
+        self._pending.setdefault(where, []).append(event)
+        if self.keep is not None:
+            while len(self._pending) > self.keep:
+                del self._pending[next(iter(self._pending))]
 
     @staticmethod
     def _mark(entry: EventEntry, event: BusEvent) -> None:

@@ -461,6 +461,74 @@ async def test_a_crashing_observer_surfaces_in_drain() -> None:
             await bus.drain(1.0)
 
 
+# --- retention (in memory) ----------------------------------------------------------------
+
+
+async def _publish_handled(bus: InMemoryBus, key: str, count: int) -> None:
+    for _ in range(count):
+        await bus.publish("orders", key, event("order.placed", key))
+    await bus.drain(1.0)
+    await asyncio.sleep(0.01)  # older than a retention of 0 s (timestamps are in ms)
+
+
+async def test_records_every_group_handled_leave_the_log_after_the_retention() -> None:
+    """The in-memory log was the whole history of the run (issue 15, flat memory): a
+    record every group committed past, older than the retention, goes; the offsets do
+    not change, so a later record keeps counting on."""
+    key = order_key()
+    collector = Collector([key])
+    async with InMemoryBus(retention=0) as bus:
+        await bus.subscribe("orders", "notify", collector)
+        await bus.subscribe("orders", "journal", Collector([key]))
+        await _publish_handled(bus, key, 5)
+        assert bus.held("orders") == 5  # trimmed as records are written
+        last = await bus.publish("orders", key, event("order.placed", key))
+        assert bus.held("orders") == 1
+        assert last.offset == 5
+        await bus.drain(1.0)
+    assert len(collector.records) == 6
+
+
+async def test_the_retention_keeps_what_a_group_has_not_handled() -> None:
+    key = order_key()
+    blocked = asyncio.Event()
+
+    async def stuck(record: Record) -> None:
+        await blocked.wait()
+
+    async with InMemoryBus(retention=0) as bus:
+        await bus.subscribe("orders", "fast", Collector([key]))
+        await bus.subscribe("orders", "slow", stuck)
+        for _ in range(3):
+            await bus.publish("orders", key, event("order.placed", key))
+        await asyncio.sleep(0.05)
+        await bus.publish("orders", key, event("order.placed", key))
+        assert bus.held("orders") == 4  # "slow" is still on the first record
+        blocked.set()
+        await bus.drain(1.0)
+
+
+async def test_handled_records_younger_than_the_retention_stay() -> None:
+    key = order_key()
+    async with InMemoryBus(retention=60) as bus:
+        await bus.subscribe("orders", "notify", Collector([key]))
+        await _publish_handled(bus, key, 3)
+        await bus.publish("orders", key, event("order.placed", key))
+        assert bus.held("orders") == 4
+
+
+async def test_a_group_joining_after_a_trim_starts_at_the_oldest_record_held() -> None:
+    key = order_key()
+    late = Collector([key])
+    async with InMemoryBus(retention=0) as bus:
+        await bus.subscribe("orders", "notify", Collector([key]))
+        await _publish_handled(bus, key, 3)
+        await bus.publish("orders", key, event("order.placed", key))
+        await bus.subscribe("orders", "late", late)
+        await bus.drain(1.0)  # its offset 0 is gone: it reads from the log's start
+    assert [r.offset for r in late.records] == [3]
+
+
 # --- a concurrent member (in memory) ---------------------------------------------------------
 
 

@@ -165,6 +165,27 @@ def test_an_event_leaving_memory_is_no_longer_indexed_for_deliveries() -> None:
     assert journal.events() == [] and journal.dropped == 1
 
 
+def test_deliveries_waiting_for_their_record_are_bounded_as_the_entries_are() -> None:
+    """With a topic watch, a delivery seen before its record waits for it; one whose
+    record's entry already left memory waits for nothing, and such deliveries piled up
+    for as long as the mesh ran (issue 15, flat memory). A delivery seen before its
+    record is still linked to it."""
+    from ecom_harness.stubs import Delivered, Record
+
+    journal = Journal(keep=3)
+    journal.watches_topics = True
+
+    def record(offset: int) -> Record:
+        value = {"id": f"evt_{offset}", "type": "order.placed"}
+        return Record("orders", "k", value, {}, 0, offset, 0)
+
+    for offset in range(100):
+        journal.observe_bus(Delivered("notify-svc", record(offset), 1))
+    assert len(journal._pending) == 3  # the newest three still wait
+    entry = journal.record_event(record(99), "order-svc")
+    assert entry.groups == ["notify-svc"]
+
+
 def test_journal_body_keeps_an_everyday_body_as_data() -> None:
     body = orjson.dumps({"a": [1, {"b": 2}], "password": "s3cret"})
     assert journal_body(body, "application/json") == {"a": [1, {"b": 2}], "password": "[redacted]"}

@@ -468,6 +468,38 @@ async def test_a_retry_replays_the_first_answer_and_never_charges_twice(
             assert len(listed.json()["items"]) == 1
 
 
+async def test_an_idempotency_key_expires_after_its_retention(host_factory: HostFactory) -> None:
+    """A key's answer is replayed for ``idempotency_ttl_seconds`` (24 hours by default),
+    then the key is unused again and its row pruned: the table of stored answers does not
+    grow with every charge of a long run (issue 15)."""
+    from sqlalchemy import func, select
+
+    from ecom_harness.stubs.behaviours.payment_svc import IDEMPOTENCY
+
+    async with payments(host_factory, idempotency_ttl_seconds=60) as pay:
+        clock = Clock()
+        pay.sim.ctx.clock = clock
+
+        async def stored() -> int:
+            async with pay.sim.ctx.db.connect() as conn:
+                count = select(func.count()).select_from(IDEMPOTENCY)
+                return int(await conn.scalar(count) or 0)
+
+        first = await pay.charge("charge-1")
+        clock.advance(59)
+        assert (await pay.charge("charge-1")).json() == first.json()
+        assert len(pay.stripe_calls("createPaymentIntent")) == 1
+        clock.advance(2)
+        again = await pay.charge("charge-1")
+        assert again.status_code == 201
+        assert again.json()["payment_id"] != first.json()["payment_id"]
+        assert len(pay.stripe_calls("createPaymentIntent")) == 2
+        assert await stored() == 1  # the expired row was replaced
+        clock.advance(61)
+        await pay.charge("charge-2", order="ord_Other00001")
+        assert await stored() == 1  # "charge-1" pruned when "charge-2" was stored
+
+
 async def test_a_key_reused_with_another_body_is_refused(host_factory: HostFactory) -> None:
     async with payments(host_factory) as pay:
         assert (await pay.charge("charge-1")).status_code == 201

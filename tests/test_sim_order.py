@@ -419,6 +419,35 @@ async def test_same_key_with_another_body_is_422(order_env: Any) -> None:
     assert env.fakes.calls == FORWARD
 
 
+async def test_an_idempotency_key_is_forgotten_after_its_retention(order_env: Any) -> None:
+    """Stored answers are kept for a retention (24 hours by default, as Stripe's keys),
+    not for ever: an older key is unused again, and expired rows are pruned, so the table
+    does not grow with every order of a long run (issue 15)."""
+    from sqlalchemy import func, select
+
+    from ecom_harness.stubs.behaviours.order_svc import idempotency_keys
+
+    async def stored() -> int:
+        async with env.sim.ctx.db.connect() as conn:
+            count = select(func.count()).select_from(idempotency_keys)
+            return int(await conn.scalar(count) or 0)
+
+    env = await order_env(idempotency_ttl_seconds=3600)
+    first = await env.order("key-old")
+    env.clock.advance(3599)
+    assert (await env.order("key-old")).json() == first.json()  # replayed
+    assert env.fakes.calls == FORWARD
+    env.clock.advance(2)
+    again = await env.order("key-old")
+    assert again.status_code == 201
+    assert again.json()["order_id"] != first.json()["order_id"]  # the saga ran again
+    assert env.fakes.calls == FORWARD * 2
+    assert await stored() == 1  # the expired row was replaced
+    env.clock.advance(3601)
+    await env.order("key-new")
+    assert await stored() == 1  # "key-old" pruned when "key-new" was stored
+
+
 # --- the circuit breaker on inventory -----------------------------------------------------------
 
 
@@ -680,6 +709,31 @@ async def test_outbox_keeps_events_while_the_bus_is_down(order_env: Any) -> None
         (rejected, "order.rejected"),
     ]
     assert await env.sim.relay.pending() == 0
+
+
+async def test_published_events_leave_the_outbox(order_env: Any) -> None:
+    """The outbox holds what is still to be sent, not every event of the run: a row is
+    deleted once published (kept, they grew each service's database with every order,
+    issue 15). Counted in the table itself: ``pending()`` alone would not tell."""
+    from sqlalchemy import func, select
+
+    bus = FlakyBus(failures=1)
+    env = await order_env(bus=bus)
+    await env.sim.relay.stop()
+    await env.order()
+    await env.order("key-2")
+    table = env.sim.relay.table
+
+    async def rows() -> int:
+        async with env.sim.ctx.db.connect() as conn:
+            return int(await conn.scalar(select(func.count()).select_from(table)) or 0)
+
+    assert await rows() == 4
+    assert await env.sim.relay.relay_once() == 0  # the bus is down: every row kept
+    assert await rows() == 4
+    assert await env.sim.relay.relay_once() == 4
+    assert len(bus.published) == 4
+    assert await rows() == 0
 
 
 # --- end to end, with the real peer simulators ------------------------------------------------

@@ -387,6 +387,31 @@ async def test_stripe_keys_expire(host_factory: HostFactory) -> None:
     assert second.json()["id"] != first.json()["id"]
 
 
+async def test_stripe_prunes_expired_keys(host_factory: HostFactory) -> None:
+    """An expired key was dropped only when it came again, so every call's key stayed
+    (issue 15, flat memory): a later claim prunes the expired ones."""
+    from sqlalchemy import select
+
+    host = await host_factory(["stripe"], settings={"stripe": {"idempotency_ttl_seconds": 60}})
+    simulator = host.stubs["stripe"].simulator
+    assert isinstance(simulator, StripeSimulator)
+    table = simulator.idempotency_keys
+    visa = CHARGE | {"payment_method": "pm_card_visa"}
+
+    async def stored() -> list[str]:
+        async with simulator.ctx.db.connect() as conn:
+            return list((await conn.execute(select(table.c.key).order_by(table.c.key))).scalars())
+
+    async with stripe(host) as c:
+        for key in ("k-1", "k-2"):
+            await c.post("/v1/payment_intents", data=visa, headers={"Idempotency-Key": key})
+        assert await stored() == ["k-1", "k-2"]
+        later = simulator.ctx.clock() + timedelta(seconds=61)
+        simulator.ctx.clock = lambda: later
+        await c.post("/v1/payment_intents", data=visa, headers={"Idempotency-Key": "k-3"})
+        assert await stored() == ["k-3"]
+
+
 async def test_idempotency_store_keeps_only_finished_answers(host_factory: HostFactory) -> None:
     host = await host_factory(["stripe"])
     simulator = host.stubs["stripe"].simulator

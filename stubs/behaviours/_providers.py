@@ -14,7 +14,7 @@ import binascii
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, ClassVar
 
@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ecom_harness.stubs.engine import Problem
 
-from ._idempotency import fingerprint
+from ._idempotency import KeyRetention, as_utc, fingerprint
 from ._simulator import Simulator
 
 __all__ = [
@@ -119,11 +119,6 @@ def basic_credentials(headers: Mapping[str, str]) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
-def as_utc(moment: datetime) -> datetime:
-    """A time read back from the database as aware UTC (SQLite drops the zone)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 # --- idempotent replay (Stripe's Idempotency-Key) ------------------------------------------
 
 
@@ -165,13 +160,15 @@ class IdempotencyStore:
 
     A claim is an INSERT on the key's primary key, so two racing requests cannot both
     run: the loser sees the winner's row (in progress, finished, or for other
-    parameters). Keys older than ``ttl`` count as unused, as Stripe prunes them.
+    parameters). Keys older than ``ttl`` count as unused, and are pruned, as Stripe
+    prunes them (:class:`KeyRetention`: claims delete the expired rows now and then).
     """
 
     def __init__(
         self, table: Table, db: AsyncEngine, clock: Callable[[], datetime], ttl: timedelta
     ):
         self.table, self.db, self.clock, self.ttl = table, db, clock, ttl
+        self.retention = KeyRetention(clock, ttl)
 
     async def claim(
         self, key: str, endpoint: str, digest: str, request_id: str
@@ -180,6 +177,7 @@ class IdempotencyStore:
         for _ in range(2):
             try:
                 async with self.db.begin() as conn:
+                    await self.retention.prune(conn, self.table.c.created_at)
                     await conn.execute(
                         self.table.insert().values(
                             key=key,

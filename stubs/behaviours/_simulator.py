@@ -18,8 +18,9 @@ from typing import Any, ClassVar
 
 import httpx
 import redis.asyncio as aioredis
-from sqlalchemy import MetaData
+from sqlalchemy import Connection, MetaData, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.schema import CreateColumn
 
 from ecom_harness.specs import Api
 from ecom_harness.stubs.engine import (
@@ -120,6 +121,7 @@ class Simulator:
         """Create the component's tables (in its own database) and subscribe to topics."""
         async with self.ctx.db.begin() as conn:
             await conn.run_sync(self.metadata.create_all)
+            await conn.run_sync(add_missing_columns, self.metadata)
 
     async def stop(self) -> None:
         """Release what :meth:`start` took (subscriptions, background tasks)."""
@@ -129,6 +131,22 @@ class Simulator:
         async with self.ctx.db.begin() as conn:
             for table in reversed(self.metadata.sorted_tables):
                 await conn.execute(table.delete())
+
+
+def add_missing_columns(conn: Connection, metadata: MetaData) -> None:
+    """Add the columns a newer version defines to tables an older one made.
+
+    A PostgreSQL database outlives the process (``--postgres``): ``create_all`` makes
+    missing tables only, so a column added since (``idempotency_keys.created_at``, issue
+    15) would be missing there. Every such column is nullable, so rows made before it
+    simply hold NULL."""
+    inspector = inspect(conn)
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present:
+                definition = CreateColumn(column).compile(dialect=conn.dialect)
+                conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN {definition}'))
 
 
 def render_problem(found: Problem, request: StubRequest) -> StubResponse:

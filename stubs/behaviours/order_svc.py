@@ -41,6 +41,9 @@ Settings (``ctx.settings``), with their defaults:
     ``Retry-After`` seconds on a 503 when no open circuit dictates one.
 ``relay_interval`` (0.2)
     seconds between the outbox relay's retries while the bus is down.
+``idempotency_ttl_seconds`` (86400)
+    how long an Idempotency-Key's stored answer is replayed; an older key is unused
+    again, and expired keys are pruned (see ``_idempotency``).
 The spec's outcomes (order-svc.yaml, specs/CONVENTIONS.md): payment-svc unreachable,
 too slow or 5xx (its 502 included) rejects the order as ``payment_unavailable`` (503); a
 failed commit as ``inventory_unavailable`` (503, after undoing shipment, payment and
@@ -65,7 +68,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import httpx
-from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, select, update
+from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ecom_harness.specs import load_seed
@@ -73,7 +76,7 @@ from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
 from ecom_harness.stubs.state import OutboxRelay, add_event, make_event, new_id, outbox_table
 
 from ._breaker import BreakerState, CircuitBreaker, CircuitOpen
-from ._idempotency import KeyedLocks, fingerprint
+from ._idempotency import KeyedLocks, KeyRetention, fingerprint
 from ._simulator import (
     Simulator,
     SimulatorContext,
@@ -164,6 +167,8 @@ idempotency_keys = Table(
     Column("media_type", String(64)),
     Column("body", JSON),
     Column("headers", JSON, nullable=False),
+    # When the key was first used: it is forgotten a retention later (KeyRetention).
+    Column("created_at", DateTime(timezone=True), nullable=True, index=True),
 )
 outbox = outbox_table(_METADATA)
 undo_steps = undo_table(_METADATA)
@@ -301,6 +306,7 @@ class OrderSimulator(Simulator):
         self.relay = OutboxRelay(outbox, ctx.db, ctx.bus, COMPONENT)
         self.undo = UndoQueue(undo_steps, ctx.db, self._undo_later)
         self._key_locks = KeyedLocks()  # createOrder, by Idempotency-Key
+        self._key_retention = KeyRetention.from_settings(ctx.settings, self._now)
 
     def _now(self) -> datetime:
         """The context's clock, looked up at each call: tests swap ``ctx.clock``."""
@@ -381,7 +387,8 @@ class OrderSimulator(Simulator):
                         )
                     )
                 ).first()
-            if stored is not None:
+            stale = stored is not None and self._key_retention.expired(stored.created_at)
+            if stored is not None and not stale:
                 if stored.fingerprint != digest:
                     return problem_response(
                         422,
@@ -396,6 +403,13 @@ class OrderSimulator(Simulator):
             if response.status not in REPLAYED_STATUSES:
                 return response
             async with self.ctx.db.begin() as conn:
+                await self._key_retention.prune(conn, idempotency_keys.c.created_at)
+                if stale:  # expired, not pruned yet: the key is used anew
+                    await conn.execute(
+                        idempotency_keys.delete().where(
+                            idempotency_keys.c.user_id == user, idempotency_keys.c.key == key
+                        )
+                    )
                 await conn.execute(
                     idempotency_keys.insert().values(
                         user_id=user,
@@ -406,6 +420,7 @@ class OrderSimulator(Simulator):
                         media_type=response.media_type,
                         body=response.body,
                         headers=response.headers,
+                        created_at=self._now(),
                     )
                 )
             return response

@@ -35,7 +35,9 @@ Only when no attempt gets an answer does payment-svc answer 502 with the outcome
 How long one Stripe call may take is ``ctx.deadlines.stripe`` (every timeout of the
 platform is set in one place). Settings (``settings["payment-svc"]``): ``stripe_secret_key``
 (:data:`DEFAULT_SECRET_KEY`), ``stripe_return_url``
-(:data:`DEFAULT_RETURN_URL`, sent with every confirmed PaymentIntent).
+(:data:`DEFAULT_RETURN_URL`, sent with every confirmed PaymentIntent),
+``idempotency_ttl_seconds`` (86400: how long an Idempotency-Key's answer is replayed;
+expired keys are pruned, see ``_idempotency``).
 """
 
 from __future__ import annotations
@@ -43,17 +45,29 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import JSON, Column, Integer, MetaData, Row, String, Table, select, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    Row,
+    String,
+    Table,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ecom_harness.specs import load_seed
 from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
 from ecom_harness.stubs.state import new_id, outbox_table
 
-from ._idempotency import KeyedLocks, fingerprint
+from ._idempotency import KeyedLocks, KeyRetention, fingerprint
 from ._paging import invalid_cursor, keyset_page, page_of
 from ._simulator import SimulatorContext, json_response, rfc3339
 from ._sql_sim import OutboxSimulator, Refusal, platform_problem, refusal
@@ -108,6 +122,8 @@ IDEMPOTENCY = Table(
     Column("status", Integer, nullable=False),
     Column("media_type", String(64), nullable=False),
     Column("body", JSON, nullable=False),
+    # When the key was first used: it is forgotten a retention later (KeyRetention).
+    Column("created_at", DateTime(timezone=True), nullable=True, index=True),
 )
 
 
@@ -231,7 +247,12 @@ class PaymentSimulator(OutboxSimulator):
         self.settle_attempts = int(ctx.deadlines.stripe_settle_attempts)
         self.return_url = str(ctx.settings.get("stripe_return_url", DEFAULT_RETURN_URL))
         self._keys = KeyedLocks()  # createPayment, by Idempotency-Key
+        self._key_retention = KeyRetention.from_settings(ctx.settings, self._now)
         self._refunds = KeyedLocks()  # refundPayment, by payment id
+
+    def _now(self) -> datetime:
+        """The context's clock, looked up at each call: tests swap ``ctx.clock``."""
+        return self.ctx.clock()
 
     async def start(self) -> None:
         await super().start()
@@ -333,16 +354,19 @@ class PaymentSimulator(OutboxSimulator):
                 stored = (
                     await conn.execute(select(IDEMPOTENCY).where(IDEMPOTENCY.c.key == key))
                 ).first()
-            if stored is None:
-                return await self._charge(req, key, digest)
+            stale = stored is not None and self._key_retention.expired(stored.created_at)
+            if stored is None or stale:
+                return await self._charge(req, key, digest, stale=stale)
         if stored.fingerprint != digest:
             detail = f"Idempotency-Key {key} was already used with a different request body."
             raise refusal("idempotency-key-reused", detail, req)
         return StubResponse(stored.status, stored.body, stored.media_type)
 
-    async def _charge(self, req: ValidRequest, key: str, digest: str) -> StubResponse:
+    async def _charge(
+        self, req: ValidRequest, key: str, digest: str, *, stale: bool = False
+    ) -> StubResponse:
         """Charge through Stripe, then store the payment, the answer under ``key`` and
-        the event in one transaction."""
+        the event in one transaction (``stale``: ``key`` has an expired row, replaced)."""
         body = req.body
         status, answer = await self._stripe(
             req,
@@ -369,6 +393,9 @@ class PaymentSimulator(OutboxSimulator):
         response = self._charge_answer(payment, outcome)
         async with self.transaction() as conn:
             await conn.execute(PAYMENTS.insert().values(**payment))
+            await self._key_retention.prune(conn, IDEMPOTENCY.c.created_at)
+            if stale:  # expired, not pruned yet: the key is used anew
+                await conn.execute(IDEMPOTENCY.delete().where(IDEMPOTENCY.c.key == key))
             await conn.execute(
                 IDEMPOTENCY.insert().values(
                     key=key,
@@ -376,6 +403,7 @@ class PaymentSimulator(OutboxSimulator):
                     status=response.status,
                     media_type=response.media_type,
                     body=response.body,
+                    created_at=self._now(),
                 )
             )
             await self._emit_outcome(conn, payment)

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self, TypeAlias
@@ -30,6 +31,7 @@ from ecom_harness.specs import MessageValidator, UnknownChannel, default_validat
 from ._partition import partition_for
 
 __all__ = [
+    "DEFAULT_RETENTION",
     "BusCore",
     "BusError",
     "BusEvent",
@@ -49,6 +51,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# Seconds the in-memory bus keeps a record that every consumer group of its topic has
+# committed past (Kafka's retention.ms, short: nothing reads a handled record again).
+DEFAULT_RETENTION = 10.0
 
 
 class BusError(RuntimeError):
@@ -495,25 +501,46 @@ class _Entry:
 
 
 class _PartitionLog:
-    """One partition: an append-only list that readers can wait on."""
+    """One partition: an append-only log that readers can wait on, trimmed at its head.
+
+    ``start`` is the offset of the oldest record still held (Kafka's log start offset);
+    offsets never change when the head is trimmed. A reader asking for an offset before
+    it gets the oldest record held, as a Kafka consumer whose offset fell out of range
+    starts again at the earliest (``auto.offset.reset=earliest``).
+    """
 
     def __init__(self, topic: str, partition: int):
         self.topic = topic
         self.partition = partition
-        self._entries: list[_Entry] = []
+        self.start = 0
+        self._entries: deque[_Entry] = deque()
         self._grown = asyncio.Event()
+
+    @property
+    def end(self) -> int:
+        """The offset the next record gets."""
+        return self.start + len(self._entries)
 
     def append(self, entry: _Entry) -> int:
         self._entries.append(entry)
         self._grown.set()
         self._grown = asyncio.Event()
-        return len(self._entries) - 1
+        return self.end - 1
+
+    def trim(self, before: int, older_than: int) -> None:
+        """Drop records at offsets below ``before`` written before ``older_than`` (ms)."""
+        entries = self._entries
+        while entries and self.start < before and entries[0].timestamp < older_than:
+            entries.popleft()
+            self.start += 1
 
     async def read(self, offset: int) -> Record:
-        """The record at ``offset``, waiting until it has been written."""
-        while offset >= len(self._entries):
+        """The record at ``offset`` (or the oldest held, if that one is gone), waiting
+        until it has been written."""
+        while offset >= self.end:
             await self._grown.wait()
-        entry = self._entries[offset]
+        offset = max(offset, self.start)
+        entry = self._entries[offset - self.start]
         return make_record(
             self.topic,
             entry.key,
@@ -530,6 +557,14 @@ class InMemoryBus(BusCore):
     One task per (group, topic, partition) reads from the group's committed offset; the
     partition's owner is member ``partition % members`` of the group (a rebalance is
     instant here). Topics and partition counts come from the AsyncAPI document.
+
+    Retention, as a broker's: a record goes once every group that ever subscribed to its
+    topic has committed past it and it is older than ``retention`` seconds (on a topic
+    no group reads, once it is older), checked as records are written. Kept whole, the
+    log grew with every event of a run (issue 15, flat memory); ``drain`` and
+    ``caught_up`` compare offsets only, which trimming leaves as they were. A group
+    that joins later starts at the oldest record still held; ``retention=None`` keeps
+    everything (a test that subscribes long after publishing).
     """
 
     def __init__(
@@ -538,12 +573,19 @@ class InMemoryBus(BusCore):
         validator: MessageValidator | None = None,
         observer: Observer | None = None,
         retry: RetryPolicy | None = None,
+        retention: float | None = DEFAULT_RETENTION,
     ):
         super().__init__(validator=validator, observer=observer, retry=retry)
+        self.retention = retention
+        self._groups: dict[str, set[str]] = {}  # topic -> every group that subscribed
         self._logs = {
             topic: [_PartitionLog(topic, p) for p in range(count)]
             for topic, count in self.validator.partitions.items()
         }
+
+    def held(self, topic: str) -> int:
+        """How many records the bus holds on ``topic`` now, every partition together."""
+        return sum(log.end - log.start for log in self._logs[topic])
 
     async def _open(self) -> None:
         await self._join(self._members)
@@ -556,6 +598,7 @@ class InMemoryBus(BusCore):
         group that already reads the topic is picked up by the running readers."""
         running = {task.get_name() for task in self._tasks}
         for member in members:
+            self._groups.setdefault(member.topic, set()).add(member.group)
             for log in self._logs[member.topic]:
                 name = f"bus:{member.group}:{log.topic}[{log.partition}]"
                 if name not in running:
@@ -567,8 +610,22 @@ class InMemoryBus(BusCore):
     ) -> tuple[int, int]:
         logs = self._logs[topic]
         partition = partition_for(key, len(logs))
-        offset = logs[partition].append(_Entry(key, payload, headers, timestamp))
+        log = logs[partition]
+        offset = log.append(_Entry(key, payload, headers, timestamp))
+        self._retain(log, timestamp)
         return partition, offset
+
+    def _retain(self, log: _PartitionLog, now: int) -> None:
+        """Trim ``log`` to the retention: keep what a group still has to handle (its
+        committed offset onwards) and whatever is younger than ``retention``."""
+        if self.retention is None:
+            return
+        groups = self._groups.get(log.topic, ())
+        handled = min(
+            (self._progress.position(group, log.topic, log.partition) for group in groups),
+            default=log.end,
+        )
+        log.trim(handled, now - int(self.retention * 1000))
 
     async def _consume(self, group: str, log: _PartitionLog) -> None:
         """Deliver one partition to one group, in order, committing after each success."""

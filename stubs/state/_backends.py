@@ -2,8 +2,10 @@
 
 One code path for both sides of each row of DESIGN.md's table:
 
-* database -- SQLAlchemy's async engine. Default: an in-memory SQLite database per
-  service (``sqlite+aiosqlite``). Given a PostgreSQL URL, each service gets its own
+* database -- SQLAlchemy's async engine. Default: a SQLite database per service on a
+  temporary file of its own (``sqlite+aiosqlite``; removed when the engine is
+  disposed, as the mesh does when it stops), so its rows stay out of the process's
+  memory however long the run. Given a PostgreSQL URL, each service gets its own
   database on that server, ``<prefix>_<service>``, created when missing
   (database-per-service: no service touches another's database).
 * cache and counters -- redis-py's asyncio client. Default: fakeredis; given a Redis URL,
@@ -12,8 +14,14 @@ One code path for both sides of each row of DESIGN.md's table:
 
 from __future__ import annotations
 
+import functools
+import os
 import re
+import shutil
+import tempfile
+import weakref
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # SQLAlchemy and redis load when a backend is opened, not with the plan
@@ -47,16 +55,19 @@ async def open_database(component: str, backends: Backends) -> AsyncEngine:
     from sqlalchemy.pool import AsyncAdaptedQueuePool
 
     if backends.database_url is None:
-        # One connection keeps the in-memory database alive, and one task uses it at a
-        # time: sharing it (StaticPool) would let one task's rollback undo another's
-        # open transaction. Its statements run on the loop's thread (see _sqlite_inline).
-        return create_async_engine(
-            "sqlite+aiosqlite://",
-            async_creator=connect_inline,
+        # One connection, and one task uses it at a time: sharing it (StaticPool) would
+        # let one task's rollback undo another's open transaction. Its statements run on
+        # the loop's thread (see _sqlite_inline).
+        path = _scratch_file(component)
+        engine = create_async_engine(
+            f"sqlite+aiosqlite:///{path}",
+            async_creator=functools.partial(connect_inline, str(path)),
             poolclass=AsyncAdaptedQueuePool,
             pool_size=1,
             max_overflow=0,
         )
+        _remove_when_disposed(engine, path.parent)
+        return engine
     url = make_url(backends.database_url)
     if url.get_backend_name() != "postgresql":
         raise ValueError(
@@ -75,6 +86,29 @@ async def open_database(component: str, backends: Backends) -> AsyncEngine:
     finally:
         await admin.dispose()
     return create_async_engine(server.set(database=name), pool_size=5, max_overflow=10)
+
+
+def _scratch_file(component: str) -> Path:
+    """A fresh file in a directory of its own under the system's temporary directory
+    (``TMPDIR``), so its ``-wal`` and ``-shm`` companions go with it."""
+    folder = tempfile.mkdtemp(prefix=f"ecom-harness-{database_name('db', component)}-")
+    return Path(folder) / "state.sqlite"
+
+
+def _remove_when_disposed(engine: AsyncEngine, folder: Path) -> None:
+    """Delete ``folder`` when ``engine`` is disposed, or at the latest when it is
+    collected or the interpreter exits; only by the process that made it (a forked
+    worker disposing its copy of the engine leaves the parent's file alone)."""
+    from sqlalchemy import event
+
+    owner = os.getpid()
+
+    def remove(folder: Path) -> None:
+        if os.getpid() == owner:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    cleanup = weakref.finalize(engine.sync_engine, remove, folder)
+    event.listen(engine.sync_engine, "engine_disposed", lambda _engine: cleanup())
 
 
 def open_redis(backends: Backends) -> aioredis.Redis:

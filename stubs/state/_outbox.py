@@ -3,7 +3,9 @@ change that caused them, and a relay publishes them afterwards.
 
 So no event is lost while the bus is briefly down (the relay keeps them and retries),
 and no event is published for a change that was rolled back. Each service keeps its
-outbox in its own database.
+outbox in its own database. A row is deleted once its event is published (the bus, or
+the broker, holds it from then on): the outbox holds only what is still to be sent and
+what the bus refused, so it does not grow with the orders of a long run (issue 15).
 """
 
 from __future__ import annotations
@@ -16,7 +18,18 @@ import string
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Column, Integer, MetaData, String, Table, select, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    delete,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ecom_harness.specs import MessageRejected
@@ -65,6 +78,8 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("topic", String(64), nullable=False),
         Column("key", String(64), nullable=False),
         Column("event", JSON, nullable=False),
+        # Published rows are deleted (see OutboxRelay); kept as a column so databases
+        # made by earlier versions (PostgreSQL keeps them) still fit.
         Column("published", Boolean, nullable=False, default=False, index=True),
         # Why the bus refused the event: a stub bug, set aside so it blocks nothing.
         Column("rejected", String(2000), nullable=True),
@@ -151,7 +166,9 @@ class OutboxRelay:
             # One write for the whole pass (a transaction per event cost each service's
             # database more than the events did, under load); a crash before it only
             # means a redelivery, which the bus's at-least-once consumers expect.
-            await self._mark(published, published=True)
+            # Published rows are deleted, not marked: kept, they were the outbox's whole
+            # history, one row per event of the run (issue 15, flat memory).
+            await self._forget(published)
         return len(published)
 
     async def _mark(self, seqs: list[int], **values: Any) -> None:
@@ -159,6 +176,16 @@ class OutboxRelay:
             async with self.db.begin() as conn:
                 await conn.execute(
                     update(self.table).where(self.table.c.seq.in_(seqs)).values(**values)
+                )
+
+    async def _forget(self, seqs: list[int]) -> None:
+        """Delete the rows of published events (and any an earlier version kept marked
+        ``published``)."""
+        if seqs:
+            table = self.table
+            async with self.db.begin() as conn:
+                await conn.execute(
+                    delete(table).where(table.c.seq.in_(seqs) | table.c.published.is_(True))
                 )
 
     def start(self, interval: float = 0.2) -> None:

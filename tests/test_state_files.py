@@ -1,0 +1,123 @@
+"""The embedded databases live on temporary files, not in the process's memory.
+
+In memory (``:memory:``) every row a long run wrote stayed in the mesh's RSS, about
+20 KB per order (issue 15, flat memory). Each service's SQLite database is now a file
+of its own under the temporary directory, opened for speed (WAL, no fsync), and
+removed when its engine is disposed: when the mesh stops.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from ecom_harness.harness.mesh import Mesh
+from ecom_harness.stubs import Backends, StubHost, open_database
+
+
+@pytest.fixture
+def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The temporary directory the databases go to, for this test alone."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    yield tmp_path
+
+
+def databases(folder: Path) -> list[Path]:
+    """The database files made under ``folder`` (each in a folder of its own; a file
+    appears at the first connection)."""
+    return sorted(folder.glob("ecom-harness-*/state.sqlite"))
+
+
+async def test_a_database_is_a_file_of_its_own_removed_when_disposed(scratch: Path) -> None:
+    orders = await open_database("order-svc", Backends())
+    stock = await open_database("inventory-svc", Backends())
+    try:
+        async with orders.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+            await conn.execute(
+                text("INSERT INTO t (v) VALUES (:v)"), [{"v": "x" * 1000} for _ in range(500)]
+            )
+            assert await conn.scalar(text("PRAGMA journal_mode")) == "wal"
+            assert await conn.scalar(text("PRAGMA synchronous")) == 0  # OFF: scratch data
+        async with orders.connect() as conn:
+            assert await conn.scalar(text("SELECT count(*) FROM t")) == 500
+        assert len(list(scratch.glob("ecom-harness-*"))) == 2
+        [mine] = databases(scratch)
+        assert mine.parent.name.startswith("ecom-harness-db_order_svc-")
+        assert Path(str(orders.url.database)) == mine
+        wal = mine.with_name(mine.name + "-wal")
+        assert mine.stat().st_size + (wal.stat().st_size if wal.exists() else 0) > 500_000
+    finally:
+        await orders.dispose()
+    # order-svc's folder is gone, its -wal and -shm files with it; inventory-svc's stays
+    [left] = scratch.iterdir()
+    assert left.name.startswith("ecom-harness-db_inventory_svc-")
+    await stock.dispose()
+    assert list(scratch.iterdir()) == []
+
+
+async def test_the_mesh_makes_one_file_per_service_database_and_removes_them(
+    scratch: Path,
+) -> None:
+    async with Mesh() as mesh:
+        assert mesh.host is not None
+        files = databases(scratch)
+        assert len(files) == len(mesh.host.stubs)
+        for stub in mesh.host.stubs.values():
+            assert Path(str(stub.db.url.database)) in files
+    assert list(scratch.iterdir()) == []
+
+
+async def test_a_stub_host_removes_its_files_when_it_stops(scratch: Path) -> None:
+    host = StubHost.shipped(["order-svc", "payment-svc"], backends=Backends())
+    await host.start()
+    try:
+        assert len(databases(scratch)) == 2
+    finally:
+        await host.stop()
+    assert list(scratch.iterdir()) == []
+
+
+async def test_a_column_added_since_is_added_to_a_table_an_older_version_made(
+    scratch: Path,
+) -> None:
+    """A PostgreSQL database outlives the process: order-svc's idempotency_keys made
+    before keys expired has no created_at, and starting the simulator adds it."""
+    from sqlalchemy import inspect
+
+    from ecom_harness.stubs.behaviours._simulator import add_missing_columns
+    from ecom_harness.stubs.behaviours.order_svc import OrderSimulator
+
+    engine = await open_database("order-svc", Backends())
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "CREATE TABLE idempotency_keys (user_id VARCHAR(40), key VARCHAR(255),"
+                    " fingerprint VARCHAR(64) NOT NULL, order_id VARCHAR(40),"
+                    " status INTEGER NOT NULL, media_type VARCHAR(64), body JSON,"
+                    " headers JSON NOT NULL, PRIMARY KEY (user_id, key))"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO idempotency_keys VALUES"
+                    " ('usr_1', 'k', 'f', 'ord_1', 201, NULL, NULL, '{}')"
+                )
+            )
+            await conn.run_sync(OrderSimulator.metadata.create_all)
+            await conn.run_sync(add_missing_columns, OrderSimulator.metadata)
+
+            def columns(sync: Any) -> list[str]:
+                return [c["name"] for c in inspect(sync).get_columns("idempotency_keys")]
+
+            assert "created_at" in await conn.run_sync(columns)
+            old = await conn.scalar(text("SELECT created_at FROM idempotency_keys"))
+            assert old is None  # a row made before: expired (KeyRetention)
+    finally:
+        await engine.dispose()
