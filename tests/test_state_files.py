@@ -2,8 +2,8 @@
 
 In memory (``:memory:``) every row a long run wrote stayed in the mesh's RSS, about
 20 KB per order (issue 15, flat memory). Each service's SQLite database is now a file
-of its own under the temporary directory, opened for speed (WAL, no fsync), and
-removed when its engine is disposed: when the mesh stops.
+of its own in the process's scratch folder under the temporary directory, opened for
+speed (WAL, no fsync), and removed when its engine is disposed: when the mesh stops.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def databases(folder: Path) -> list[Path]:
-    """The database files made under ``folder`` (each in a folder of its own; a file
-    appears at the first connection)."""
-    return sorted(folder.glob("ecom-harness-*/state.sqlite"))
+    """The database files, and their companions, made under ``folder`` (in the
+    process's scratch folder; a file appears at the first connection)."""
+    return sorted(folder.glob("ecom-harness-state-*/*.sqlite*"))
 
 
 async def test_a_database_is_a_file_of_its_own_removed_when_disposed(scratch: Path) -> None:
@@ -46,19 +46,18 @@ async def test_a_database_is_a_file_of_its_own_removed_when_disposed(scratch: Pa
             assert await conn.scalar(text("PRAGMA synchronous")) == 0  # OFF: scratch data
         async with orders.connect() as conn:
             assert await conn.scalar(text("SELECT count(*) FROM t")) == 500
-        assert len(list(scratch.glob("ecom-harness-*"))) == 2
-        [mine] = databases(scratch)
-        assert mine.parent.name.startswith("ecom-harness-db_order_svc-")
-        assert Path(str(orders.url.database)) == mine
+        mine = Path(str(orders.url.database))
+        assert mine.name.startswith("db_order_svc-") and mine.suffix == ".sqlite"
+        assert mine in databases(scratch)
+        assert Path(str(stock.url.database)).parent == mine.parent  # the process's folder
         wal = mine.with_name(mine.name + "-wal")
         assert mine.stat().st_size + (wal.stat().st_size if wal.exists() else 0) > 500_000
     finally:
         await orders.dispose()
-    # order-svc's folder is gone, its -wal and -shm files with it; inventory-svc's stays
-    [left] = scratch.iterdir()
-    assert left.name.startswith("ecom-harness-db_inventory_svc-")
+    # order-svc's file is gone, its -wal and -shm files with it; inventory-svc's stays
+    assert all(f.name.startswith("db_inventory_svc-") for f in databases(scratch))
     await stock.dispose()
-    assert list(scratch.iterdir()) == []
+    assert databases(scratch) == []
 
 
 async def test_the_mesh_makes_one_file_per_service_database_and_removes_them(
@@ -66,21 +65,21 @@ async def test_the_mesh_makes_one_file_per_service_database_and_removes_them(
 ) -> None:
     async with Mesh() as mesh:
         assert mesh.host is not None
-        files = databases(scratch)
+        files = [f for f in databases(scratch) if f.suffix == ".sqlite"]
         assert len(files) == len(mesh.host.stubs)
         for stub in mesh.host.stubs.values():
             assert Path(str(stub.db.url.database)) in files
-    assert list(scratch.iterdir()) == []
+    assert databases(scratch) == []
 
 
 async def test_a_stub_host_removes_its_files_when_it_stops(scratch: Path) -> None:
     host = StubHost.shipped(["order-svc", "payment-svc"], backends=Backends())
     await host.start()
     try:
-        assert len(databases(scratch)) == 2
+        assert len([f for f in databases(scratch) if f.suffix == ".sqlite"]) == 2
     finally:
         await host.stop()
-    assert list(scratch.iterdir()) == []
+    assert databases(scratch) == []
 
 
 async def test_a_column_added_since_is_added_to_a_table_an_older_version_made(

@@ -3,8 +3,9 @@
 One code path for both sides of each row of DESIGN.md's table:
 
 * database -- SQLAlchemy's async engine. Default: a SQLite database per service on a
-  temporary file of its own (``sqlite+aiosqlite``; removed when the engine is
-  disposed, as the mesh does when it stops), so its rows stay out of the process's
+  temporary file of its own, in one scratch folder per process (``sqlite+aiosqlite``;
+  removed when the engine is disposed, as the mesh does when it stops), so its rows
+  stay out of the process's
   memory however long the run. Given a PostgreSQL URL, each service gets its own
   database on that server, ``<prefix>_<service>``, created when missing
   (database-per-service: no service touches another's database).
@@ -14,9 +15,11 @@ One code path for both sides of each row of DESIGN.md's table:
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import weakref
@@ -66,7 +69,7 @@ async def open_database(component: str, backends: Backends) -> AsyncEngine:
             pool_size=1,
             max_overflow=0,
         )
-        _remove_when_disposed(engine, path.parent)
+        _remove_when_disposed(engine, path)
         return engine
     url = make_url(backends.database_url)
     if url.get_backend_name() != "postgresql":
@@ -89,25 +92,44 @@ async def open_database(component: str, backends: Backends) -> AsyncEngine:
 
 
 def _scratch_file(component: str) -> Path:
-    """A fresh file in a directory of its own under the system's temporary directory
-    (``TMPDIR``), so its ``-wal`` and ``-shm`` companions go with it."""
-    folder = tempfile.mkdtemp(prefix=f"ecom-harness-{database_name('db', component)}-")
-    return Path(folder) / "state.sqlite"
+    """A fresh file in this process's scratch folder (:func:`_scratch_folder`)."""
+    name = f"{database_name('db', component)}-{secrets.token_hex(6)}.sqlite"
+    return _scratch_folder(os.getpid(), tempfile.gettempdir()) / name
 
 
-def _remove_when_disposed(engine: AsyncEngine, folder: Path) -> None:
-    """Delete ``folder`` when ``engine`` is disposed, or at the latest when it is
-    collected or the interpreter exits; only by the process that made it (a forked
-    worker disposing its copy of the engine leaves the parent's file alone)."""
+@functools.cache
+def _scratch_folder(owner: int, under: str) -> Path:
+    """One folder per process (and temporary directory: ``TMPDIR``) for the databases'
+    files -- a folder made per database cost a mesh's start and stop a millisecond
+    each on this machine's file system -- removed, with anything left in it, when the
+    process that made it exits."""
+    folder = Path(tempfile.mkdtemp(prefix="ecom-harness-state-", dir=under))
+
+    def remove() -> None:
+        if os.getpid() == owner:  # not by a forked worker, whose exit runs this too
+            shutil.rmtree(folder, ignore_errors=True)
+
+    atexit.register(remove)
+    return folder
+
+
+_COMPANIONS = ("", "-wal", "-shm", "-journal")  # SQLite's files of one database
+
+
+def _remove_when_disposed(engine: AsyncEngine, path: Path) -> None:
+    """Delete the database at ``path`` (with its ``-wal`` and ``-shm`` files) when
+    ``engine`` is disposed, or at the latest when it is collected; only by the process
+    that made it (a forked worker disposing its copy of the engine leaves it alone)."""
     from sqlalchemy import event
 
     owner = os.getpid()
 
-    def remove(folder: Path) -> None:
+    def remove(path: Path) -> None:
         if os.getpid() == owner:
-            shutil.rmtree(folder, ignore_errors=True)
+            for suffix in _COMPANIONS:
+                path.with_name(path.name + suffix).unlink(missing_ok=True)
 
-    cleanup = weakref.finalize(engine.sync_engine, remove, folder)
+    cleanup = weakref.finalize(engine.sync_engine, remove, path)
     event.listen(engine.sync_engine, "engine_disposed", lambda _engine: cleanup())
 
 
