@@ -26,7 +26,7 @@ import orjson
 
 from ecom_harness.stubs import BusError, shared_tls
 
-from .contracts.judging import JudgedAhead, PactJudge, judge_in_thread
+from .contracts.judging import JudgedAhead, judge_in_thread
 from .faults import Fault, FaultError
 from .journal import JOURNAL_GROUP, Entry, EventEntry, Interaction, entry_json, late_entries
 from .journal_checks import (
@@ -88,6 +88,7 @@ class _Play:
     quiet: Quiet = field(default_factory=Quiet)
     pacts: tuple[PactFile, ...] = ()
     verdicts: JudgedAhead | None = None  # the pacts' judging, when there are pacts
+    waiting: Callable[[], None] = lambda: None  # a wait step begins
 
     def check(self, outcome: ExpectationResult) -> None:
         self.result.expectations.append(outcome)
@@ -104,13 +105,15 @@ async def play(
     judge: bool = True,
     pacts: Sequence[PactFile] = (),
     pact_judge: PactJudging | None = None,
+    waiting: Callable[[], None] = lambda: None,
 ) -> ScenarioResult:
     """Run ``scenario`` on ``mesh`` (already reset) and return its result; events go to
     ``handlers`` as they happen. Scenarios played side by side share one ``quiet``, so
     a step with a timing bound runs alone. ``judge=False`` only drives the steps (no
     run-wide expectations, nothing waited for): what contract generation needs of a run.
     ``pacts``: every journaled interaction on an edge with a pact must match it, as
-    ``pact_judge`` judges (default: in a thread of this process)."""
+    ``pact_judge`` judges (default: in a thread of this process). ``waiting`` is called
+    when a ``wait`` step begins (the run starts other work then)."""
 
     def emit(event: RunEvent) -> None:
         for handler in handlers:
@@ -123,9 +126,9 @@ async def play(
     state = _Play(mesh, scenario, emit, result, {"run": run_id, "scenario": scenario.name})
     state.quiet = quiet or Quiet()
     state.pacts = tuple(pacts)
+    state.waiting = waiting
     if judge and pacts:
-        beside = isinstance(pact_judge, PactJudge) and pact_judge.beside
-        state.verdicts = JudgedAhead(pact_judge or judge_in_thread, list(pacts), eager=beside)
+        state.verdicts = JudgedAhead(pact_judge or judge_in_thread, list(pacts))
     try:
         await _given(state)
         async with httpx.AsyncClient(
@@ -213,6 +216,7 @@ async def _step(state: _Play, client: httpx.AsyncClient, step: Step) -> None:
         state.emit(StepNote(state.scenario.name, step.id, step.say or f"wait {seconds:g} s"))
         if state.verdicts is not None:  # judged while waiting, not after the last step
             _judge_ahead(state)
+        state.waiting()
         await asyncio.sleep(seconds)
     elif step.kind == "fault":
         spec = step.data["fault"]
@@ -237,8 +241,6 @@ async def _step(state: _Play, client: httpx.AsyncClient, step: Step) -> None:
             suffix = f"#{i + 1}" if "repeat" in step.data else ""
             await _request_step(state, client, step, suffix, state.names)
     state.marks.spans[step.id] = (start, state.mesh.journal.next_seq())
-    if state.verdicts is not None and state.verdicts.eager:
-        _judge_ahead(state)
 
 
 def _judge_ahead(state: _Play) -> None:

@@ -153,13 +153,24 @@ async def run_scenarios(plan: RunPlan, handlers: Sequence[Handler]) -> RunResult
     quiet = Quiet()  # timed steps run alone, also across meshes side by side
 
     # Meshes start one after another (starting is CPU work: side by side they would only
-    # slow each other), the waiting scenarios' first, so their waits cover the next start.
+    # slow each other), the waiting scenarios' first; the others' meshes start once those
+    # are waiting (their first wait step, or their end), so the work fills the waits
+    # instead of slowing the steps before them (the waits decide how long the run takes).
     starting = asyncio.Lock()
+    waits = [asyncio.Event() for _, members in groups if parallel and any(map(_waits, members))]
 
     async def run_group(
-        settings: dict[str, dict[str, Any]], members: list[Scenario], pact_judge: PactJudge | None
+        settings: dict[str, dict[str, Any]],
+        members: list[Scenario],
+        pact_judge: PactJudge | None,
+        waiting: asyncio.Event | None,
     ) -> None:
         async with contextlib.AsyncExitStack() as stack:
+            if waiting is not None:
+                stack.callback(waiting.set)  # ended (or failed): nothing to wait for
+            else:
+                for other in waits:
+                    await other.wait()
             async with starting:
                 mesh = await stack.enter_async_context(
                     _mesh_and_services(plan, _mesh_options(plan, settings), emit)
@@ -175,6 +186,7 @@ async def run_scenarios(plan: RunPlan, handlers: Sequence[Handler]) -> RunResult
                     quiet=quiet,
                     pacts=plan.pacts,
                     pact_judge=pact_judge,
+                    waiting=waiting.set if waiting is not None else lambda: None,
                 )
                 await _settle(mesh)
                 finished.append(outcome)
@@ -185,12 +197,14 @@ async def run_scenarios(plan: RunPlan, handlers: Sequence[Handler]) -> RunResult
         with PactJudge() if plan.pacts else contextlib.nullcontext() as pact_judge:
             try:
                 if parallel:
+                    events = iter(waits)
                     async with asyncio.TaskGroup() as tasks:
                         for settings, members in groups:
-                            tasks.create_task(run_group(settings, members, pact_judge))
+                            waiting = next(events) if any(map(_waits, members)) else None
+                            tasks.create_task(run_group(settings, members, pact_judge, waiting))
                 else:
                     for settings, members in groups:
-                        await run_group(settings, members, pact_judge)
+                        await run_group(settings, members, pact_judge, None)
             except BaseExceptionGroup as group:  # the first failure of a parallel run
                 raise _first(group) from None
     except (RunSetupError, MeshConfigError, RealServiceError, EnvError) as exc:

@@ -60,11 +60,6 @@ class PactJudge(ForkedWorkers):
     def __init__(self) -> None:
         super().__init__(_prepare, processes=self.WORKERS)
 
-    @property
-    def beside(self) -> bool:
-        """Whether journals are judged in the worker processes (not in this one)."""
-        return self.pool is not None
-
     async def __call__(
         self, journal: list[dict[str, Any]], pacts: list[PactFile]
     ) -> list[PactMismatch]:
@@ -89,14 +84,15 @@ class PactJudge(ForkedWorkers):
 
 class JudgedAhead:
     """One scenario's journal judged in parts. While the scenario waits (a ``wait`` step:
-    the circuit breaker's cool-down) -- and, when judging runs in worker processes beside
-    the meshes (``eager``), after every step -- its HTTP exchanges journaled so far are
-    judged (an exchange never changes once journaled), so that at the end only the rest
-    is: the last exchanges, and the events, whose deliveries are linked to them as they
-    happen. The same verdict as judging the whole journal at the end, sooner."""
+    the circuit breaker's cool-down), its HTTP exchanges journaled so far are judged (an
+    exchange never changes once journaled), so that at the end only the rest is: the
+    later exchanges, and the events, whose deliveries are linked to them as they happen.
+    The same verdict as judging the whole journal at the end, sooner. (Judging after
+    every step was tried: the judging then took the CPU the next steps needed, and the
+    circuit breaker's last orders took twice as long.)"""
 
-    def __init__(self, judge: PactJudging, pacts: list[PactFile], *, eager: bool = False):
-        self._judge, self._pacts, self.eager = judge, pacts, eager
+    def __init__(self, judge: PactJudging, pacts: list[PactFile]):
+        self._judge, self._pacts = judge, pacts
         self._judged: set[int] = set()  # seqs of the exchanges judged ahead
         self._parts: list[asyncio.Future[list[PactMismatch]]] = []
 
