@@ -17,6 +17,7 @@ from ecom_harness.harness.run_events import (
     RunStarted,
     ScenarioFinished,
     ScenarioStarted,
+    StepNote,
     StepSent,
 )
 from ecom_harness.harness.runner import RunPlan, group_by_settings, run_scenarios
@@ -69,3 +70,29 @@ async def test_all_four_pass_on_kafka_redis_and_postgresql(backends: Backends) -
             if e["kind"] == "event"
         }
         assert not events_of_others, scenario.name
+
+
+@pytest.mark.timeout(120)
+async def test_on_the_embedded_defaults_the_others_fill_the_waiting_scenario_s_wait() -> None:
+    """Side by side (embedded defaults): circuit-breaker's mesh starts first, and the
+    other scenarios start only once it waits (its cool-down), so they fill the wait
+    instead of slowing its first steps; all pass."""
+    known = load_scenarios()
+    scenarios = [known["cache-hit"], known["circuit-breaker"], known["payment-failure"]]
+    events: list[RunEvent] = []
+    result = await run_scenarios(RunPlan(scenarios, seed=1), [events.append])
+    assert result.exit_code == 0, failures(events)
+    started = [e.scenario for e in events if isinstance(e, ScenarioStarted)]
+    assert started[0] == "circuit-breaker"
+    cool_down = next(
+        i
+        for i, e in enumerate(events)
+        if isinstance(e, StepNote) and (e.scenario, e.step) == ("circuit-breaker", "cool_down")
+    )
+    others = [
+        i
+        for i, e in enumerate(events)
+        if isinstance(e, ScenarioStarted) and e.scenario != "circuit-breaker"
+    ]
+    assert len(others) == 2 and min(others) > cool_down
+    assert [s.name for s in result.scenarios] == [s.name for s in scenarios]  # as asked
