@@ -157,7 +157,11 @@ async def run_scenarios(plan: RunPlan, handlers: Sequence[Handler]) -> RunResult
     # are waiting (their first wait step, or their end), so the work fills the waits
     # instead of slowing the steps before them (the waits decide how long the run takes).
     starting = asyncio.Lock()
-    waits = [asyncio.Event() for _, members in groups if parallel and any(map(_waits, members))]
+    waiting_of = {  # group index -> set once that group waits (or ends)
+        index: asyncio.Event()
+        for index, (_, members) in enumerate(groups)
+        if parallel and any(map(_waits, members))
+    }
 
     async def run_group(
         settings: dict[str, dict[str, Any]],
@@ -169,7 +173,7 @@ async def run_scenarios(plan: RunPlan, handlers: Sequence[Handler]) -> RunResult
             if waiting is not None:
                 stack.callback(waiting.set)  # ended (or failed): nothing to wait for
             else:
-                for other in waits:
+                for other in waiting_of.values():
                     await other.wait()
             async with starting:
                 mesh = await stack.enter_async_context(
@@ -197,10 +201,9 @@ async def run_scenarios(plan: RunPlan, handlers: Sequence[Handler]) -> RunResult
         with PactJudge() if plan.pacts else contextlib.nullcontext() as pact_judge:
             try:
                 if parallel:
-                    events = iter(waits)
                     async with asyncio.TaskGroup() as tasks:
-                        for settings, members in groups:
-                            waiting = next(events) if any(map(_waits, members)) else None
+                        for index, (settings, members) in enumerate(groups):
+                            waiting = waiting_of.get(index)
                             tasks.create_task(run_group(settings, members, pact_judge, waiting))
                 else:
                     for settings, members in groups:
