@@ -19,7 +19,6 @@ from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ecom_harness.specs import Api, load_api, shipped_spec
 from ecom_harness.stubs.behaviours import (
@@ -30,7 +29,7 @@ from ecom_harness.stubs.behaviours import (
     peer_client,
 )
 from ecom_harness.stubs.engine import Exchange, StubApp, StubEngine
-from ecom_harness.stubs.state import Backends, open_database, open_redis
+from ecom_harness.stubs.state import Backends, Database, open_database, open_redis
 
 from ._in_process import InProcessTransport
 from .behaviours import SIMULATORS
@@ -67,7 +66,7 @@ class HostedStub:
     engine: StubEngine
     app: StubApp
     simulator: Simulator | None
-    db: AsyncEngine
+    db: Database
 
 
 @dataclass(slots=True)

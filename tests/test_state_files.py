@@ -89,7 +89,7 @@ async def test_a_column_added_since_is_added_to_a_table_an_older_version_made(
     before keys expired has no created_at, and starting the simulator adds it."""
     from sqlalchemy import inspect
 
-    from ecom_harness.stubs.behaviours._simulator import add_missing_columns
+    from ecom_harness.stubs.behaviours._simulator import upgrade_schema
     from ecom_harness.stubs.behaviours.order_svc import OrderSimulator
 
     engine = await open_database("order-svc", Backends())
@@ -110,7 +110,7 @@ async def test_a_column_added_since_is_added_to_a_table_an_older_version_made(
                 )
             )
             await conn.run_sync(OrderSimulator.metadata.create_all)
-            await conn.run_sync(add_missing_columns, OrderSimulator.metadata)
+            await conn.run_sync(upgrade_schema, OrderSimulator.metadata)
 
             def columns(sync: Any) -> list[str]:
                 return [c["name"] for c in inspect(sync).get_columns("idempotency_keys")]
@@ -118,5 +118,46 @@ async def test_a_column_added_since_is_added_to_a_table_an_older_version_made(
             assert "created_at" in await conn.run_sync(columns)
             old = await conn.scalar(text("SELECT created_at FROM idempotency_keys"))
             assert old is None  # a row made before: expired (KeyRetention)
+    finally:
+        await engine.dispose()
+
+
+async def test_an_index_added_since_is_made_on_a_table_an_older_version_made(
+    scratch: Path,
+) -> None:
+    """inventory-svc's reservations made before the sweep's index (status, expires_at)
+    get it when the simulator starts, so the sweep reads only HELD reservations."""
+    from sqlalchemy import inspect
+
+    from ecom_harness.stubs.behaviours._simulator import upgrade_schema
+    from ecom_harness.stubs.behaviours.inventory_svc import InventorySimulator
+
+    engine = await open_database("inventory-svc", Backends())
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "CREATE TABLE reservations (reservation_id VARCHAR(40) PRIMARY KEY,"
+                    " order_id VARCHAR(40) NOT NULL UNIQUE, status VARCHAR(16) NOT NULL,"
+                    " items JSON NOT NULL, expires_at VARCHAR(40) NOT NULL,"
+                    " created_at VARCHAR(40) NOT NULL)"
+                )
+            )
+            await conn.run_sync(InventorySimulator.metadata.create_all)
+            await conn.run_sync(upgrade_schema, InventorySimulator.metadata)
+
+            def indexes(sync: Any) -> set[str]:
+                return {i["name"] for i in inspect(sync).get_indexes("reservations")}
+
+            made = await conn.run_sync(indexes)
+            assert "ix_reservations_status_expires_at" in made
+            assert "ix_reservations_expires_at" in made
+            plan = await conn.execute(
+                text(
+                    "EXPLAIN QUERY PLAN SELECT * FROM reservations"
+                    " WHERE status = 'HELD' AND expires_at <= '2026-01-01T00:00:00Z'"
+                )
+            )
+            assert "ix_reservations_status_expires_at" in " ".join(str(r) for r in plan)
     finally:
         await engine.dispose()

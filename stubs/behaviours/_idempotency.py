@@ -20,7 +20,8 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Column
-from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ecom_harness.stubs.state import Connection
 
 __all__ = ["DEFAULT_KEY_TTL", "KeyRetention", "KeyedLocks", "as_utc", "fingerprint"]
 
@@ -82,7 +83,7 @@ class KeyRetention:
         than this column, from an earlier version, has none: expired)."""
         return created_at is None or as_utc(created_at) + self.ttl <= self.clock()
 
-    async def prune(self, conn: AsyncConnection, created_at: Column[Any]) -> None:
+    async def prune(self, conn: Connection, created_at: Column[Any]) -> None:
         """Delete the expired rows of ``created_at``'s table, unless that was done less
         than ``every`` ago."""
         now = self.clock()

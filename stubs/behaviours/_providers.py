@@ -19,12 +19,23 @@ from enum import Enum
 from typing import Any, ClassVar
 
 import orjson
-from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, Text, select
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    select,
+)
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ecom_harness.stubs.engine import Problem
+from ecom_harness.stubs.state import Database
 
 from ._idempotency import KeyRetention, as_utc, fingerprint
 from ._simulator import Simulator
@@ -164,11 +175,14 @@ class IdempotencyStore:
     prunes them (:class:`KeyRetention`: claims delete the expired rows now and then).
     """
 
-    def __init__(
-        self, table: Table, db: AsyncEngine, clock: Callable[[], datetime], ttl: timedelta
-    ):
+    def __init__(self, table: Table, db: Database, clock: Callable[[], datetime], ttl: timedelta):
         self.table, self.db, self.clock, self.ttl = table, db, clock, ttl
         self.retention = KeyRetention(clock, ttl)
+        # Built once (see inventory-svc): the statements of every request with a key.
+        of_key = table.c.key == bindparam("w_key")
+        self._row_of = select(table).where(of_key)
+        self._complete = table.update().where(of_key)
+        self._forget = table.delete().where(of_key)
 
     async def claim(
         self, key: str, endpoint: str, digest: str, request_id: str
@@ -178,15 +192,14 @@ class IdempotencyStore:
             try:
                 async with self.db.begin() as conn:
                     await self.retention.prune(conn, self.table.c.created_at)
-                    await conn.execute(
-                        self.table.insert().values(
-                            key=key,
-                            endpoint=endpoint,
-                            fingerprint=digest,
-                            request_id=request_id,
-                            created_at=self.clock(),
-                        )
-                    )
+                    claim = {
+                        "key": key,
+                        "endpoint": endpoint,
+                        "fingerprint": digest,
+                        "request_id": request_id,
+                        "created_at": self.clock(),
+                    }
+                    await conn.execute(self.table.insert(), claim)
                 return None
             except IntegrityError:
                 found = await self._existing(key, endpoint, digest)
@@ -198,11 +211,11 @@ class IdempotencyStore:
         """What the row holding ``key`` means for a new request; None once it expired
         (and was pruned here)."""
         async with self.db.begin() as conn:
-            row = (await conn.execute(select(self.table).where(self.table.c.key == key))).first()
+            row = (await conn.execute(self._row_of, {"w_key": key})).first()
             if row is None:
                 return None
             if as_utc(row.created_at) + self.ttl <= self.clock():
-                await conn.execute(self.table.delete().where(self.table.c.key == key))
+                await conn.execute(self._forget, {"w_key": key})
                 return None
         if row.endpoint != endpoint:
             return Conflict.OTHER_ENDPOINT
@@ -215,14 +228,12 @@ class IdempotencyStore:
     async def complete(self, key: str, status: int, body: Any) -> None:
         """Keep the answer for replays."""
         async with self.db.begin() as conn:
-            await conn.execute(
-                self.table.update().where(self.table.c.key == key).values(status=status, body=body)
-            )
+            await conn.execute(self._complete, {"w_key": key, "status": status, "body": body})
 
     async def release(self, key: str) -> None:
         """Forget the claim: the request stopped before doing anything worth replaying."""
         async with self.db.begin() as conn:
-            await conn.execute(self.table.delete().where(self.table.c.key == key))
+            await conn.execute(self._forget, {"w_key": key})
 
 
 # --- what the messaging providers "sent" ---------------------------------------------------

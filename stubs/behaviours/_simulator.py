@@ -19,7 +19,6 @@ from typing import Any, ClassVar
 import httpx
 import redis.asyncio as aioredis
 from sqlalchemy import Connection, MetaData, inspect, text
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.schema import CreateColumn
 
 from ecom_harness.specs import Api
@@ -32,6 +31,7 @@ from ecom_harness.stubs.engine import (
     StubResponse,
     ValidRequest,
 )
+from ecom_harness.stubs.state import Database
 
 from ._deadlines import Deadlines
 
@@ -89,7 +89,7 @@ class SimulatorContext:
 
     component: str
     api: Api
-    db: AsyncEngine
+    db: Database
     redis: aioredis.Redis
     peers: Peers = field(default_factory=Peers)
     bus: Any = None  # an EventBus (stubs._bus) when the component publishes or consumes
@@ -121,7 +121,7 @@ class Simulator:
         """Create the component's tables (in its own database) and subscribe to topics."""
         async with self.ctx.db.begin() as conn:
             await conn.run_sync(self.metadata.create_all)
-            await conn.run_sync(add_missing_columns, self.metadata)
+            await conn.run_sync(upgrade_schema, self.metadata)
 
     async def stop(self) -> None:
         """Release what :meth:`start` took (subscriptions, background tasks)."""
@@ -133,13 +133,14 @@ class Simulator:
                 await conn.execute(table.delete())
 
 
-def add_missing_columns(conn: Connection, metadata: MetaData) -> None:
-    """Add the columns a newer version defines to tables an older one made.
+def upgrade_schema(conn: Connection, metadata: MetaData) -> None:
+    """Add the columns and indexes a newer version defines to tables an older one made.
 
     A PostgreSQL database outlives the process (``--postgres``): ``create_all`` makes
     missing tables only, so a column added since (``idempotency_keys.created_at``, issue
-    15) would be missing there. Every such column is nullable, so rows made before it
-    simply hold NULL."""
+    15) would be missing there, and so would an index added since (the reservations'
+    sweep index). Every such column is nullable, so rows made before it simply hold
+    NULL."""
     inspector = inspect(conn)
     for table in metadata.sorted_tables:
         present = {column["name"] for column in inspector.get_columns(table.name)}
@@ -147,6 +148,10 @@ def add_missing_columns(conn: Connection, metadata: MetaData) -> None:
             if column.name not in present:
                 definition = CreateColumn(column).compile(dialect=conn.dialect)
                 conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN {definition}'))
+        indexed = {index["name"] for index in inspector.get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name not in indexed:
+                index.create(conn)
 
 
 def render_problem(found: Problem, request: StubRequest) -> StubResponse:

@@ -8,10 +8,9 @@ from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
 from sqlalchemy import Table
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
-from ecom_harness.stubs.state import OutboxRelay, add_event, make_event
+from ecom_harness.stubs.state import Connection, OutboxRelay, add_event, make_event
 
 from ._simulator import Simulator, SimulatorContext, health_behaviour, problem_response
 
@@ -99,7 +98,7 @@ class OutboxSimulator(Simulator):
         return answer
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+    async def transaction(self) -> AsyncIterator[Connection]:
         """One transaction on the component's database; the relay is woken after it
         commits, so events written in it go out promptly."""
         async with self.ctx.db.begin() as conn:
@@ -107,7 +106,7 @@ class OutboxSimulator(Simulator):
         self.relay.wake()
 
     async def emit(
-        self, conn: AsyncConnection, event_type: str, order_id: str, data: dict[str, Any]
+        self, conn: Connection, event_type: str, order_id: str, data: dict[str, Any]
     ) -> None:
         """Queue an event on this component's topic, keyed by the order id, in ``conn``'s
         transaction."""

@@ -20,7 +20,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, delete, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ecom_harness.stubs.state import Database
 
 __all__ = ["UndoHandler", "UndoQueue", "undo_table"]
 
@@ -47,7 +48,7 @@ class UndoQueue:
     ``interval`` seconds (doubling per failed attempt of a step, up to ``max_interval``)
     until ``handler`` says each is done."""
 
-    def __init__(self, table: Table, db: AsyncEngine, handler: UndoHandler):
+    def __init__(self, table: Table, db: Database, handler: UndoHandler):
         self.table, self.db, self.handler = table, db, handler
         self.interval, self.max_interval = 0.2, 5.0
         self._task: asyncio.Task[None] | None = None
@@ -57,11 +58,8 @@ class UndoQueue:
 
     async def add(self, kind: str, order_id: str, payload: dict[str, Any]) -> None:
         async with self.db.begin() as conn:
-            await conn.execute(
-                self.table.insert().values(
-                    kind=kind, order_id=order_id, payload=payload, attempts=0
-                )
-            )
+            step = {"kind": kind, "order_id": order_id, "payload": payload, "attempts": 0}
+            await conn.execute(self.table.insert(), step)
         self._idle.clear()
 
     async def pending(self, order_id: str | None = None) -> list[tuple[str, str, int]]:

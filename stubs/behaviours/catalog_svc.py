@@ -24,12 +24,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import JSON, Column, Integer, MetaData, RowMapping, String, Table, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import JSON, Column, Integer, MetaData, RowMapping, String, Table, bindparam, select
 
 from ecom_harness.specs import load_seed
 from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
 from ecom_harness.stubs.events import Record
+from ecom_harness.stubs.state import Connection
 
 from ._paging import invalid_cursor, keyset_page, page_of
 from ._simulator import (
@@ -72,6 +72,15 @@ class CatalogSimulator(Simulator):
     applied_events = Table(
         "applied_events", metadata, Column("event_id", String(40), primary_key=True)
     )
+    # Built once (see inventory-svc): the statements of every inventory event.
+    _APPLIED = select(applied_events).where(applied_events.c.event_id == bindparam("w_event_id"))
+    _MOVE_COUNT = (
+        products.update()
+        .where(products.c.sku == bindparam("w_sku"))
+        .values(available=products.c.available + bindparam("w_delta"))
+        .returning(products.c.available)
+    )
+    _TOUCH = products.update().where(products.c.sku == bindparam("w_sku"))
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -197,27 +206,17 @@ class CatalogSimulator(Simulator):
             return
         event = record.value
         async with self.ctx.db.begin() as conn:
-            seen = select(self.applied_events).where(self.applied_events.c.event_id == event["id"])
-            if (await conn.execute(seen)).first() is not None:
+            if (await conn.execute(self._APPLIED, {"w_event_id": event["id"]})).first() is not None:
                 return
-            await conn.execute(self.applied_events.insert().values(event_id=event["id"]))
+            await conn.execute(self.applied_events.insert(), {"event_id": event["id"]})
             for line in event["data"]["items"]:
                 await self._adjust(conn, line["sku"], sign * int(line["quantity"]))
 
-    async def _adjust(self, conn: AsyncConnection, sku: str, delta: int) -> None:
+    async def _adjust(self, conn: Connection, sku: str, delta: int) -> None:
         """Move one sku's count in one atomic UPDATE (partitions are handled
         concurrently); a sku the catalog does not list is ignored."""
-        moved = await conn.execute(
-            self.products.update()
-            .where(self.products.c.sku == sku)
-            .values(available=self.products.c.available + delta)
-            .returning(self.products.c.available)
-        )
+        moved = await conn.execute(self._MOVE_COUNT, {"w_sku": sku, "w_delta": delta})
         now = moved.scalar_one_or_none()
         if now is None or self.availability(now) == self.availability(now - delta):
             return
-        await conn.execute(
-            self.products.update()
-            .where(self.products.c.sku == sku)
-            .values(updated_at=rfc3339(self.ctx.clock()))
-        )
+        await conn.execute(self._TOUCH, {"w_sku": sku, "updated_at": rfc3339(self.ctx.clock())})

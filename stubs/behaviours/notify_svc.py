@@ -70,6 +70,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     delete,
     insert,
     select,
@@ -255,6 +256,16 @@ class NotifySimulator(Simulator):
         Column("order_id", String(40), nullable=False, index=True),
         Column("event", JSON, nullable=False),
     )
+    # Built once (see inventory-svc): the statements of every event handled.
+    _UPDATE_CONTACT = update(contacts).where(contacts.c.order_id == bindparam("w_order_id"))
+    _CONTACT_OF = select(contacts).where(contacts.c.order_id == bindparam("w_order_id"))
+    _INBOX_OF = (
+        select(inbox).where(inbox.c.order_id == bindparam("w_order_id")).order_by(inbox.c.seq)
+    )
+    _DELIVERED = delete(inbox).where(inbox.c.seq == bindparam("w_seq"))
+    _RECORD = update(notifications).where(
+        notifications.c.notification_id == bindparam("w_notification_id")
+    )
 
     def __init__(self, ctx: SimulatorContext):
         super().__init__(ctx)
@@ -329,25 +340,17 @@ class NotifySimulator(Simulator):
             await self._deliver_inbox(order_id, contact)
 
     async def _remember(self, order_id: str, contact: Contact) -> None:
+        """Update the order's contact, or add it: no other task handles this order
+        meanwhile (the per-order lock), so the two cannot race."""
         values = {"email": contact.email, "phone": contact.phone}
-        try:
-            async with self.ctx.db.begin() as conn:
-                await conn.execute(insert(self.contacts).values(order_id=order_id, **values))
-        except IntegrityError:
-            async with self.ctx.db.begin() as conn:
-                await conn.execute(
-                    update(self.contacts)
-                    .where(self.contacts.c.order_id == order_id)
-                    .values(**values)
-                )
+        async with self.ctx.db.begin() as conn:
+            changed = await conn.execute(self._UPDATE_CONTACT, {"w_order_id": order_id, **values})
+            if changed.rowcount == 0:
+                await conn.execute(insert(self.contacts), {"order_id": order_id, **values})
 
     async def _contact(self, order_id: str) -> Contact | None:
         async with self.ctx.db.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(self.contacts).where(self.contacts.c.order_id == order_id)
-                )
-            ).first()
+            row = (await conn.execute(self._CONTACT_OF, {"w_order_id": order_id})).first()
         return None if row is None else Contact(row.email, row.phone)
 
     async def _keep(self, order_id: str, event: Mapping[str, Any]) -> None:
@@ -361,17 +364,11 @@ class NotifySimulator(Simulator):
 
     async def _deliver_inbox(self, order_id: str, contact: Contact) -> None:
         async with self.ctx.db.connect() as conn:
-            waiting = (
-                await conn.execute(
-                    select(self.inbox)
-                    .where(self.inbox.c.order_id == order_id)
-                    .order_by(self.inbox.c.seq)
-                )
-            ).all()
+            waiting = (await conn.execute(self._INBOX_OF, {"w_order_id": order_id})).all()
         for row in waiting:
             await self._notify(row.event, contact)
             async with self.ctx.db.begin() as conn:
-                await conn.execute(delete(self.inbox).where(self.inbox.c.seq == row.seq))
+                await conn.execute(self._DELIVERED, {"w_seq": row.seq})
 
     async def _notify(self, event: Mapping[str, Any], contact: Contact) -> None:
         """Each channel of ``contact`` at most once per event: claim, send, record."""
@@ -421,13 +418,13 @@ class NotifySimulator(Simulator):
     async def _record(self, notification_id: str, outcome: Outcome) -> None:
         async with self.ctx.db.begin() as conn:
             await conn.execute(
-                update(self.notifications)
-                .where(self.notifications.c.notification_id == notification_id)
-                .values(
-                    status=outcome.status,
-                    provider_message_id=outcome.provider_message_id,
-                    error=outcome.error,
-                )
+                self._RECORD,
+                {
+                    "w_notification_id": notification_id,
+                    "status": outcome.status,
+                    "provider_message_id": outcome.provider_message_id,
+                    "error": outcome.error,
+                },
             )
 
     # --- providers -----------------------------------------------------------------------

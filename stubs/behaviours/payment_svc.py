@@ -58,14 +58,14 @@ from sqlalchemy import (
     Row,
     String,
     Table,
+    bindparam,
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ecom_harness.specs import load_seed
 from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
-from ecom_harness.stubs.state import new_id, outbox_table
+from ecom_harness.stubs.state import Connection, new_id, outbox_table
 
 from ._idempotency import KeyedLocks, KeyRetention, fingerprint
 from ._paging import invalid_cursor, keyset_page, page_of
@@ -125,6 +125,7 @@ IDEMPOTENCY = Table(
     # When the key was first used: it is forgotten a retention later (KeyRetention).
     Column("created_at", DateTime(timezone=True), nullable=True, index=True),
 )
+_KEY_OF = select(IDEMPOTENCY).where(IDEMPOTENCY.c.key == bindparam("w_key"))  # built once
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,9 +352,7 @@ class PaymentSimulator(OutboxSimulator):
         digest = fingerprint(req.body)
         async with self._keys.hold(key):
             async with self.transaction() as conn:
-                stored = (
-                    await conn.execute(select(IDEMPOTENCY).where(IDEMPOTENCY.c.key == key))
-                ).first()
+                stored = (await conn.execute(_KEY_OF, {"w_key": key})).first()
             stale = stored is not None and self._key_retention.expired(stored.created_at)
             if stored is None or stale:
                 return await self._charge(req, key, digest, stale=stale)
@@ -392,20 +391,19 @@ class PaymentSimulator(OutboxSimulator):
         }
         response = self._charge_answer(payment, outcome)
         async with self.transaction() as conn:
-            await conn.execute(PAYMENTS.insert().values(**payment))
+            await conn.execute(PAYMENTS.insert(), payment)
             await self._key_retention.prune(conn, IDEMPOTENCY.c.created_at)
             if stale:  # expired, not pruned yet: the key is used anew
                 await conn.execute(IDEMPOTENCY.delete().where(IDEMPOTENCY.c.key == key))
-            await conn.execute(
-                IDEMPOTENCY.insert().values(
-                    key=key,
-                    fingerprint=digest,
-                    status=response.status,
-                    media_type=response.media_type,
-                    body=response.body,
-                    created_at=self._now(),
-                )
-            )
+            stored = {
+                "key": key,
+                "fingerprint": digest,
+                "status": response.status,
+                "media_type": response.media_type,
+                "body": response.body,
+                "created_at": self._now(),
+            }
+            await conn.execute(IDEMPOTENCY.insert(), stored)
             await self._emit_outcome(conn, payment)
         return response
 
@@ -421,7 +419,7 @@ class PaymentSimulator(OutboxSimulator):
             order_id=payment["order_id"],
         )
 
-    async def _emit_outcome(self, conn: AsyncConnection, payment: dict[str, Any]) -> None:
+    async def _emit_outcome(self, conn: Connection, payment: dict[str, Any]) -> None:
         data = {k: payment[k] for k in ("payment_id", "amount", "currency")}
         if payment["status"] == "succeeded":
             data["provider_payment_id"] = payment["provider_payment_id"]

@@ -213,12 +213,9 @@ class ShippingSimulator(OutboxSimulator):
         try:
             async with self.transaction() as conn:  # wakes the relay once committed
                 row = shipment | {"scheduled_order_id": shipment["order_id"]}
-                await conn.execute(
-                    self.order_shipments.insert().values(
-                        order_id=shipment["order_id"], shipment_id=shipment["shipment_id"]
-                    )
-                )
-                await conn.execute(self.shipments.insert().values(**row))
+                claim = {"order_id": shipment["order_id"], "shipment_id": shipment["shipment_id"]}
+                await conn.execute(self.order_shipments.insert(), claim)
+                await conn.execute(self.shipments.insert(), row)
                 await add_event(conn, self.outbox, TOPIC, shipment["order_id"], event)
         except IntegrityError:  # the order already has a shipment, or a tombstone
             return await self._already_scheduled(req, shipment["order_id"])

@@ -434,16 +434,15 @@ class StripeSimulator(Simulator):
         intent, declined = _new_intent(params, call), None
         if params.get("confirm"):
             intent, declined = _confirm(intent, self.test_methods[params["payment_method"]], params)
+        row = {
+            "id": intent["id"],
+            "amount_received": intent["amount_received"],
+            "amount_refunded": 0,
+            "data": intent,
+            "test_method": params.get("payment_method"),
+        }
         async with self.ctx.db.begin() as conn:
-            await conn.execute(
-                self.intents.insert().values(
-                    id=intent["id"],
-                    amount_received=intent["amount_received"],
-                    amount_refunded=0,
-                    data=intent,
-                    test_method=params.get("payment_method"),
-                )
-            )
+            await conn.execute(self.intents.insert(), row)
         if declined is not None:
             return call.error(402, **declined, payment_intent=intent), True
         return json_response(200, intent, call.headers()), True

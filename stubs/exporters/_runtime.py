@@ -1,7 +1,7 @@
 """What the ``responses`` and ``httpx`` exports run on: stubs hosted in-process, with no
 socket, answering one request at a time from synchronous code.
 
-The engine and the simulators are asynchronous (SQLite through aiosqlite, the event
+The engine and the simulators are asynchronous (their databases, the event
 bus), and a client under test may be synchronous (``requests``) or run its own event
 loop (``httpx.AsyncClient``). So the stubs get a private event loop on a daemon thread,
 and :meth:`LocalStubs.handle` hands each request over and waits for the answer: the

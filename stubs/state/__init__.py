@@ -13,10 +13,13 @@ from ecom_harness._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._backends import Backends, database_name, open_database, open_redis
+    from ._database import Connection, Database
     from ._outbox import OutboxRelay, add_event, make_event, new_id, outbox_table
 
 _EXPORTS = {
     "Backends": "._backends",
+    "Connection": "._database",
+    "Database": "._database",
     "OutboxRelay": "._outbox",
     "add_event": "._outbox",
     "database_name": "._backends",
@@ -33,6 +36,8 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "Backends",
+    "Connection",
+    "Database",
     "OutboxRelay",
     "add_event",
     "database_name",

@@ -2,11 +2,10 @@
 
 One code path for both sides of each row of DESIGN.md's table:
 
-* database -- SQLAlchemy's async engine. Default: a SQLite database per service on a
-  temporary file of its own, in one scratch folder per process (``sqlite+aiosqlite``;
-  removed when the engine is disposed, as the mesh does when it stops), so its rows
-  stay out of the process's
-  memory however long the run. Given a PostgreSQL URL, each service gets its own
+* database -- SQLAlchemy (:mod:`._database`). Default: a SQLite database per service
+  on a temporary file of its own, in one scratch folder per process (removed when the
+  database is disposed, as the mesh does when it stops), so its rows stay out of the
+  process's memory however long the run. Given a PostgreSQL URL, each service gets its own
   database on that server, ``<prefix>_<service>``, created when missing
   (database-per-service: no service touches another's database).
 * cache and counters -- redis-py's asyncio client. Default: fakeredis; given a Redis URL,
@@ -29,9 +28,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # SQLAlchemy and redis load when a backend is opened, not with the plan
     import redis.asyncio as aioredis
-    from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ._sqlite_inline import connect_inline
+from ._database import Database, EmbeddedDatabase
 
 __all__ = ["Backends", "database_name", "open_database", "open_redis"]
 
@@ -50,27 +48,18 @@ def database_name(prefix: str, component: str) -> str:
     return re.sub(r"[^a-z0-9_]", "_", f"{prefix}_{component}".lower())
 
 
-async def open_database(component: str, backends: Backends) -> AsyncEngine:
-    """An engine on the component's own database, created on the server if missing."""
+async def open_database(component: str, backends: Backends) -> Database:
+    """The component's own database: embedded (see :class:`EmbeddedDatabase`), or an
+    asyncio engine on the server's, created there if missing."""
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
     from sqlalchemy.ext.asyncio import create_async_engine
-    from sqlalchemy.pool import AsyncAdaptedQueuePool
 
     if backends.database_url is None:
-        # One connection, and one task uses it at a time: sharing it (StaticPool) would
-        # let one task's rollback undo another's open transaction. Its statements run on
-        # the loop's thread (see _sqlite_inline).
         path = _scratch_file(component)
-        engine = create_async_engine(
-            f"sqlite+aiosqlite:///{path}",
-            async_creator=functools.partial(connect_inline, str(path)),
-            poolclass=AsyncAdaptedQueuePool,
-            pool_size=1,
-            max_overflow=0,
-        )
-        _remove_when_disposed(engine, path)
-        return engine
+        embedded = EmbeddedDatabase(str(path))
+        _remove_when_disposed(embedded, path)
+        return embedded
     url = make_url(backends.database_url)
     if url.get_backend_name() != "postgresql":
         raise ValueError(
@@ -116,7 +105,7 @@ def _scratch_folder(owner: int, under: str) -> Path:
 _COMPANIONS = ("", "-wal", "-shm", "-journal")  # SQLite's files of one database
 
 
-def _remove_when_disposed(engine: AsyncEngine, path: Path) -> None:
+def _remove_when_disposed(engine: Database, path: Path) -> None:
     """Delete the database at ``path`` (with its ``-wal`` and ``-shm`` files) when
     ``engine`` is disposed, or at the latest when it is collected; only by the process
     that made it (a forked worker disposing its copy of the engine leaves it alone)."""

@@ -26,13 +26,15 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     delete,
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ecom_harness.specs import MessageRejected
+
+from ._database import Connection, Database
 
 __all__ = ["OutboxRelay", "add_event", "make_event", "new_id", "outbox_table"]
 
@@ -87,7 +89,7 @@ def outbox_table(metadata: MetaData) -> Table:
 
 
 async def add_event(
-    conn: AsyncConnection, table: Table, topic: str, key: str, event: dict[str, Any]
+    conn: Connection, table: Table, topic: str, key: str, event: dict[str, Any]
 ) -> None:
     """Queue an event inside the caller's transaction (call ``relay.wake()`` after it
     commits for prompt delivery). The values go as parameters of a statement SQLAlchemy
@@ -104,8 +106,17 @@ class OutboxRelay:
     simulator bug neither blocks the outbox forever nor disappears silently.
     """
 
-    def __init__(self, table: Table, db: AsyncEngine, bus: Any, publisher: str):
+    def __init__(self, table: Table, db: Database, bus: Any, publisher: str):
         self.table, self.db, self.bus, self.publisher = table, db, bus, publisher
+        # Built once, not per pass (see inventory-svc's statements).
+        self._pending = (
+            select(table)
+            .where(table.c.published.is_(False), table.c.rejected.is_(None))
+            .order_by(table.c.seq)
+        )
+        self._published = delete(table).where(
+            table.c.seq.in_(bindparam("w_seqs", expanding=True)) | table.c.published.is_(True)
+        )
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()  # one pass at a time: direct calls and the background one
@@ -124,13 +135,7 @@ class OutboxRelay:
 
     async def _relay_pending(self) -> int:
         async with self.db.connect() as conn:
-            pending = (
-                await conn.execute(
-                    select(self.table)
-                    .where(self.table.c.published.is_(False), self.table.c.rejected.is_(None))
-                    .order_by(self.table.c.seq)
-                )
-            ).all()
+            pending = (await conn.execute(self._pending)).all()
         published: list[int] = []
         try:
             for row in pending:
@@ -182,11 +187,8 @@ class OutboxRelay:
         """Delete the rows of published events (and any an earlier version kept marked
         ``published``)."""
         if seqs:
-            table = self.table
             async with self.db.begin() as conn:
-                await conn.execute(
-                    delete(table).where(table.c.seq.in_(seqs) | table.c.published.is_(True))
-                )
+                await conn.execute(self._published, {"w_seqs": seqs})
 
     def start(self, interval: float = 0.2) -> None:
         """Relay in the background: at once when woken, and every ``interval`` seconds
