@@ -161,3 +161,40 @@ async def test_an_index_added_since_is_made_on_a_table_an_older_version_made(
             assert "ix_reservations_status_expires_at" in " ".join(str(r) for r in plan)
     finally:
         await engine.dispose()
+
+
+async def test_on_postgresql_a_second_start_keeps_the_first_runs_state() -> None:
+    """README: with ``--postgres`` the state persists across restarts. The seed data's
+    history (its orders, payments, reservations, shipments, mails) is written at every
+    start only where missing, so the second start neither fails on the unique keys nor
+    duplicates it, and what the first run wrote is still there."""
+    import os
+    import uuid
+
+    import httpx
+
+    from conftest import POSTGRES_URL, drop_databases
+    from ecom_harness.harness.mesh import MeshOptions
+    from ecom_harness.specs import load_seed
+
+    prefix = f"ecomtest_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    options = MeshOptions(postgres_url=POSTGRES_URL, database_prefix=prefix)
+    seeded = load_seed().orders[0]
+    token = {"X-Service-Token": "restart-test"}
+    try:
+        auth = {"Authorization": "Bearer sk_test_restart"}
+        async with Mesh(options) as mesh, httpx.AsyncClient(base_url=mesh.url("stripe")) as stripe:
+            made = await stripe.post(
+                "/v1/payment_intents", data={"amount": 1999, "currency": "eur"}, headers=auth
+            )
+            assert made.status_code == 200, made.text
+        async with Mesh(options) as mesh:
+            async with httpx.AsyncClient(base_url=mesh.url("stripe")) as stripe:
+                kept = await stripe.get(f"/v1/payment_intents/{made.json()['id']}", headers=auth)
+                assert kept.status_code == 200, kept.text
+            async with httpx.AsyncClient(base_url=mesh.url("order-svc"), headers=token) as orders:
+                listed = await orders.get("/orders", params={"user_id": seeded["user_id"]})
+                ids = [order["order_id"] for order in listed.json()["items"]]
+                assert ids.count(seeded["order_id"]) == 1
+    finally:
+        await drop_databases(POSTGRES_URL, prefix)

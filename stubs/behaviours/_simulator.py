@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import httpx
 import redis.asyncio as aioredis
-from sqlalchemy import Connection, MetaData, inspect, text
+from sqlalchemy import Connection, MetaData, Table, inspect, select, text
 from sqlalchemy.schema import CreateColumn
 
 from ecom_harness.specs import Api
@@ -31,6 +31,7 @@ from ecom_harness.stubs.engine import (
     StubResponse,
     ValidRequest,
 )
+from ecom_harness.stubs.state import Connection as DbConnection
 from ecom_harness.stubs.state import Database
 
 from ._deadlines import Deadlines
@@ -40,6 +41,7 @@ __all__ = [
     "SeedError",
     "Simulator",
     "SimulatorContext",
+    "add_missing_rows",
     "health_behaviour",
     "json_response",
     "not_found",
@@ -152,6 +154,23 @@ def upgrade_schema(conn: Connection, metadata: MetaData) -> None:
         for index in table.indexes:
             if index.name not in indexed:
                 index.create(conn)
+
+
+async def add_missing_rows(
+    conn: DbConnection, table: Table, rows: list[dict[str, Any]], key: str
+) -> None:
+    """Insert those of ``rows`` whose ``key`` the table does not hold yet.
+
+    The seed data's history (its orders, their payments, reservations...) is written at
+    every start. A PostgreSQL database keeps it from the run before (README: state
+    persists across restarts), where inserting it again broke the unique keys and the
+    second start with it."""
+    column = table.c[key]
+    wanted = [row[key] for row in rows]
+    held = set((await conn.scalars(select(column).where(column.in_(wanted)))).all())
+    missing = [row for row in rows if row[key] not in held]
+    if missing:
+        await conn.execute(table.insert(), missing)
 
 
 def render_problem(found: Problem, request: StubRequest) -> StubResponse:

@@ -58,7 +58,7 @@ from ecom_harness.specs import load_seed, resolve_pointer
 from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
 from ecom_harness.stubs.state import Connection, new_id, outbox_table
 
-from ._simulator import SeedError, SimulatorContext, json_response, rfc3339
+from ._simulator import SeedError, SimulatorContext, add_missing_rows, json_response, rfc3339
 from ._sql_sim import OutboxSimulator, Refusal, refusal
 
 __all__ = ["InventorySimulator"]
@@ -220,19 +220,19 @@ class InventorySimulator(OutboxSimulator):
         left the stock the seed sets)."""
         if not self.ctx.settings.get("seed_orders", True):
             return
+        rows = [
+            {
+                "reservation_id": order["reservation_id"],
+                "order_id": order["order_id"],
+                "status": COMMITTED,
+                "items": [{"sku": i["sku"], "quantity": i["quantity"]} for i in order["items"]],
+                "expires_at": order["updated_at"],
+                "created_at": order["created_at"],
+            }
+            for order in load_seed().orders
+        ]
         async with self.ctx.db.begin() as conn:
-            for order in load_seed().orders:
-                lines = [{"sku": i["sku"], "quantity": i["quantity"]} for i in order["items"]]
-                await conn.execute(
-                    RESERVATIONS.insert().values(
-                        reservation_id=order["reservation_id"],
-                        order_id=order["order_id"],
-                        status=COMMITTED,
-                        items=lines,
-                        expires_at=order["updated_at"],
-                        created_at=order["created_at"],
-                    )
-                )
+            await add_missing_rows(conn, RESERVATIONS, rows, "reservation_id")
 
     async def before_each(self) -> None:
         await self.expire_due()

@@ -89,6 +89,7 @@ from ._paging import invalid_cursor, keyset_page, page_of
 from ._simulator import (
     Simulator,
     SimulatorContext,
+    add_missing_rows,
     health_behaviour,
     json_response,
     not_found,
@@ -288,30 +289,31 @@ class NotifySimulator(Simulator):
         if not self.ctx.settings.get("seed_orders", True):
             return
         users = {user["user_id"]: user for user in load_seed().users}
+        seeded = [(order, users[order["user_id"]]) for order in load_seed().orders]
+        mails = [
+            {
+                "notification_id": order["notification_id"],
+                "event_id": "evt_Oc5Nf2Rj8Tb",
+                "event_type": "order.confirmed",
+                "order_id": order["order_id"],
+                "channel": "email",
+                "recipient": user["email"],
+                "template": "order_confirmed",
+                "provider": "sendgrid",
+                "provider_message_id": "W8nYp2ZxQ4e1mV7s3kL9bA",
+                "status": "sent",
+                "error": None,
+                "created_at": order["updated_at"],
+            }
+            for order, user in seeded
+        ]
+        contacts = [
+            {"order_id": order["order_id"], "email": user["email"], "phone": user["phone"]}
+            for order, user in seeded
+        ]
         async with self.ctx.db.begin() as conn:
-            for order in load_seed().orders:
-                user = users[order["user_id"]]
-                await conn.execute(
-                    insert(self.notifications).values(
-                        notification_id=order["notification_id"],
-                        event_id="evt_Oc5Nf2Rj8Tb",
-                        event_type="order.confirmed",
-                        order_id=order["order_id"],
-                        channel="email",
-                        recipient=user["email"],
-                        template="order_confirmed",
-                        provider="sendgrid",
-                        provider_message_id="W8nYp2ZxQ4e1mV7s3kL9bA",
-                        status="sent",
-                        error=None,
-                        created_at=order["updated_at"],
-                    )
-                )
-                await conn.execute(
-                    insert(self.contacts).values(
-                        order_id=order["order_id"], email=user["email"], phone=user["phone"]
-                    )
-                )
+            await add_missing_rows(conn, self.notifications, mails, "notification_id")
+            await add_missing_rows(conn, self.contacts, contacts, "order_id")
 
     async def start(self) -> None:
         await super().start()

@@ -97,6 +97,7 @@ from ._idempotency import KeyedLocks, KeyRetention, fingerprint
 from ._simulator import (
     Simulator,
     SimulatorContext,
+    add_missing_rows,
     health_behaviour,
     json_response,
     not_found,
@@ -375,19 +376,18 @@ class OrderSimulator(Simulator):
         if not self.ctx.settings.get("seed_orders", True):
             return
         users = {user["user_id"]: user for user in load_seed().users}
+        rows = [
+            {name: seeded.get(name) for name in ORDER_FIELDS}
+            | {
+                "status": "CONFIRMED",
+                "payment_method": seeded["payment_method"],
+                "contact": {"email": user["email"], "phone": user["phone"]},
+            }
+            for seeded in load_seed().orders
+            for user in [users[seeded["user_id"]]]
+        ]
         async with self.ctx.db.begin() as conn:
-            for seeded in load_seed().orders:
-                user = users[seeded["user_id"]]
-                await conn.execute(
-                    orders.insert().values(
-                        {name: seeded.get(name) for name in ORDER_FIELDS}
-                        | {
-                            "status": "CONFIRMED",
-                            "payment_method": seeded["payment_method"],
-                            "contact": {"email": user["email"], "phone": user["phone"]},
-                        }
-                    )
-                )
+            await add_missing_rows(conn, orders, rows, "order_id")
 
     async def saga_steps(self, order_id: str) -> list[tuple[str, str]]:
         """``(operationId, outcome)`` of every peer call made for the order, in order."""

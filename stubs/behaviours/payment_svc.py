@@ -69,7 +69,7 @@ from ecom_harness.stubs.state import Connection, new_id, outbox_table
 
 from ._idempotency import KeyedLocks, KeyRetention, fingerprint
 from ._paging import invalid_cursor, keyset_page, page_of
-from ._simulator import SimulatorContext, json_response, rfc3339
+from ._simulator import SimulatorContext, add_missing_rows, json_response, rfc3339
 from ._sql_sim import OutboxSimulator, Refusal, platform_problem, refusal
 
 __all__ = [
@@ -267,22 +267,23 @@ class PaymentSimulator(OutboxSimulator):
         """The succeeded payments of the seed data's orders (specs/seed.toml)."""
         if not self.ctx.settings.get("seed_orders", True):
             return
+        rows = [
+            {
+                "payment_id": order["payment_id"],
+                "order_id": order["order_id"],
+                "amount": order["total_amount"],
+                "currency": order["currency"],
+                "status": "succeeded",
+                "provider_payment_id": order["provider_payment_id"],
+                "refunded_amount": 0,
+                "decline_code": None,
+                "created_at": order["created_at"],
+                "updated_at": order["created_at"],
+            }
+            for order in load_seed().orders
+        ]
         async with self.ctx.db.begin() as conn:
-            for order in load_seed().orders:
-                await conn.execute(
-                    PAYMENTS.insert().values(
-                        payment_id=order["payment_id"],
-                        order_id=order["order_id"],
-                        amount=order["total_amount"],
-                        currency=order["currency"],
-                        status="succeeded",
-                        provider_payment_id=order["provider_payment_id"],
-                        refunded_amount=0,
-                        decline_code=None,
-                        created_at=order["created_at"],
-                        updated_at=order["created_at"],
-                    )
-                )
+            await add_missing_rows(conn, PAYMENTS, rows, "payment_id")
 
     def operations(self) -> dict[str, Behaviour]:
         return {

@@ -40,7 +40,7 @@ from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
 from ecom_harness.stubs.state import add_event, make_event, new_id, outbox_table
 
 from ._paging import invalid_cursor, keyset_page, page_of
-from ._simulator import json_response, not_found, problem_response, rfc3339
+from ._simulator import add_missing_rows, json_response, not_found, problem_response, rfc3339
 from ._sql_sim import OutboxSimulator
 
 __all__ = ["DEFAULT_CARRIERS", "ShippingSimulator", "add_business_days", "tracking_number"]
@@ -142,30 +142,27 @@ class ShippingSimulator(OutboxSimulator):
         """The SCHEDULED shipments of the seed data's orders (specs/seed.toml)."""
         if not self.ctx.settings.get("seed_orders", True):
             return
+        seeded = load_seed().orders
+        shipments = [
+            {
+                "shipment_id": order["shipment_id"],
+                "order_id": order["order_id"],
+                "scheduled_order_id": order["order_id"],
+                "status": "SCHEDULED",
+                "carrier": order["carrier"],
+                "tracking_number": order["tracking_number"],
+                "estimated_delivery": order["estimated_delivery"],
+                "address": order["shipping_address"],
+                "items": [{"sku": i["sku"], "quantity": i["quantity"]} for i in order["items"]],
+                "created_at": order["created_at"],
+                "updated_at": order["created_at"],
+            }
+            for order in seeded
+        ]
+        claims = [{"order_id": o["order_id"], "shipment_id": o["shipment_id"]} for o in seeded]
         async with self.ctx.db.begin() as conn:
-            for order in load_seed().orders:
-                await conn.execute(
-                    self.shipments.insert().values(
-                        shipment_id=order["shipment_id"],
-                        order_id=order["order_id"],
-                        scheduled_order_id=order["order_id"],
-                        status="SCHEDULED",
-                        carrier=order["carrier"],
-                        tracking_number=order["tracking_number"],
-                        estimated_delivery=order["estimated_delivery"],
-                        address=order["shipping_address"],
-                        items=[
-                            {"sku": i["sku"], "quantity": i["quantity"]} for i in order["items"]
-                        ],
-                        created_at=order["created_at"],
-                        updated_at=order["created_at"],
-                    )
-                )
-                await conn.execute(
-                    self.order_shipments.insert().values(
-                        order_id=order["order_id"], shipment_id=order["shipment_id"]
-                    )
-                )
+            await add_missing_rows(conn, self.shipments, shipments, "shipment_id")
+            await add_missing_rows(conn, self.order_shipments, claims, "order_id")
 
     def operations(self) -> dict[str, Behaviour]:
         return {

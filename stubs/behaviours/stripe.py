@@ -49,7 +49,7 @@ from ._providers import (
     field_errors,
     idempotency_table,
 )
-from ._simulator import Simulator, SimulatorContext, json_response
+from ._simulator import Simulator, SimulatorContext, add_missing_rows, json_response
 
 __all__ = ["StripeSimulator"]
 
@@ -274,17 +274,17 @@ class StripeSimulator(Simulator):
         refunding a seeded payment reaches a charge Stripe knows."""
         if not self.ctx.settings.get("seed_orders", True):
             return
+        rows = [
+            {
+                "id": intent["id"],
+                "amount_received": intent["amount_received"],
+                "amount_refunded": 0,
+                "data": intent,
+            }
+            for intent in map(_seeded_intent, load_seed().orders)
+        ]
         async with self.ctx.db.begin() as conn:
-            for order in load_seed().orders:
-                intent = _seeded_intent(order)
-                await conn.execute(
-                    self.intents.insert().values(
-                        id=intent["id"],
-                        amount_received=intent["amount_received"],
-                        amount_refunded=0,
-                        data=intent,
-                    )
-                )
+            await add_missing_rows(conn, self.intents, rows, "id")
 
     def behaviours(self) -> dict[str, Behaviour]:
         return {

@@ -326,28 +326,41 @@ class KafkaBus(BusCore):
             raise BusError(f"group {group}: the broker did not say how far it is: {exc}") from exc
 
     async def _consume(self, consumer: _Consumer) -> None:
-        """Fetch batches for one member and hand each partition's records over in order."""
+        """Fetch batches for one member and hand each partition's records over in order.
+
+        The partitions of a batch go side by side: a ``concurrent`` member (notify-svc)
+        then handles them at once, as on the in-memory bus, and any other member one
+        record at a time all the same (its delivery lock, see ``Subscription``). One
+        partition after another, notify-svc's mails fell seconds behind the orders on
+        Kafka (issue 15)."""
         while True:
             batches = await consumer.client.getmany(timeout_ms=500)
-            for partition, messages in batches.items():
-                await self._consume_partition(consumer, partition, messages)
+            async with asyncio.TaskGroup() as partitions:
+                for partition, messages in batches.items():
+                    partitions.create_task(self._consume_partition(consumer, partition, messages))
 
     async def _consume_partition(
         self, consumer: _Consumer, partition: Any, messages: list[Any]
     ) -> None:
+        """Handle the records in order, then commit past the last one handled: one commit
+        per batch, not per record (each is a round trip to the broker). A record handled
+        but not committed is delivered again after a crash or a rebalance, which the
+        bus's at-least-once consumers expect."""
+        group, handled = consumer.member.group, None
         for message in messages:
             if partition not in consumer.client.assignment():
-                return  # revoked by a rebalance: the new owner continues from the commit
+                break  # revoked by a rebalance: the new owner continues from the commit
             record = _record(message)
-            group = consumer.member.group
             had_it = group in record.headers.get(REDELIVERED_TO, "").split(",")
             if not had_it and not await self._deliver(consumer.member, record):
                 consumer.client.seek(partition, message.offset)  # fetch it again
-                return
+                break
             self._settled(group, record)  # handled: even if the commit is lost now
-            if not await self._commit_offset(consumer, partition, message.offset + 1):
-                return
-            self._commit(group, record)
+            handled = record
+        if handled is not None and await self._commit_offset(
+            consumer, partition, handled.offset + 1
+        ):
+            self._commit(group, handled)
 
     async def _commit_offset(self, consumer: _Consumer, partition: Any, offset: int) -> bool:
         try:
