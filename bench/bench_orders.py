@@ -31,6 +31,7 @@ import asyncio
 import json
 import os
 import random
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -262,6 +263,7 @@ async def bench(args: argparse.Namespace) -> int:
         **({"journal_file": args.journal} if args.journal else {}),
     )
     levels = [int(n) for n in args.levels.split(",")]
+    run = secrets.token_hex(3)  # users of this run: a kept PostgreSQL has the last run's
     broken = 0
     async with Mesh(options) as mesh:
         backends = "kafka+postgres+redis" if args.kafka else "embedded defaults"
@@ -275,7 +277,7 @@ async def bench(args: argparse.Namespace) -> int:
               f"{'mail p50':>10}{'mail p95':>10}{'RSS MB':>8}{'CPU ms':>8}"
               "  confirmed/orders")  # fmt: skip
         for index, clients in enumerate(levels):
-            row = await level(mesh, prefix, clients, args.orders, f"l{index}")
+            row = await level(mesh, prefix, clients, args.orders, f"{run}-l{index}")
             show(row)
             broken += bool(row["problems"])
         if args.duration:
@@ -283,7 +285,7 @@ async def bench(args: argparse.Namespace) -> int:
             print(f"long run: {clients} clients for {args.duration:.0f} s")
             began, rounds = time.perf_counter(), 0
             while time.perf_counter() - began < args.duration:
-                row = await level(mesh, prefix, clients, args.orders, f"r{rounds}")
+                row = await level(mesh, prefix, clients, args.orders, f"{run}-r{rounds}")
                 rounds += 1
                 print(f"  after {time.perf_counter() - began:>6.0f} s, round {rounds}: ", end="")
                 show(row)

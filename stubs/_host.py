@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from ecom_harness.specs import Api, load_api, shipped_spec
 from ecom_harness.stubs.behaviours import (
     Deadlines,
+    PeerClient,
     Peers,
     Simulator,
     SimulatorContext,
@@ -147,14 +148,14 @@ class StubHost:
         else:
             urls = {t: u for t, u in self.peer_urls.items() if t != caller}
             urls |= {t: "" for t in self.stubs if t != caller and t not in urls}
-        clients = {}
+        clients: dict[str, httpx.AsyncClient] = {}
         for target, url in urls.items():
             takes_token = target not in self.stubs or _takes_service_token(self.stubs[target].api)
             headers = {"X-Service-Token": f"{caller}-token"} if takes_token else {}
             timeout = self.deadlines.edge(caller, target)
             app = self.in_process.get(url) if url else None
             if app is not None:
-                client = httpx.AsyncClient(
+                client = PeerClient(
                     transport=InProcessTransport(app),
                     base_url=url,
                     headers=headers,
@@ -170,7 +171,7 @@ class StubHost:
                 )
             else:  # in-process: no socket (simulators bound the wait with asyncio)
                 transport = httpx.ASGITransport(app=self.stubs[target].app)
-                client = httpx.AsyncClient(
+                client = PeerClient(
                     transport=transport,
                     base_url=f"http://{target}",
                     headers=headers,

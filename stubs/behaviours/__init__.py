@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from ._clients import ReusedConnectionRetry, peer_client
+from ._clients import PeerClient, ReusedConnectionRetry, peer_client
 from ._deadlines import SERVER_KEEPALIVE, DeadlineError, Deadlines
 from ._simulator import (
     Peers,
@@ -32,6 +32,7 @@ __all__ = [
     "SIMULATORS",
     "DeadlineError",
     "Deadlines",
+    "PeerClient",
     "Peers",
     "ReusedConnectionRetry",
     "SeedError",

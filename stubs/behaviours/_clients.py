@@ -21,7 +21,7 @@ import httpx
 
 from ._deadlines import Deadlines
 
-__all__ = ["ReusedConnectionRetry", "peer_client"]
+__all__ = ["PeerClient", "ReusedConnectionRetry", "peer_client"]
 
 # What a request on a connection the server already closed fails with, before any answer.
 _STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
@@ -29,6 +29,33 @@ _NEW_CONNECTION_EVENTS = (
     "connection.connect_tcp.started",
     "connection.connect_unix_socket.started",
 )
+
+
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that keeps nothing it is given."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+_NO_COOKIES = _NoCookies()
+
+
+class PeerClient(httpx.AsyncClient):
+    """An httpx client for one component's calls to another: it keeps no cookies.
+
+    httpx's client keeps every ``Set-Cookie`` it is answered and sends it with its later
+    requests. Between services that would carry one caller's cookies into the next
+    caller's call (the gateway's client serves every user). Keeping nothing also spares
+    the jar's work on every answer: 3% of the mesh's loop under load (issue 15)."""
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return _NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        raise TypeError("a PeerClient keeps no cookies")
 
 
 class ReusedConnectionRetry(httpx.AsyncBaseTransport):
@@ -72,7 +99,7 @@ def peer_client(
     deadlines: Deadlines,
     headers: Mapping[str, str] | None = None,
     verify: Any = True,
-) -> httpx.AsyncClient:
+) -> PeerClient:
     """A client to one component at a URL: the edge's ``timeout`` for connecting,
     reading and writing (never httpx's 5 s), idle connections dropped after
     ``deadlines.keepalive`` seconds, and a stale pooled connection retried. A timeout of
@@ -81,7 +108,7 @@ def peer_client(
         verify=verify,
         limits=httpx.Limits(keepalive_expiry=deadlines.keepalive),
     )
-    return httpx.AsyncClient(
+    return PeerClient(
         base_url=base_url,
         headers=dict(headers or {}),
         timeout=httpx.Timeout(timeout),

@@ -35,7 +35,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from ecom_harness.stubs.engine import Problem
-from ecom_harness.stubs.state import Database
+from ecom_harness.stubs.state import Database, insert_into
 
 from ._idempotency import KeyRetention, as_utc, fingerprint
 from ._simulator import Simulator
@@ -199,7 +199,7 @@ class IdempotencyStore:
                         "request_id": request_id,
                         "created_at": self.clock(),
                     }
-                    await conn.execute(self.table.insert(), claim)
+                    await conn.execute(insert_into(self.table), claim)
                 return None
             except IntegrityError:
                 found = await self._existing(key, endpoint, digest)
@@ -272,7 +272,7 @@ class MessagingSimulator(Simulator):
             for m in messages
         ]
         async with self.ctx.db.begin() as conn:
-            await conn.execute(self.sent.insert(), rows)
+            await conn.execute(insert_into(self.sent), rows)
 
     async def sent_messages(self) -> list[dict[str, Any]]:
         """Every message accepted so far, oldest first: ``message_id``, ``to`` (list),

@@ -29,7 +29,7 @@ from sqlalchemy import JSON, Column, Integer, MetaData, RowMapping, String, Tabl
 from ecom_harness.specs import load_seed
 from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
 from ecom_harness.stubs.events import Record
-from ecom_harness.stubs.state import Connection
+from ecom_harness.stubs.state import Connection, insert_into
 
 from ._paging import invalid_cursor, keyset_page, page_of
 from ._simulator import (
@@ -208,7 +208,7 @@ class CatalogSimulator(Simulator):
         async with self.ctx.db.begin() as conn:
             if (await conn.execute(self._APPLIED, {"w_event_id": event["id"]})).first() is not None:
                 return
-            await conn.execute(self.applied_events.insert(), {"event_id": event["id"]})
+            await conn.execute(insert_into(self.applied_events), {"event_id": event["id"]})
             for line in event["data"]["items"]:
                 await self._adjust(conn, line["sku"], sign * int(line["quantity"]))
 

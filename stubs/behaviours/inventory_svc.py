@@ -56,7 +56,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ecom_harness.specs import load_seed, resolve_pointer
 from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
-from ecom_harness.stubs.state import Connection, new_id, outbox_table
+from ecom_harness.stubs.state import Connection, insert_into, new_id, outbox_table
 
 from ._simulator import SeedError, SimulatorContext, add_missing_rows, json_response, rfc3339
 from ._sql_sim import OutboxSimulator, Refusal, refusal
@@ -368,7 +368,7 @@ class InventorySimulator(OutboxSimulator):
             short = [(sku, qty) for sku, qty in totals if not await self._hold(conn, sku, qty)]
             if short:
                 raise await self._out_of_stock(conn, short, req)
-            await conn.execute(RESERVATIONS.insert(), reservation)
+            await conn.execute(insert_into(RESERVATIONS), reservation)
             await self.emit(
                 conn,
                 "inventory.reserved",

@@ -72,7 +72,6 @@ from sqlalchemy import (
     UniqueConstraint,
     bindparam,
     delete,
-    insert,
     select,
     update,
 )
@@ -82,7 +81,7 @@ from sqlalchemy.exc import IntegrityError
 from ecom_harness.specs import load_seed
 from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
 from ecom_harness.stubs.events import Record
-from ecom_harness.stubs.state import new_id
+from ecom_harness.stubs.state import insert_into, new_id
 
 from ._idempotency import KeyedLocks
 from ._paging import invalid_cursor, keyset_page, page_of
@@ -348,7 +347,7 @@ class NotifySimulator(Simulator):
         async with self.ctx.db.begin() as conn:
             changed = await conn.execute(self._UPDATE_CONTACT, {"w_order_id": order_id, **values})
             if changed.rowcount == 0:
-                await conn.execute(insert(self.contacts), {"order_id": order_id, **values})
+                await conn.execute(insert_into(self.contacts), {"order_id": order_id, **values})
 
     async def _contact(self, order_id: str) -> Contact | None:
         async with self.ctx.db.connect() as conn:
@@ -360,7 +359,7 @@ class NotifySimulator(Simulator):
         try:
             async with self.ctx.db.begin() as conn:
                 row = {"event_id": event["id"], "order_id": order_id, "event": dict(event)}
-                await conn.execute(insert(self.inbox), row)
+                await conn.execute(insert_into(self.inbox), row)
         except IntegrityError:
             pass
 
@@ -412,7 +411,7 @@ class NotifySimulator(Simulator):
         }
         try:
             async with self.ctx.db.begin() as conn:
-                await conn.execute(insert(self.notifications), row)
+                await conn.execute(insert_into(self.notifications), row)
         except IntegrityError:
             return None
         return notification_id

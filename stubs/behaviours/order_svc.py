@@ -87,6 +87,7 @@ from ecom_harness.stubs.state import (
     Connection,
     OutboxRelay,
     add_event,
+    insert_into,
     make_event,
     new_id,
     outbox_table,
@@ -436,7 +437,7 @@ class OrderSimulator(Simulator):
                         )
                     )
                 await conn.execute(
-                    idempotency_keys.insert(),
+                    insert_into(idempotency_keys),
                     {
                         "user_id": user,
                         "key": key,
@@ -874,7 +875,7 @@ class OrderSimulator(Simulator):
             "updated_at": now,
         }
         async with self.ctx.db.begin() as conn:
-            await conn.execute(orders.insert(), order)
+            await conn.execute(insert_into(orders), order)
             await self._emit(conn, order, "order.placed")
         self.relay.wake()
         return order
@@ -947,7 +948,7 @@ class OrderSimulator(Simulator):
                 "detail": detail[:500],
                 "at": rfc3339(self.ctx.clock()),
             }
-            await conn.execute(saga_steps.insert(), step)
+            await conn.execute(insert_into(saga_steps), step)
 
     async def _load(self, order_id: str) -> dict[str, Any] | None:
         async with self.ctx.db.connect() as conn:

@@ -65,7 +65,7 @@ from sqlalchemy import (
 
 from ecom_harness.specs import load_seed
 from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
-from ecom_harness.stubs.state import Connection, new_id, outbox_table
+from ecom_harness.stubs.state import Connection, insert_into, new_id, outbox_table
 
 from ._idempotency import KeyedLocks, KeyRetention, fingerprint
 from ._paging import invalid_cursor, keyset_page, page_of
@@ -392,7 +392,7 @@ class PaymentSimulator(OutboxSimulator):
         }
         response = self._charge_answer(payment, outcome)
         async with self.transaction() as conn:
-            await conn.execute(PAYMENTS.insert(), payment)
+            await conn.execute(insert_into(PAYMENTS), payment)
             await self._key_retention.prune(conn, IDEMPOTENCY.c.created_at)
             if stale:  # expired, not pruned yet: the key is used anew
                 await conn.execute(IDEMPOTENCY.delete().where(IDEMPOTENCY.c.key == key))
@@ -404,7 +404,7 @@ class PaymentSimulator(OutboxSimulator):
                 "body": response.body,
                 "created_at": self._now(),
             }
-            await conn.execute(IDEMPOTENCY.insert(), stored)
+            await conn.execute(insert_into(IDEMPOTENCY), stored)
             await self._emit_outcome(conn, payment)
         return response
 

@@ -36,7 +36,7 @@ from ecom_harness.stubs.engine import (
     StubResponse,
     ValidRequest,
 )
-from ecom_harness.stubs.state import new_id
+from ecom_harness.stubs.state import insert_into, new_id
 
 from ._idempotency import fingerprint
 from ._providers import (
@@ -442,7 +442,7 @@ class StripeSimulator(Simulator):
             "test_method": params.get("payment_method"),
         }
         async with self.ctx.db.begin() as conn:
-            await conn.execute(self.intents.insert(), row)
+            await conn.execute(insert_into(self.intents), row)
         if declined is not None:
             return call.error(402, **declined, payment_intent=intent), True
         return json_response(200, intent, call.headers()), True

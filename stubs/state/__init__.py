@@ -13,7 +13,7 @@ from ecom_harness._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._backends import Backends, database_name, open_database, open_redis
-    from ._database import Connection, Database
+    from ._database import Connection, Database, insert_into
     from ._outbox import OutboxRelay, add_event, make_event, new_id, outbox_table
 
 _EXPORTS = {
@@ -23,6 +23,7 @@ _EXPORTS = {
     "OutboxRelay": "._outbox",
     "add_event": "._outbox",
     "database_name": "._backends",
+    "insert_into": "._database",
     "make_event": "._outbox",
     "new_id": "._outbox",
     "open_database": "._backends",
@@ -41,6 +42,7 @@ __all__ = [
     "OutboxRelay",
     "add_event",
     "database_name",
+    "insert_into",
     "make_event",
     "new_id",
     "open_database",

@@ -77,7 +77,7 @@ async def open_database(component: str, backends: Backends) -> Database:
                 await conn.execute(text(f'CREATE DATABASE "{name}"'))
     finally:
         await admin.dispose()
-    return create_async_engine(server.set(database=name), pool_size=5, max_overflow=10)
+    return create_async_engine(server.set(database=name), pool_size=8, max_overflow=0)
 
 
 def _scratch_file(component: str) -> Path:

@@ -34,7 +34,7 @@ from sqlalchemy import (
 
 from ecom_harness.specs import MessageRejected
 
-from ._database import Connection, Database
+from ._database import Connection, Database, insert_into
 
 __all__ = ["OutboxRelay", "add_event", "make_event", "new_id", "outbox_table"]
 
@@ -95,7 +95,7 @@ async def add_event(
     commits for prompt delivery). The values go as parameters of a statement SQLAlchemy
     compiles once per table (``insert().values(...)`` built and compiled one per call)."""
     row = {"topic": topic, "key": key, "event": event, "published": False}
-    await conn.execute(table.insert(), row)
+    await conn.execute(insert_into(table), row)
 
 
 class OutboxRelay:
