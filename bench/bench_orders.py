@@ -15,7 +15,9 @@ The baseline, measured in the same run: ``GET /health`` through the same gateway
 edge at the same concurrency (the mesh and proxy alone, no saga).
 
 ``--duration S`` runs the last level again and again for S seconds (an hour: 3600),
-printing the RSS after every round: memory must stay flat.
+printing every round's row: memory (RSS), orders/s and CPU per order must all stay
+flat. Run it past inventory-svc's 15-minute hold (``ttl_seconds``), when the first
+reservations fall due: a sweep that read them all made every later request slower.
 
 Run: python bench/bench_orders.py [--levels 8,32,64] [--orders 300] [--duration 0]
         [--kafka local] [--postgres DSN] [--redis URL] [--journal FILE] [--journal-keep N]

@@ -59,7 +59,7 @@ def test_serves_until_ctrl_c_then_stops_and_frees_its_ports() -> None:
         (
             ["order-svc", "--postgres", "postgresql://127.0.0.1:1/x"],
             1,
-            "cannot serve the stubs: (psycopg.OperationalError) connection failed",
+            "cannot serve the stubs: PostgreSQL at postgresql://127.0.0.1:1/x: [Errno 111]",
         ),
         (
             ["order-svc", "--redis", "redis://127.0.0.1:1/0"],

@@ -29,9 +29,15 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # SQLAlchemy and redis load when a backend is opened, not with the plan
     import redis.asyncio as aioredis
 
-from ._database import Database, EmbeddedDatabase
+import orjson
 
-__all__ = ["Backends", "database_name", "open_database", "open_redis"]
+from ._database import Database, EmbeddedDatabase, json_text
+
+__all__ = ["Backends", "DatabaseUnavailable", "database_name", "open_database", "open_redis"]
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The PostgreSQL server given cannot be used (unreachable, refusing the role...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +59,7 @@ async def open_database(component: str, backends: Backends) -> Database:
     asyncio engine on the server's, created there if missing."""
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.ext.asyncio import create_async_engine
 
     if backends.database_url is None:
@@ -65,7 +72,10 @@ async def open_database(component: str, backends: Backends) -> Database:
         raise ValueError(
             f"unsupported database URL '{url.render_as_string()}': use postgresql://HOST:PORT/DB"
         )
-    server = url.set(drivername="postgresql+psycopg")
+    # asyncpg, not psycopg: a third less CPU per transaction and nearly half per read
+    # (measured here through SQLAlchemy's asyncio engine), which is most of what an order
+    # costs the mesh on PostgreSQL (issue 15).
+    server = url.set(drivername="postgresql+asyncpg")
     name = database_name(backends.database_prefix, component)
     admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
     try:
@@ -75,9 +85,20 @@ async def open_database(component: str, backends: Backends) -> Database:
             )
             if not exists:
                 await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except (OSError, SQLAlchemyError) as exc:  # refused, unknown role...: name the server
+        why = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        raise DatabaseUnavailable(f"PostgreSQL at {url.render_as_string()}: {why}") from exc
     finally:
         await admin.dispose()
-    return create_async_engine(server.set(database=name), pool_size=8, max_overflow=0)
+    # Eight connections kept per service, no more opened: a connection opened for a burst
+    # and closed after it (an overflow) costs the server a process start each time.
+    return create_async_engine(
+        server.set(database=name),
+        pool_size=8,
+        max_overflow=0,
+        json_serializer=json_text,
+        json_deserializer=orjson.loads,
+    )
 
 
 def _scratch_file(component: str) -> Path:

@@ -51,7 +51,7 @@ def insert_into(table: Table) -> Insert:
     return table.insert()
 
 
-def _json_text(value: Any) -> str:
+def json_text(value: Any) -> str:
     """JSON columns' text, by orjson (the standard library's encoder was 2% of the
     mesh's loop under load); keys that are not strings are written as strings, as the
     standard library does."""
@@ -149,7 +149,7 @@ class EmbeddedDatabase:
             f"sqlite:///{path}",
             creator=self._open,
             poolclass=StaticPool,
-            json_serializer=_json_text,
+            json_serializer=json_text,
             json_deserializer=orjson.loads,
         )
         self._lock = asyncio.Lock()
