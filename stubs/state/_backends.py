@@ -127,7 +127,7 @@ _COMPANIONS = ("", "-wal", "-shm", "-journal")  # SQLite's files of one database
 
 
 def _remove_when_disposed(engine: Database, path: Path) -> None:
-    """Delete the database at ``path`` (with its ``-wal`` and ``-shm`` files) when
+    """Delete the database at ``path`` (with any companion file SQLite made) when
     ``engine`` is disposed, or at the latest when it is collected; only by the process
     that made it (a forked worker disposing its copy of the engine leaves it alone)."""
     from sqlalchemy import event
