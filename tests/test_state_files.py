@@ -3,7 +3,7 @@
 In memory (``:memory:``) every row a long run wrote stayed in the mesh's RSS, about
 20 KB per order (issue 15, flat memory). Each service's SQLite database is now a file
 of its own in the process's scratch folder under the temporary directory, opened for
-speed (WAL, no fsync), and removed when its engine is disposed: when the mesh stops.
+speed (journal in memory, no fsync), and removed when disposed: when the mesh stops.
 """
 
 from __future__ import annotations
