@@ -95,3 +95,25 @@ async def test_a_statement_that_fails_leaves_the_database_usable(db: Database) -
     assert await names(db) == ["first"]  # the whole failed transaction is gone
     async with db.connect() as conn:
         assert await conn.scalar(text("PRAGMA locking_mode")) == "exclusive"
+
+
+def test_ids_are_unique_and_a_forked_child_makes_its_own() -> None:
+    """Ids come from a buffer of the OS's randomness: never the same bytes twice, and a
+    forked child does not hand out the bytes its parent will."""
+    import os
+
+    from ecom_harness.stubs.state import new_id
+
+    ids = {new_id("ord") for _ in range(5000)}  # more than one 4 KiB buffer
+    assert len(ids) == 5000
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: its next ids, to the parent
+        os.write(writer, " ".join(new_id("ord") for _ in range(20)).encode())
+        os._exit(0)
+    os.close(writer)
+    os.waitpid(child, 0)
+    theirs = set(os.read(reader, 65536).decode().split())
+    os.close(reader)
+    mine = {new_id("ord") for _ in range(20)}
+    assert len(theirs) == 20 and not theirs & mine
