@@ -382,10 +382,9 @@ class OrderSimulator(Simulator):
             | {
                 "status": "CONFIRMED",
                 "payment_method": seeded["payment_method"],
-                "contact": {"email": user["email"], "phone": user["phone"]},
+                "contact": {key: users[seeded["user_id"]][key] for key in ("email", "phone")},
             }
             for seeded in load_seed().orders
-            for user in [users[seeded["user_id"]]]
         ]
         async with self.ctx.db.begin() as conn:
             await add_missing_rows(conn, orders, rows, "order_id")
