@@ -9,12 +9,13 @@ speed (journal in memory, no fsync), and removed when disposed: when the mesh st
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import MetaData, inspect, text
 
 from ecom_harness.harness.mesh import Mesh
 from ecom_harness.stubs import Backends, StubHost, open_database
@@ -81,44 +82,44 @@ async def test_a_stub_host_removes_its_files_when_it_stops(scratch: Path) -> Non
     assert databases(scratch) == []
 
 
+@asynccontextmanager
+async def upgraded(component: str, metadata: MetaData, *older: str) -> AsyncIterator[Any]:
+    """The component's embedded database as an older version left it (the ``older``
+    statements), then upgraded as a start of this version does it (``create_all`` and
+    ``upgrade_schema``, as ``Simulator.start``): its connection, in that transaction."""
+    from ecom_harness.stubs.behaviours._simulator import upgrade_schema
+
+    engine = await open_database(component, Backends())
+    try:
+        async with engine.begin() as conn:
+            for statement in older:
+                await conn.execute(text(statement))
+            await conn.run_sync(metadata.create_all)
+            await conn.run_sync(upgrade_schema, metadata)
+            yield conn
+    finally:
+        await engine.dispose()
+
+
 async def test_a_column_added_since_is_added_to_a_table_an_older_version_made(
     scratch: Path,
 ) -> None:
     """A PostgreSQL database outlives the process: order-svc's idempotency_keys made
     before keys expired has no created_at, and starting the simulator adds it."""
-    from sqlalchemy import inspect
-
-    from ecom_harness.stubs.behaviours._simulator import upgrade_schema
     from ecom_harness.stubs.behaviours.order_svc import OrderSimulator
 
-    engine = await open_database("order-svc", Backends())
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "CREATE TABLE idempotency_keys (user_id VARCHAR(40), key VARCHAR(255),"
-                    " fingerprint VARCHAR(64) NOT NULL, order_id VARCHAR(40),"
-                    " status INTEGER NOT NULL, media_type VARCHAR(64), body JSON,"
-                    " headers JSON NOT NULL, PRIMARY KEY (user_id, key))"
-                )
-            )
-            await conn.execute(
-                text(
-                    "INSERT INTO idempotency_keys VALUES"
-                    " ('usr_1', 'k', 'f', 'ord_1', 201, NULL, NULL, '{}')"
-                )
-            )
-            await conn.run_sync(OrderSimulator.metadata.create_all)
-            await conn.run_sync(upgrade_schema, OrderSimulator.metadata)
-
-            def columns(sync: Any) -> list[str]:
-                return [c["name"] for c in inspect(sync).get_columns("idempotency_keys")]
-
-            assert "created_at" in await conn.run_sync(columns)
-            old = await conn.scalar(text("SELECT created_at FROM idempotency_keys"))
-            assert old is None  # a row made before: expired (KeyRetention)
-    finally:
-        await engine.dispose()
+    older = (
+        "CREATE TABLE idempotency_keys (user_id VARCHAR(40), key VARCHAR(255),"
+        " fingerprint VARCHAR(64) NOT NULL, order_id VARCHAR(40),"
+        " status INTEGER NOT NULL, media_type VARCHAR(64), body JSON,"
+        " headers JSON NOT NULL, PRIMARY KEY (user_id, key))",
+        "INSERT INTO idempotency_keys VALUES ('usr_1', 'k', 'f', 'ord_1', 201, NULL, NULL, '{}')",
+    )
+    async with upgraded("order-svc", OrderSimulator.metadata, *older) as conn:
+        columns = await conn.run_sync(lambda sync: inspect(sync).get_columns("idempotency_keys"))
+        assert "created_at" in [column["name"] for column in columns]
+        old = await conn.scalar(text("SELECT created_at FROM idempotency_keys"))
+        assert old is None  # a row made before: expired (KeyRetention)
 
 
 async def test_an_index_added_since_is_made_on_a_table_an_older_version_made(
@@ -126,40 +127,26 @@ async def test_an_index_added_since_is_made_on_a_table_an_older_version_made(
 ) -> None:
     """inventory-svc's reservations made before the sweep's index (status, expires_at)
     get it when the simulator starts, so the sweep reads only HELD reservations."""
-    from sqlalchemy import inspect
-
-    from ecom_harness.stubs.behaviours._simulator import upgrade_schema
     from ecom_harness.stubs.behaviours.inventory_svc import InventorySimulator
 
-    engine = await open_database("inventory-svc", Backends())
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "CREATE TABLE reservations (reservation_id VARCHAR(40) PRIMARY KEY,"
-                    " order_id VARCHAR(40) NOT NULL UNIQUE, status VARCHAR(16) NOT NULL,"
-                    " items JSON NOT NULL, expires_at VARCHAR(40) NOT NULL,"
-                    " created_at VARCHAR(40) NOT NULL)"
-                )
+    older = (
+        "CREATE TABLE reservations (reservation_id VARCHAR(40) PRIMARY KEY,"
+        " order_id VARCHAR(40) NOT NULL UNIQUE, status VARCHAR(16) NOT NULL,"
+        " items JSON NOT NULL, expires_at VARCHAR(40) NOT NULL,"
+        " created_at VARCHAR(40) NOT NULL)",
+    )
+    async with upgraded("inventory-svc", InventorySimulator.metadata, *older) as conn:
+        indexes = await conn.run_sync(lambda sync: inspect(sync).get_indexes("reservations"))
+        made = {index["name"] for index in indexes}
+        assert "ix_reservations_status_expires_at" in made
+        assert "ix_reservations_expires_at" in made
+        plan = await conn.execute(
+            text(
+                "EXPLAIN QUERY PLAN SELECT * FROM reservations"
+                " WHERE status = 'HELD' AND expires_at <= '2026-01-01T00:00:00Z'"
             )
-            await conn.run_sync(InventorySimulator.metadata.create_all)
-            await conn.run_sync(upgrade_schema, InventorySimulator.metadata)
-
-            def indexes(sync: Any) -> set[str]:
-                return {i["name"] for i in inspect(sync).get_indexes("reservations")}
-
-            made = await conn.run_sync(indexes)
-            assert "ix_reservations_status_expires_at" in made
-            assert "ix_reservations_expires_at" in made
-            plan = await conn.execute(
-                text(
-                    "EXPLAIN QUERY PLAN SELECT * FROM reservations"
-                    " WHERE status = 'HELD' AND expires_at <= '2026-01-01T00:00:00Z'"
-                )
-            )
-            assert "ix_reservations_status_expires_at" in " ".join(str(r) for r in plan)
-    finally:
-        await engine.dispose()
+        )
+        assert "ix_reservations_status_expires_at" in " ".join(str(r) for r in plan)
 
 
 async def test_on_postgresql_a_second_start_keeps_the_first_runs_state() -> None:

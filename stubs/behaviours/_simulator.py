@@ -32,7 +32,7 @@ from ecom_harness.stubs.engine import (
     ValidRequest,
 )
 from ecom_harness.stubs.state import Connection as DbConnection
-from ecom_harness.stubs.state import Database
+from ecom_harness.stubs.state import Database, insert_into
 
 from ._deadlines import Deadlines
 
@@ -170,7 +170,7 @@ async def add_missing_rows(
     held = set((await conn.scalars(select(column).where(column.in_(wanted)))).all())
     missing = [row for row in rows if row[key] not in held]
     if missing:
-        await conn.execute(table.insert(), missing)
+        await conn.execute(insert_into(table), missing)
 
 
 def render_problem(found: Problem, request: StubRequest) -> StubResponse:
