@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from sqlalchemy import URL, CursorResult, Engine, Executable, Insert, ScalarResult, Table
     from sqlalchemy import Connection as SyncConnection
 
+    from ._prepared import StatementCache
+
 __all__ = ["PRAGMAS", "Connection", "Database", "EmbeddedDatabase", "insert_into"]
 
 _P = ParamSpec("_P")
@@ -96,15 +98,27 @@ class Database(Protocol):
 
 
 class _InlineConnection:
-    """A :class:`Connection` running each call at once on a synchronous connection."""
+    """A :class:`Connection` running each call at once on a synchronous connection;
+    statements it has seen before run prepared (``_prepared``), unless something
+    listens to the statements the engine runs."""
 
-    __slots__ = ("sync_connection",)
+    __slots__ = ("database", "sync_connection")
 
-    def __init__(self, sync_connection: SyncConnection):
+    def __init__(self, database: EmbeddedDatabase, sync_connection: SyncConnection):
+        self.database = database
         self.sync_connection = sync_connection
 
     async def execute(self, statement: Executable, parameters: Any = None) -> CursorResult[Any]:
-        result = self.sync_connection.execute(statement, parameters)
+        database, connection = self.database, self.sync_connection
+        if not database.watched and (parameters is None or type(parameters) is dict):
+            given = parameters or {}
+            prepared = database.statements.get(statement, given)
+            values = prepared.values(given) if prepared is not None else None
+            if prepared is not None and values is not None:
+                if not connection.in_transaction():
+                    connection.begin()  # as SQLAlchemy begins one on the first statement
+                return cast("CursorResult[Any]", prepared.run(database.dbapi(connection), values))
+        result = connection.execute(statement, parameters)
         if result.returns_rows:
             # Read now, as the asyncio engine's drivers do: rows read after the block
             # ended would otherwise see what other tasks wrote since.
@@ -112,7 +126,7 @@ class _InlineConnection:
         return result
 
     async def scalar(self, statement: Executable, parameters: Any = None) -> Any:
-        return self.sync_connection.scalar(statement, parameters)
+        return (await self.execute(statement, parameters)).scalar()
 
     async def scalars(self, statement: Executable, parameters: Any = None) -> ScalarResult[Any]:
         return (await self.execute(statement, parameters)).scalars()
@@ -144,6 +158,8 @@ class EmbeddedDatabase:
         from sqlalchemy import create_engine
         from sqlalchemy.pool import StaticPool
 
+        from ._prepared import StatementCache
+
         self.path = path
         self.sync_engine: Engine = create_engine(
             f"sqlite:///{path}",
@@ -152,15 +168,31 @@ class EmbeddedDatabase:
             json_serializer=json_text,
             json_deserializer=orjson.loads,
         )
+        self.statements: StatementCache = StatementCache(self.sync_engine.dialect)
         self._lock = asyncio.Lock()
         self._connection: SyncConnection | None = None
+        self._dbapi: sqlite3.Connection | None = None
+
+    @property
+    def watched(self) -> bool:
+        """Whether something listens to the statements the engine runs (a test
+        collecting them): they then all go through SQLAlchemy, which tells it."""
+        dispatch = self.sync_engine.dispatch
+        return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute)
+
+    def dbapi(self, connection: SyncConnection) -> sqlite3.Connection:
+        """The sqlite3 connection under ``connection`` (the one held)."""
+        if self._dbapi is None:
+            self._dbapi = cast("sqlite3.Connection", connection.connection.dbapi_connection)
+        return self._dbapi
 
     @property
     def url(self) -> URL:
         return self.sync_engine.url
 
     def _open(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, check_same_thread=False)
+        # room for every statement the simulators prepare (the default keeps 128)
+        connection = sqlite3.connect(self.path, check_same_thread=False, cached_statements=512)
         for pragma in PRAGMAS:
             connection.execute(f"PRAGMA {pragma}")
         return connection
@@ -168,6 +200,7 @@ class EmbeddedDatabase:
     def _held(self) -> SyncConnection:
         if self._connection is None or self._connection.closed:
             self._connection = self.sync_engine.connect()
+            self._dbapi = None
         return self._connection
 
     @asynccontextmanager
@@ -177,7 +210,7 @@ class EmbeddedDatabase:
         async with self._lock:
             connection = self._held()
             try:
-                yield _InlineConnection(connection)
+                yield _InlineConnection(self, connection)
             finally:
                 connection.rollback()
 
@@ -187,11 +220,12 @@ class EmbeddedDatabase:
         async with self._lock:
             connection = self._held()
             with connection.begin():
-                yield _InlineConnection(connection)
+                yield _InlineConnection(self, connection)
 
     async def dispose(self) -> None:
         """Close the connection and the engine (``engine_disposed`` fires)."""
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+            self._dbapi = None
         self.sync_engine.dispose()
