@@ -124,3 +124,35 @@ async def test_a_prepared_statement_fails_as_sqlalchemy_does(tmp_path: Path) -> 
     async with database.connect() as conn:
         assert (await conn.execute(select(seen.c.id))).all() == [("a",)]
     await database.dispose()
+
+
+async def test_prepared_writes_keep_the_blocks_transactions(tmp_path: Path) -> None:
+    """Prepared writes (no SQLAlchemy transaction begun) end as the block says: kept at
+    the end of ``begin()``, undone when it raises, undone at the end of ``connect()``
+    unless the caller committed."""
+    metadata = MetaData()
+    seen = Table("seen", metadata, Column("id", String(8), primary_key=True))
+    database = EmbeddedDatabase(str(tmp_path / "prepared.sqlite"))
+    async with database.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    for key in ("warm-1", "warm-2"):  # seen twice: prepared from now on
+        async with database.begin() as conn:
+            await conn.execute(insert_into(seen), {"id": key})
+    assert database.statements.get(insert_into(seen), {"id": "x"}) is not None
+
+    with pytest.raises(RuntimeError):
+        async with database.begin() as conn:
+            await conn.execute(insert_into(seen), {"id": "raised"})
+            raise RuntimeError("undo it")
+    async with database.connect() as conn:
+        await conn.execute(insert_into(seen), {"id": "dropped"})
+    async with database.connect() as conn:
+        await conn.execute(insert_into(seen), {"id": "committed"})
+        await conn.commit()
+    async with database.begin() as conn:
+        await conn.execute(insert_into(seen), {"id": "kept"})
+
+    async with database.connect() as conn:
+        ids = set((await conn.scalars(select(seen.c.id))).all())
+    assert ids == {"warm-1", "warm-2", "committed", "kept"}
+    await database.dispose()

@@ -32,7 +32,17 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Column, Integer, MetaData, RowMapping, String, Table, select
+from sqlalchemy import (
+    JSON,
+    Column,
+    Integer,
+    MetaData,
+    RowMapping,
+    String,
+    Table,
+    bindparam,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 
 from ecom_harness.specs import load_seed
@@ -122,6 +132,10 @@ class ShippingSimulator(OutboxSimulator):
         Column("shipment_id", String(40)),
     )
     outbox = outbox_table(metadata)
+    # built once (see inventory-svc's statements)
+    _claim_query = select(order_shipments).where(
+        order_shipments.c.order_id == bindparam("w_order_id")
+    )
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -234,10 +248,9 @@ class ShippingSimulator(OutboxSimulator):
 
     async def _claim_of(self, order_id: str) -> RowMapping | None:
         """The order's row in ``order_shipments``: None when it never had one."""
-        table = self.order_shipments
         async with self.ctx.db.connect() as conn:
-            query = select(table).where(table.c.order_id == order_id)
-            return (await conn.execute(query)).mappings().first()
+            found = await conn.execute(self._claim_query, {"w_order_id": order_id})
+            return found.mappings().first()
 
     @staticmethod
     def _conflict(req: ValidRequest, order_id: str, existing: Any) -> StubResponse:

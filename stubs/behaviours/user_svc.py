@@ -35,7 +35,7 @@ import uuid
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, MetaData, String, Table, select
+from sqlalchemy import Column, MetaData, Select, String, Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from ecom_harness.specs import load_seed
@@ -128,6 +128,9 @@ class UserSimulator(Simulator):
         Column("password_hash", String(200), nullable=False),
         Column("created_at", String(40), nullable=False),
     )
+    # built once (see inventory-svc's statements)
+    _by_id = select(users).where(users.c.user_id == bindparam("w_key"))
+    _by_email = select(users).where(users.c.email_key == bindparam("w_key"))
 
     signer: TokenSigner  # from start() on
 
@@ -233,21 +236,22 @@ class UserSimulator(Simulator):
 
     async def get_user(self, req: ValidRequest) -> StubResponse:
         user_id = req.params["path"]["userId"]
-        row = await self._user_where(self.users.c.user_id == user_id)
+        row = await self._user_where(self._by_id, user_id)
         if row is None:
             return not_found(req, f"User {user_id}")
         return json_response(200, _public(row))
 
-    async def _user_where(self, condition: Any) -> dict[str, Any] | None:
+    async def _user_where(self, query: Select[Any], key: str) -> dict[str, Any] | None:
+        """The user ``query`` (``_by_id`` or ``_by_email``) finds for ``key``."""
         async with self.ctx.db.connect() as conn:
-            row = (await conn.execute(select(self.users).where(condition))).mappings().first()
+            row = (await conn.execute(query, {"w_key": key})).mappings().first()
         return dict(row) if row is not None else None
 
     # --- sessions and tokens ---
 
     async def create_session(self, req: ValidRequest) -> StubResponse:
         email, password = req.body["email"], req.body["password"]
-        user = await self._user_where(self.users.c.email_key == email.lower())
+        user = await self._user_where(self._by_email, email.lower())
         # An unknown email costs one hash too, so timing does not tell which emails exist.
         stored = user["password_hash"] if user is not None else self._decoy
         valid = await asyncio.to_thread(verify_password, password, stored)

@@ -110,13 +110,13 @@ class _InlineConnection:
 
     async def execute(self, statement: Executable, parameters: Any = None) -> CursorResult[Any]:
         database, connection = self.database, self.sync_connection
+        if type(parameters) is list and len(parameters) == 1:
+            parameters = parameters[0]  # one row: SQLAlchemy runs it as one execution too
         if not database.watched and (parameters is None or type(parameters) is dict):
             given = parameters or {}
             prepared = database.statements.get(statement, given)
             values = prepared.values(given) if prepared is not None else None
             if prepared is not None and values is not None:
-                if not connection.in_transaction():
-                    connection.begin()  # as SQLAlchemy begins one on the first statement
                 return cast("CursorResult[Any]", prepared.run(database.dbapi(connection), values))
         result = connection.execute(statement, parameters)
         if result.returns_rows:
@@ -140,10 +140,10 @@ class _InlineConnection:
         return fn(self.sync_connection, *arg, **kw)
 
     async def commit(self) -> None:
-        self.sync_connection.commit()
+        self.database.finish(self.sync_connection, commit=True)
 
     async def rollback(self) -> None:
-        self.sync_connection.rollback()
+        self.database.finish(self.sync_connection, commit=False)
 
 
 class EmbeddedDatabase:
@@ -212,15 +212,36 @@ class EmbeddedDatabase:
             try:
                 yield _InlineConnection(self, connection)
             finally:
-                connection.rollback()
+                self.finish(connection, commit=False)
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[_InlineConnection]:
         """One transaction: committed at the end, rolled back if the block raised."""
         async with self._lock:
             connection = self._held()
-            with connection.begin():
+            try:
                 yield _InlineConnection(self, connection)
+            except BaseException:
+                self.finish(connection, commit=False)
+                raise
+            self.finish(connection, commit=True)
+
+    def finish(self, connection: SyncConnection, *, commit: bool) -> None:
+        """End the open transaction, if any: SQLAlchemy's, when its path ran a statement
+        (it began one, and ends sqlite3's with it), else sqlite3's own, begun by the
+        first prepared write. No transaction object is made per block: SQLAlchemy's
+        begin and commit cost more than SQLite's commit itself (issue 15)."""
+        if connection.in_transaction():
+            if commit:
+                connection.commit()
+            else:
+                connection.rollback()
+        dbapi = self.dbapi(connection)
+        if dbapi.in_transaction:
+            if commit:
+                dbapi.commit()
+            else:
+                dbapi.rollback()
 
     async def dispose(self) -> None:
         """Close the connection and the engine (``engine_disposed`` fires)."""
