@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
+import orjson
 
 from ._deadlines import Deadlines
 
@@ -39,6 +40,7 @@ class _NoCookies(httpx.Cookies):
 
 
 _NO_COOKIES = _NoCookies()
+_JSON_CONTENT = {"content-type": "application/json"}
 
 
 class PeerClient(httpx.AsyncClient):
@@ -68,6 +70,21 @@ class PeerClient(httpx.AsyncClient):
                 self._merged.clear()
             merged = self._merged[url] = super()._merge_url(url)
         return merged
+
+    def build_request(self, method: str, url: httpx.URL | str, **options: Any) -> httpx.Request:
+        """A ``json=`` body written by orjson (httpx's standard-library encoder was 1%
+        of the mesh's loop under load): compact UTF-8, as httpx writes it."""
+        body = options.pop("json", None)
+        if body is not None and options.get("content") is None:
+            options["content"] = orjson.dumps(body)
+            headers = options.get("headers")
+            if headers is None:
+                options["headers"] = _JSON_CONTENT
+            elif not any(name.lower() == "content-type" for name in headers):
+                options["headers"] = {**_JSON_CONTENT, **headers}
+        elif body is not None:
+            options["json"] = body  # httpx says what it makes of both
+        return super().build_request(method, url, **options)
 
     @property
     def base_url(self) -> httpx.URL:
