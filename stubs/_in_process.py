@@ -130,14 +130,30 @@ class InProcessTransport(httpx.AsyncBaseTransport):
         self._running: set[asyncio.Task[None]] = set()  # apps whose callers left early
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        exchange = _Exchange(await request.aread())
+        timeout = (request.extensions.get("timeout") or {}).get("read")
+        status, headers, body = await self.exchange(
+            request, request.headers.raw, await request.aread(), timeout
+        )
+        return httpx.Response(status, headers=headers, content=body)
+
+    async def exchange(
+        self,
+        request: httpx.Request,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        timeout: float | None,
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """``request`` (its method and URL; ``headers`` and ``body`` as sent) to the app:
+        the answer's status, headers and body, waiting at most ``timeout`` seconds for
+        it (``httpx.ReadTimeout``)."""
+        exchange = _Exchange(body)
         url = request.url
         scope = {
             "type": "http",
             "asgi": {"version": "3.0"},
             "http_version": "1.1",
             "method": request.method,
-            "headers": [(k.lower(), v) for k, v in request.headers.raw],
+            "headers": [(k.lower(), v) for k, v in headers],
             "scheme": url.scheme,
             "path": url.path,
             "raw_path": url.raw_path.split(b"?")[0],
@@ -150,7 +166,6 @@ class InProcessTransport(httpx.AsyncBaseTransport):
         self._running.add(task)
         task.add_done_callback(self._running.discard)
         task.add_done_callback(lambda done: exchange.app_done(done, request))
-        timeout = (request.extensions.get("timeout") or {}).get("read")
         # a timer, not asyncio.timeout(): its context manager cost 3% of the mesh's
         # loop under load (issue 15)
         timer = None
@@ -165,9 +180,7 @@ class InProcessTransport(httpx.AsyncBaseTransport):
             if timer is not None:
                 timer.cancel()
         assert exchange.status is not None
-        return httpx.Response(
-            exchange.status, headers=exchange.headers, content=b"".join(exchange.parts)
-        )
+        return exchange.status, exchange.headers, b"".join(exchange.parts)
 
     async def aclose(self) -> None:
         """Apps still working for callers that left are not waited for (nor are they on

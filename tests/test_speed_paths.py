@@ -13,6 +13,7 @@ import pytest
 
 from ecom_harness.harness.mesh import Mesh, MeshOptions
 from ecom_harness.stubs import InProcessTransport, Receive, Scope, Send, call_app
+from ecom_harness.stubs.behaviours._clients import PeerClient
 from ecom_harness.stubs.behaviours._ratelimit import LoopMemoryStorage, RateLimiter, parse_limit
 
 
@@ -165,3 +166,60 @@ async def test_a_callee_called_directly_sees_the_request_httpx_would_have_sent()
     assert list(direct.headers.items()) == [
         (k, v) for k, v in through.headers.items() if k != "content-length"
     ]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        {"method": "POST", "url": "/orders", "json": {"sku": "SKU-1", "note": "é"}},
+        {"method": "POST", "url": "/orders", "json": [1], "headers": {"Content-Type": "x/y"}},
+        {"method": "POST", "url": "/a%20b?x=1", "content": b"raw", "headers": {"X-Id": "7"}},
+        {"method": "GET", "url": "/orders/1", "headers": {"accept": "application/json"}},
+        {"method": "DELETE", "url": "/orders/1"},
+    ],
+)
+async def test_a_peer_clients_in_process_call_sends_what_httpx_sends(call: dict[str, Any]) -> None:
+    """A peer client's plain call to an in-process peer skips httpx's client machinery
+    (issue 15): the app still gets what httpx's own path would have sent it -- headers
+    (the client's and the call's, Host, Content-Length, Content-Type), body and URL --
+    and the caller the same response."""
+    seen: list[tuple[Scope, bytes]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append((scope, (await receive())["body"]))
+        headers = [(b"x-a", b"1"), (b"content-type", b"text/plain")]
+        await send({"type": "http.response.start", "status": 202, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    options = {"base_url": "http://127.0.0.1:9999/v1", "headers": {"X-Service-Token": "t"}}
+    answers = []
+    for plain in (True, False):
+        peer = PeerClient(transport=InProcessTransport(app), **options)
+        if not plain:  # httpx's own path: a request built and sent as httpx does
+            request = httpx.AsyncClient.build_request(peer, **call)
+            answers.append(await httpx.AsyncClient.send(peer, request))
+        else:
+            answers.append(await peer.request(**call))
+        await peer.aclose()
+    (fast, fast_body), (slow, slow_body) = seen
+
+    def sent(scope: Scope) -> dict[str, Any]:
+        keys = ("method", "path", "raw_path", "query_string", "server", "scheme")
+        return {k: scope[k] for k in keys} | {"headers": sorted(scope["headers"])}
+
+    assert sent(fast) == sent(slow) and fast_body == slow_body
+    assert answers[0].status_code == answers[1].status_code == 202
+    assert list(answers[0].headers.items()) == list(answers[1].headers.items())
+    assert answers[0].content == answers[1].content == b"ok"
+    assert str(answers[0].request.url) == str(answers[1].request.url)
+
+
+async def test_a_peer_clients_in_process_call_keeps_its_read_timeout() -> None:
+    app = SlowApp(delay=0.3)
+    async with PeerClient(
+        transport=InProcessTransport(app), base_url="http://127.0.0.1:9999", timeout=5
+    ) as peer:
+        with pytest.raises(httpx.ReadTimeout):
+            await peer.request("GET", "/", timeout=0.05)
+        await asyncio.wait_for(app.saw_disconnect.wait(), 1)
+        await asyncio.wait_for(app.finished.wait(), 1)
