@@ -22,7 +22,13 @@ from typing import Any
 import jsonschema_rs
 
 from ecom_harness.specs import Api, Operation
-from ecom_harness.stubs import ContractCheck, StubRequest, check_exchange, missing_credentials
+from ecom_harness.stubs import (
+    ContractCheck,
+    EngineVerdict,
+    StubRequest,
+    check_exchange,
+    missing_credentials,
+)
 
 __all__ = ["header_violations", "judge_exchange"]
 
@@ -36,11 +42,14 @@ def judge_exchange(
     media_type: str | None,
     body: bytes,
     fault_answered: bool = False,
+    verdict: EngineVerdict | None = None,
 ) -> ContractCheck:
     """Every way the exchange breaks ``api``: the request, then (unless a fault answered)
-    the response's status, body and documented headers."""
+    the response's status, body and documented headers. ``verdict``: the in-process stub
+    engine's on the exchange it served, so what it judged is not judged twice (the
+    request's validation and the answer's were a tenth of the mesh's loop, issue 15)."""
     judged_status = None if fault_answered else status
-    check = check_exchange(api, request, judged_status, media_type, body)
+    check = check_exchange(api, request, judged_status, media_type, body, verdict=verdict)
     operation = api.operations.get(check.operation_id) if check.operation_id else None
     if operation is None:
         return check

@@ -21,6 +21,7 @@ import orjson
 
 from ecom_harness.specs import Api
 from ecom_harness.stubs import (
+    EngineVerdict,
     Receive,
     Scope,
     Send,
@@ -63,6 +64,7 @@ class _Outcome:
     body: bytes = b""
     error: str | None = None
     caller_gave_up: bool = False  # the caller hung up before the answer was ready
+    verdict: EngineVerdict | None = None  # an in-process stub engine's (see judge_exchange)
 
 
 class RecordingProxy:
@@ -120,13 +122,14 @@ class RecordingProxy:
                     request.method, request.path, query, headers, request.body
                 )
                 status, answered, content = got.status, list(got.headers.items()), got.body
+                verdict = got.verdict
             else:
                 target = request.path + (f"?{query}" if query else "")
                 response = await self.upstream.request(
                     request.method, target, headers=headers, content=request.body
                 )
                 status, answered = response.status_code, list(response.headers.items())
-                content = response.content
+                content, verdict = response.content, None
         except httpx.HTTPError as exc:
             # The callee cannot be reached: the caller sees a dropped connection, as it
             # would without the proxy, not an answer the proxy made up.
@@ -139,7 +142,7 @@ class RecordingProxy:
             )
         answer = {k: v for k, v in answered if k not in _DROP_RESPONSE}  # lower-cased
         late = gave_up.is_set()  # before the answer is sent (then a hang-up is normal)
-        return _Outcome(status, answer, content, caller_gave_up=late)
+        return _Outcome(status, answer, content, caller_gave_up=late, verdict=verdict)
 
     async def _fault(self, fault: Fault, receive: Receive, send: Send) -> _Outcome:
         if fault.kind == "error":
@@ -172,6 +175,7 @@ class RecordingProxy:
                 media_type=media_type,
                 body=outcome.body,
                 fault_answered=fault is not None and fault.kind != "delay",
+                verdict=outcome.verdict,
             )
             if self.api is not None
             else None

@@ -27,6 +27,8 @@ from typing import Any
 
 import httpx
 
+from .engine import VERDICT, EngineVerdict
+
 __all__ = ["AppAnswer", "InProcessTransport", "call_app"]
 
 logger = logging.getLogger(__name__)
@@ -195,6 +197,7 @@ class AppAnswer:
     status: int
     headers: dict[str, str]
     body: bytes
+    verdict: EngineVerdict | None = None  # a stub engine's, on the exchange it served
 
 
 # What an httpx client adds to a request that lacks them (httpx 0.28's defaults).
@@ -223,13 +226,15 @@ async def call_app(
     the client's defaults, Content-Length), without building httpx's request and response
     around it -- the mesh's proxies call their in-process callees this way. An exception
     in the app propagates, as through ``ASGITransport``; an answer never finished raises
-    ``httpx.RemoteProtocolError``."""
+    ``httpx.RemoteProtocolError``. A stub app's engine also leaves its verdict on the
+    exchange (``AppAnswer.verdict``), for the proxy to judge it without doing it again."""
     lowered = {name.lower(): value for name, value in headers.items()}
     raw = [(b"host", host.encode("latin-1"))]
     raw += [(k.encode(), v.encode()) for k, v in _CLIENT_DEFAULTS if k not in lowered]
     raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in lowered.items()]
     if body or method in _BODY_METHODS:
         raw.append((b"content-length", str(len(body)).encode()))
+    judged: dict[str, EngineVerdict | None] = {}  # a stub app leaves its verdict here
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -243,6 +248,7 @@ async def call_app(
         "server": (host, None),
         "client": client,
         "root_path": "",
+        "extensions": {VERDICT: judged},
     }
     exchange = _Exchange(body)
     await app(scope, exchange.receive, exchange.send)
@@ -254,4 +260,4 @@ async def call_app(
     for name, value in exchange.headers:
         key, text = name.decode("latin-1").lower(), value.decode("latin-1")
         answer[key] = f"{answer[key]}, {text}" if key in answer else text
-    return AppAnswer(exchange.status, answer, b"".join(exchange.parts))
+    return AppAnswer(exchange.status, answer, b"".join(exchange.parts), judged.get("verdict"))

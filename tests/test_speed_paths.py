@@ -176,6 +176,7 @@ async def test_a_callee_called_directly_sees_the_request_httpx_would_have_sent()
         {"method": "POST", "url": "/a%20b?x=1", "content": b"raw", "headers": {"X-Id": "7"}},
         {"method": "GET", "url": "/orders/1", "headers": {"accept": "application/json"}},
         {"method": "DELETE", "url": "/orders/1"},
+        {"method": "POST", "url": "/pi", "data": {"amount": "10", "metadata[o]": "x"}},
     ],
 )
 async def test_a_peer_clients_in_process_call_sends_what_httpx_sends(call: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._asgi import (
     SERVER_KEEPALIVE,
+    VERDICT,
     PortDispatcher,
     Receive,
     Scope,
@@ -23,6 +24,7 @@ from ._engine import Behaviour, ErrorRenderer, Exchange, StubEngine
 from ._http import (
     FORM,
     MAX_JSON_DEPTH,
+    EngineVerdict,
     StubRequest,
     StubResponse,
     decode_body,
@@ -42,8 +44,10 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "PROBLEM_MEDIA_TYPE",
     "SERVER_KEEPALIVE",
+    "VERDICT",
     "Behaviour",
     "ContractCheck",
+    "EngineVerdict",
     "ErrorRenderer",
     "Exchange",
     "PortDispatcher",

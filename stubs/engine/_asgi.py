@@ -27,6 +27,7 @@ from ._validate_request import MAX_BODY_BYTES
 
 __all__ = [
     "SERVER_KEEPALIVE",
+    "VERDICT",
     "PortDispatcher",
     "Receive",
     "Scope",
@@ -41,6 +42,10 @@ __all__ = [
 # any client here keeps one (Deadlines.keepalive), so a client never reuses a connection
 # the server is closing.
 SERVER_KEEPALIVE = 30.0
+
+# The ASGI scope extension through which an in-process caller asks for the engine's
+# EngineVerdict on the exchange (call_app; a server never sets it).
+VERDICT = "ecom.verdict"
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -61,7 +66,11 @@ class StubApp:
         if scope["type"] != "http":
             return
         request = await read_request(scope, receive)
-        await _write(send, await self.engine.handle(request))
+        response = await self.engine.handle(request)
+        judged = scope.get("extensions", {}).get(VERDICT)
+        if judged is not None:  # a caller in this process that judges exchanges (call_app)
+            judged["verdict"] = response.verdict
+        await _write(send, response)
 
 
 async def read_request(

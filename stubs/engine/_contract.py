@@ -7,12 +7,20 @@ from dataclasses import dataclass, field
 
 from ecom_harness.specs import Api, Operation, SchemaCompileError
 
-from ._http import StubRequest, StubResponse, decode_body
+from ._http import EngineVerdict, StubRequest, StubResponse, decode_body
 from ._problems import Problem
 from ._router import route
-from ._validate_request import validate_request
+from ._validate_request import MAX_BODY_BYTES, validate_request
 
-__all__ = ["ContractCheck", "check_exchange", "response_violations"]
+__all__ = ["ContractCheck", "check_exchange", "request_violations", "response_violations"]
+
+# What an HTTP client or a proxy adds to or drops from a request on its way to the
+# callee (Host, httpx's defaults, hop-by-hop headers): an operation that declares one
+# of them as a parameter is judged on the request as its caller sent it, not as the
+# engine received it.
+_ADDED_ON_THE_WAY = frozenset(
+    {"host", "accept", "accept-encoding", "connection", "user-agent", "content-length"}
+)
 
 
 def response_violations(
@@ -66,19 +74,26 @@ def check_exchange(
     status: int | None,
     response_media_type: str | None,
     response_body: bytes,
+    *,
+    verdict: EngineVerdict | None = None,
 ) -> ContractCheck:
     """Judge a request and (when one came) its response against ``api``: each violation
-    as ``"request /body/x: message"`` or ``"response /body/y: message"``."""
-    routed = route(api, request.method, request.path)
-    if isinstance(routed, Problem):
-        return ContractCheck(None, (f"request: {routed.detail}",))
-    operation, path_params = routed
-    found: list[str] = []
-    valid = validate_request(api, operation, path_params, request)
-    if isinstance(valid, Problem):
-        found += [f"request {e['pointer']}: {e['message']}" for e in valid.errors] or [
-            f"request: {valid.detail}"
-        ]
+    as ``"request /body/x: message"`` or ``"response /body/y: message"``. With the
+    ``verdict`` of the stub engine that served the exchange (a proxy in front of an
+    in-process stub), what the engine already judged is taken from it: the request,
+    and the answer when the engine checked it."""
+    operation = api.operations.get(verdict.operation_id) if verdict is not None else None
+    if verdict is not None and operation is not None and _as_sent(operation, request):
+        if status is None or verdict.answer_checked:  # nothing left to judge
+            return ContractCheck(operation.operation_id, verdict.request_violations)
+        found = list(verdict.request_violations)
+    else:
+        routed = route(api, request.method, request.path)
+        if isinstance(routed, Problem):
+            return ContractCheck(None, (f"request: {routed.detail}",))
+        operation, path_params = routed
+        valid = validate_request(api, operation, path_params, request)
+        found = request_violations(valid) if isinstance(valid, Problem) else []
     if status is not None:
         answer = StubResponse(
             status, decode_body(response_body, response_media_type), response_media_type
@@ -88,3 +103,19 @@ def check_exchange(
             for e in response_violations(api, operation, answer)
         ]
     return ContractCheck(operation.operation_id, tuple(found))
+
+
+def request_violations(invalid: Problem) -> list[str]:
+    """A request's violations, as :func:`check_exchange` words them."""
+    return [f"request {e['pointer']}: {e['message']}" for e in invalid.errors] or [
+        f"request: {invalid.detail}"
+    ]
+
+
+def _as_sent(operation: Operation, request: StubRequest) -> bool:
+    """Whether the request the engine received judges as the one its caller sent: no
+    parameter of the operation is a header added or dropped on the way, and the body
+    is whole (the engine reads one byte past its limit, and says that size)."""
+    return len(request.body) <= MAX_BODY_BYTES and not any(
+        p.location == "header" and p.name.lower() in _ADDED_ON_THE_WAY for p in operation.parameters
+    )

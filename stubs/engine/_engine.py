@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from ecom_harness.specs import Api, Operation, unescape_token
 
-from ._contract import response_violations
-from ._http import StubRequest, StubResponse
+from ._contract import request_violations, response_violations
+from ._http import EngineVerdict, StubRequest, StubResponse
 from ._problems import PROBLEM_MEDIA_TYPE, Problem, problem
 from ._respond import parse_prefer, respond_from_spec
 from ._router import route
@@ -90,6 +90,9 @@ class StubEngine:
         if isinstance(valid, Problem):
             answer_to_invalid = self.render_error(valid, request)
             answer_to_invalid.operation_id = operation.operation_id
+            answer_to_invalid.verdict = EngineVerdict(
+                operation.operation_id, tuple(request_violations(valid))
+            )
             return answer_to_invalid
         behaviour = self.behaviours.get(operation.operation_id)
         answer: StubResponse | Problem | None = await behaviour(valid) if behaviour else None
@@ -101,9 +104,13 @@ class StubEngine:
                 request.headers.get("accept"),
             )
         if isinstance(answer, Problem):
-            return _problem_response(answer, request, operation.operation_id)
+            refusal = _problem_response(answer, request, operation.operation_id)
+            refusal.verdict = EngineVerdict(operation.operation_id)
+            return refusal
         answer.operation_id = operation.operation_id
-        return self._checked(answer, request)
+        checked = self._checked(answer, request)
+        checked.verdict = EngineVerdict(operation.operation_id, answer_checked=checked is answer)
+        return checked
 
     def _unauthorized(
         self, operation: Operation, request: StubRequest, missing: str

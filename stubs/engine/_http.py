@@ -87,6 +87,18 @@ class StubRequest:
         return media_type_of(self.headers.get("content-type"))
 
 
+@dataclass(frozen=True, slots=True)
+class EngineVerdict:
+    """What the engine found of a request it served, for a proxy in front of it to judge
+    the exchange with instead of doing the same work again: the operation, the request's
+    violations (worded as :func:`~._contract.check_exchange` words them), and whether
+    the answer is one the engine checked against the spec and found clean."""
+
+    operation_id: str
+    request_violations: tuple[str, ...] = ()
+    answer_checked: bool = False
+
+
 @dataclass(slots=True)
 class StubResponse:
     status: int
@@ -96,3 +108,4 @@ class StubResponse:
     operation_id: str | None = None
     # The body is one of the spec's own examples (immutable spec data, not a copy).
     canned: bool = False
+    verdict: EngineVerdict | None = None  # set by the engine (not part of the answer)
