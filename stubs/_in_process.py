@@ -41,6 +41,7 @@ App = Callable[
     ],
     Awaitable[None],
 ]
+_PENDING = object()  # an exchange not answered yet
 _INTERNAL_ERROR = (500, [(b"content-type", b"text/plain; charset=utf-8")], b"Internal Server Error")
 
 
@@ -53,7 +54,10 @@ class _Exchange:
         self.status: int | None = None
         self.headers: list[tuple[bytes, bytes]] = []
         self.parts: list[bytes] = []
-        self.answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # None once answered, the error the caller gets instead; _PENDING until then. A
+        # future is made only for a caller that waits (the transport's, not call_app's).
+        self.outcome: BaseException | object | None = _PENDING
+        self._waiter: asyncio.Future[None] | None = None
         self.closed = False  # answered, or the caller hung up
         self._closing: asyncio.Event | None = None  # made for an app that waits for it
         self.caller_gone = False
@@ -84,20 +88,38 @@ class _Exchange:
             if not message.get("more_body", False):
                 self._settle(None)
 
+    @property
+    def settled(self) -> bool:
+        return self.outcome is not _PENDING
+
+    async def answered(self) -> None:
+        """Wait for the answer; raises what the caller gets instead of one."""
+        if self.outcome is _PENDING:
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        elif isinstance(self.outcome, BaseException):
+            raise self.outcome
+
+    def _finish(self, outcome: BaseException | None) -> None:
+        if self.outcome is not _PENDING:
+            return
+        self.outcome = outcome
+        if self._waiter is not None and not self._waiter.done():
+            if outcome is None:
+                self._waiter.set_result(None)
+            else:
+                self._waiter.set_exception(outcome)
+
     def _settle(self, error: BaseException | None) -> None:
         self._close()
-        if not self.answered.done():
-            if error is None or self.caller_gone:  # nobody would retrieve the error
-                self.answered.set_result(None)
-            else:
-                self.answered.set_exception(error)
+        self._finish(None if self.caller_gone else error)  # nobody would retrieve it
 
     def app_done(self, task: asyncio.Task[None], request: httpx.Request) -> None:
         """The app returned or failed: whatever the caller has not got yet, it never will."""
         error = None if task.cancelled() else task.exception()
         if error is not None and not self.caller_gone:
             logger.error("exception in ASGI application", exc_info=error)
-        if self.answered.done():
+        if self.settled:
             return
         if self.status is None and error is not None:
             self.status, self.headers, body = _INTERNAL_ERROR
@@ -118,9 +140,9 @@ class _Exchange:
     def time_out(self, request: httpx.Request) -> None:
         """The caller's read timeout fired before the answer: it hangs up, and gets
         ``httpx.ReadTimeout``, as on a socket."""
-        if not self.answered.done():
+        if not self.settled:
             self.hang_up()
-            self.answered.set_exception(httpx.ReadTimeout("timed out", request=request))
+            self._finish(httpx.ReadTimeout("timed out", request=request))
 
 
 class InProcessTransport(httpx.AsyncBaseTransport):
@@ -174,7 +196,7 @@ class InProcessTransport(httpx.AsyncBaseTransport):
         if timeout is not None:
             timer = asyncio.get_running_loop().call_later(timeout, exchange.time_out, request)
         try:
-            await exchange.answered
+            await exchange.answered()
         except asyncio.CancelledError:
             exchange.hang_up()
             raise
@@ -252,7 +274,7 @@ async def call_app(
     }
     exchange = _Exchange(body)
     await app(scope, exchange.receive, exchange.send)
-    if not exchange.answered.done() or exchange.status is None:
+    if not exchange.settled or exchange.status is None:
         raise httpx.RemoteProtocolError(
             "peer closed connection without sending complete message body"
         )
