@@ -229,7 +229,7 @@ _CLIENT_DEFAULTS = (
     ("connection", "keep-alive"),
     ("user-agent", f"python-httpx/{httpx.__version__}"),
 )
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # httpx sends Content-Length: 0
 
 
 async def call_app(
@@ -254,7 +254,7 @@ async def call_app(
     raw = [(b"host", host.encode("latin-1"))]
     raw += [(k.encode(), v.encode()) for k, v in _CLIENT_DEFAULTS if k not in lowered]
     raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in lowered.items()]
-    if body or method in _BODY_METHODS:
+    if body or method in BODY_METHODS:
         raw.append((b"content-length", str(len(body)).encode()))
     judged: dict[str, EngineVerdict | None] = {}  # a stub app leaves its verdict here
     scope = {

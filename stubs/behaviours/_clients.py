@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import orjson
 
-from ecom_harness.stubs._in_process import InProcessTransport
+from ecom_harness.stubs._in_process import BODY_METHODS, InProcessTransport
 
 from ._deadlines import Deadlines
 
@@ -42,8 +42,14 @@ class _NoCookies(httpx.Cookies):
 
 
 _NO_COOKIES = _NoCookies()
-_JSON_CONTENT = {"content-type": "application/json"}
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # httpx sends Content-Length: 0 for these
+
+
+def _json_typed(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """``headers`` with the JSON body's Content-Type, unless they name one themselves."""
+    given = dict(headers or {})
+    if any(name.lower() == "content-type" for name in given):
+        return given
+    return {"content-type": "application/json", **given}
 
 
 class _PeerResponse(httpx.Response):
@@ -101,14 +107,12 @@ class PeerClient(httpx.AsyncClient):
         assert self._in_process is not None
         target = self._merge_url(url)
         body = orjson.dumps(json) if json is not None else content or b""
-        given = dict(headers or {})
-        if json is not None and not any(name.lower() == "content-type" for name in given):
-            given = {**_JSON_CONTENT, **given}
+        given = _json_typed(headers) if json is not None else dict(headers or {})
         overridden = {name.lower().encode() for name in given}
         raw = [(b"Host", target.netloc)]
         raw += [(k, v) for k, v in self.headers.raw if k.lower() not in overridden]
         raw += [(k.encode(), str(v).encode()) for k, v in given.items()]
-        if body or method in _BODY_METHODS:
+        if body or method in BODY_METHODS:
             raw.append((b"Content-Length", str(len(body)).encode()))
         request = httpx.Request(method, target, headers=raw, stream=httpx.ByteStream(body))
         wait = self.timeout if timeout is httpx.USE_CLIENT_DEFAULT else httpx.Timeout(timeout)
@@ -156,16 +160,15 @@ class PeerClient(httpx.AsyncClient):
     def build_request(self, method: str, url: httpx.URL | str, **options: Any) -> httpx.Request:
         """A ``json=`` body written by orjson (httpx's standard-library encoder was 1%
         of the mesh's loop under load): compact UTF-8, as httpx writes it."""
-        body = options.pop("json", None)
-        if body is not None and options.get("content") is None:
+        body, headers = options.get("json"), options.get("headers")
+        if (
+            body is not None
+            and options.get("content") is None
+            and (headers is None or isinstance(headers, Mapping))
+        ):
+            del options["json"]
             options["content"] = orjson.dumps(body)
-            headers = options.get("headers")
-            if headers is None:
-                options["headers"] = _JSON_CONTENT
-            elif not any(name.lower() == "content-type" for name in headers):
-                options["headers"] = {**_JSON_CONTENT, **headers}
-        elif body is not None:
-            options["json"] = body  # httpx says what it makes of both
+            options["headers"] = _json_typed(headers)
         return super().build_request(method, url, **options)
 
     @property
