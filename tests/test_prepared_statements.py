@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Column, MetaData, String, Table, select
+from sqlalchemy import Column, MetaData, String, Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from ecom_harness.harness.mesh import Mesh, MeshOptions
@@ -155,4 +155,25 @@ async def test_prepared_writes_keep_the_blocks_transactions(tmp_path: Path) -> N
     async with database.connect() as conn:
         ids = set((await conn.scalars(select(seen.c.id))).all())
     assert ids == {"warm-1", "warm-2", "committed", "kept"}
+    await database.dispose()
+
+
+async def test_an_in_list_runs_prepared_at_each_length(tmp_path: Path) -> None:
+    """A list an ``IN`` expands is written out per length, as SQLAlchemy writes it: each
+    length answers with its own rows, an empty list with none."""
+    metadata = MetaData()
+    seen = Table("seen", metadata, Column("id", String(8), primary_key=True))
+    database = EmbeddedDatabase(str(tmp_path / "prepared.sqlite"))
+    async with database.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+        for key in "abc":
+            await conn.execute(insert_into(seen), {"id": key})
+    among = select(seen.c.id).where(seen.c.id.in_(bindparam("w_ids", expanding=True)))
+    wanted = {("a",): {"a"}, ("a", "c"): {"a", "c"}, (): set(), ("b", "c", "x"): {"b", "c"}}
+    for _ in range(3):  # SQLAlchemy's path first, then prepared
+        for ids, found in wanted.items():
+            async with database.connect() as conn:
+                assert set((await conn.scalars(among, {"w_ids": list(ids)})).all()) == found
+    for ids in wanted:
+        assert database.statements.get(among, {"w_ids": list(ids)}) is not None, ids
     await database.dispose()

@@ -11,10 +11,11 @@ the same dialect and the same parameter keys, and the rows are SQLAlchemy's own
 ``Row`` objects, so a simulator cannot tell the two paths apart (a test runs every
 statement of an order both ways and compares).
 
-What the prepared path does not cover goes through SQLAlchemy as before (``prepare``
-returns None): several parameter sets at once, Python-side column defaults, parameters
-expanded at execution (``IN``), and any engine with event listeners (a test watching
-the statements sees them all).
+A list an ``IN`` expands is written out as SQLAlchemy writes it, one statement per
+length of the list. What the prepared path does not cover goes through SQLAlchemy as
+before (``prepare`` returns None): several parameter sets at once, Python-side column
+defaults, values written into the SQL (``literal_execute``), and any engine with event
+listeners (a test watching the statements sees them all).
 """
 
 from __future__ import annotations
@@ -45,26 +46,32 @@ class PreparedResult(IteratorResult[Any]):
 class Prepared:
     """One statement, compiled for one dialect and one set of parameter keys."""
 
-    __slots__ = ("_binds", "_metadata", "sql")
+    __slots__ = ("_binds", "_metadata", "expanding", "sql")
 
     def __init__(
         self,
         sql: str,
-        binds: Sequence[tuple[str, Any, Callable[[Any], Any] | None]],
+        binds: Sequence[tuple[str, int | None, Any, Callable[[Any], Any] | None]],
         metadata: SimpleResultMetaData | None,
+        expanding: tuple[str, ...] = (),
     ):
         self.sql = sql
-        self._binds = binds  # per "?": its name, value when not given, bind processor
+        # per "?": the parameter's name, its item's index (a list expanded for IN),
+        # its value when not given, and its bind processor
+        self._binds = binds
         self._metadata = metadata  # None: the statement returns no rows
+        self.expanding = expanding  # list parameters, written out item by item
 
     def values(self, parameters: Mapping[str, Any]) -> list[Any] | None:
         """The positional values for ``parameters``; None when a required one is
         missing (SQLAlchemy's path then raises its own error)."""
         values = []
-        for name, default, process in self._binds:
+        for name, index, default, process in self._binds:
             value = parameters.get(name, default)
             if value is _REQUIRED:
                 return None
+            if index is not None:
+                value = value[index]
             values.append(value if process is None else process(value))
         return values
 
@@ -86,27 +93,41 @@ class Prepared:
 _NO_ROWS = SimpleResultMetaData([])
 
 
-def prepare(statement: Executable, keys: Sequence[str], dialect: Dialect) -> Prepared | None:
-    """``statement`` compiled as SQLAlchemy would for parameters with ``keys``; None
-    where the prepared path would differ from SQLAlchemy's (see the module's doc)."""
+def prepare(
+    statement: Executable, parameters: Mapping[str, Any], dialect: Dialect
+) -> Prepared | None:
+    """``statement`` compiled as SQLAlchemy would for ``parameters`` (their keys, and the
+    lengths of the lists an ``IN`` expands); None where the prepared path would differ
+    from SQLAlchemy's (see the module's doc)."""
     compiled: Any = cast("ClauseElement", statement).compile(
-        dialect=dialect, column_keys=list(keys)
+        dialect=dialect, column_keys=sorted(parameters)
     )
     if (
         compiled.insert_prefetch  # Python-side defaults, computed per call
         or compiled.update_prefetch
-        or compiled.post_compile_params  # rendered per call
-        or compiled.literal_execute_params
+        or compiled.literal_execute_params  # values written into the SQL
         or not compiled.positional
         or any(bind.callable is not None for bind in compiled.binds.values())
     ):
         return None
-    processors = compiled._bind_processors
-    binds = []
-    for name in compiled.positiontup:
+    sql, names, processors = compiled.string, compiled.positiontup, compiled._bind_processors
+    items: dict[str, tuple[str, int]] = {}  # an expanded list's "?" -> (its list, index)
+    expanding = tuple(sorted(bind.key for bind in compiled.post_compile_params))
+    if expanding:
+        if any(not isinstance(parameters.get(name), list | tuple) for name in expanding):
+            return None  # SQLAlchemy's path says what is wrong with it
+        state = compiled.construct_expanded_state(dict(parameters))
+        sql, names, processors = state.statement, state.positiontup, state.processors
+        for name, written in state.parameter_expansion.items():
+            items |= {item: (name, index) for index, item in enumerate(written)}
+    binds: list[tuple[str, int | None, Any, Callable[[Any], Any] | None]] = []
+    for name in names:
+        if name in items:
+            binds.append((*items[name], _REQUIRED, processors.get(name)))
+            continue
         bind = compiled.binds[name]
         default = _REQUIRED if bind.required else bind.value
-        binds.append((name, default, processors.get(name)))
+        binds.append((name, None, default, processors.get(name)))
     metadata = None
     columns = compiled._result_columns
     if columns:
@@ -115,7 +136,7 @@ def prepare(statement: Executable, keys: Sequence[str], dialect: Dialect) -> Pre
             [column.keyname for column in columns],
             _processors=results if any(results) else None,
         )
-    return Prepared(compiled.string, binds, metadata)
+    return Prepared(sql, binds, metadata, expanding)
 
 
 class StatementCache:
@@ -127,12 +148,21 @@ class StatementCache:
 
     def __init__(self, dialect: Dialect):
         self.dialect = dialect
-        self._prepared: dict[tuple[int, tuple[str, ...]], Prepared | None] = {}
+        self._prepared: dict[tuple[Any, ...], Prepared | None] = {}
         self._kept: dict[int, Executable] = {}  # the prepared ones, so their ids stay theirs
         self._once: dict[int, weakref.ref[Executable]] = {}  # seen once
+        self._expanding: dict[int, tuple[str, ...]] = {}  # statements with IN lists
+
+    def _key(self, ident: int, parameters: Mapping[str, Any]) -> tuple[Any, ...]:
+        """A statement's parameter keys, and the length of each list it expands (each
+        length is SQL of its own)."""
+        expanding = self._expanding.get(ident)
+        if expanding is None:
+            return (ident, tuple(parameters))
+        return (ident, tuple(parameters), *(len(parameters.get(n) or ()) for n in expanding))
 
     def get(self, statement: Executable, parameters: Mapping[str, Any]) -> Prepared | None:
-        key = (id(statement), tuple(parameters))
+        key = self._key(id(statement), parameters)
         try:
             return self._prepared[key]
         except KeyError:
@@ -145,7 +175,11 @@ class StatementCache:
                 return None
             del self._once[id(statement)]
             self._kept[id(statement)] = statement
-        prepared = self._prepared[key] = prepare(statement, sorted(parameters), self.dialect)
+        prepared = prepare(statement, parameters, self.dialect)
+        if prepared is not None and prepared.expanding:
+            self._expanding[id(statement)] = prepared.expanding
+            key = self._key(id(statement), parameters)
+        self._prepared[key] = prepared
         return prepared
 
     def _forget(self, ident: int, gone: weakref.ref[Executable]) -> None:
