@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from .engine import VERDICT, EngineVerdict
+from .engine import EngineVerdict, RequestHead, StubApp
 
 __all__ = ["AppAnswer", "InProcessTransport", "call_app"]
 
@@ -248,38 +248,49 @@ async def call_app(
     the client's defaults, Content-Length), without building httpx's request and response
     around it -- the mesh's proxies call their in-process callees this way. An exception
     in the app propagates, as through ``ASGITransport``; an answer never finished raises
-    ``httpx.RemoteProtocolError``. A stub app's engine also leaves its verdict on the
-    exchange (``AppAnswer.verdict``), for the proxy to judge it without doing it again."""
+    ``httpx.RemoteProtocolError``. A stub app is served without ASGI's messages
+    (``StubApp.serve``), and its engine's verdict comes back with the answer
+    (``AppAnswer.verdict``), for the proxy to judge the exchange without doing it again."""
     lowered = {name.lower(): value for name, value in headers.items()}
-    raw = [(b"host", host.encode("latin-1"))]
-    raw += [(k.encode(), v.encode()) for k, v in _CLIENT_DEFAULTS if k not in lowered]
-    raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in lowered.items()]
+    sent = {"host": host} | {k: v for k, v in _CLIENT_DEFAULTS if k not in lowered} | lowered
     if body or method in BODY_METHODS:
-        raw.append((b"content-length", str(len(body)).encode()))
-    judged: dict[str, EngineVerdict | None] = {}  # a stub app leaves its verdict here
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "headers": raw,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode("utf-8"),
-        "query_string": query.encode("latin-1"),
-        "server": (host, None),
-        "client": client,
-        "root_path": "",
-        "extensions": {VERDICT: judged},
-    }
+        sent["content-length"] = str(len(body))
+    if isinstance(app, StubApp):  # no ASGI messages to make and read back (StubApp.serve)
+        head = RequestHead(method, path, query.encode("latin-1"), sent, client[0])
+        response, wire, payload = await app.serve(head, body)
+        status, verdict = response.status, response.verdict
+    else:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in sent.items()],
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode("utf-8"),
+            "query_string": query.encode("latin-1"),
+            "server": (host, None),
+            "client": client,
+            "root_path": "",
+        }
+        status, wire, payload = await _through_asgi(app, scope, body)
+        verdict = None
+    answer: dict[str, str] = {}
+    for name, value in wire:
+        key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+        answer[key] = f"{answer[key]}, {text}" if key in answer else text
+    return AppAnswer(status, answer, payload, verdict)
+
+
+async def _through_asgi(
+    app: App, scope: MutableMapping[str, Any], body: bytes
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The request (``scope``, ``body``) to any ASGI app: its status, headers, body."""
     exchange = _Exchange(body)
     await app(scope, exchange.receive, exchange.send)
     if not exchange.settled or exchange.status is None:
         raise httpx.RemoteProtocolError(
             "peer closed connection without sending complete message body"
         )
-    answer: dict[str, str] = {}
-    for name, value in exchange.headers:
-        key, text = name.decode("latin-1").lower(), value.decode("latin-1")
-        answer[key] = f"{answer[key]}, {text}" if key in answer else text
-    return AppAnswer(exchange.status, answer, b"".join(exchange.parts), judged.get("verdict"))
+    return exchange.status, exchange.headers, b"".join(exchange.parts)

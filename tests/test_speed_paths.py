@@ -12,7 +12,17 @@ import httpx
 import pytest
 
 from ecom_harness.harness.mesh import Mesh, MeshOptions
-from ecom_harness.stubs import InProcessTransport, Receive, Scope, Send, call_app
+from ecom_harness.specs import load_api, shipped_spec
+from ecom_harness.stubs import (
+    MAX_BODY_BYTES,
+    InProcessTransport,
+    Receive,
+    Scope,
+    Send,
+    StubApp,
+    StubEngine,
+    call_app,
+)
 from ecom_harness.stubs.behaviours._clients import PeerClient
 from ecom_harness.stubs.behaviours._ratelimit import LoopMemoryStorage, RateLimiter, parse_limit
 
@@ -224,3 +234,60 @@ async def test_a_peer_clients_in_process_call_keeps_its_read_timeout() -> None:
             await peer.request("GET", "/", timeout=0.05)
         await asyncio.wait_for(app.saw_disconnect.wait(), 1)
         await asyncio.wait_for(app.finished.wait(), 1)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "headers", "body"),
+    [
+        (
+            "POST",
+            "/reservations",
+            "",
+            {"X-Service-Token": "t", "Content-Type": "application/json"},
+            b'{"order_id": "ord_1", "items": [{"sku": "SKU-1001", "quantity": 1}]}',
+        ),
+        ("POST", "/reservations", "", {"content-type": "application/json"}, b"{not json"),
+        (
+            "GET",
+            "/stock/SKU-1001",
+            "x=1&x=2",
+            {"X-Service-Token": "t", "Accept": "text/plain"},
+            b"",
+        ),
+        ("GET", "/nowhere", "", {"Host": "elsewhere"}, b""),
+        ("POST", "/reservations", "", {"X-Service-Token": "t"}, b"x" * (MAX_BODY_BYTES + 9)),
+        ("DELETE", "/reservations/res_1", "", {"X-Service-Token": "t"}, b"x"),
+    ],
+)
+async def test_a_stub_called_directly_gets_the_request_asgi_would_give_it(
+    method: str, path: str, query: str, headers: dict[str, str], body: bytes
+) -> None:
+    """call_app serves a stub app without ASGI's messages (StubApp.serve): the engine
+    gets the request it would have read from the scope, and the caller the same answer."""
+    seen: list[Any] = []
+    api = load_api(shipped_spec("inventory-svc"))
+    stub = StubApp(StubEngine(api, recorder=seen.append))
+
+    async def through_asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        await stub(scope, receive, send)  # not a StubApp: call_app speaks ASGI to it
+
+    answers = [
+        await call_app(
+            app,
+            method,
+            path,
+            query=query,
+            headers=headers,
+            body=body,
+            host="inventory-svc",
+            client=("10.0.0.7", 5),
+        )
+        for app in (stub, through_asgi)
+    ]
+    assert seen[0].request == seen[1].request
+    assert answers[0].verdict == seen[0].response.verdict  # the proxy's, from the engine
+    assert (answers[0].status, answers[0].headers, answers[0].body) == (
+        answers[1].status,
+        answers[1].headers,
+        answers[1].body,
+    )

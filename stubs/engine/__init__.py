@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from ._asgi import (
     SERVER_KEEPALIVE,
-    VERDICT,
     PortDispatcher,
     Receive,
+    RequestHead,
     Scope,
     Send,
     StubApp,
@@ -44,7 +44,6 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "PROBLEM_MEDIA_TYPE",
     "SERVER_KEEPALIVE",
-    "VERDICT",
     "Behaviour",
     "ContractCheck",
     "EngineVerdict",
@@ -53,6 +52,7 @@ __all__ = [
     "PortDispatcher",
     "Problem",
     "Receive",
+    "RequestHead",
     "Scope",
     "Send",
     "StubApp",

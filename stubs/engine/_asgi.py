@@ -13,6 +13,7 @@ import signal
 import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -27,9 +28,9 @@ from ._validate_request import MAX_BODY_BYTES
 
 __all__ = [
     "SERVER_KEEPALIVE",
-    "VERDICT",
     "PortDispatcher",
     "Receive",
+    "RequestHead",
     "Scope",
     "Send",
     "StubApp",
@@ -42,10 +43,6 @@ __all__ = [
 # any client here keeps one (Deadlines.keepalive), so a client never reuses a connection
 # the server is closing.
 SERVER_KEEPALIVE = 30.0
-
-# The ASGI scope extension through which an in-process caller asks for the engine's
-# EngineVerdict on the exchange (call_app; a server never sets it).
-VERDICT = "ecom.verdict"
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -66,11 +63,33 @@ class StubApp:
         if scope["type"] != "http":
             return
         request = await read_request(scope, receive)
-        response = await self.engine.handle(request)
-        judged = scope.get("extensions", {}).get(VERDICT)
-        if judged is not None:  # a caller in this process that judges exchanges (call_app)
-            judged["verdict"] = response.verdict
-        await _write(send, response)
+        await _write(send, await self.engine.handle(request))
+
+    async def serve(
+        self, head: RequestHead, body: bytes
+    ) -> tuple[StubResponse, list[tuple[bytes, bytes]], bytes]:
+        """What ``__call__`` does for a request (``head``: its method, path, query,
+        headers with lower-case names, and peer; ``body`` whole), without ASGI's scope
+        and messages around it: the engine's response, and its headers and body as they
+        go on the wire. A caller in this process (``call_app``) spares each in-process
+        hop building and reading them (issue 15)."""
+        has_body = "content-length" in head.headers or "transfer-encoding" in head.headers
+        response = await self.engine.handle(
+            _request(head, body[: MAX_BODY_BYTES + 1] if has_body else b"")
+        )
+        headers, payload = wire_answer(response)
+        return response, headers, payload
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    """A request's line and headers, as an HTTP scope holds them (names lower-cased)."""
+
+    method: str
+    path: str
+    query_string: bytes
+    headers: dict[str, str]
+    client: str | None
 
 
 async def read_request(
@@ -84,13 +103,24 @@ async def read_request(
     # HTTP/1.1: no Content-Length and no Transfer-Encoding means no body, so there is
     # nothing to wait for (a receive() would cost the event loop a round trip).
     has_body = "content-length" in headers or "transfer-encoding" in headers
+    head = RequestHead(
+        scope["method"],
+        scope["path"],
+        scope.get("query_string", b""),
+        headers,
+        (scope.get("client") or (None,))[0],
+    )
+    return _request(head, await _read_body(receive, body_limit) if has_body else b"")
+
+
+def _request(head: RequestHead, body: bytes) -> StubRequest:
     return StubRequest(
-        method=scope["method"],
-        path=scope["path"],
-        query=_query(scope.get("query_string", b"")),
-        headers=headers,
-        body=await _read_body(receive, body_limit) if has_body else b"",
-        client=(scope.get("client") or (None,))[0],
+        method=head.method,
+        path=head.path,
+        query=_query(head.query_string),
+        headers=head.headers,
+        body=body,
+        client=head.client,
     )
 
 
@@ -113,7 +143,8 @@ async def _read_body(receive: Receive, limit: int | None) -> bytes:
             return body if limit is None else body[: limit + 1]
 
 
-async def _write(send: Send, response: StubResponse) -> None:
+def wire_answer(response: StubResponse) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The answer's headers and body as they go on the wire."""
     payload = b"" if response.body is None else orjson.dumps(response.body)
     headers = [
         (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()
@@ -121,6 +152,11 @@ async def _write(send: Send, response: StubResponse) -> None:
     if response.body is not None and response.media_type:
         headers.append((b"content-type", response.media_type.encode("latin-1")))
     headers.append((b"content-length", str(len(payload)).encode()))
+    return headers, payload
+
+
+async def _write(send: Send, response: StubResponse) -> None:
+    headers, payload = wire_answer(response)
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
