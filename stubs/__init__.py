@@ -14,7 +14,7 @@ from ecom_harness._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._host import HostedStub, StubHost, shared_tls
-    from ._in_process import AppAnswer, InProcessTransport, call_app
+    from ._in_process import HUNG_UP, AppAnswer, InProcessTransport, call_app
     from ._serve import ServeConflict, ServePlan, example_problems, serve_stubs
     from .behaviours import (
         SERVER_KEEPALIVE,
@@ -131,6 +131,7 @@ _EXPORTS = {
     "HostedStub": "._host",
     "InProcessTransport": "._in_process",
     "AppAnswer": "._in_process",
+    "HUNG_UP": "._in_process",
     "call_app": "._in_process",
     "InMemoryBus": ".events",
     "KafkaBus": ".events",
@@ -204,6 +205,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "FORM",
+    "HUNG_UP",
     "LOCAL_GROUP_TIMINGS",
     "MAX_BODY_BYTES",
     "MAX_JSON_DEPTH",

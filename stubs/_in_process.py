@@ -29,7 +29,11 @@ import httpx
 
 from .engine import EngineVerdict, RequestHead, StubApp
 
-__all__ = ["AppAnswer", "InProcessTransport", "call_app"]
+__all__ = ["HUNG_UP", "AppAnswer", "InProcessTransport", "call_app"]
+
+# The scope extension through which the transport tells the app, without a receive()
+# call, whether the caller has hung up: a function returning True once it has.
+HUNG_UP = "ecom.hung_up"
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +141,9 @@ class _Exchange:
         self.caller_gone = True
         self._close()
 
+    def hung_up(self) -> bool:
+        return self.caller_gone
+
     def time_out(self, request: httpx.Request) -> None:
         """The caller's read timeout fired before the answer: it hangs up, and gets
         ``httpx.ReadTimeout``, as on a socket."""
@@ -185,6 +192,7 @@ class InProcessTransport(httpx.AsyncBaseTransport):
             "server": (url.host, url.port),
             "client": self.client,
             "root_path": "",
+            "extensions": {HUNG_UP: exchange.hung_up},
         }
         task = asyncio.ensure_future(self.app(scope, exchange.receive, exchange.send))
         self._running.add(task)
