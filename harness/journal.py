@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
+import re
 import threading
 import time
 from collections import deque
@@ -56,6 +57,7 @@ from ecom_harness.stubs import (
     Published,
     Record,
     decode_body,
+    is_json_media,
     nests_deeper_than,
 )
 
@@ -101,6 +103,13 @@ def redact_headers(headers: dict[str, str]) -> dict[str, str]:
     return {k: REDACTED if k.lower() in _SECRET_HEADERS else v for k, v in headers.items()}
 
 
+# Whether a JSON body's text may name a secret field: any of their names, in any case,
+# or an escape (a key can spell one with \u escapes). Else its data has none to redact.
+_MAY_NAME_A_SECRET = re.compile(
+    b"(?i)" + b"|".join(re.escape(name.encode()) for name in sorted(_SECRET_FIELDS)) + rb"|\\u"
+)
+
+
 def redact_body(body: Any) -> Any:
     """The body with secret-looking fields replaced, at any depth."""
     if isinstance(body, dict):
@@ -123,6 +132,8 @@ def journal_body(raw: bytes, media_type: str | None, limit: int = DEFAULT_BODY_L
     body = decode_body(raw, media_type)
     if isinstance(body, dict | list) and nests_deeper_than(raw, body, MAX_JSON_DEPTH):
         return _summary(raw, media_type, f"nested deeper than {MAX_JSON_DEPTH} levels")
+    if is_json_media(media_type) and not _MAY_NAME_A_SECRET.search(raw):
+        return body  # nothing to redact: no copy (copying every body was 2% of the loop)
     return redact_body(body)
 
 

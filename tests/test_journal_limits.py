@@ -209,3 +209,32 @@ async def test_the_file_holds_every_exchange_of_the_mesh_when_it_stops(
     assert len(lines) == 13
     assert [line["seq"] for line in lines] == sorted(line["seq"] for line in lines)
     assert lines[-1]["request_body"]["omitted"] == "nested deeper than 64 levels"
+
+
+@pytest.mark.parametrize(
+    ("raw", "media_type", "kept"),
+    [
+        (
+            b'{"order_id": "ord_1", "items": [{"sku": "A"}]}',
+            "application/json",
+            {"order_id": "ord_1", "items": [{"sku": "A"}]},
+        ),
+        (
+            b'{"user": {"Access_Token": "t"}}',
+            "application/json",
+            {"user": {"Access_Token": "[redacted]"}},
+        ),
+        (b'{"pass\\u0077ord": "p"}', "application/json", {"password": "[redacted]"}),
+        (
+            b"pass%77ord=p&amount=1",
+            "application/x-www-form-urlencoded",
+            {"password": "[redacted]", "amount": "1"},
+        ),
+    ],
+)
+def test_journal_body_redacts_every_spelling_of_a_secret(
+    raw: bytes, media_type: str, kept: Any
+) -> None:
+    """A JSON body whose text names no secret is kept as decoded (no copy); one that does,
+    in any case, escaped or form-encoded, has the secret redacted."""
+    assert journal_body(raw, media_type) == kept

@@ -104,17 +104,18 @@ class _InlineConnection:
     statements it has seen before run prepared (``_prepared``), unless something
     listens to the statements the engine runs."""
 
-    __slots__ = ("database", "sync_connection")
+    __slots__ = ("database", "prepare", "sync_connection")
 
     def __init__(self, database: EmbeddedDatabase, sync_connection: SyncConnection):
         self.database = database
         self.sync_connection = sync_connection
+        self.prepare = not database.watched  # asked once per block, not per statement
 
     async def execute(self, statement: Executable, parameters: Any = None) -> CursorResult[Any]:
         database, connection = self.database, self.sync_connection
         if type(parameters) is list and len(parameters) == 1:
             parameters = parameters[0]  # one row: SQLAlchemy runs it as one execution too
-        if not database.watched and (parameters is None or type(parameters) is dict):
+        if self.prepare and (parameters is None or type(parameters) is dict):
             given = parameters or {}
             prepared = database.statements.get(statement, given)
             values = prepared.values(given) if prepared is not None else None
