@@ -51,10 +51,12 @@ async def signed_in(mesh: Mesh) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def place_order(client: httpx.AsyncClient, key: str) -> httpx.Response:
+async def place_order(
+    client: httpx.AsyncClient, key: str, card: str = "pm_card_visa"
+) -> httpx.Response:
     body = {
         "items": [{"sku": SKU, "quantity": 1}],
-        "payment_method": "pm_card_visa",
+        "payment_method": card,
         "shipping_address": ADDRESS,
     }
     return await client.post("/v1/orders", json=body, headers={"Idempotency-Key": key})

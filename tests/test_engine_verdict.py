@@ -18,14 +18,8 @@ import pytest
 
 from ecom_harness.harness import proxy
 from ecom_harness.harness.mesh import Mesh, MeshOptions
+from mesh_flow import place_order, signed_in
 
-ADDRESS = {
-    "name": "Verdict Reader",
-    "line1": "Torstrasse 112",
-    "city": "Berlin",
-    "postal_code": "10119",
-    "country": "DE",
-}
 TOKEN = {"X-Service-Token": "order-svc-token"}
 
 
@@ -52,20 +46,9 @@ async def test_a_proxy_judges_with_the_engines_verdict_as_it_would_alone(
     settings = {"api-gateway": {"rate_limit": "100000/minute", "ip_rate_limit": "100000/minute"}}
     async with Mesh(MeshOptions(settings=settings)) as mesh:
         assert mesh.bus is not None and mesh.host is not None
-        async with httpx.AsyncClient(base_url=mesh.entry_url, timeout=30) as client:
-            creds = {"email": "verdict@example.com", "password": "correct-horse-battery"}
-            assert (await client.post("/v1/auth/register", json={**creds, "name": "V"})).is_success
-            login = await client.post("/v1/auth/login", json=creds)
-            client.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+        async with signed_in(mesh) as client:
             for n, card in enumerate(["pm_card_visa", "pm_card_chargeDeclined"]):
-                body = {
-                    "items": [{"sku": "SKU-1001", "quantity": 1}],
-                    "payment_method": card,
-                    "shipping_address": ADDRESS,
-                }
-                placed = await client.post(
-                    "/v1/orders", json=body, headers={"Idempotency-Key": f"verdict-{n}"}
-                )
+                placed = await place_order(client, f"verdict-{n}", card)
                 assert placed.status_code in (201, 402), placed.text
         edge = mesh.url("order-svc->inventory-svc")
         async with httpx.AsyncClient(base_url=edge, timeout=30) as inventory:

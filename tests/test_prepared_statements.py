@@ -13,7 +13,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import Column, MetaData, String, Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
@@ -22,14 +21,7 @@ from ecom_harness.harness.mesh import Mesh, MeshOptions
 from ecom_harness.stubs.state import _database
 from ecom_harness.stubs.state._database import EmbeddedDatabase, insert_into
 from ecom_harness.stubs.state._prepared import PreparedResult
-
-ADDRESS = {
-    "name": "Prepared Reader",
-    "line1": "Torstrasse 112",
-    "city": "Berlin",
-    "postal_code": "10119",
-    "country": "DE",
-}
+from mesh_flow import CREDENTIALS, place_order, signed_in
 
 
 def _answer(rows: Any, rowcount: int) -> tuple[Any, ...]:
@@ -75,21 +67,11 @@ async def test_every_prepared_statement_answers_as_sqlalchemy_does(
     settings = {"api-gateway": {"rate_limit": "100000/minute", "ip_rate_limit": "100000/minute"}}
     async with Mesh(MeshOptions(settings=settings)) as mesh:
         assert mesh.host is not None and mesh.bus is not None
-        async with httpx.AsyncClient(base_url=mesh.entry_url, timeout=30) as client:
-            creds = {"email": "prepared@example.com", "password": "correct-horse-battery"}
-            assert (await client.post("/v1/auth/register", json={**creds, "name": "P"})).is_success
-            for _ in range(2):  # statements are prepared the second time they are seen
-                login = await client.post("/v1/auth/login", json=creds)
-            client.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+        async with signed_in(mesh) as client:
+            # statements are prepared the second time they are seen: a second login
+            assert (await client.post("/v1/auth/login", json=CREDENTIALS)).status_code == 200
             for n, card in enumerate(["pm_card_visa", "pm_card_chargeDeclined"] * 3):
-                body = {
-                    "items": [{"sku": "SKU-1001", "quantity": 1}],
-                    "payment_method": card,
-                    "shipping_address": ADDRESS,
-                }
-                placed = await client.post(
-                    "/v1/orders", json=body, headers={"Idempotency-Key": f"prep-{n}"}
-                )
+                placed = await place_order(client, f"prep-{n}", card)
                 assert placed.status_code in (201, 402), placed.text
                 if placed.status_code == 201:
                     order = placed.json()["order_id"]

@@ -15,24 +15,16 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
 from sqlalchemy import event
 
 from ecom_harness.harness.mesh import Mesh, MeshOptions
+from mesh_flow import place_order, signed_in
 
 # Their rows do not grow with the orders: seeded once (stock, products, users) or kept
 # bounded (the outbox, the inbox and the undo queue empty as they are worked through).
 BOUNDED = {"stock", "products", "users", "outbox", "inbox", "undo_steps"}
 # Reads whose rows are the ones they delete: a range that stays as small as what expired.
 RANGE_READS_THAT_DELETE = re.compile(r"^DELETE FROM (idempotency_keys|sent_messages)\b")
-
-ADDRESS = {
-    "name": "Plan Reader",
-    "line1": "Torstrasse 112",
-    "city": "Berlin",
-    "postal_code": "10119",
-    "country": "DE",
-}
 
 
 def growing_reads(plan: Sequence[Any]) -> list[str]:
@@ -61,20 +53,9 @@ async def test_every_statement_of_an_order_reads_its_rows_by_an_index() -> None:
                     ran.setdefault((component, statement), parameters)
 
             event.listen(stub.db.sync_engine, "before_cursor_execute", seen)
-        async with httpx.AsyncClient(base_url=mesh.entry_url, timeout=30) as client:
-            creds = {"email": "plans@example.com", "password": "correct-horse-battery"}
-            assert (await client.post("/v1/auth/register", json={**creds, "name": "P"})).is_success
-            login = await client.post("/v1/auth/login", json=creds)
-            client.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+        async with signed_in(mesh) as client:
             for n, card in enumerate(["pm_card_visa", "pm_card_chargeDeclined"] * 2):
-                body = {
-                    "items": [{"sku": "SKU-1001", "quantity": 1}],
-                    "payment_method": card,
-                    "shipping_address": ADDRESS,
-                }
-                placed = await client.post(
-                    "/v1/orders", json=body, headers={"Idempotency-Key": f"plan-{n}"}
-                )
+                placed = await place_order(client, f"plan-{n}", card)
                 assert placed.status_code in (201, 402), placed.text
         for stub in mesh.host.stubs.values():
             if hasattr(stub.simulator, "flush_outbox"):
