@@ -23,6 +23,7 @@ import orjson
 from ecom_harness.specs import Api
 from ecom_harness.stubs import (
     HUNG_UP,
+    NOT_FORWARDED,
     EngineVerdict,
     Receive,
     Scope,
@@ -40,18 +41,7 @@ from .peer_address import PeerApp
 __all__ = ["RecordingProxy"]
 
 # Hop-by-hop headers, and those httpx or the server set themselves.
-_DROP_REQUEST = frozenset(
-    {
-        "host",
-        "content-length",
-        "connection",
-        "keep-alive",
-        "transfer-encoding",
-        "upgrade",
-        "te",
-        "trailer",
-    }
-)
+_DROP_REQUEST = NOT_FORWARDED
 _DROP_RESPONSE = frozenset(
     {"content-length", "connection", "keep-alive", "transfer-encoding", "date", "server"}
 )

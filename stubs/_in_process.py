@@ -230,13 +230,13 @@ class AppAnswer:
     verdict: EngineVerdict | None = None  # a stub engine's, on the exchange it served
 
 
-# What an httpx client adds to a request that lacks them (httpx 0.28's defaults).
-_CLIENT_DEFAULTS = (
-    ("accept", "*/*"),
-    ("accept-encoding", "gzip, deflate"),
-    ("connection", "keep-alive"),
-    ("user-agent", f"python-httpx/{httpx.__version__}"),
-)
+# The values of the client defaults call_app sends (``CLIENT_DEFAULT_HEADERS`` names them).
+_CLIENT_DEFAULTS = {
+    "accept": "*/*",
+    "accept-encoding": "gzip, deflate",
+    "connection": "keep-alive",
+    "user-agent": f"python-httpx/{httpx.__version__}",
+}
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # httpx sends Content-Length: 0
 
 
@@ -260,7 +260,9 @@ async def call_app(
     (``StubApp.serve``), and its engine's verdict comes back with the answer
     (``AppAnswer.verdict``), for the proxy to judge the exchange without doing it again."""
     lowered = {name.lower(): value for name, value in headers.items()}
-    sent = {"host": host} | {k: v for k, v in _CLIENT_DEFAULTS if k not in lowered} | lowered
+    sent = (
+        {"host": host} | {k: v for k, v in _CLIENT_DEFAULTS.items() if k not in lowered} | lowered
+    )
     if body or method in BODY_METHODS:
         sent["content-length"] = str(len(body))
     if isinstance(app, StubApp):  # no ASGI messages to make and read back (StubApp.serve)

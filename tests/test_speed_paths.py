@@ -21,10 +21,12 @@ from ecom_harness.stubs import (
     Send,
     StubApp,
     StubEngine,
+    _in_process,
     call_app,
 )
 from ecom_harness.stubs.behaviours._clients import PeerClient
 from ecom_harness.stubs.behaviours._ratelimit import LoopMemoryStorage, RateLimiter, parse_limit
+from ecom_harness.stubs.engine import CLIENT_DEFAULT_HEADERS
 
 
 class SlowApp:
@@ -291,3 +293,10 @@ async def test_a_stub_called_directly_gets_the_request_asgi_would_give_it(
         answers[1].headers,
         answers[1].body,
     )
+
+
+def test_the_headers_call_app_adds_are_the_ones_a_proxy_judges_as_added() -> None:
+    """The proxies judge a request as its caller sent it when its operation declares a
+    header the in-process client adds (``CLIENT_DEFAULT_HEADERS``): those must be the
+    ones call_app really adds."""
+    assert set(_in_process._CLIENT_DEFAULTS) == CLIENT_DEFAULT_HEADERS

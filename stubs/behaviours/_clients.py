@@ -104,7 +104,6 @@ class PeerClient(httpx.AsyncClient):
             return await super().request(
                 method, url, content=content, json=json, headers=headers, timeout=timeout, **options
             )
-        assert self._in_process is not None
         target = self._merge_url(url)
         body = orjson.dumps(json) if json is not None else content or b""
         given = _json_typed(headers) if json is not None else dict(headers or {})
@@ -116,7 +115,18 @@ class PeerClient(httpx.AsyncClient):
             raw.append((b"Content-Length", str(len(body)).encode()))
         request = httpx.Request(method, target, headers=raw, stream=httpx.ByteStream(body))
         wait = self.timeout if timeout is httpx.USE_CLIENT_DEFAULT else httpx.Timeout(timeout)
-        status, answered, content = await self._in_process.exchange(request, raw, body, wait.read)
+        return await self._in_process_answer(request, raw, body, wait.read)
+
+    async def _in_process_answer(
+        self,
+        request: httpx.Request,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        timeout: float | None,
+    ) -> httpx.Response:
+        """``request`` (as ``headers`` and ``body``) to the in-process peer's app."""
+        assert self._in_process is not None
+        status, answered, content = await self._in_process.exchange(request, headers, body, timeout)
         return _PeerResponse(status, headers=answered, content=content, request=request)
 
     def _merge_url(self, url: httpx.URL | str) -> httpx.URL:
@@ -150,12 +160,10 @@ class PeerClient(httpx.AsyncClient):
             return await super().send(
                 request, stream=stream, auth=auth, follow_redirects=follow_redirects
             )
-        body = await request.aread()
         wait = (request.extensions.get("timeout") or {}).get("read")
-        status, answered, content = await self._in_process.exchange(
-            request, request.headers.raw, body, wait
+        return await self._in_process_answer(
+            request, request.headers.raw, await request.aread(), wait
         )
-        return _PeerResponse(status, headers=answered, content=content, request=request)
 
     def build_request(self, method: str, url: httpx.URL | str, **options: Any) -> httpx.Request:
         """A ``json=`` body written by orjson (httpx's standard-library encoder was 1%

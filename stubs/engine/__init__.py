@@ -22,8 +22,10 @@ from ._asgi import (
 from ._contract import ContractCheck, check_exchange, response_violations
 from ._engine import Behaviour, ErrorRenderer, Exchange, StubEngine
 from ._http import (
+    CLIENT_DEFAULT_HEADERS,
     FORM,
     MAX_JSON_DEPTH,
+    NOT_FORWARDED,
     EngineVerdict,
     StubRequest,
     StubResponse,
@@ -39,9 +41,11 @@ from ._security import missing_credentials
 from ._validate_request import MAX_BODY_BYTES, ValidRequest, decode_form, validate_request
 
 __all__ = [
+    "CLIENT_DEFAULT_HEADERS",
     "FORM",
     "MAX_BODY_BYTES",
     "MAX_JSON_DEPTH",
+    "NOT_FORWARDED",
     "PROBLEM_MEDIA_TYPE",
     "SERVER_KEEPALIVE",
     "Behaviour",

@@ -7,20 +7,24 @@ from dataclasses import dataclass, field
 
 from ecom_harness.specs import Api, Operation, SchemaCompileError
 
-from ._http import EngineVerdict, StubRequest, StubResponse, decode_body
+from ._http import (
+    CLIENT_DEFAULT_HEADERS,
+    NOT_FORWARDED,
+    EngineVerdict,
+    StubRequest,
+    StubResponse,
+    decode_body,
+)
 from ._problems import Problem
 from ._router import route
 from ._validate_request import MAX_BODY_BYTES, validate_request
 
 __all__ = ["ContractCheck", "check_exchange", "request_violations", "response_violations"]
 
-# What an HTTP client or a proxy adds to or drops from a request on its way to the
-# callee (Host, httpx's defaults, hop-by-hop headers): an operation that declares one
-# of them as a parameter is judged on the request as its caller sent it, not as the
-# engine received it.
-_ADDED_ON_THE_WAY = frozenset(
-    {"host", "accept", "accept-encoding", "connection", "user-agent", "content-length"}
-)
+# What a proxy drops from a request, or its in-process client adds: an operation that
+# declares one of them as a parameter is judged on the request as its caller sent it,
+# not as the engine received it.
+_ADDED_ON_THE_WAY = NOT_FORWARDED | CLIENT_DEFAULT_HEADERS
 
 
 def response_violations(

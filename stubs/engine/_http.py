@@ -73,6 +73,25 @@ def nests_deeper_than(raw: bytes, data: Any, limit: int) -> bool:
     return False
 
 
+# What changes on a request between its caller and an in-process callee behind a proxy:
+# the proxy forwards no hop-by-hop header, nor Host and Content-Length (the next hop sets
+# them), and the in-process client adds httpx's defaults where the caller sent none
+# (httpx 0.28's: ``call_app`` sends them, with their values).
+NOT_FORWARDED = frozenset(
+    {
+        "host",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "upgrade",
+        "te",
+        "trailer",
+    }
+)
+CLIENT_DEFAULT_HEADERS = frozenset({"accept", "accept-encoding", "connection", "user-agent"})
+
+
 @dataclass(slots=True)
 class StubRequest:
     method: str
