@@ -40,6 +40,7 @@ from ecom_harness.stubs import (
     partition_for,
     tansu_broker,
 )
+from ecom_harness.stubs.events._kafka import COMMIT_INTERVAL
 
 DRAIN = 20.0  # generous for a broker; the in-memory bus drains in milliseconds
 PARTITIONS = 6  # what commerce-events.yaml binds every topic to
@@ -605,3 +606,38 @@ async def test_caught_up_waits_for_records_another_publisher_wrote(
         await bus.drain(DRAIN)  # nothing of its own to wait for
         await bus.caught_up(group, DRAIN)
         assert Counter(seen.ids()) == Counter(sent)
+
+
+async def test_kafka_commits_cover_many_batches_and_reach_the_end(
+    tansu: TansuBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A member's committer sends at most one commit per ``COMMIT_INTERVAL``, each past
+    every record handled since the last (a commit per batch was a round trip each, the
+    bus's largest cost under load), and the last commit reaches the end of the log."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    commits: list[dict[Any, int]] = []
+    plain_commit = AIOKafkaConsumer.commit
+
+    async def counted(self: Any, offsets: Any = None) -> None:
+        commits.append(dict(offsets or {}))
+        await plain_commit(self, offsets)
+
+    monkeypatch.setattr(AIOKafkaConsumer, "commit", counted)
+    key = order_key()
+    seen = Collector([key])
+    bus = KafkaBus(tansu.bootstrap_servers, timings=LOCAL_GROUP_TIMINGS)
+    await bus.subscribe("orders", group_name("notify"), seen)
+    async with bus:
+        commits.clear()  # only those of the records below
+        started = asyncio.get_running_loop().time()
+        for _ in range(40):  # one at a time: each is a batch of its own when fetched
+            last = await bus.publish("orders", key, event("order.placed", key))
+        await bus.drain(DRAIN)
+        elapsed = asyncio.get_running_loop().time() - started
+        consumer = bus._consumers[0].client
+        partition = TopicPartition("orders", last.partition)
+        assert await consumer.committed(partition) == last.offset + 1
+    assert len(seen.ids()) == 40
+    assert 1 <= len(commits) <= elapsed / COMMIT_INTERVAL + 2, (len(commits), elapsed)
+    assert len(commits) < 40

@@ -1,5 +1,5 @@
-"""The embedded database's prepared statements (``stubs/state/_prepared.py``) answer as
-SQLAlchemy's own path does.
+"""Prepared statements (``stubs/state/_prepared.py``) answer as SQLAlchemy's own path
+does, on the embedded database (sqlite3) and on PostgreSQL (asyncpg, ``_postgres.py``).
 
 Every statement the simulators run while orders flow (placed, declined, read back, their
 events and mails) is run both ways on the same connection: SQLAlchemy's path inside a
@@ -10,18 +10,37 @@ and the counts of changed rows must be the same.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, MetaData, String, Table, bindparam, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Column, MetaData, String, Table, bindparam, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ecom_harness.harness.mesh import Mesh, MeshOptions
-from ecom_harness.stubs.state import _database
-from ecom_harness.stubs.state._database import EmbeddedDatabase, insert_into
+from ecom_harness.stubs.state import Backends, _database, _postgres, open_database
+from ecom_harness.stubs.state._database import Database, EmbeddedDatabase, insert_into
+from ecom_harness.stubs.state._postgres import PostgresDatabase
 from ecom_harness.stubs.state._prepared import PreparedResult
 from mesh_flow import CREDENTIALS, place_order, signed_in
+
+SEEN = MetaData()
+seen = Table("seen", SEEN, Column("id", String(16), primary_key=True))
+
+
+@pytest.fixture
+async def database(backends: Backends, tmp_path: Path) -> AsyncIterator[Database]:
+    """An empty database with the table ``seen``: a SQLite file, or a database of its
+    own on the PostgreSQL server (``backends``: both, one after the other)."""
+    if backends.database_url is None:
+        opened: Database = EmbeddedDatabase(str(tmp_path / "prepared.sqlite"))
+    else:
+        opened = await open_database("prepared", backends)
+    async with opened.begin() as conn:
+        await conn.run_sync(SEEN.create_all)
+    yield opened
+    await opened.dispose()
 
 
 def _answer(rows: Any, rowcount: int) -> tuple[Any, ...]:
@@ -38,34 +57,53 @@ def _answer(rows: Any, rowcount: int) -> tuple[Any, ...]:
 
 
 async def test_every_prepared_statement_answers_as_sqlalchemy_does(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, backends: Backends
 ) -> None:
     compared: Counter[str] = Counter()
     differences: list[str] = []
-    original = _database._InlineConnection.execute
+    embedded = backends.database_url is None
+    connection_class: Any = _database._InlineConnection if embedded else _postgres._HeldConnection
+    original = connection_class.execute
+
+    async def sqlalchemy_answer(self: Any, statement: Any, parameters: Any) -> tuple[Any, ...]:
+        """SQLAlchemy's own answer, in a savepoint that is rolled back."""
+        if embedded:
+            connection = self.sync_connection
+            savepoint = connection.begin_nested()
+            expected = connection.execute(statement, parameters)
+            rows = expected.freeze()() if expected.returns_rows else None
+            savepoint.rollback()
+            return _answer(rows, expected.rowcount)
+        savepoint = await self.sa.begin_nested()
+        expected = await self.sa.execute(statement, parameters)
+        rows = expected.freeze()() if expected.returns_rows else None
+        await savepoint.rollback()
+        return _answer(rows, expected.rowcount)
 
     async def both_ways(self: Any, statement: Any, parameters: Any = None) -> Any:
         many = parameters is not None and type(parameters) is not dict
         if many or self.database.statements.get(statement, parameters or {}) is None:
             return await original(self, statement, parameters)
-        connection = self.sync_connection
-        savepoint = connection.begin_nested()
-        expected = connection.execute(statement, parameters)
-        want = _answer(expected.freeze()() if expected.returns_rows else None, expected.rowcount)
-        savepoint.rollback()
+        want = await sqlalchemy_answer(self, statement, parameters)
         result = await original(self, statement, parameters)
         assert isinstance(result, PreparedResult), "the prepared path was not taken"
         returns_rows, count, frozen = bool(result.keys()), result.rowcount, result.freeze()
-        sql = str(statement.compile(dialect=connection.dialect)).split("\n")[0]
+        sql = str(statement.compile(dialect=self.database.sync_engine.dialect)).split("\n")[0]
         got = _answer(frozen() if returns_rows else None, count)
         if want != got:
             differences.append(f"{sql}\n  SQLAlchemy: {want}\n  prepared:   {got}")
         compared[sql.split(" ")[0]] += 1
         return frozen() if returns_rows else result
 
-    monkeypatch.setattr(_database._InlineConnection, "execute", both_ways)
+    monkeypatch.setattr(connection_class, "execute", both_ways)
     settings = {"api-gateway": {"rate_limit": "100000/minute", "ip_rate_limit": "100000/minute"}}
-    async with Mesh(MeshOptions(settings=settings)) as mesh:
+    options = MeshOptions(
+        settings=settings,
+        postgres_url=backends.database_url,
+        redis_url=backends.redis_url,
+        database_prefix=backends.database_prefix,
+    )
+    async with Mesh(options) as mesh:
         assert mesh.host is not None and mesh.bus is not None
         async with signed_in(mesh) as client:
             # statements are prepared the second time they are seen: a second login
@@ -87,15 +125,10 @@ async def test_every_prepared_statement_answers_as_sqlalchemy_does(
     assert {"SELECT", "INSERT", "UPDATE", "DELETE"} <= set(compared), compared
 
 
-async def test_a_prepared_statement_fails_as_sqlalchemy_does(tmp_path: Path) -> None:
+async def test_a_prepared_statement_fails_as_sqlalchemy_does(database: Any) -> None:
     """A broken constraint raises SQLAlchemy's IntegrityError on both paths: the
     simulators tell "already there" from other failures by it (the inbox, the contacts,
     the idempotency keys), and a driver's own error would stop them short."""
-    metadata = MetaData()
-    seen = Table("seen", metadata, Column("id", String(8), primary_key=True))
-    database = EmbeddedDatabase(str(tmp_path / "prepared.sqlite"))
-    async with database.begin() as conn:
-        await conn.run_sync(metadata.create_all)
     async with database.begin() as conn:  # first sight: SQLAlchemy's path
         await conn.execute(insert_into(seen), {"id": "a"})
     for _ in range(2):  # then the prepared one
@@ -105,18 +138,12 @@ async def test_a_prepared_statement_fails_as_sqlalchemy_does(tmp_path: Path) -> 
     assert database.statements.get(insert_into(seen), {"id": "a"}) is not None
     async with database.connect() as conn:
         assert (await conn.execute(select(seen.c.id))).all() == [("a",)]
-    await database.dispose()
 
 
-async def test_prepared_writes_keep_the_blocks_transactions(tmp_path: Path) -> None:
+async def test_prepared_writes_keep_the_blocks_transactions(database: Any) -> None:
     """Prepared writes (no SQLAlchemy transaction begun) end as the block says: kept at
     the end of ``begin()``, undone when it raises, undone at the end of ``connect()``
     unless the caller committed."""
-    metadata = MetaData()
-    seen = Table("seen", metadata, Column("id", String(8), primary_key=True))
-    database = EmbeddedDatabase(str(tmp_path / "prepared.sqlite"))
-    async with database.begin() as conn:
-        await conn.run_sync(metadata.create_all)
     for key in ("warm-1", "warm-2"):  # seen twice: prepared from now on
         async with database.begin() as conn:
             await conn.execute(insert_into(seen), {"id": key})
@@ -137,17 +164,12 @@ async def test_prepared_writes_keep_the_blocks_transactions(tmp_path: Path) -> N
     async with database.connect() as conn:
         ids = set((await conn.scalars(select(seen.c.id))).all())
     assert ids == {"warm-1", "warm-2", "committed", "kept"}
-    await database.dispose()
 
 
-async def test_an_in_list_runs_prepared_at_each_length(tmp_path: Path) -> None:
+async def test_an_in_list_runs_prepared_at_each_length(database: Any) -> None:
     """A list an ``IN`` expands is written out per length, as SQLAlchemy writes it: each
     length answers with its own rows, an empty list with none."""
-    metadata = MetaData()
-    seen = Table("seen", metadata, Column("id", String(8), primary_key=True))
-    database = EmbeddedDatabase(str(tmp_path / "prepared.sqlite"))
     async with database.begin() as conn:
-        await conn.run_sync(metadata.create_all)
         for key in "abc":
             await conn.execute(insert_into(seen), {"id": key})
     among = select(seen.c.id).where(seen.c.id.in_(bindparam("w_ids", expanding=True)))
@@ -158,4 +180,72 @@ async def test_an_in_list_runs_prepared_at_each_length(tmp_path: Path) -> None:
                 assert set((await conn.scalars(among, {"w_ids": list(ids)})).all()) == found
     for ids in wanted:
         assert database.statements.get(among, {"w_ids": list(ids)}) is not None, ids
-    await database.dispose()
+
+
+@pytest.mark.parametrize("backends", ["real"], indirect=True)
+async def test_postgres_reads_before_the_first_write_begin_no_transaction(
+    database: PostgresDatabase,
+) -> None:
+    """On PostgreSQL a plain read before a block's first write runs without ``BEGIN``
+    (under READ COMMITTED each statement reads its own snapshot either way); a write, and
+    a locking read, begin the block's transaction first, and what they did is undone
+    with it."""
+    among = select(seen.c.id)
+    locking = select(seen.c.id).with_for_update()
+    for _ in range(2):  # seen twice: prepared from now on
+        async with database.connect() as conn:
+            await conn.execute(among)
+            await conn.execute(locking)
+    async with database.connect() as conn:
+        await conn.execute(among)
+        assert not conn.raw.is_in_transaction()
+        await conn.execute(locking)
+        assert conn.raw.is_in_transaction()
+    with pytest.raises(RuntimeError):
+        async with database.begin() as conn:
+            assert (await conn.execute(among)).all() == []
+            assert not conn.raw.is_in_transaction()
+            await conn.execute(insert_into(seen), {"id": "undone"})
+            assert conn.raw.is_in_transaction()
+            assert (await conn.execute(among)).all() == [("undone",)]
+            raise RuntimeError("undo it")
+    async with database.connect() as conn:
+        assert (await conn.execute(among)).all() == []
+
+
+@pytest.mark.parametrize("backends", ["real"], indirect=True)
+async def test_postgres_replaces_a_connection_the_server_closed(
+    database: PostgresDatabase,
+) -> None:
+    """A kept connection the server ends (restarted, or an administrator's
+    ``pg_terminate_backend``) is replaced: when asyncpg has not yet seen the socket
+    close, the one block that holds it fails with SQLAlchemy's error, marked as a lost
+    connection; the next blocks work, on a new server process."""
+    among = select(seen.c.id)
+    async with database.begin() as conn:
+        await conn.execute(insert_into(seen), {"id": "kept"})
+    async with database.connect() as conn:
+        victim = conn.raw.get_server_pid()
+    admin = await open_database(
+        "prepared_admin",
+        Backends(
+            database_url=database.url.set(drivername="postgresql").render_as_string(
+                hide_password=False
+            )
+        ),
+    )
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": victim})
+    finally:
+        await admin.dispose()
+    failures = 0
+    for _ in range(3):  # the free list hands out the last connection returned first
+        try:
+            async with database.connect() as conn:
+                assert (await conn.execute(among)).all() == [("kept",)]
+                assert conn.raw.get_server_pid() != victim
+        except DBAPIError as error:
+            assert error.connection_invalidated, error
+            failures += 1
+    assert failures <= 1

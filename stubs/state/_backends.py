@@ -36,6 +36,9 @@ from ._database import Database, EmbeddedDatabase, json_text
 __all__ = ["Backends", "DatabaseUnavailable", "database_name", "open_database", "open_redis"]
 
 
+CONNECTIONS = 8  # per service, on a PostgreSQL server
+
+
 class DatabaseUnavailable(RuntimeError):
     """The PostgreSQL server given cannot be used (unreachable, refusing the role...)."""
 
@@ -55,12 +58,14 @@ def database_name(prefix: str, component: str) -> str:
 
 
 async def open_database(component: str, backends: Backends) -> Database:
-    """The component's own database: embedded (see :class:`EmbeddedDatabase`), or an
-    asyncio engine on the server's, created there if missing."""
+    """The component's own database: embedded (see :class:`EmbeddedDatabase`), or the
+    server's (see :class:`~._postgres.PostgresDatabase`), created there if missing."""
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.ext.asyncio import create_async_engine
+
+    from ._postgres import PostgresDatabase
 
     if backends.database_url is None:
         path = _scratch_file(component)
@@ -90,15 +95,18 @@ async def open_database(component: str, backends: Backends) -> Database:
         raise DatabaseUnavailable(f"PostgreSQL at {url.render_as_string()}: {why}") from exc
     finally:
         await admin.dispose()
-    # Eight connections kept per service, no more opened: a connection opened for a burst
-    # and closed after it (an overflow) costs the server a process start each time.
-    return create_async_engine(
+    # Eight connections kept per service for the simulator's blocks (and one in the pool
+    # besides, for anything that asks the engine itself), no more opened: a connection
+    # opened for a burst and closed after it (an overflow) costs the server a process
+    # start each time.
+    engine = create_async_engine(
         server.set(database=name),
-        pool_size=8,
+        pool_size=CONNECTIONS + 1,
         max_overflow=0,
         json_serializer=json_text,
         json_deserializer=orjson.loads,
     )
+    return PostgresDatabase(engine, CONNECTIONS)
 
 
 def _scratch_file(component: str) -> Path:

@@ -180,8 +180,9 @@ class EmbeddedDatabase:
     def watched(self) -> bool:
         """Whether something listens to the statements the engine runs (a test
         collecting them): they then all go through SQLAlchemy, which tells it."""
-        dispatch = self.sync_engine.dispatch
-        return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute)
+        from ._prepared import statements_watched
+
+        return statements_watched(self.sync_engine)
 
     def dbapi(self, connection: SyncConnection) -> sqlite3.Connection:
         """The sqlite3 connection under ``connection`` (the one held)."""

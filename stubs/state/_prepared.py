@@ -26,13 +26,14 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from sqlalchemy import Select
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.exc import DBAPIError
 
 if TYPE_CHECKING:
-    from sqlalchemy import ClauseElement, Dialect, Executable
+    from sqlalchemy import ClauseElement, Dialect, Engine, Executable
 
-__all__ = ["Prepared", "PreparedResult", "StatementCache"]
+__all__ = ["NO_ROWS", "Prepared", "PreparedResult", "StatementCache", "statements_watched"]
 
 _REQUIRED = object()  # a parameter the caller must give (no value in the statement)
 
@@ -46,7 +47,7 @@ class PreparedResult(IteratorResult[Any]):
 class Prepared:
     """One statement, compiled for one dialect and one set of parameter keys."""
 
-    __slots__ = ("_binds", "_metadata", "expanding", "sql")
+    __slots__ = ("_binds", "expanding", "metadata", "reads_only", "rows_shown", "sql")
 
     def __init__(
         self,
@@ -54,13 +55,20 @@ class Prepared:
         binds: Sequence[tuple[str, int | None, Any, Callable[[Any], Any] | None]],
         metadata: SimpleResultMetaData | None,
         expanding: tuple[str, ...] = (),
+        *,
+        reads_only: bool = False,
+        rows_shown: bool = True,
     ):
         self.sql = sql
         # per "?": the parameter's name, its item's index (a list expanded for IN),
         # its value when not given, and its bind processor
         self._binds = binds
-        self._metadata = metadata  # None: the statement returns no rows
+        self.metadata = metadata  # None: the statement returns no rows
         self.expanding = expanding  # list parameters, written out item by item
+        self.reads_only = reads_only  # a plain SELECT: writes nothing, locks nothing
+        # False for the key an INSERT returns because the dialect asked for it (implicit
+        # RETURNING, on PostgreSQL): SQLAlchemy's result shows no rows for it either
+        self.rows_shown = rows_shown
 
     def values(self, parameters: Mapping[str, Any]) -> list[Any] | None:
         """The positional values for ``parameters``; None when a required one is
@@ -82,15 +90,23 @@ class Prepared:
             cursor = dbapi.execute(self.sql, values)
         except sqlite3.Error as error:  # as SQLAlchemy raises it (IntegrityError...)
             raise DBAPIError.instance(self.sql, values, error, sqlite3.Error) from error
-        if self._metadata is None:
-            result = PreparedResult(_NO_ROWS, iter(()))
+        if self.metadata is None:
+            result = PreparedResult(NO_ROWS, iter(()))
         else:
-            result = PreparedResult(self._metadata, iter(cursor.fetchall()))
+            rows = cursor.fetchall()
+            result = PreparedResult(self.metadata, iter(rows if self.rows_shown else ()))
         result.rowcount = cursor.rowcount
         return result
 
 
-_NO_ROWS = SimpleResultMetaData([])
+NO_ROWS = SimpleResultMetaData([])  # the metadata of a result without rows
+
+
+def statements_watched(engine: Engine) -> bool:
+    """Whether something listens to the statements ``engine`` runs (a test collecting
+    them): they then all go through SQLAlchemy, which tells it."""
+    dispatch = engine.dispatch
+    return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute)
 
 
 def prepare(
@@ -136,7 +152,11 @@ def prepare(
             [column.keyname for column in columns],
             _processors=results if any(results) else None,
         )
-    return Prepared(sql, binds, metadata, expanding)
+    reads_only = (
+        isinstance(statement, Select) and statement._for_update_arg is None and not compiled.ctes
+    )
+    rows_shown = not compiled.implicit_returning or bool(getattr(statement, "_returning", ()))
+    return Prepared(sql, binds, metadata, expanding, reads_only=reads_only, rows_shown=rows_shown)
 
 
 class StatementCache:
