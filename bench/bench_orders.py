@@ -7,7 +7,8 @@ concurrent clients by default): that many users register and log in, then share
 the gateway answers them. Printed per level: orders/s, p50/p95/p99 of the client's
 answer, confirmation-email delay after the answer (p50/p95), the mesh's RSS and CPU
 time per order (from the first order, after the users' set-up and its password hashing,
-until every confirmation email is out), and the invariants, checked
+until every confirmation email is out), the garbage collector's share of that CPU time
+and its longest pause (ms), and the invariants, checked
 from the journal and the APIs (:mod:`ecom_harness.harness.order_ledger`): stock
 conserved, exactly one charge kept per confirmed order and none for the others, exactly
 one confirmation email per confirmed order.
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -208,6 +210,31 @@ async def settle(mesh: Mesh, ledger: OrderLedger, timeout: float) -> float:
     return time.perf_counter() - began
 
 
+class GcClock:
+    """Time the mesh's process spends in the garbage collector (``gc.callbacks``): its
+    share of the level's CPU time, and the longest pause (a full collection of a big heap
+    holds every request up at once)."""
+
+    def __init__(self) -> None:
+        self.total = self.longest = 0.0
+        self._started = 0.0
+        gc.callbacks.append(self._tick)
+
+    def _tick(self, phase: str, _info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            took = time.perf_counter() - self._started
+            self.total += took
+            self.longest = max(self.longest, took)
+
+    def reset(self) -> None:
+        self.total = self.longest = 0.0
+
+
+GC_CLOCK = GcClock()
+
+
 async def level(
     mesh: Mesh, prefix: list[str], clients: int, orders: int, tag: str
 ) -> dict[str, Any]:
@@ -218,10 +245,12 @@ async def level(
         load = (str(clients), str(orders), tag)
         tokens = await run_client(prefix, mesh.entry_url, *load, "users")
         cpu = time.process_time()  # the orders' only: not the users' password hashing
+        GC_CLOCK.reset()
         result = await run_client(prefix, mesh.entry_url, *load, "orders", given=tokens)
         settled = await settle(mesh, ledger, 60)
         # through the last email: work the mesh put off (events, mails) is counted too
         cpu = (time.process_time() - cpu) * 1000 / orders
+        gc_share, gc_longest = GC_CLOCK.total * 1000 / orders / cpu, GC_CLOCK.longest * 1000
         after = await stock(mesh)
     finally:
         stop()
@@ -243,6 +272,8 @@ async def level(
         "confirmed": len(confirmed),
         "rss": rss_mb(),
         "cpu": cpu,
+        "gc_share": gc_share,
+        "gc_longest": gc_longest,
         "problems": problems,
     }
 
@@ -260,7 +291,8 @@ def show(row: dict[str, Any]) -> None:
     print(
         f"{row['clients']:>7}{row['rate']:>9.1f}{row['p50']:>9.0f}{row['p95']:>9.0f}"
         f"{row['p99']:>9.0f}{row['mail_p50'] * 1000:>10.0f}{row['mail_p95'] * 1000:>10.0f}"
-        f"{row['rss']:>8.0f}{row['cpu']:>8.1f}  {row['confirmed']}/{row['orders']}"
+        f"{row['rss']:>8.0f}{row['cpu']:>8.1f}{row['gc_share']:>6.1%}{row['gc_longest']:>7.0f}"
+        f"  {row['confirmed']}/{row['orders']}"
         f" {row['statuses']}  {'ok' if not row['problems'] else 'BROKEN'}",
         flush=True,
     )
@@ -292,7 +324,7 @@ async def bench(args: argparse.Namespace) -> int:
             print(f"baseline GET /health at {clients}: {base['rate']:.0f}/s, "
                   f"p50 {base['p50']:.1f} ms, p99 {base['p99']:.1f} ms")  # fmt: skip
         print(f"{'clients':>7}{'ord/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
-              f"{'mail p50':>10}{'mail p95':>10}{'RSS MB':>8}{'CPU ms':>8}"
+              f"{'mail p50':>10}{'mail p95':>10}{'RSS MB':>8}{'CPU ms':>8}{'GC':>6}{'GC max':>7}"
               "  confirmed/orders")  # fmt: skip
         for index, clients in enumerate(levels):
             row = await level(mesh, prefix, clients, args.orders, f"{run}-l{index}")

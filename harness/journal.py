@@ -38,7 +38,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
-import re
 import threading
 import time
 from collections import deque
@@ -103,11 +102,29 @@ def redact_headers(headers: dict[str, str]) -> dict[str, str]:
     return {k: REDACTED if k.lower() in _SECRET_HEADERS else v for k, v in headers.items()}
 
 
-# Whether a JSON body's text may name a secret field: any of their names, in any case,
-# or an escape (a key can spell one with \u escapes). Else its data has none to redact.
-_MAY_NAME_A_SECRET = re.compile(
-    b"(?i)" + b"|".join(re.escape(name.encode()) for name in sorted(_SECRET_FIELDS)) + rb"|\\u"
+# The spellings to look for in a body's text: each secret field's name, except those
+# that contain another (``token`` finds ``access_token``), and an escape (``\u``).
+_SECRET_SPELLINGS = (
+    *sorted(
+        name.encode()
+        for name in _SECRET_FIELDS
+        if not any(other != name and other in name for other in _SECRET_FIELDS)
+    ),
+    rb"\u",
 )
+
+
+def may_name_a_secret(raw: bytes) -> bool:
+    r"""Whether a JSON body's text may name a secret field -- else its data has none to
+    redact: one of their names in any case, an escape (a key can spell one with
+    ``\u`` escapes), or any text beyond ASCII (the Kelvin sign, U+212A, lowers to
+    ``k``). One scan per spelling of the lowered text, 5x faster than one
+    case-insensitive regular expression (4 us against 23 us for a 400-byte body; the
+    expression was 2.8% of the mesh's loop under load, issue 15)."""
+    if not raw.isascii():
+        return True
+    lowered = raw.lower()
+    return any(spelling in lowered for spelling in _SECRET_SPELLINGS)
 
 
 def redact_body(body: Any) -> Any:
@@ -132,7 +149,7 @@ def journal_body(raw: bytes, media_type: str | None, limit: int = DEFAULT_BODY_L
     body = decode_body(raw, media_type)
     if isinstance(body, dict | list) and nests_deeper_than(raw, body, MAX_JSON_DEPTH):
         return _summary(raw, media_type, f"nested deeper than {MAX_JSON_DEPTH} levels")
-    if is_json_media(media_type) and not _MAY_NAME_A_SECRET.search(raw):
+    if is_json_media(media_type) and not may_name_a_secret(raw):
         return body  # nothing to redact: no copy (copying every body was 2% of the loop)
     return redact_body(body)
 

@@ -225,6 +225,11 @@ async def test_the_file_holds_every_exchange_of_the_mesh_when_it_stops(
             {"user": {"Access_Token": "[redacted]"}},
         ),
         (b'{"pass\\u0077ord": "p"}', "application/json", {"password": "[redacted]"}),
+        (  # the Kelvin sign, written as itself, lowers to k
+            '{"api_\u212aey": "k"}'.encode(),
+            "application/json",
+            {"api_\u212aey": "[redacted]"},
+        ),
         (
             b"pass%77ord=p&amount=1",
             "application/x-www-form-urlencoded",

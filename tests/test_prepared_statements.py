@@ -56,6 +56,35 @@ def _answer(rows: Any, rowcount: int) -> tuple[Any, ...]:
     )
 
 
+async def _order_flow(backends: Backends) -> None:
+    """Orders placed, declined and read back through a mesh on ``backends``, until every
+    event has been handled (mails included)."""
+    settings = {"api-gateway": {"rate_limit": "100000/minute", "ip_rate_limit": "100000/minute"}}
+    options = MeshOptions(
+        settings=settings,
+        postgres_url=backends.database_url,
+        redis_url=backends.redis_url,
+        database_prefix=backends.database_prefix,
+    )
+    async with Mesh(options) as mesh:
+        assert mesh.host is not None and mesh.bus is not None
+        async with signed_in(mesh) as client:
+            # statements are prepared the second time they are seen: a second login
+            assert (await client.post("/v1/auth/login", json=CREDENTIALS)).status_code == 200
+            for n, card in enumerate(["pm_card_visa", "pm_card_chargeDeclined"] * 3):
+                placed = await place_order(client, f"prep-{n}", card)
+                assert placed.status_code in (201, 402), placed.text
+                if placed.status_code == 201:
+                    order = placed.json()["order_id"]
+                    assert (await client.get(f"/v1/orders/{order}")).status_code == 200
+                    assert (await client.get("/v1/orders")).status_code == 200
+                assert (await client.get("/v1/products/SKU-1001")).status_code == 200
+        for stub in mesh.host.stubs.values():
+            if hasattr(stub.simulator, "flush_outbox"):
+                await stub.simulator.flush_outbox()
+        await mesh.bus.drain(10)
+
+
 async def test_every_prepared_statement_answers_as_sqlalchemy_does(
     monkeypatch: pytest.MonkeyPatch, backends: Backends
 ) -> None:
@@ -82,7 +111,8 @@ async def test_every_prepared_statement_answers_as_sqlalchemy_does(
 
     async def both_ways(self: Any, statement: Any, parameters: Any = None) -> Any:
         many = parameters is not None and type(parameters) is not dict
-        if many or self.database.statements.get(statement, parameters or {}) is None:
+        prepared = None if many else self.database.statements.get(statement, parameters or {})
+        if prepared is None:
             return await original(self, statement, parameters)
         want = await sqlalchemy_answer(self, statement, parameters)
         result = await original(self, statement, parameters)
@@ -90,37 +120,17 @@ async def test_every_prepared_statement_answers_as_sqlalchemy_does(
         returns_rows, count, frozen = bool(result.keys()), result.rowcount, result.freeze()
         sql = str(statement.compile(dialect=self.database.sync_engine.dialect)).split("\n")[0]
         got = _answer(frozen() if returns_rows else None, count)
+        if want != got and not embedded and prepared.reads_only:
+            # PostgreSQL: another connection of the service may have committed between
+            # the two reads; SQLAlchemy's answer now must be the prepared one
+            want = await sqlalchemy_answer(self, statement, parameters)
         if want != got:
             differences.append(f"{sql}\n  SQLAlchemy: {want}\n  prepared:   {got}")
         compared[sql.split(" ")[0]] += 1
         return frozen() if returns_rows else result
 
     monkeypatch.setattr(connection_class, "execute", both_ways)
-    settings = {"api-gateway": {"rate_limit": "100000/minute", "ip_rate_limit": "100000/minute"}}
-    options = MeshOptions(
-        settings=settings,
-        postgres_url=backends.database_url,
-        redis_url=backends.redis_url,
-        database_prefix=backends.database_prefix,
-    )
-    async with Mesh(options) as mesh:
-        assert mesh.host is not None and mesh.bus is not None
-        async with signed_in(mesh) as client:
-            # statements are prepared the second time they are seen: a second login
-            assert (await client.post("/v1/auth/login", json=CREDENTIALS)).status_code == 200
-            for n, card in enumerate(["pm_card_visa", "pm_card_chargeDeclined"] * 3):
-                placed = await place_order(client, f"prep-{n}", card)
-                assert placed.status_code in (201, 402), placed.text
-                if placed.status_code == 201:
-                    order = placed.json()["order_id"]
-                    assert (await client.get(f"/v1/orders/{order}")).status_code == 200
-                    assert (await client.get("/v1/orders")).status_code == 200
-                assert (await client.get("/v1/products/SKU-1001")).status_code == 200
-        for stub in mesh.host.stubs.values():
-            if hasattr(stub.simulator, "flush_outbox"):
-                await stub.simulator.flush_outbox()
-        await mesh.bus.drain(10)
-
+    await _order_flow(backends)
     assert not differences, "\n".join(differences)
     assert {"SELECT", "INSERT", "UPDATE", "DELETE"} <= set(compared), compared
 

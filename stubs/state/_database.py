@@ -109,7 +109,7 @@ class _InlineConnection:
     def __init__(self, database: EmbeddedDatabase, sync_connection: SyncConnection):
         self.database = database
         self.sync_connection = sync_connection
-        self.prepare = not database.watched  # asked once per block, not per statement
+        self.prepare = not database.statements.watched  # asked per block, not per statement
 
     async def execute(self, statement: Executable, parameters: Any = None) -> CursorResult[Any]:
         database, connection = self.database, self.sync_connection
@@ -171,18 +171,10 @@ class EmbeddedDatabase:
             json_serializer=json_text,
             json_deserializer=orjson.loads,
         )
-        self.statements: StatementCache = StatementCache(self.sync_engine.dialect)
+        self.statements: StatementCache = StatementCache(self.sync_engine)
         self._lock = asyncio.Lock()
         self._connection: SyncConnection | None = None
         self._dbapi: sqlite3.Connection | None = None
-
-    @property
-    def watched(self) -> bool:
-        """Whether something listens to the statements the engine runs (a test
-        collecting them): they then all go through SQLAlchemy, which tells it."""
-        from ._prepared import statements_watched
-
-        return statements_watched(self.sync_engine)
 
     def dbapi(self, connection: SyncConnection) -> sqlite3.Connection:
         """The sqlite3 connection under ``connection`` (the one held)."""

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, NoReturn, ParamSpec, TypeVar
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from ._prepared import NO_ROWS, Prepared, PreparedResult, StatementCache, statements_watched
+from ._prepared import NO_ROWS, Prepared, PreparedResult, StatementCache
 
 if TYPE_CHECKING:
     from sqlalchemy import URL, CursorResult, Engine, Executable, ScalarResult
@@ -159,7 +159,7 @@ class PostgresDatabase:
     def __init__(self, engine: AsyncEngine, size: int):
         self.engine = engine
         self.dialect: Any = engine.dialect  # asyncpg's, whose schema-cache stamp _run passes on
-        self.statements = StatementCache(engine.dialect)
+        self.statements = StatementCache(engine.sync_engine)
         # free connections, last returned first (the warmest); None: one not opened yet
         self._free: asyncio.LifoQueue[_HeldConnection | None] = asyncio.LifoQueue()
         for _ in range(size):
@@ -174,13 +174,9 @@ class PostgresDatabase:
     def url(self) -> URL:
         return self.engine.url
 
-    @property
-    def watched(self) -> bool:
-        return statements_watched(self.engine.sync_engine)
-
     async def _take(self) -> _HeldConnection:
         """A free connection (opened if need be), asked once whether statements are
-        watched: they then all go through SQLAlchemy (see :meth:`watched`)."""
+        watched: they then all go through SQLAlchemy (``StatementCache.watched``)."""
         held = await self._free.get()
         try:
             if held is None or not held.usable:
@@ -190,7 +186,7 @@ class PostgresDatabase:
         except BaseException:
             self._free.put_nowait(None)  # the slot stays, to be opened next time
             raise
-        held.prepare = not self.watched
+        held.prepare = not self.statements.watched
         return held
 
     async def _open(self) -> _HeldConnection:

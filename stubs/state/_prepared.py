@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError
 if TYPE_CHECKING:
     from sqlalchemy import ClauseElement, Dialect, Engine, Executable
 
-__all__ = ["NO_ROWS", "Prepared", "PreparedResult", "StatementCache", "statements_watched"]
+__all__ = ["NO_ROWS", "Prepared", "PreparedResult", "StatementCache"]
 
 _REQUIRED = object()  # a parameter the caller must give (no value in the statement)
 
@@ -102,13 +102,6 @@ class Prepared:
 NO_ROWS = SimpleResultMetaData([])  # the metadata of a result without rows
 
 
-def statements_watched(engine: Engine) -> bool:
-    """Whether something listens to the statements ``engine`` runs (a test collecting
-    them): they then all go through SQLAlchemy, which tells it."""
-    dispatch = engine.dispatch
-    return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute)
-
-
 def prepare(
     statement: Executable, parameters: Mapping[str, Any], dialect: Dialect
 ) -> Prepared | None:
@@ -160,18 +153,26 @@ def prepare(
 
 
 class StatementCache:
-    """Prepared statements by statement and parameter keys, for one dialect.
+    """Prepared statements by statement and parameter keys, for one engine's dialect.
 
     A statement is prepared the second time it is seen: one built anew per call is
     compiled by SQLAlchemy's path (and its own cache) instead of once per call here,
     and is only weakly remembered, so it is not kept alive."""
 
-    def __init__(self, dialect: Dialect):
-        self.dialect = dialect
+    def __init__(self, engine: Engine):
+        self.dialect: Dialect = engine.dialect
+        self._dispatch = engine.dispatch
         self._prepared: dict[tuple[Any, ...], Prepared | None] = {}
         self._kept: dict[int, Executable] = {}  # the prepared ones, so their ids stay theirs
         self._once: dict[int, weakref.ref[Executable]] = {}  # seen once
         self._expanding: dict[int, tuple[str, ...]] = {}  # statements with IN lists
+
+    @property
+    def watched(self) -> bool:
+        """Whether something listens to the statements the engine runs (a test
+        collecting them): they then all go through SQLAlchemy, which tells it."""
+        dispatch = self._dispatch
+        return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute)
 
     def _key(self, ident: int, parameters: Mapping[str, Any]) -> tuple[Any, ...]:
         """A statement's parameter keys, and the length of each list it expands (each
