@@ -673,7 +673,7 @@ async def test_events_have_the_right_types_and_data(order_env: Any) -> None:
 
 
 class FlakyBus:
-    """A bus whose first ``failures`` publishes raise, as while the broker is down."""
+    """A bus whose first ``failures`` passes fail, as while the broker is down."""
 
     def __init__(self, failures: int):
         self.failures = failures
@@ -683,11 +683,19 @@ class FlakyBus:
 
     async def stop(self) -> None: ...
 
-    async def publish(self, topic: str, key: str, value: dict[str, Any], **_: Any) -> None:
-        if self.failures > 0:
-            self.failures -= 1
-            raise ConnectionError("broker down")
-        self.published.append(value)
+    async def publish_in_order(self, records: list[Any], **_: Any) -> list[Any]:
+        """Each record in turn, as a bus does: after a failure, the rest are not written."""
+        outcomes: list[Any] = []
+        for record in records:
+            if outcomes and isinstance(outcomes[-1], Exception):
+                outcomes.append(outcomes[-1])
+            elif self.failures > 0:
+                self.failures -= 1
+                outcomes.append(ConnectionError("broker down"))
+            else:
+                self.published.append(record.value)
+                outcomes.append(record)
+        return outcomes
 
 
 async def test_outbox_keeps_events_while_the_bus_is_down(order_env: Any) -> None:

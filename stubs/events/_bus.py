@@ -20,13 +20,13 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self, TypeAlias
 
 import orjson
 
-from ecom_harness.specs import MessageValidator, UnknownChannel, default_validator
+from ecom_harness.specs import MessageRejected, MessageValidator, UnknownChannel, default_validator
 
 from ._partition import partition_for
 
@@ -42,6 +42,7 @@ __all__ = [
     "Handler",
     "InMemoryBus",
     "Observer",
+    "Outgoing",
     "Published",
     "PublishedRecord",
     "Record",
@@ -90,6 +91,16 @@ class PublishedRecord:
     topic: str
     partition: int
     offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A record to publish (see :meth:`EventBus.publish_in_order`)."""
+
+    topic: str
+    key: str
+    value: dict[str, Any]
+    headers: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +205,13 @@ class EventBus(Protocol):
         """Validate against AsyncAPI, then write; raises :class:`MessageRejected`."""
         ...
 
+    async def publish_in_order(
+        self, records: Sequence[Outgoing], *, publisher: str | None = None
+    ) -> list[PublishedRecord | Exception]:
+        """Publish ``records`` in their order, waiting for the broker once for all of
+        them; per record, where it landed or why not (see ``BusCore``)."""
+        ...
+
     async def subscribe(
         self, topic: str, group: str, handler: Handler, *, concurrent: bool = False
     ) -> None:
@@ -286,7 +304,7 @@ class _Progress:
 class BusCore(ABC):
     """Everything the two buses share: validation, observer, retries, drain and tasks.
 
-    A subclass says how a record is written (:meth:`_append`), how members are added
+    A subclass says how a record is written (:meth:`_write`), how members are added
     (:meth:`_join`) and how it opens and closes; deliveries go through :meth:`_deliver`
     and commits through :meth:`_commit` so both report and retry identically.
 
@@ -350,23 +368,67 @@ class BusCore(ABC):
         *,
         publisher: str | None = None,
     ) -> PublishedRecord:
-        """Validate against AsyncAPI, write, and tell the observer.
+        """Validate against AsyncAPI, write, and tell the observer."""
+        [outcome] = await self.publish_in_order(
+            [Outgoing(topic, key, value, headers)], publisher=publisher
+        )
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
-        The value is serialised once here; what is written, reported and delivered is
+    async def publish_in_order(
+        self, records: Sequence[Outgoing], *, publisher: str | None = None
+    ) -> list[PublishedRecord | Exception]:
+        """Publish ``records`` in their order: each is handed to the broker before the
+        next (a partition keeps that order), then their acknowledgements are awaited
+        together. One after the other, every record waited for its own round trip, and
+        under load an outbox fell further behind the orders the longer the run (issue
+        15).
+
+        Per record: where it landed, the :class:`MessageRejected` that kept it out (the
+        others still go), or the error that stopped the writing -- the records after
+        the first one that could not be handed over are not written, and carry the same
+        error. Each value is serialised once; what is written, reported and delivered is
         that wire form, decoded again, so nobody shares the publisher's dict.
         """
         if not self._running:
             raise BusError("start the bus before publishing")
-        headers = dict(headers or {})
-        self.validator.check(topic, key, value, headers)
-        payload = orjson.dumps(value)
-        timestamp = time.time_ns() // 1_000_000
-        position = await self._append(topic, key, payload, headers, timestamp)
-        record = make_record(topic, key, payload, headers, position=position, timestamp=timestamp)
+        outcomes: list[PublishedRecord | Exception | None] = [None] * len(records)
+        handed: list[tuple[int, Awaitable[tuple[int, int]], bytes, dict[str, str], int]] = []
+        for index, outgoing in enumerate(records):
+            headers = dict(outgoing.headers or {})
+            try:
+                self.validator.check(outgoing.topic, outgoing.key, outgoing.value, headers)
+            except MessageRejected as rejected:
+                outcomes[index] = rejected
+                continue
+            payload = orjson.dumps(outgoing.value)
+            timestamp = time.time_ns() // 1_000_000
+            try:
+                ack = await self._write(outgoing.topic, outgoing.key, payload, headers, timestamp)
+            except Exception as stopped:  # noqa: BLE001 - reported per record
+                outcomes[index:] = [stopped] * (len(records) - index)
+                break
+            handed.append((index, ack, payload, headers, timestamp))
+        for index, ack, payload, headers, timestamp in handed:
+            try:
+                position = await ack
+            except Exception as failed:  # noqa: BLE001 - reported per record
+                outcomes[index] = failed
+                continue
+            topic, key = records[index].topic, records[index].key
+            record = make_record(
+                topic, key, payload, headers, position=position, timestamp=timestamp
+            )
+            outcomes[index] = self._published(record, publisher)
+        return [outcome for outcome in outcomes if outcome is not None]  # every one is set
+
+    def _published(self, record: Record, publisher: str | None) -> PublishedRecord:
+        """Note a record the broker acknowledged, and tell the observer."""
         self._progress.published(record)
-        source = value.get("source")
+        source = record.value.get("source")
         self._emit(Published(publisher or (source if isinstance(source, str) else ""), record))
-        return PublishedRecord(topic, record.partition, record.offset)
+        return PublishedRecord(record.topic, record.partition, record.offset)
 
     async def subscribe(
         self, topic: str, group: str, handler: Handler, *, concurrent: bool = False
@@ -481,10 +543,12 @@ class BusCore(ABC):
         """Start delivering to ``members`` on a running bus."""
 
     @abstractmethod
-    async def _append(
+    async def _write(
         self, topic: str, key: str, payload: bytes, headers: dict[str, str], timestamp: int
-    ) -> tuple[int, int]:
-        """Write one validated record; returns its (partition, offset)."""
+    ) -> Awaitable[tuple[int, int]]:
+        """Hand one validated record to the log (or the broker's client), after the ones
+        handed before; what it returns gives the record's (partition, offset) once it is
+        acknowledged."""
 
 
 # --- in memory -----------------------------------------------------------------------------
@@ -605,15 +669,17 @@ class InMemoryBus(BusCore):
                     running.add(name)
                     self._spawn(self._consume(member.group, log), name)
 
-    async def _append(
+    async def _write(
         self, topic: str, key: str, payload: bytes, headers: dict[str, str], timestamp: int
-    ) -> tuple[int, int]:
+    ) -> Awaitable[tuple[int, int]]:
         logs = self._logs[topic]
         partition = partition_for(key, len(logs))
         log = logs[partition]
         offset = log.append(_Entry(key, payload, headers, timestamp))
         self._retain(log, timestamp)
-        return partition, offset
+        written = asyncio.get_running_loop().create_future()
+        written.set_result((partition, offset))  # written and acknowledged at once
+        return written
 
     def _retain(self, log: _PartitionLog, now: int) -> None:
         """Trim ``log`` to the retention: keep what a group still has to handle (its

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -281,9 +281,9 @@ class KafkaBus(BusCore):
                     await asyncio.sleep(0.25)
         return len(held)
 
-    async def _append(
+    async def _write(
         self, topic: str, key: str, payload: bytes, headers: dict[str, str], timestamp: int
-    ) -> tuple[int, int]:
+    ) -> Awaitable[tuple[int, int]]:
         if self._producer is None:
             raise BusError(f"reconnecting to the broker at {self.bootstrap_servers}")
         # Held before sending: a consumer may have the record before the ack is back.
@@ -300,8 +300,9 @@ class KafkaBus(BusCore):
                 source if isinstance(source, str) else None,
                 had_it,
             )
-        try:
-            metadata = await self._producer.send_and_wait(
+
+        try:  # into the producer's batch for its partition, after the records before it
+            sent = await self._producer.send(
                 topic,
                 value=payload,
                 key=key.encode("utf-8"),
@@ -312,7 +313,24 @@ class KafkaBus(BusCore):
             if held:  # not written: whoever published it keeps it (the outbox retries)
                 self._unsettled.pop(str(event_id), None)
             raise
-        return int(metadata.partition), int(metadata.offset)
+        position: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+
+        def acknowledged(done: asyncio.Future[Any]) -> None:
+            failed = done.cancelled() or done.exception() is not None
+            if failed and held:  # not written: the publisher keeps it, as above
+                self._unsettled.pop(str(event_id), None)
+            if position.done():
+                return
+            if done.cancelled():
+                position.cancel()
+            elif (error := done.exception()) is not None:
+                position.set_exception(error)
+            else:
+                metadata = done.result()
+                position.set_result((int(metadata.partition), int(metadata.offset)))
+
+        sent.add_done_callback(acknowledged)
+        return position
 
     def _settled(self, group: str, record: Record) -> None:
         """``group`` handled ``record``: forget it once every group of its topic has."""

@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 
 from ecom_harness.specs import MessageRejected
+from ecom_harness.stubs.events import Outgoing
 
 from ._database import Connection, Database, insert_into
 
@@ -162,26 +163,31 @@ class OutboxRelay:
     async def _relay_pending(self) -> int:
         async with self.db.connect() as conn:
             pending = (await conn.execute(self._pending)).all()
+        if not pending:
+            return 0
+        records = [Outgoing(row.topic, row.key, row.event) for row in pending]
+        try:  # in order, one wait for the broker for all of them (see publish_in_order)
+            outcomes = await self.bus.publish_in_order(records, publisher=self.publisher)
+        except Exception as exc:  # noqa: BLE001 - the bus is not running: as if down
+            outcomes = [exc] * len(records)
         published: list[int] = []
         try:
-            for row in pending:
-                try:
-                    await self.bus.publish(row.topic, row.key, row.event, publisher=self.publisher)
-                except MessageRejected as exc:
+            for row, outcome in zip(pending, outcomes, strict=True):
+                if isinstance(outcome, MessageRejected):
                     logger.error(
                         "outbox of %s: event %s rejected by the bus: %s",
                         self.publisher,
                         row.seq,
-                        exc,
+                        outcome,
                     )
-                    await self._mark([row.seq], rejected=str(exc)[:2000])
+                    await self._mark([row.seq], rejected=str(outcome)[:2000])
                     continue
-                except Exception as exc:  # noqa: BLE001 - the bus is down: kept for the next pass
+                if isinstance(outcome, Exception):  # the bus is down: kept for the next pass
                     if not self.failing:  # one line per outage, not one per attempt
                         logger.warning(
                             "outbox of %s: publish failed, retrying with backoff: %s",
                             self.publisher,
-                            exc,
+                            outcome,
                         )
                     self.failing += 1
                     break
