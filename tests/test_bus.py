@@ -33,7 +33,9 @@ from ecom_harness.stubs import (
     InMemoryBus,
     KafkaBus,
     Observer,
+    Outgoing,
     Published,
+    PublishedRecord,
     Record,
     RetryPolicy,
     TansuBroker,
@@ -641,3 +643,86 @@ async def test_kafka_commits_cover_many_batches_and_reach_the_end(
     assert len(seen.ids()) == 40
     assert 1 <= len(commits) <= elapsed / COMMIT_INTERVAL + 2, (len(commits), elapsed)
     assert len(commits) < 40
+
+
+async def test_publish_in_order_reports_each_record_and_keeps_the_order(
+    make_bus: BusFactory,
+) -> None:
+    """The records go out in their order; one the contract rejects is reported as such
+    and the others still go; each written one says where it landed."""
+    key = order_key()
+    seen = Collector([key])
+    bus = make_bus()
+    await bus.subscribe("orders", group_name("notify"), seen)
+    broken = event("order.placed", key)
+    del broken["order_id"]
+    values = [event("order.placed", key) for _ in range(3)]
+    values.insert(1, broken)
+    async with bus:
+        outcomes = await bus.publish_in_order(
+            [Outgoing("orders", key, value) for value in values], publisher="order-svc"
+        )
+        await bus.drain(DRAIN)
+    assert isinstance(outcomes[1], MessageRejected)
+    written = [outcomes[0], *outcomes[2:]]
+    assert all(isinstance(o, PublishedRecord) for o in written), outcomes
+    offsets = [o.offset for o in written if isinstance(o, PublishedRecord)]
+    assert offsets == sorted(offsets) and len(set(offsets)) == 3
+    assert seen.ids() == [values[0]["id"], values[2]["id"], values[3]["id"]]
+
+
+async def test_records_after_one_that_could_not_be_written_are_not_written() -> None:
+    """When the bus cannot take a record (the broker is gone), the records after it are
+    not written either -- a later one of the same key must not overtake it -- and each
+    carries that error, so an outbox keeps them all for its next pass."""
+
+    class FailingOnSecond(InMemoryBus):
+        writes = 0
+
+        async def _write(self, *args: Any) -> Any:
+            self.writes += 1
+            if self.writes == 2:
+                raise ConnectionError("broker gone")
+            return await super()._write(*args)
+
+    key = order_key()
+    seen = Collector([key])
+    bus = FailingOnSecond()
+    await bus.subscribe("orders", group_name("notify"), seen)
+    values = [event("order.placed", key) for _ in range(4)]
+    async with bus:
+        outcomes = await bus.publish_in_order([Outgoing("orders", key, v) for v in values])
+        await bus.drain(DRAIN)
+    assert isinstance(outcomes[0], PublishedRecord)
+    assert [type(o) for o in outcomes[1:]] == [ConnectionError] * 3
+    assert bus.writes == 2
+    assert seen.ids() == [values[0]["id"]]
+
+
+async def test_kafka_acknowledges_records_published_in_order_together(
+    tansu: TansuBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records published in order are handed to the producer before any acknowledgement
+    is awaited, so they travel in a few produce requests, not one round trip each."""
+    from aiokafka.producer.sender import Sender
+
+    requests: list[int] = []
+    plain_send = Sender._send_produce_req
+
+    async def counted(self: Any, node_id: int, batches: Any) -> Any:
+        requests.append(len(batches))
+        return await plain_send(self, node_id, batches)
+
+    monkeypatch.setattr(Sender, "_send_produce_req", counted)
+    key = order_key()
+    seen = Collector([key])
+    bus = KafkaBus(tansu.bootstrap_servers, timings=LOCAL_GROUP_TIMINGS)
+    await bus.subscribe("orders", group_name("notify"), seen)
+    values = [event("order.placed", key) for _ in range(40)]
+    async with bus:
+        requests.clear()
+        outcomes = await bus.publish_in_order([Outgoing("orders", key, v) for v in values])
+        await bus.drain(DRAIN)
+    assert all(isinstance(o, PublishedRecord) for o in outcomes)
+    assert seen.ids() == [v["id"] for v in values]
+    assert 1 <= len(requests) <= 4, requests
