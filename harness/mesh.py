@@ -238,6 +238,7 @@ class Mesh:
         assert self._broker is not None and isinstance(self.bus, KafkaBus)
         if self._broker.process.poll() is None:
             raise RuntimeError("the broker process is running but does not answer")
+        await self.bus.broker_lost()  # before a new log's offsets could be mistaken for its
         self._broker = await asyncio.to_thread(
             self._exits.enter_context, tansu_broker(port=self._broker.port)
         )

@@ -726,3 +726,60 @@ async def test_kafka_acknowledges_records_published_in_order_together(
     assert all(isinstance(o, PublishedRecord) for o in outcomes)
     assert seen.ids() == [v["id"] for v in values]
     assert 1 <= len(requests) <= 4, requests
+
+
+def keys_of_one_partition(count: int) -> list[str]:
+    """``count`` order ids that share a partition."""
+    first = order_key()
+    keys = [first]
+    while len(keys) < count:
+        key = order_key()
+        if partition_for(key, PARTITIONS) == partition_for(first, PARTITIONS):
+            keys.append(key)
+    return keys
+
+
+async def test_kafka_a_concurrent_member_handles_the_keys_of_a_partition_side_by_side(
+    tansu: TansuBroker,
+) -> None:
+    """On Kafka a ``concurrent`` member (notify-svc) handles the records of different keys
+    in one fetched batch side by side: a record held up does not hold up another key's.
+    Each key stays in order: a record that failed holds back its key's later records
+    until it has been handled."""
+    slow, failing, fast = keys_of_one_partition(3)
+    release = asyncio.Event()
+    failed_once = False
+    handled: list[tuple[str, str]] = []
+
+    async def handler(record: Record) -> None:
+        nonlocal failed_once
+        kind = record.value["type"]
+        if record.key == failing and kind == "order.placed" and not failed_once:
+            failed_once = True
+            raise RuntimeError("try again")
+        if record.key == slow and kind == "order.placed":
+            await release.wait()  # until the fast key's records are handled
+        handled.append((record.key, kind))
+        if record.key == fast and kind == "order.confirmed":
+            release.set()
+
+    bus = KafkaBus(
+        tansu.bootstrap_servers,
+        timings=LOCAL_GROUP_TIMINGS,
+        retry=RetryPolicy(max_attempts=3, backoff=0.01),
+    )
+    await bus.subscribe("orders", group_name("notify"), handler, concurrent=True)
+    async with bus:
+        records = [
+            Outgoing("orders", key, event(kind, key))
+            for key in (slow, failing, fast)
+            for kind in ("order.placed", "order.confirmed")
+        ]
+        outcomes = await bus.publish_in_order(records)  # one batch when fetched
+        assert all(isinstance(o, PublishedRecord) for o in outcomes)
+        await bus.drain(DRAIN)
+    # the records after the failed one come again (at least once): first handlings count
+    for key in (slow, failing, fast):
+        firsts = list(dict.fromkeys(kind for k, kind in handled if k == key))
+        assert firsts == ["order.placed", "order.confirmed"], (key, handled)
+    assert handled.index((fast, "order.confirmed")) < handled.index((slow, "order.placed"))

@@ -239,8 +239,9 @@ class Subscription:
     """A member of ``group`` on ``topic``. It handles one record at a time, as a Kafka
     consumer works through its batch, so a handler needs no lock of its own -- unless
     it is ``concurrent``: then records of different partitions are handled side by
-    side (each partition still in order), for a handler that orders by key itself
-    (notify-svc: one lock per order; a member working through six partitions one
+    side (each partition still in order), and on Kafka so are the records of different
+    keys in a fetched batch (each key still in order), for a handler that orders by key
+    itself (notify-svc: one lock per order; a member working through six partitions one
     record at a time let the emails lag the orders by seconds, issue 15)."""
 
     topic: str
@@ -472,16 +473,20 @@ class BusCore(ABC):
             raise BusError("the bus is stopped; nothing will be delivered")
         return lagging
 
-    async def _deliver(self, member: Subscription, record: Record) -> bool:
+    async def _deliver(self, member: Subscription, record: Record, *, locked: bool = False) -> bool:
         """Offer ``record`` to ``member``; True when its offset may be committed.
 
         False means "give it to the group again" (the handler raised, attempts are left).
+        ``locked``: the caller holds the member's lock for the record's partition.
         """
         where = (member.group, record.topic, record.partition, record.offset)
         attempt = self._attempts.get(where, 0) + 1
         try:
-            async with member.lock(record.partition):
+            if locked:
                 await member.handler(record)
+            else:
+                async with member.lock(record.partition):
+                    await member.handler(record)
         except Exception as exc:  # noqa: BLE001 - whatever a handler raises means "not handled"
             return await self._failed(where, member.group, record, attempt, exc)
         self._attempts.pop(where, None)
@@ -512,11 +517,12 @@ class BusCore(ABC):
         """Note that ``group`` committed past ``record`` (drain waits for this)."""
         self._progress.commit(group, record)
 
-    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Run a delivery loop as a task whose crash drain reports instead of hiding."""
         task = asyncio.create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
