@@ -27,6 +27,7 @@ nothing but the two round trips a read-only block spent on ``BEGIN`` and ``ROLLB
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -216,11 +217,9 @@ class PostgresDatabase:
 
     async def _drop(self, held: _HeldConnection) -> None:
         self._held.discard(held)
-        try:
+        with contextlib.suppress(Exception):  # it is being thrown away either way
             await held.sa.invalidate()
             await held.sa.close()
-        except Exception:  # noqa: BLE001 - it is being thrown away either way
-            pass
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[_HeldConnection]:
@@ -229,10 +228,8 @@ class PostgresDatabase:
         held = await self._take()
         try:
             yield held
-        except BaseException:
+        finally:
             await self._give_back(held, commit=False)
-            raise
-        await self._give_back(held, commit=False)
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[_HeldConnection]:

@@ -1,4 +1,6 @@
-"""Statements compiled once for the embedded SQLite connection and run on its cursor.
+"""Statements compiled once by SQLAlchemy and run on the driver's own connection: the
+embedded database's sqlite3 connection (:meth:`Prepared.run`), or PostgreSQL's asyncpg
+connection (``_postgres``).
 
 Why: for a statement built once and run thousands of times, SQLAlchemy's ``execute``
 redoes on every call what never changes -- the statement's cache key, the compiled
