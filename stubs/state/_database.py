@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
 
@@ -35,7 +35,14 @@ if TYPE_CHECKING:
 
     from ._prepared import StatementCache
 
-__all__ = ["PRAGMAS", "Connection", "Database", "EmbeddedDatabase", "insert_into"]
+__all__ = [
+    "PRAGMAS",
+    "Connection",
+    "Database",
+    "EmbeddedDatabase",
+    "ScalarShortcuts",
+    "insert_into",
+]
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -99,7 +106,22 @@ class Database(Protocol):
     async def dispose(self) -> None: ...
 
 
-class _InlineConnection:
+class ScalarShortcuts:
+    """``scalar`` and ``scalars``, as SQLAlchemy's connections have them, by a subclass's
+    ``execute``."""
+
+    __slots__ = ()
+
+    execute: Callable[[Executable, Any], Awaitable[CursorResult[Any]]]
+
+    async def scalar(self, statement: Executable, parameters: Any = None) -> Any:
+        return (await self.execute(statement, parameters)).scalar()
+
+    async def scalars(self, statement: Executable, parameters: Any = None) -> ScalarResult[Any]:
+        return (await self.execute(statement, parameters)).scalars()
+
+
+class _InlineConnection(ScalarShortcuts):
     """A :class:`Connection` running each call at once on a synchronous connection;
     statements it has seen before run prepared (``_prepared``), unless something
     listens to the statements the engine runs."""
@@ -127,12 +149,6 @@ class _InlineConnection:
             # ended would otherwise see what other tasks wrote since.
             return cast("CursorResult[Any]", result.freeze()())
         return result
-
-    async def scalar(self, statement: Executable, parameters: Any = None) -> Any:
-        return (await self.execute(statement, parameters)).scalar()
-
-    async def scalars(self, statement: Executable, parameters: Any = None) -> ScalarResult[Any]:
-        return (await self.execute(statement, parameters)).scalars()
 
     async def run_sync(
         self,

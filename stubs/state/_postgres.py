@@ -36,10 +36,11 @@ from typing import TYPE_CHECKING, Any, Concatenate, NoReturn, ParamSpec, TypeVar
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from ._database import ScalarShortcuts
 from ._prepared import NO_ROWS, Prepared, PreparedResult, StatementCache
 
 if TYPE_CHECKING:
-    from sqlalchemy import URL, CursorResult, Engine, Executable, ScalarResult
+    from sqlalchemy import URL, CursorResult, Engine, Executable
     from sqlalchemy import Connection as SyncConnection
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -53,7 +54,7 @@ _ROWCOUNT = re.compile(r"(?:SELECT|UPDATE|DELETE|INSERT \d+) (\d+)")
 _ISOLATION = text("SHOW transaction_isolation")
 
 
-class _HeldConnection:
+class _HeldConnection(ScalarShortcuts):
     """A connection kept out of SQLAlchemy's pool, with the asyncpg adapter under it."""
 
     __slots__ = ("adapter", "database", "prepare", "raw", "read_committed", "sa")
@@ -116,12 +117,6 @@ class _HeldConnection:
                 sql, values, translated, dbapi_error, connection_invalidated=gone
             ) from error
         raise error  # the adapter always raises; this line is for the type checker
-
-    async def scalar(self, statement: Executable, parameters: Any = None) -> Any:
-        return (await self.execute(statement, parameters)).scalar()
-
-    async def scalars(self, statement: Executable, parameters: Any = None) -> ScalarResult[Any]:
-        return (await self.execute(statement, parameters)).scalars()
 
     async def run_sync(
         self,
