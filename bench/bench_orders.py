@@ -23,7 +23,7 @@ reservations fall due: a sweep that read them all made every later request slowe
 
 Run: python bench/bench_orders.py [--levels 8,32,64] [--orders 300] [--duration 0]
         [--kafka local] [--postgres DSN] [--redis URL] [--journal FILE] [--journal-keep N]
-        [--sockets]
+        [--sockets] [--max-in-flight N]
 Needs nothing beyond the project; the gateway's limits are raised for the run through
 its settings (as ``up --rate-limit`` / the admin API would).
 """
@@ -302,7 +302,10 @@ def show(row: dict[str, Any]) -> None:
 
 async def bench(args: argparse.Namespace) -> int:
     prefix = pin(0)
-    settings = {"api-gateway": UNLIMITED, "inventory-svc": {"stock": {SKU: STOCK}}}
+    gateway: dict[str, object] = {**UNLIMITED}
+    if args.max_in_flight is not None:
+        gateway["max_in_flight"] = args.max_in_flight
+    settings = {"api-gateway": gateway, "inventory-svc": {"stock": {SKU: STOCK}}}
     options = MeshOptions(
         kafka=args.kafka,
         postgres_url=args.postgres,
@@ -366,6 +369,12 @@ def main() -> None:
         "--journal-keep", type=int, default=DEFAULT_KEEP, help="journal entries kept in memory"
     )
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="uvloop")
+    parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        help="the gateway's admission bound (default: the gateway's; 0: no bound, as "
+        "before issue 15's admission), for a comparison",
+    )
     parser.add_argument(
         "--sockets",
         action="store_true",

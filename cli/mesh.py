@@ -172,12 +172,21 @@ def env(component: str, fmt: str, options: MeshOptions) -> None:
     metavar="ADDRESS|NETWORK",
     help="Believe X-Forwarded-For from this proxy (repeatable; default none).",
 )
+@click.option(
+    "--max-in-flight",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Requests the gateway lets through at once; the rest wait their turn "
+    "(default 32; 0: no bound).",
+)
 def up(
+    *,
     options: MeshOptions,
     journal: Path | None,
     rate_limit: str | None,
     ip_rate_limit: str | None,
     trusted_proxies: tuple[str, ...],
+    max_in_flight: int | None,
 ) -> None:
     """Run the whole mesh in the foreground and print its addresses (gateway first);
     Ctrl-C stops everything, a broker it started included."""
@@ -194,6 +203,8 @@ def up(
         gateway["rate_limit"] = rate_limit
     if ip_rate_limit is not None:
         gateway["ip_rate_limit"] = ip_rate_limit
+    if max_in_flight is not None:
+        gateway["max_in_flight"] = max_in_flight
     settings = {**options.settings, GATEWAY: {**options.settings.get(GATEWAY, {}), **gateway}}
     try:
         mesh = Mesh(dataclasses.replace(options, journal_file=journal, settings=settings))

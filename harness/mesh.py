@@ -449,8 +449,8 @@ class Mesh:
         return simulator
 
     def gateway_limits(self) -> dict[str, Any]:
-        """The gateway's rate limits and trusted proxies (``rate_limit``,
-        ``ip_rate_limit``, ``trusted_proxies``)."""
+        """The gateway's rate limits, trusted proxies and admission (``rate_limit``,
+        ``ip_rate_limit``, ``trusted_proxies``, ``max_in_flight``, ``queue_timeout``)."""
         limits: dict[str, Any] = self._gateway().limits()
         return limits
 

@@ -32,6 +32,10 @@ rate_limit            ``100/minute``     per authenticated user (limits' notatio
 ip_rate_limit         ``300/minute``     per client IP, every operation but health
 rate_limit_strategy   ``moving-window``  or ``fixed-window``, ``sliding-window-counter``
 retry_after           ``5``              ``Retry-After`` seconds when a downstream is down
+max_in_flight         ``32``             requests at work behind the gateway at once
+                                         (``0``: no bound); the rest wait their turn
+queue_timeout         ``5``              seconds a request waits for its turn before it
+                                         is answered 503 with ``Retry-After``
 trusted_proxies       ``[]``             addresses or networks (``10.0.0.0/8``) whose
                                          ``X-Forwarded-For`` is believed
 ===================== ================== ===============================================
@@ -42,6 +46,11 @@ address that is not one is the client (what the nearest untrusted hop said canno
 checked, so nothing left of it counts). With no trusted proxies the header is ignored:
 otherwise any client could pick a new address per request and never be limited. The
 limits and the trusted proxies can be changed on a running gateway (:meth:`configure`).
+
+Admission (:mod:`._admission`): after the per-IP count, at most ``max_in_flight``
+requests are at work behind the gateway; the others wait at the door, so that under
+overload the work already admitted (and what it sets off: events, mails) is not slowed
+by every new arrival. Changeable on a running gateway too.
 """
 
 from __future__ import annotations
@@ -69,6 +78,7 @@ from ecom_harness.stubs.engine import (
     ValidRequest,
 )
 
+from ._admission import Admission, QueueTimeout
 from ._ratelimit import Decision, RateLimiter, open_storage, parse_limit
 from ._simulator import (
     Simulator,
@@ -94,6 +104,8 @@ DEFAULT_SETTINGS: Mapping[str, Any] = {
     "rate_limit_strategy": "moving-window",
     "retry_after": 5,
     "trusted_proxies": (),
+    "max_in_flight": 32,
+    "queue_timeout": 5,
 }
 
 # The gateway's public schemas, field by field (specs/openapi/api-gateway.yaml).
@@ -270,6 +282,7 @@ class GatewaySimulator(Simulator):
             self.user_limit = parse_limit(str(settings["rate_limit"]))
             self.ip_limit = parse_limit(str(settings["ip_rate_limit"]))
             self.trusted_proxies = parse_networks(settings["trusted_proxies"])
+            self.admission = Admission(settings["max_in_flight"], settings["queue_timeout"])
         except ValueError as exc:
             raise ValueError(f"api-gateway settings: {exc}") from None
         self._limit_texts = (str(settings["rate_limit"]), str(settings["ip_rate_limit"]))
@@ -278,11 +291,13 @@ class GatewaySimulator(Simulator):
         self.limiter: RateLimiter | None = None
 
     def limits(self) -> dict[str, Any]:
-        """The limits in force and the trusted proxies, as settings."""
+        """The limits in force, the trusted proxies and the admission, as settings."""
         return {
             "rate_limit": self._limit_texts[0],
             "ip_rate_limit": self._limit_texts[1],
             "trusted_proxies": [str(n) for n in self.trusted_proxies],
+            "max_in_flight": self.admission.max_in_flight,
+            "queue_timeout": self.admission.queue_timeout,
         }
 
     def configure(
@@ -291,14 +306,20 @@ class GatewaySimulator(Simulator):
         rate_limit: str | None = None,
         ip_rate_limit: str | None = None,
         trusted_proxies: Iterable[str] | None = None,
+        max_in_flight: int | None = None,
+        queue_timeout: float | None = None,
     ) -> None:
-        """Change limits or trusted proxies on the running gateway (a load run from one
-        address raises the limits rather than spoofing addresses); all or nothing:
-        ValueError, naming what is wrong, changes nothing."""
+        """Change limits, trusted proxies or admission on the running gateway (a load run
+        from one address raises the limits rather than spoofing addresses); all or
+        nothing: ValueError, naming what is wrong, changes nothing."""
         user = parse_limit(rate_limit) if rate_limit is not None else self.user_limit
         per_ip = parse_limit(ip_rate_limit) if ip_rate_limit is not None else self.ip_limit
         trusted = (
             parse_networks(trusted_proxies) if trusted_proxies is not None else self.trusted_proxies
+        )
+        self.admission.configure(
+            self.admission.max_in_flight if max_in_flight is None else max_in_flight,
+            self.admission.queue_timeout if queue_timeout is None else queue_timeout,
         )
         self.user_limit, self.ip_limit, self.trusted_proxies = user, per_ip, trusted
         self._limit_texts = (
@@ -340,15 +361,19 @@ class GatewaySimulator(Simulator):
     # --- the pipeline around every operation -------------------------------------------
 
     def _public(self, run: Callable[[ValidRequest], Awaitable[StubResponse]]) -> Behaviour:
-        """``run`` behind the per-IP limit; a :class:`Reply` raised anywhere answers."""
+        """``run`` behind the per-IP limit and the admission; a :class:`Reply` raised
+        anywhere answers."""
 
         async def behaviour(req: ValidRequest) -> StubResponse:
             try:
                 address = client_ip(req.request, self.trusted_proxies)
                 await self._count(req, self.ip_limit, "ip", address)
-                return await run(req)
+                async with self.admission.slot():
+                    return await run(req)
             except Reply as reply:
                 return reply.response
+            except QueueTimeout as exc:
+                return self._unavailable(req, f"The gateway is at capacity: {exc}; retry later.")
 
         return behaviour
 
