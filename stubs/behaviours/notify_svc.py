@@ -336,6 +336,8 @@ class NotifySimulator(Simulator):
             await self._remember(order_id, learned)
         if event["type"] in TEMPLATES:
             await self._keep(order_id, event)
+        elif learned is None:
+            return  # kept nothing, learned nothing (payment.succeeded): no one's turn came
         contact = learned or await self._contact(order_id)
         if contact is not None:
             await self._deliver_inbox(order_id, contact)

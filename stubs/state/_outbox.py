@@ -231,8 +231,9 @@ class OutboxRelay:
                 if self.failing:  # the bus is down: back off, whatever wakes us
                     await asyncio.sleep(min(interval * 2**self.failing, MAX_BACKOFF))
                 else:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), interval)
+                    with contextlib.suppress(TimeoutError):  # no task per pass, unlike wait_for
+                        async with asyncio.timeout(interval):
+                            await self._wake.wait()
                 self._wake.clear()
                 await self.relay_once()
 
