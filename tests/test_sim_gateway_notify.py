@@ -518,31 +518,6 @@ async def test_place_order_prices_from_catalog_and_user_from_token(gateway: Star
     assert response.headers["x-ratelimit-limit"] == "100"
 
 
-async def test_the_customers_contact_is_read_once_per_contact_ttl(gateway: StartGateway) -> None:
-    gw = await gateway()
-    simulator = gw.host.stubs["api-gateway"].simulator
-    assert simulator is not None
-    for n in range(3):
-        async with gw.client(**{"Idempotency-Key": f"key-{n}"}) as client:
-            assert (await client.post("/v1/orders", json=PLACE_ORDER)).status_code == 201
-    sent = [seen.body["contact"] for seen in gw.world.orders_svc.to("/orders")]
-    assert sent == [{"email": "anna.schmidt@example.com"}] * 3
-    assert len(gw.world.users.to(f"/users/{USER}")) == 1  # then from the cache
-    assert 0 < await simulator.ctx.redis.pttl(f"api-gateway:contact:{USER}") <= 5000
-    async with gw.client() as client:  # the profile itself is read fresh every time
-        for _ in range(2):
-            assert (await client.get("/v1/users/me")).status_code == 200
-    assert len(gw.world.users.to(f"/users/{USER}")) == 3
-
-
-async def test_the_contact_cache_can_be_turned_off(gateway: StartGateway) -> None:
-    gw = await gateway(contact_ttl=0)
-    for n in range(2):
-        async with gw.client(**{"Idempotency-Key": f"key-{n}"}) as client:
-            assert (await client.post("/v1/orders", json=PLACE_ORDER)).status_code == 201
-    assert len(gw.world.users.to(f"/users/{USER}")) == 2
-
-
 async def test_place_order_with_unknown_sku_is_422(gateway: StartGateway) -> None:
     gw = await gateway()
     body = {**PLACE_ORDER, "items": [{"sku": "SKU-9999", "quantity": 1}]}
