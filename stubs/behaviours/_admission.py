@@ -8,8 +8,8 @@ with the embedded mesh saturated at 64 clients the confirmation mails came 1.7 s
 to 3.4 s (p95) after the answers (issue 15). Admitting a bounded number and keeping the
 rest waiting at the door, where they cost nothing, keeps the work behind the gateway as
 short as the machine can serve it: the same throughput, the answers as late as the
-queue makes them, and the mails within a tenth of a second. Envoy's ``max_requests``
-and Nginx's ``limit_conn`` do the same for the services behind them.
+queue makes them, and the mails within a few tenths of a second. Envoy's circuit breaker
+(``max_requests``, with ``max_pending_requests`` waiting) bounds its upstreams alike.
 
 A request that waits longer than ``queue_timeout`` for its turn is answered 503 with
 ``Retry-After`` by the gateway; it has done nothing downstream, so a retry is safe.

@@ -16,9 +16,8 @@ Downstream errors: the problems a downstream documents and the gateway documents
 (card declined, out of stock, idempotency key reused, ...) are passed on with the
 gateway's path as ``instance``; a downstream that cannot be reached, or answers
 something neither documents, is a ``503 service-unavailable`` with ``Retry-After``
-(``502`` where only that is documented). The gateway spec documents a 5xx for
-``placeOrder`` alone; elsewhere that answer breaks the spec and the engine reports it
-as such, on purpose: the gap is the spec's.
+(``502`` where only that is documented; every public operation of the gateway's spec
+documents 503).
 
 Settings (``settings["api-gateway"]``):
 
