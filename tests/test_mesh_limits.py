@@ -135,7 +135,10 @@ async def test_a_request_that_waits_too_long_is_answered_503_and_did_nothing(mes
     assert second.headers["retry-after"] == "5"
     problem = second.json()
     assert problem["type"].endswith("service-unavailable")
-    assert "1 requests were in flight and this one waited 0.1 s" in problem["detail"]
+    assert problem["detail"] == (
+        "The gateway is at capacity: 1 in flight (its bound) and this one waited 0.1 s for "
+        "its turn; retry later."
+    )
     assert len(mesh.journal.interactions(CATALOG)) == 1  # the refused one went nowhere
     (refused,) = [seen for seen in mesh.journal.interactions("client->api-gateway")
                   if seen.status == 503]  # fmt: skip

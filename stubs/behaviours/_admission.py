@@ -75,7 +75,7 @@ class Admission:
                     await gate.acquire()
             except TimeoutError:
                 raise QueueTimeout(
-                    f"{self.max_in_flight} requests were in flight and this one waited "
+                    f"{self.max_in_flight} in flight (its bound) and this one waited "
                     f"{self.queue_timeout:g} s for its turn"
                 ) from None
         else:  # a free slot: taken without a timer
