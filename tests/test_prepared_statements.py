@@ -192,6 +192,52 @@ async def test_an_in_list_runs_prepared_at_each_length(database: Any) -> None:
         assert database.statements.get(among, {"w_ids": list(ids)}) is not None, ids
 
 
+async def test_a_statement_alone_is_a_transaction_of_its_own(database: Any) -> None:
+    """``db.execute``: the statement is kept when it returns (another connection sees
+    it), on SQLAlchemy's path (first sight) and prepared; a broken constraint raises
+    SQLAlchemy's IntegrityError, keeps nothing and leaves the connection usable; the
+    count of changed rows is the statement's."""
+    for key in ("first", "second", "third"):
+        await database.execute(insert_into(seen), {"id": key})
+        async with database.connect() as conn:
+            assert key in set((await conn.scalars(select(seen.c.id))).all())
+    assert database.statements.get(insert_into(seen), {"id": "x"}) is not None
+    for _ in range(2):
+        with pytest.raises(IntegrityError):
+            await database.execute(insert_into(seen), {"id": "first"})
+    renamed = seen.update().where(seen.c.id == bindparam("w_id")).values(id=bindparam("id"))
+    for old, new in (("second", "2nd"), ("third", "3rd"), ("absent", "none")):
+        changed = await database.execute(renamed, {"w_id": old, "id": new})
+        assert changed.rowcount == (0 if old == "absent" else 1)
+    async with database.connect() as conn:
+        assert set((await conn.scalars(select(seen.c.id))).all()) == {"first", "2nd", "3rd"}
+
+
+@pytest.mark.parametrize("backends", ["real"], indirect=True)
+async def test_postgres_runs_a_statement_alone_in_one_round_trip(
+    database: PostgresDatabase,
+) -> None:
+    """What PostgreSQL is sent before the statement, read by asyncpg's query logger
+    (it logs the simple query that begins a transaction, not prepared statements nor
+    the commit): a statement alone is sent with no ``BEGIN`` -- the server commits it
+    by itself -- where the same statement in a ``begin()`` block comes after one."""
+    for key in ("warm-1", "warm-2"):  # seen twice: prepared from now on
+        await database.execute(insert_into(seen), {"id": key})
+    async with database.connect() as conn:
+        raw = conn.raw
+    sent: list[str] = []
+    raw.add_query_logger(lambda record: sent.append(record.query.rstrip(";").upper()))
+    await database.execute(insert_into(seen), {"id": "alone"})
+    alone, sent[:] = list(sent), []
+    async with database.begin() as conn:
+        assert conn.raw is raw  # the free list hands out the last connection returned
+        await conn.execute(insert_into(seen), {"id": "in-a-block"})
+    assert alone == []
+    assert sent == ["BEGIN"]
+    async with database.connect() as conn:
+        assert {"alone", "in-a-block"} <= set((await conn.scalars(select(seen.c.id))).all())
+
+
 @pytest.mark.parametrize("backends", ["real"], indirect=True)
 async def test_postgres_reads_before_the_first_write_begin_no_transaction(
     database: PostgresDatabase,

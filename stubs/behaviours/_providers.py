@@ -227,13 +227,11 @@ class IdempotencyStore:
 
     async def complete(self, key: str, status: int, body: Any) -> None:
         """Keep the answer for replays."""
-        async with self.db.begin() as conn:
-            await conn.execute(self._complete, {"w_key": key, "status": status, "body": body})
+        await self.db.execute(self._complete, {"w_key": key, "status": status, "body": body})
 
     async def release(self, key: str) -> None:
         """Forget the claim: the request stopped before doing anything worth replaying."""
-        async with self.db.begin() as conn:
-            await conn.execute(self._forget, {"w_key": key})
+        await self.db.execute(self._forget, {"w_key": key})
 
 
 # --- what the messaging providers "sent" ---------------------------------------------------
@@ -271,8 +269,7 @@ class MessagingSimulator(Simulator):
             {"sender": m.get("from"), "sent_at": now} | {k: v for k, v in m.items() if k != "from"}
             for m in messages
         ]
-        async with self.ctx.db.begin() as conn:
-            await conn.execute(insert_into(self.sent), rows)
+        await self.ctx.db.execute(insert_into(self.sent), rows)
 
     async def sent_messages(self) -> list[dict[str, Any]]:
         """Every message accepted so far, oldest first: ``message_id``, ``to`` (list),

@@ -57,9 +57,8 @@ class UndoQueue:
         self._idle.set()
 
     async def add(self, kind: str, order_id: str, payload: dict[str, Any]) -> None:
-        async with self.db.begin() as conn:
-            step = {"kind": kind, "order_id": order_id, "payload": payload, "attempts": 0}
-            await conn.execute(self.table.insert(), step)
+        step = {"kind": kind, "order_id": order_id, "payload": payload, "attempts": 0}
+        await self.db.execute(self.table.insert(), step)
         self._idle.clear()
 
     async def pending(self, order_id: str | None = None) -> list[tuple[str, str, int]]:

@@ -346,12 +346,11 @@ class InventorySimulator(OutboxSimulator):
         any reservation was made) takes the items asked for, so it reads as a whole
         reservation -- released, holding nothing."""
         if not existing.items:
-            async with self.ctx.db.begin() as conn:
-                await conn.execute(
-                    update(RESERVATIONS)
-                    .where(RESERVATIONS.c.reservation_id == existing.reservation_id)
-                    .values(items=items)
-                )
+            await self.ctx.db.execute(
+                update(RESERVATIONS)
+                .where(RESERVATIONS.c.reservation_id == existing.reservation_id)
+                .values(items=items)
+            )
             existing = await self._reservation_of(existing.order_id) or existing
         return json_response(201, _reservation_body(existing))
 
@@ -441,8 +440,7 @@ class InventorySimulator(OutboxSimulator):
                 "created_at": now,
             }
             try:
-                async with self.ctx.db.begin() as conn:
-                    await conn.execute(RESERVATIONS.insert().values(**tombstone))
+                await self.ctx.db.execute(RESERVATIONS.insert().values(**tombstone))
                 return StubResponse(204, None, None)
             except IntegrityError:  # a reservation was made meanwhile: release it below
                 pass

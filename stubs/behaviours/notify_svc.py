@@ -56,6 +56,7 @@ twilio_from          ``+15005550006``                 the SMS sender (Twilio's m
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -346,10 +347,10 @@ class NotifySimulator(Simulator):
         """Update the order's contact, or add it: no other task handles this order
         meanwhile (the per-order lock), so the two cannot race."""
         values = {"email": contact.email, "phone": contact.phone}
-        async with self.ctx.db.begin() as conn:
-            changed = await conn.execute(self._UPDATE_CONTACT, {"w_order_id": order_id, **values})
-            if changed.rowcount == 0:
-                await conn.execute(insert_into(self.contacts), {"order_id": order_id, **values})
+        db = self.ctx.db
+        changed = await db.execute(self._UPDATE_CONTACT, {"w_order_id": order_id, **values})
+        if changed.rowcount == 0:
+            await db.execute(insert_into(self.contacts), {"order_id": order_id, **values})
 
     async def _contact(self, order_id: str) -> Contact | None:
         async with self.ctx.db.connect() as conn:
@@ -358,20 +359,16 @@ class NotifySimulator(Simulator):
 
     async def _keep(self, order_id: str, event: Mapping[str, Any]) -> None:
         """Into the inbox; an event already there (a redelivery) is kept once."""
-        try:
-            async with self.ctx.db.begin() as conn:
-                row = {"event_id": event["id"], "order_id": order_id, "event": dict(event)}
-                await conn.execute(insert_into(self.inbox), row)
-        except IntegrityError:
-            pass
+        row = {"event_id": event["id"], "order_id": order_id, "event": dict(event)}
+        with contextlib.suppress(IntegrityError):
+            await self.ctx.db.execute(insert_into(self.inbox), row)
 
     async def _deliver_inbox(self, order_id: str, contact: Contact) -> None:
         async with self.ctx.db.connect() as conn:
             waiting = (await conn.execute(self._INBOX_OF, {"w_order_id": order_id})).all()
         for row in waiting:
             await self._notify(row.event, contact)
-            async with self.ctx.db.begin() as conn:
-                await conn.execute(self._DELIVERED, {"w_seq": row.seq})
+            await self.ctx.db.execute(self._DELIVERED, {"w_seq": row.seq})
 
     async def _notify(self, event: Mapping[str, Any], contact: Contact) -> None:
         """Each channel of ``contact`` at most once per event: claim, send, record.
@@ -417,23 +414,21 @@ class NotifySimulator(Simulator):
             "created_at": rfc3339(self.ctx.clock()),
         }
         try:
-            async with self.ctx.db.begin() as conn:
-                await conn.execute(insert_into(self.notifications), row)
+            await self.ctx.db.execute(insert_into(self.notifications), row)
         except IntegrityError:
             return None
         return notification_id
 
     async def _record(self, notification_id: str, outcome: Outcome) -> None:
-        async with self.ctx.db.begin() as conn:
-            await conn.execute(
-                self._RECORD,
-                {
-                    "w_notification_id": notification_id,
-                    "status": outcome.status,
-                    "provider_message_id": outcome.provider_message_id,
-                    "error": outcome.error,
-                },
-            )
+        await self.ctx.db.execute(
+            self._RECORD,
+            {
+                "w_notification_id": notification_id,
+                "status": outcome.status,
+                "provider_message_id": outcome.provider_message_id,
+                "error": outcome.error,
+            },
+        )
 
     # --- providers -----------------------------------------------------------------------
 

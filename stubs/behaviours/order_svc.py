@@ -884,8 +884,7 @@ class OrderSimulator(Simulator):
         if not ids:
             return order
         changed = {**ids, "updated_at": rfc3339(self.ctx.clock())}
-        async with self.ctx.db.begin() as conn:
-            await conn.execute(_UPDATE_ORDER, {**changed, "w_order_id": order["order_id"]})
+        await self.ctx.db.execute(_UPDATE_ORDER, {**changed, "w_order_id": order["order_id"]})
         return {**order, **changed}
 
     async def _transition(
@@ -939,15 +938,14 @@ class OrderSimulator(Simulator):
         await add_event(conn, outbox, TOPIC, order["order_id"], event)
 
     async def _record(self, order_id: str, operation: str, outcome: str, detail: str) -> None:
-        async with self.ctx.db.begin() as conn:
-            step = {
-                "order_id": order_id,
-                "operation": operation,
-                "outcome": outcome,
-                "detail": detail[:500],
-                "at": rfc3339(self.ctx.clock()),
-            }
-            await conn.execute(insert_into(saga_steps), step)
+        step = {
+            "order_id": order_id,
+            "operation": operation,
+            "outcome": outcome,
+            "detail": detail[:500],
+            "at": rfc3339(self.ctx.clock()),
+        }
+        await self.ctx.db.execute(insert_into(saga_steps), step)
 
     async def _load(self, order_id: str) -> dict[str, Any] | None:
         async with self.ctx.db.connect() as conn:

@@ -304,10 +304,9 @@ class ShippingSimulator(OutboxSimulator):
         claim = await self._claim_of(order_id)
         if claim is None:
             try:
-                async with self.ctx.db.begin() as conn:
-                    await conn.execute(
-                        self.order_shipments.insert().values(order_id=order_id, shipment_id=None)
-                    )
+                await self.ctx.db.execute(
+                    self.order_shipments.insert().values(order_id=order_id, shipment_id=None)
+                )
                 return StubResponse(204, None, None)
             except IntegrityError:  # a schedule landed meanwhile: cancel its shipment
                 claim = await self._claim_of(order_id)
@@ -322,16 +321,15 @@ class ShippingSimulator(OutboxSimulator):
     async def _cancel(self, shipment_id: str) -> int:
         """SCHEDULED -> CANCELLED; how many rows moved (0: not SCHEDULED, or unknown)."""
         table = self.shipments
-        async with self.ctx.db.begin() as conn:
-            changed = await conn.execute(
-                table.update()
-                .where(table.c.shipment_id == shipment_id, table.c.status == "SCHEDULED")
-                .values(
-                    status="CANCELLED",
-                    scheduled_order_id=None,
-                    updated_at=rfc3339(self.ctx.clock()),
-                )
+        changed = await self.ctx.db.execute(
+            table.update()
+            .where(table.c.shipment_id == shipment_id, table.c.status == "SCHEDULED")
+            .values(
+                status="CANCELLED",
+                scheduled_order_id=None,
+                updated_at=rfc3339(self.ctx.clock()),
             )
+        )
         return int(changed.rowcount)
 
     async def cancel_shipment(self, req: ValidRequest) -> StubResponse:

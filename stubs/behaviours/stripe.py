@@ -441,8 +441,7 @@ class StripeSimulator(Simulator):
             "data": intent,
             "test_method": params.get("payment_method"),
         }
-        async with self.ctx.db.begin() as conn:
-            await conn.execute(insert_into(self.intents), row)
+        await self.ctx.db.execute(insert_into(self.intents), row)
         if declined is not None:
             return call.error(402, **declined, payment_intent=intent), True
         return json_response(200, intent, call.headers()), True
@@ -513,12 +512,11 @@ class StripeSimulator(Simulator):
             intent["payment_method"] = new_id("pm", 24)
         intent["last_payment_error"] = None
         intent, declined = _confirm(intent, self.test_methods[method], params)
-        async with self.ctx.db.begin() as conn:
-            await conn.execute(
-                table.update()
-                .where(table.c.id == intent_id)
-                .values(data=intent, amount_received=intent["amount_received"], test_method=method)
-            )
+        await self.ctx.db.execute(
+            table.update()
+            .where(table.c.id == intent_id)
+            .values(data=intent, amount_received=intent["amount_received"], test_method=method)
+        )
         if declined is not None:
             return call.error(402, **declined, payment_intent=intent), True
         return json_response(200, intent, call.headers()), True

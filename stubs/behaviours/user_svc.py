@@ -222,8 +222,7 @@ class UserSimulator(Simulator):
         }
         row = user | {"email_key": body["email"].lower(), "password_hash": password_hash}
         try:
-            async with self.ctx.db.begin() as conn:
-                await conn.execute(self.users.insert().values(**row))
+            await self.ctx.db.execute(self.users.insert().values(**row))
         except IntegrityError:  # the unique email_key: same address, any case
             return problem_response(
                 409,

@@ -3,8 +3,9 @@ the embedded default a synchronous engine on a SQLite file behind the same inter
 
 Simulators speak to :class:`Database` and :class:`Connection` only: ``async with
 db.begin() as conn`` (one transaction, committed at the end unless it raised) or ``async
-with db.connect() as conn`` (reads), then ``await conn.execute(statement, params)``.
-SQLAlchemy's ``AsyncEngine`` is a :class:`Database` as it is.
+with db.connect() as conn`` (reads), then ``await conn.execute(statement, params)``; a
+write that is a transaction by itself is ``await db.execute(statement, params)`` (on
+PostgreSQL, one round trip instead of three: see :meth:`Database.execute`).
 
 Why the embedded database is not an ``AsyncEngine``: a statement on a local SQLite file
 takes microseconds and never waits for anything, so awaiting it buys nothing, while the
@@ -102,6 +103,17 @@ class Database(Protocol):
     def connect(self) -> AbstractAsyncContextManager[Connection]: ...
 
     def begin(self) -> AbstractAsyncContextManager[Connection]: ...
+
+    async def execute(self, statement: Executable, parameters: Any = None) -> CursorResult[Any]:
+        """One statement, a transaction by itself: committed when this returns, nothing
+        of it kept if it raised, as ``async with db.begin() as conn: await
+        conn.execute(...)`` would be.
+
+        Why apart from :meth:`begin`: on PostgreSQL a block is ``BEGIN``, the statement
+        and ``COMMIT``, three round trips, where a statement alone is atomic by itself
+        (the server's implicit transaction) and takes one. Three blocks in four of an
+        order were one statement each (issue 15)."""
+        ...
 
     async def dispose(self) -> None: ...
 
@@ -237,6 +249,11 @@ class EmbeddedDatabase:
                 self.finish(connection, commit=False)
                 raise
             self.finish(connection, commit=True)
+
+    async def execute(self, statement: Executable, parameters: Any = None) -> CursorResult[Any]:
+        """One statement in a block of its own (see :meth:`Database.execute`)."""
+        async with self.begin() as conn:
+            return await conn.execute(statement, parameters)
 
     def finish(self, connection: SyncConnection, *, commit: bool) -> None:
         """End the open transaction, if any: SQLAlchemy's, when its path ran a statement

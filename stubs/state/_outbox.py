@@ -210,17 +210,15 @@ class OutboxRelay:
 
     async def _mark(self, seqs: list[int], **values: Any) -> None:
         if seqs:
-            async with self.db.begin() as conn:
-                await conn.execute(
-                    update(self.table).where(self.table.c.seq.in_(seqs)).values(**values)
-                )
+            await self.db.execute(
+                update(self.table).where(self.table.c.seq.in_(seqs)).values(**values)
+            )
 
     async def _forget(self, seqs: list[int]) -> None:
         """Delete the rows of published events (and any an earlier version kept marked
         ``published``)."""
         if seqs:
-            async with self.db.begin() as conn:
-                await conn.execute(self._published, {"w_seqs": seqs})
+            await self.db.execute(self._published, {"w_seqs": seqs})
 
     def start(self, interval: float = 0.2) -> None:
         """Relay in the background: at once when woken, and every ``interval`` seconds

@@ -22,6 +22,9 @@ block only takes one from a free list. A plain ``SELECT`` that comes before a bl
 first write runs without ``BEGIN``: under READ COMMITTED (checked on each connection)
 every statement reads its own snapshot inside a transaction too, so this changes
 nothing but the two round trips a read-only block spent on ``BEGIN`` and ``ROLLBACK``.
+For the same reason :meth:`PostgresDatabase.execute` runs its one statement without
+``BEGIN`` and ``COMMIT``: PostgreSQL makes a statement outside a transaction block a
+transaction of its own.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ _ISOLATION = text("SHOW transaction_isolation")
 class _HeldConnection(ScalarShortcuts):
     """A connection kept out of SQLAlchemy's pool, with the asyncpg adapter under it."""
 
-    __slots__ = ("adapter", "database", "prepare", "raw", "read_committed", "sa")
+    __slots__ = ("adapter", "alone", "database", "prepare", "raw", "read_committed", "sa")
 
     def __init__(self, database: PostgresDatabase, sa: AsyncConnection, read_committed: bool):
         self.database = database
@@ -67,6 +70,7 @@ class _HeldConnection(ScalarShortcuts):
         self.raw: Any = self.adapter._connection  # asyncpg's Connection
         self.read_committed = read_committed
         self.prepare = True  # set per block (PostgresDatabase._take)
+        self.alone = False  # this block is one statement: no BEGIN (PostgresDatabase.execute)
 
     @property
     def usable(self) -> bool:
@@ -85,10 +89,13 @@ class _HeldConnection(ScalarShortcuts):
 
     async def _run(self, prepared: Prepared, values: list[Any]) -> PreparedResult:
         """Run on the asyncpg connection, in the adapter's transaction (begun first
-        unless this is a read before any write: see the module's doc)."""
+        unless this is a read before any write or the block's only statement: see the
+        module's doc)."""
         adapter = self.adapter
         try:
-            if adapter._transaction is None and not (self.read_committed and prepared.reads_only):
+            if adapter._transaction is None and not (
+                self.alone or (self.read_committed and prepared.reads_only)
+            ):
                 await adapter._start_transaction()
             statement, _ = await adapter._prepare(
                 prepared.sql, self.database.dialect._invalidate_schema_cache_asof
@@ -183,6 +190,7 @@ class PostgresDatabase:
             self._free.put_nowait(None)  # the slot stays, to be opened next time
             raise
         held.prepare = not self.statements.watched
+        held.alone = False
         return held
 
     async def _open(self) -> _HeldConnection:
@@ -236,6 +244,20 @@ class PostgresDatabase:
             await self._give_back(held, commit=False)
             raise
         await self._give_back(held, commit=True)
+
+    async def execute(self, statement: Executable, parameters: Any = None) -> CursorResult[Any]:
+        """One statement, a transaction by itself: sent without ``BEGIN`` and ``COMMIT``
+        when it runs prepared (one round trip, not three); through SQLAlchemy, in the
+        transaction SQLAlchemy begins, committed here."""
+        held = await self._take()
+        held.alone = True
+        try:
+            result = await held.execute(statement, parameters)
+        except BaseException:
+            await self._give_back(held, commit=False)
+            raise
+        await self._give_back(held, commit=True)
+        return result
 
     async def dispose(self) -> None:
         """Close the kept connections and the engine."""
