@@ -12,9 +12,13 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from test_bus import Collector, event, order_key
+from test_bus_kafka import _partitions
 
 from ecom_harness.harness.mesh import Mesh, MeshOptions
 from ecom_harness.harness.order_ledger import OrderLedger
+from ecom_harness.specs import default_validator
+from ecom_harness.stubs import LOCAL_GROUP_TIMINGS, KafkaBus, tansu_broker
 
 pytestmark = pytest.mark.asyncio
 
@@ -104,3 +108,39 @@ async def test_a_killed_broker_is_restarted_and_every_confirmed_order_gets_one_e
     assert ledger.violations() == []
     states = [r.getMessage() for r in caplog.records if r.name == "ecom_harness.broker"]
     assert [s.rsplit(" is ", 1)[1] for s in states] == ["down; restarting it", "up"], states
+
+
+async def test_nothing_of_the_lost_broker_s_session_reaches_the_broker_started_again() -> None:
+    """After ``broker_lost`` no client of the old session talks to a broker started
+    again on the address. One that did -- its metadata requests alone -- had the new
+    broker create the topics with its own default partition count (Tansu: 4) before
+    ``reconnect`` could create them with the AsyncAPI's (6), and an old consumer's
+    records of some keys went to partitions nobody read (a confirmation email in about
+    ten runs of the test above was never sent). Here the new broker runs two seconds
+    before the bus reconnects: every topic still gets the spec's partitions, and every
+    record published afterwards is handled."""
+    wanted = default_validator().partitions
+    keys = [order_key() for _ in range(24)]  # every partition, by the keys' hashes
+    seen = Collector(keys)
+    with tansu_broker() as first:
+        bus = KafkaBus(first.bootstrap_servers, timings=LOCAL_GROUP_TIMINGS)
+        await bus.subscribe("orders", "notify-svc", seen)
+        await bus.start()
+        await bus.publish("orders", keys[0], event("order.placed", keys[0]))
+        await bus.drain(10)
+        first.process.kill()
+        first.process.wait()
+        await bus.broker_lost()
+    try:
+        with tansu_broker(port=first.port) as second:
+            await asyncio.sleep(2.0)  # what of the old session is left would reach it now
+            await bus.reconnect(lost=True)
+            assert await _partitions(second.bootstrap_servers, sorted(wanted)) == wanted
+            values = [event("order.placed", key) for key in keys]
+            for key, value in zip(keys, values, strict=True):
+                await bus.publish("orders", key, value)
+            await bus.drain(10)
+            assert set(seen.ids()) >= {value["id"] for value in values}
+            assert second.process.poll() is None
+    finally:
+        await bus.stop()
