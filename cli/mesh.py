@@ -224,11 +224,8 @@ async def _serve(mesh: Mesh, requested: threading.Event, journal: Path | None) -
 
     await mesh.start()  # stops what it started if it fails
     try:
-        if mesh.broker_watch is not None:  # one line per change of the broker's state
-            address = mesh.broker_watch.address
-            mesh.broker_watch.listeners.append(
-                lambda state: click.echo(f"kafka broker {address} is {state}", err=True)
-            )
+        # A change of the broker's state is one line of the broker watch's own logger
+        # (``kafka broker ... is down; restarting it``): not printed here a second time.
         console = Console()
         console.print(address_table(mesh))
         console.print(f"the client's way in (journaled): curl {mesh.entry_url}/health")

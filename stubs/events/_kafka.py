@@ -175,7 +175,7 @@ class KafkaBus(BusCore):
         if self._producer is not None:
             clients.append(self._producer)
         self._consumers, self._producer = [], None
-        outcomes = await asyncio.gather(*(c.stop() for c in clients), return_exceptions=True)
+        outcomes = await asyncio.gather(*map(_stop_client, clients), return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 logger.warning("closing a Kafka client failed: %r", outcome)
@@ -528,6 +528,27 @@ class KafkaBus(BusCore):
             return
         for tp in offsets:
             self._commit(consumer.member.group, handled[tp])
+
+
+async def _stop_client(client: Any) -> None:
+    """Stop an aiokafka client. A consumer stopped while its broker is away fails with
+    ``CancelledError`` from inside aiokafka (its fetcher awaits a fetch it has just
+    cancelled) before stopping its other fetches and closing its connections: those
+    are done here then, or the fetches would go on knocking at the address -- and
+    reach the next broker to answer there."""
+    try:
+        await client.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # this task was cancelled, not one of the client's own
+        fetches = list(getattr(getattr(client, "_fetcher", None), "_pending_tasks", ()))
+        for fetch in fetches:
+            fetch.cancel()
+        await asyncio.gather(*fetches, return_exceptions=True)
+        connections = getattr(client, "_client", None)
+        if connections is not None:
+            await connections.close()
 
 
 def _fail_unacknowledged(producer: Any, address: str) -> None:
