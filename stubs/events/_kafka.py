@@ -252,7 +252,7 @@ class KafkaBus(BusCore):
         metadata request makes the broker create the topic with its own default count
         (Tansu: 4) before :meth:`reconnect` creates it with the AsyncAPI's (6), so some
         keys' records went to partitions no member reads (issue 15: in about one run in
-        five of the broker-loss test, some confirmed orders never had their email)."""
+        seven of the broker-loss test, some confirmed orders never had their email)."""
         await self._end_session(lost=True)
 
     async def _end_session(self, *, lost: bool) -> None:
