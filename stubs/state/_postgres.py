@@ -249,15 +249,9 @@ class PostgresDatabase:
         """One statement, a transaction by itself: sent without ``BEGIN`` and ``COMMIT``
         when it runs prepared (one round trip, not three); through SQLAlchemy, in the
         transaction SQLAlchemy begins, committed here."""
-        held = await self._take()
-        held.alone = True
-        try:
-            result = await held.execute(statement, parameters)
-        except BaseException:
-            await self._give_back(held, commit=False)
-            raise
-        await self._give_back(held, commit=True)
-        return result
+        async with self.begin() as held:
+            held.alone = True
+            return await held.execute(statement, parameters)
 
     async def dispose(self) -> None:
         """Close the kept connections and the engine."""
