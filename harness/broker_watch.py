@@ -2,8 +2,8 @@
 
 Without this, a broker that died showed only as aiokafka's own reconnect errors (tens
 of thousands of lines a minute) while everything else still looked healthy. The watch
-probes the broker's address twice a second; each change of state is one log line (and
-a call to each listener: ``up`` prints it, the admin API reports the state). For the
+probes the broker's address twice a second; each change of state is one log line (``up``
+shows it; the admin API reports ``state``). For the
 broker the mesh started itself (``--kafka local``), a broker that is gone is started
 again on the same address, with backoff, and the bus reconnects to it
 (:meth:`KafkaBus.reconnect`, which also sends again what the lost broker had not yet
@@ -60,7 +60,6 @@ class BrokerWatch:
         self.address, self.interval = address, interval
         self.state = UP
         self.restarts = 0
-        self.listeners: list[Callable[[str], None]] = []
         self._restart = restart
         self._task: asyncio.Task[None] | None = None
         self._quiet = OncePerInterval(quiet=lambda: self.state == DOWN)
@@ -102,8 +101,6 @@ class BrokerWatch:
             return
         self.state = state
         logger.warning("kafka broker %s is %s%s", self.address, state, detail)
-        for listener in self.listeners:
-            listener(state)
 
     async def _watch(self) -> None:
         backoff = self.interval
