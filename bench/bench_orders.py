@@ -44,6 +44,7 @@ from typing import Any
 
 import httpx
 
+from ecom_harness._startup import defer_collection
 from ecom_harness.harness.journal import DEFAULT_KEEP
 from ecom_harness.harness.mesh import Mesh, MeshOptions
 from ecom_harness.harness.order_ledger import OrderLedger, stock_conserved
@@ -387,6 +388,7 @@ def main() -> None:
         url, clients, orders, tag, what = args.client
         client_main(url, int(clients), int(orders), tag, what)
         return
+    defer_collection()  # the collector as under `up`: its serving settings once the mesh serves
     raise SystemExit(run_loop(bench(args), args.loop))
 
 

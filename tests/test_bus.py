@@ -200,6 +200,50 @@ async def test_members_of_a_group_share_the_records(make_bus: BusFactory) -> Non
     assert not {r.key for r in first.records} & {r.key for r in second.records}
 
 
+async def test_a_group_on_two_topics_gets_both_and_a_second_member_shares_one(
+    make_bus: BusFactory,
+) -> None:
+    """A group's subscriptions to different topics each get all of their topic, and a
+    second subscription to a topic shares it, as a replica does. On Kafka the first two
+    are one member of the group (a service's one consumer on both topics), the third
+    another: the broker's group has two members, not three."""
+    keys = keys_covering_every_partition()
+    orders, payments, orders_again = Collector(keys), Collector(keys), Collector(keys)
+    group = group_name("notify")
+    bus = make_bus()
+    await bus.subscribe("orders", group, orders)
+    await bus.subscribe("payments", group, payments)
+    await bus.subscribe("orders", group, orders_again)
+    async with bus:
+        sent: dict[str, list[str]] = {"orders": [], "payments": []}
+        for key in keys:
+            for topic, kind in (("orders", "order.placed"), ("payments", "payment.succeeded")):
+                value = event(kind, key)
+                await bus.publish(topic, key, value)
+                sent[topic].append(value["id"])
+        await bus.drain(DRAIN)
+        if isinstance(bus, KafkaBus):
+            assert await group_members(bus.bootstrap_servers, group) == 2
+    assert sorted(payments.ids()) == sorted(sent["payments"])
+    assert orders.ids() and orders_again.ids(), "both members on orders should own partitions"
+    assert sorted(orders.ids() + orders_again.ids()) == sorted(sent["orders"])
+
+
+async def group_members(bootstrap_servers: str, group: str) -> int:
+    """How many members the broker has in ``group``."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    ((_, name, *_, members),) = described.groups
+    assert name == group
+    return len(members)
+
+
 async def test_a_failed_record_comes_again_before_the_next(make_bus: BusFactory) -> None:
     key = order_key()
     events: list[BusEvent] = []

@@ -782,6 +782,28 @@ async def test_events_wait_for_the_orders_contact(notify: Notify) -> None:
     assert len(notify.sendgrid.seen) == 3
 
 
+async def test_an_event_whose_contact_is_known_is_sent_without_the_inbox(
+    notify: Notify, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inbox holds events only while their order's contact is unknown: once it is
+    known, an event's only writes are its claims and their outcomes (kept and read back,
+    each mail cost three more round trips to the database)."""
+    simulator = notify.host.stubs["notify-svc"].simulator
+    assert simulator is not None
+    await notify.publish("orders", order_confirmed())
+    writes: list[str] = []
+    plain = simulator.ctx.db.execute
+
+    async def recorded(statement: Any, parameters: Any = None) -> Any:
+        writes.append(f"{statement.__visit_name__} {statement.table.name}")
+        return await plain(statement, parameters)
+
+    monkeypatch.setattr(simulator.ctx.db, "execute", recorded)
+    await notify.publish("shipments", shipment_scheduled())
+    assert len(notify.sendgrid.seen) == 2 and len(notify.twilio.seen) == 2
+    assert writes == ["insert notifications", "update notifications"] * 2  # email, sms
+
+
 async def test_an_unknown_customer_is_not_notified(notify: Notify) -> None:
     data = {"payment_id": "pay_6Hn2Jd8Ks4", "amount": 2599, "currency": "eur",
             "decline_code": "insufficient_funds"}  # fmt: skip

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 import httpx
+import pytest
 
 from conftest import asgi_client
 from ecom_harness.specs import load_seed
@@ -295,6 +296,69 @@ async def test_commit_is_idempotent_and_releasing_it_puts_the_units_back(
     assert [r.value["data"].get("reason") for r in events.of("inventory.released")] == [
         "cancelled_by_user"
     ]
+
+
+class RecordedWrites:
+    """A transaction's connection that notes each write (``update stock``...) it runs."""
+
+    def __init__(self, conn: Any, writes: list[str]):
+        self.conn, self.writes = conn, writes
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        if statement.is_dml:
+            self.writes.append(f"{statement.__visit_name__} {statement.table.name}")
+        return await self.conn.execute(statement, parameters)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+async def test_stock_rows_are_each_transactions_last_writes(
+    host_factory: HostFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change of stock locks the SKU's row until the commit, and every order of that
+    SKU waits for it: so in every transaction that changes stock -- reserving, failing
+    to, committing, releasing a held or a committed reservation, by id or by order,
+    expiring -- nothing but more stock changes comes after the first. On PostgreSQL a
+    hold that came before the reservation's and the event's inserts kept the row locked
+    over both (issue 15: the load run's orders queued on it)."""
+    async with inventory(host_factory, stock={"SKU-1001": 5, "SKU-2040": 1}) as inv:
+        transactions: list[list[str]] = []
+        plain = inv.sim.transaction
+
+        @asynccontextmanager
+        async def recorded() -> AsyncIterator[Any]:
+            transactions.append([])
+            async with plain() as conn:
+                yield RecordedWrites(conn, transactions[-1])
+
+        monkeypatch.setattr(inv.sim, "transaction", recorded)
+        held = (await inv.reserve({"SKU-1001": 1, "SKU-2040": 1})).json()
+        assert (await inv.reserve({"SKU-2040": 1}, order="ord_Short00000")).status_code == 409
+        path = f"/reservations/{held['reservation_id']}"
+        assert (await inv.client.post(f"{path}/commit")).json()["status"] == "COMMITTED"
+        release = {"reason": "cancelled_by_user"}
+        assert (await inv.client.post(f"{path}/release", json=release)).json() == held | {
+            "status": "RELEASED"
+        }
+        second = (await inv.reserve({"SKU-1001": 2}, order="ord_Second0000")).json()
+        path = f"/reservations/{second['reservation_id']}"
+        assert (await inv.client.post(f"{path}/release", json=release)).json() == second | {
+            "status": "RELEASED"
+        }
+        await inv.reserve({"SKU-1001": 1}, order="ord_ByOrder000")
+        by_order = await inv.client.post("/orders/ord_ByOrder000/reservation/release", json=release)
+        assert by_order.json()["status"] == "RELEASED"
+        await inv.reserve({"SKU-1001": 1}, order="ord_Expires000", ttl=10)
+        inv.clock.advance(10)
+        assert await inv.sim.expire_due() == 1
+        stock = await inv.stock("SKU-1001")
+        assert (stock["on_hand"], stock["reserved"]) == (5, 0)
+    changing = [writes for writes in transactions if "update stock" in writes]
+    assert len(changing) == 10, transactions  # five reserves (one failed), five changes
+    for writes in changing:
+        first = writes.index("update stock")
+        assert set(writes[first:]) == {"update stock"}, writes
 
 
 async def test_a_held_reservation_expires_by_the_clock(host_factory: HostFactory) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Column
 
-from ecom_harness.stubs.state import Connection
+from ecom_harness.stubs.state import Connection, Database
 
 __all__ = ["DEFAULT_KEY_TTL", "KeyRetention", "KeyedLocks", "as_utc", "fingerprint"]
 
@@ -83,9 +83,10 @@ class KeyRetention:
         than this column, from an earlier version, has none: expired)."""
         return created_at is None or as_utc(created_at) + self.ttl <= self.clock()
 
-    async def prune(self, conn: Connection, created_at: Column[Any]) -> None:
+    async def prune(self, conn: Connection | Database, created_at: Column[Any]) -> None:
         """Delete the expired rows of ``created_at``'s table, unless that was done less
-        than ``every`` ago."""
+        than ``every`` ago: in ``conn``'s transaction, or as a statement of its own on a
+        database."""
         now = self.clock()
         if self._pruned is not None and now - self._pruned < self.every:
             return

@@ -29,7 +29,7 @@ from sqlalchemy import JSON, Column, Integer, MetaData, RowMapping, String, Tabl
 from ecom_harness.specs import load_seed
 from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
 from ecom_harness.stubs.events import Record
-from ecom_harness.stubs.state import Connection, insert_into
+from ecom_harness.stubs.state import Connection, insert_if_new
 
 from ._paging import invalid_cursor, keyset_page, page_of
 from ._simulator import (
@@ -73,7 +73,6 @@ class CatalogSimulator(Simulator):
         "applied_events", metadata, Column("event_id", String(40), primary_key=True)
     )
     # Built once (see inventory-svc): the statements of every inventory event.
-    _APPLIED = select(applied_events).where(applied_events.c.event_id == bindparam("w_event_id"))
     _MOVE_COUNT = (
         products.update()
         .where(products.c.sku == bindparam("w_sku"))
@@ -90,6 +89,7 @@ class CatalogSimulator(Simulator):
         self.stock: Mapping[str, int] = {**seed.stock, **settings.get("stock", {})}
         self.default_stock = int(settings.get("default_stock", DEFAULT_STOCK))
         self.low_stock = int(settings.get("low_stock_threshold", DEFAULT_LOW_STOCK))
+        self._apply = insert_if_new(self.ctx.db, self.applied_events)
 
     def behaviours(self) -> dict[str, Behaviour]:
         return {
@@ -206,9 +206,8 @@ class CatalogSimulator(Simulator):
             return
         event = record.value
         async with self.ctx.db.begin() as conn:
-            if (await conn.execute(self._APPLIED, {"w_event_id": event["id"]})).first() is not None:
-                return
-            await conn.execute(insert_into(self.applied_events), {"event_id": event["id"]})
+            if (await conn.execute(self._apply, {"event_id": event["id"]})).rowcount == 0:
+                return  # applied already: a redelivery
             for line in event["data"]["items"]:
                 await self._adjust(conn, line["sku"], sign * int(line["quantity"]))
 

@@ -34,8 +34,9 @@ Settings (``settings["inventory-svc"]``):
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -157,6 +158,10 @@ def _totals(items: list[dict[str, Any]]) -> list[tuple[str, int]]:
     for item in items:
         totals[item["sku"]] = totals.get(item["sku"], 0) + int(item["quantity"])
     return sorted(totals.items())
+
+
+async def _order_reservation(conn: Connection, order_id: str) -> Row[Any]:
+    return (await conn.execute(_RESERVATION_OF, {"w_order_id": order_id})).one()
 
 
 def _stock_body(row: Row[Any]) -> dict[str, Any]:
@@ -319,9 +324,6 @@ class InventorySimulator(OutboxSimulator):
         that lands late, after its caller released the order's reservation (by id or by
         order id), holds nothing either."""
         body = req.body
-        existing = await self._reservation_of(body["order_id"])
-        if existing is not None:
-            return await self._as_it_is(existing, body["items"])
         totals = _totals(body["items"])
         now = self.ctx.clock()
         ttl = int(body.get("ttl_seconds", self.default_ttl))
@@ -335,7 +337,8 @@ class InventorySimulator(OutboxSimulator):
         }
         try:
             return await self._reserve(req, totals, reservation)
-        except IntegrityError:  # a concurrent request for the order won: answer its reservation
+        except IntegrityError:  # the order has its reservation (an earlier or a concurrent
+            # request made it): that one is the answer
             existing = await self._reservation_of(body["order_id"])
             if existing is None:
                 raise
@@ -361,12 +364,17 @@ class InventorySimulator(OutboxSimulator):
     async def _reserve(
         self, req: ValidRequest, totals: list[tuple[str, int]], reservation: dict[str, Any]
     ) -> StubResponse:
+        """The reservation and its event are written first and the stock rows last: a
+        hold keeps its SKU's row locked until the commit, and every other order of that
+        SKU waits for the lock. Held over the two inserts as well, each a round trip to
+        the database and a turn of the busy event loop, it made all orders of a SKU
+        queue on PostgreSQL (issue 15: the load run's one SKU held 40-50 orders/s).
+
+        Nothing is read first: the insert fails on the unique order id when the order
+        has a reservation already, and only a SKU that could not be held is looked up
+        (unknown, or short of units). Each read was a round trip of every order."""
         body = req.body
         async with self.transaction() as conn:
-            await self._require_stocked(conn, [sku for sku, _ in totals], req)
-            short = [(sku, qty) for sku, qty in totals if not await self._hold(conn, sku, qty)]
-            if short:
-                raise await self._out_of_stock(conn, short, req)
             await conn.execute(insert_into(RESERVATIONS), reservation)
             await self.emit(
                 conn,
@@ -378,6 +386,10 @@ class InventorySimulator(OutboxSimulator):
                     "expires_at": reservation["expires_at"],
                 },
             )
+            short = [(sku, qty) for sku, qty in totals if not await self._hold(conn, sku, qty)]
+            if short:  # rolls the reservation and its event back
+                await self._require_stocked(conn, [sku for sku, _ in short], req)
+                raise await self._out_of_stock(conn, short, req)
         return json_response(201, reservation)
 
     async def _hold(self, conn: Connection, sku: str, quantity: int) -> bool:
@@ -415,13 +427,9 @@ class InventorySimulator(OutboxSimulator):
         """HELD: frees the reserved units; COMMITTED: puts them back on hand; RELEASED
         and EXPIRED answer unchanged (the units are already back)."""
         async with self.transaction() as conn:
-            row = await self._reservation(conn, req)
-            # Retried when a concurrent call moved the reservation first (at most twice).
-            reason = req.body["reason"]
-            while row.status in (HELD, COMMITTED) and not await self._release(conn, row, reason):
-                row = await self._reservation(conn, req)
-            row = await self._reservation(conn, req)
-        return json_response(200, _reservation_body(row))
+            read = partial(self._reservation, conn, req)
+            body = await self._released(conn, read, req.body["reason"])
+        return json_response(200, body)
 
     async def release_order_reservation(self, req: ValidRequest) -> StubResponse:
         """The order's reservation released (200), or, when it has none, a tombstone in
@@ -445,25 +453,38 @@ class InventorySimulator(OutboxSimulator):
             except IntegrityError:  # a reservation was made meanwhile: release it below
                 pass
         async with self.transaction() as conn:
-            of_order = {"w_order_id": order_id}
-            row = (await conn.execute(_RESERVATION_OF, of_order)).one()
-            # Retried when a concurrent call moved the reservation first (at most twice).
-            while row.status in (HELD, COMMITTED) and not await self._release(conn, row, reason):
-                row = (await conn.execute(_RESERVATION_OF, of_order)).one()
-            row = (await conn.execute(_RESERVATION_OF, of_order)).one()
-        if not row.items:  # a tombstone: nothing was ever held
+            body = await self._released(conn, partial(_order_reservation, conn, order_id), reason)
+        if not body["items"]:  # a tombstone: nothing was ever held
             return StubResponse(204, None, None)
-        return json_response(200, _reservation_body(row))
+        return json_response(200, body)
+
+    async def _released(
+        self,
+        conn: Connection,
+        read: Callable[[], Awaitable[Row[Any]]],
+        reason: str,
+    ) -> dict[str, Any]:
+        """Release the reservation ``read`` reads, unless it is released already; its
+        body as it is now (not read again after the release: the stock rows it locked
+        are written last, see :meth:`_reserve`). Read again and retried when a
+        concurrent call moved it first (at most twice)."""
+        row = await read()
+        while row.status in (HELD, COMMITTED):
+            if await self._release(conn, row, reason):
+                return {**_reservation_body(row), "status": RELEASED}
+            row = await read()
+        return _reservation_body(row)
 
     async def _release(self, conn: Connection, row: Row[Any], reason: str) -> bool:
-        """HELD gives the reserved units back, COMMITTED puts them back on hand."""
+        """HELD gives the reserved units back, COMMITTED puts them back on hand (the
+        stock rows last: see :meth:`_reserve`)."""
         if not await self._move(conn, row.reservation_id, row.status, RELEASED):
             return False
+        await self._emit_released(conn, row, reason)
         if row.status == HELD:
             await self._adjust(conn, row.items, reserved=-1)
         else:
             await self._adjust(conn, row.items, on_hand=1)
-        await self._emit_released(conn, row, reason)
         return True
 
     async def commit_reservation(self, req: ValidRequest) -> StubResponse:
@@ -473,7 +494,9 @@ class InventorySimulator(OutboxSimulator):
             row = await self._reservation(conn, req)
             if row.status == HELD and row.expires_at > now:
                 if await self._move(conn, row.reservation_id, HELD, COMMITTED):
+                    # the stock rows last (see _reserve): the answer is known without them
                     await self._adjust(conn, row.items, on_hand=-1, reserved=-1)
+                    return json_response(200, {**_reservation_body(row), "status": COMMITTED})
                 row = await self._reservation(conn, req)
         if row.status == COMMITTED:
             return json_response(200, _reservation_body(row))
@@ -497,8 +520,8 @@ class InventorySimulator(OutboxSimulator):
         for row in due:
             async with self.transaction() as conn:
                 if await self._move(conn, row.reservation_id, HELD, EXPIRED):
-                    await self._adjust(conn, row.items, reserved=-1)
                     await self._emit_released(conn, row, "expired")
+                    await self._adjust(conn, row.items, reserved=-1)  # last: see _reserve
                     expired += 1
         return expired
 

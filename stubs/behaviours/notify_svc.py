@@ -6,12 +6,14 @@ topics (when the host has a bus). Its HTTP API is a read API over what it sent.
 Whom to tell. ``order.placed`` (the first event of every order), ``order.confirmed`` and
 ``order.rejected`` carry the customer's ``email`` and ``phone``, and notify-svc may call
 no other service; so it remembers them per order (``contacts``), and an event to notify
-about waits in its ``inbox`` until the order's contact is known. Every event goes
-through the inbox, so there is one path: keep the event, and if the contact is known,
-send everything waiting for that order. A ``shipment.scheduled`` that arrives before the
-confirmation (another topic, so no order between them) is thus sent once the
-confirmation comes; a ``payment.failed`` (which carries no contact) reaches the customer
-through the contact of the order's ``order.placed``.
+about while the order's contact is not known waits in its ``inbox``; an event that
+brings the contact sends everything waiting for that order, then itself. A
+``shipment.scheduled`` that arrives before the confirmation (another topic, so no order
+between them) is thus sent once the confirmation comes; a ``payment.failed`` (which
+carries no contact) reaches the customer through the contact of the order's
+``order.placed``. (An event whose contact is known is sent at once, not kept and read
+back: through the inbox every mail cost three more round trips to the database, issue
+15.)
 
 Idempotent by event id, per channel: ``notifications`` has a unique (event_id, channel).
 The row is inserted *before* the provider is called (the claim), as ``failed`` with
@@ -82,7 +84,7 @@ from sqlalchemy.exc import IntegrityError
 from ecom_harness.specs import load_seed
 from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
 from ecom_harness.stubs.events import Record
-from ecom_harness.stubs.state import insert_into, new_id
+from ecom_harness.stubs.state import insert_into, new_id, upsert_into
 
 from ._idempotency import KeyedLocks
 from ._paging import invalid_cursor, keyset_page, page_of
@@ -258,7 +260,6 @@ class NotifySimulator(Simulator):
         Column("event", JSON, nullable=False),
     )
     # Built once (see inventory-svc): the statements of every event handled.
-    _UPDATE_CONTACT = update(contacts).where(contacts.c.order_id == bindparam("w_order_id"))
     _CONTACT_OF = select(contacts).where(contacts.c.order_id == bindparam("w_order_id"))
     _INBOX_OF = (
         select(inbox).where(inbox.c.order_id == bindparam("w_order_id")).order_by(inbox.c.seq)
@@ -272,6 +273,7 @@ class NotifySimulator(Simulator):
         super().__init__(ctx)
         self.settings = {**DEFAULT_SETTINGS, **ctx.settings}
         self._handling = KeyedLocks()  # per order id, see the module doc
+        self._upsert_contact = upsert_into(ctx.db, self.contacts, "order_id")
 
     def behaviours(self) -> dict[str, Behaviour]:
         return {
@@ -332,25 +334,23 @@ class NotifySimulator(Simulator):
 
     async def _handle(self, event: Mapping[str, Any]) -> None:
         order_id = str(event["order_id"])
-        learned = _contact_in(event)
-        if learned is not None:
-            await self._remember(order_id, learned)
-        if event["type"] in TEMPLATES:
-            await self._keep(order_id, event)
-        elif learned is None:
-            return  # kept nothing, learned nothing (payment.succeeded): no one's turn came
-        contact = learned or await self._contact(order_id)
+        contact, notifies = _contact_in(event), event["type"] in TEMPLATES
         if contact is not None:
-            await self._deliver_inbox(order_id, contact)
+            await self._remember(order_id, contact)
+            await self._deliver_inbox(order_id, contact)  # what waited for the contact
+        elif notifies:
+            contact = await self._contact(order_id)
+        if not notifies:
+            return  # order.placed, payment.succeeded: nobody to tell
+        if contact is None:
+            await self._keep(order_id, event)  # until an event brings the contact
+        else:
+            await self._notify(event, contact)
 
     async def _remember(self, order_id: str, contact: Contact) -> None:
-        """Update the order's contact, or add it: no other task handles this order
-        meanwhile (the per-order lock), so the two cannot race."""
-        values = {"email": contact.email, "phone": contact.phone}
-        db = self.ctx.db
-        changed = await db.execute(self._UPDATE_CONTACT, {"w_order_id": order_id, **values})
-        if changed.rowcount == 0:
-            await db.execute(insert_into(self.contacts), {"order_id": order_id, **values})
+        """Add the order's contact, or update it."""
+        row = {"order_id": order_id, "email": contact.email, "phone": contact.phone}
+        await self.ctx.db.execute(self._upsert_contact, row)
 
     async def _contact(self, order_id: str) -> Contact | None:
         async with self.ctx.db.connect() as conn:

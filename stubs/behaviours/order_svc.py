@@ -427,28 +427,31 @@ class OrderSimulator(Simulator):
             order_id, response = await self._place_order(body)
             if response.status not in REPLAYED_STATUSES:
                 return response
-            async with self.ctx.db.begin() as conn:
-                await self._key_retention.prune(conn, idempotency_keys.c.created_at)
-                if stale:  # expired, not pruned yet: the key is used anew
-                    await conn.execute(
-                        idempotency_keys.delete().where(
-                            idempotency_keys.c.user_id == user, idempotency_keys.c.key == key
-                        )
+            # Statements of their own, not one transaction (each is one round trip on
+            # PostgreSQL, a block three): the key's lock is held, and an expired row
+            # deleted before the insert fails is one the key no longer needed.
+            db = self.ctx.db
+            await self._key_retention.prune(db, idempotency_keys.c.created_at)
+            if stale:  # expired, not pruned yet: the key is used anew
+                await db.execute(
+                    idempotency_keys.delete().where(
+                        idempotency_keys.c.user_id == user, idempotency_keys.c.key == key
                     )
-                await conn.execute(
-                    insert_into(idempotency_keys),
-                    {
-                        "user_id": user,
-                        "key": key,
-                        "fingerprint": digest,
-                        "order_id": order_id,
-                        "status": response.status,
-                        "media_type": response.media_type,
-                        "body": response.body,
-                        "headers": response.headers,
-                        "created_at": self._now(),
-                    },
                 )
+            await db.execute(
+                insert_into(idempotency_keys),
+                {
+                    "user_id": user,
+                    "key": key,
+                    "fingerprint": digest,
+                    "order_id": order_id,
+                    "status": response.status,
+                    "media_type": response.media_type,
+                    "body": response.body,
+                    "headers": response.headers,
+                    "created_at": self._now(),
+                },
+            )
             return response
 
     async def list_orders(self, req: ValidRequest) -> StubResponse:

@@ -2,10 +2,11 @@
 
 Same interface and same shared core as the in-memory bus (validation, observer, retries,
 drain come from :class:`BusCore`); only writing and reading go through aiokafka. Keys are
-UTF-8 bytes, values JSON via orjson, the producer waits for ``acks=all``. Each
-subscription is its own ``AIOKafkaConsumer`` in its group, so two subscriptions of one
-group are two members the broker shares partitions between, exactly as two service
-replicas would be. Offsets are committed by hand after the handler succeeded (or the
+UTF-8 bytes, values JSON via orjson, the producer waits for ``acks=all``. A group's
+subscriptions to different topics share one ``AIOKafkaConsumer``, as a service's one
+consumer subscribes to all its topics; two subscriptions of one group to the same topic
+are two members the broker shares partitions between, exactly as two service replicas
+would be. Offsets are committed by hand after the handler succeeded (or the
 record was dead-lettered), by each member's committer: at most one commit in flight and
 one every ``COMMIT_INTERVAL``, covering every partition handled since the last. A failing
 handler makes the consumer seek back so the broker delivers the record again.
@@ -18,6 +19,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
@@ -111,12 +113,18 @@ def _raise_topic_errors(errors: list[tuple[Any, ...]]) -> None:
 
 @dataclass(slots=True)
 class _Consumer:
-    member: Subscription
+    """One member of ``group``: an aiokafka consumer and, per topic it subscribes to,
+    the subscription whose handler gets that topic's records."""
+
+    group: str
+    routes: dict[str, Subscription]
     client: Any  # AIOKafkaConsumer
     # per partition, the last record handled and not committed yet; set when it grows
     handled: dict[Any, Record] = field(default_factory=dict)
     due: asyncio.Event = field(default_factory=asyncio.Event)
     committer: asyncio.Task[None] | None = None  # see KafkaBus._committer
+    # per partition, the task handling its latest batch (see KafkaBus._consume)
+    turns: dict[Any, asyncio.Task[None]] = field(default_factory=dict)
 
 
 class KafkaBus(BusCore):
@@ -182,23 +190,24 @@ class KafkaBus(BusCore):
 
     async def _join(self, members: list[Subscription]) -> None:
         """Start the members together, then wait until their groups are balanced."""
-        joining = [_Consumer(member, self._new_consumer(member)) for member in members]
+        joining = [
+            _Consumer(group, routes, self._new_consumer(group, list(routes)))
+            for group, routes in _share_consumers(members)
+        ]
         self._consumers += joining
         await asyncio.gather(*(consumer.client.start() for consumer in joining))
         for consumer in joining:
-            member = consumer.member
-            self._spawn(self._consume(consumer), f"kafka:{member.group}:{member.topic}")
-            consumer.committer = self._spawn(
-                self._committer(consumer), f"kafka-commit:{member.group}:{member.topic}"
-            )
+            name = f"{consumer.group}:{'+'.join(consumer.routes)}"
+            self._spawn(self._consume(consumer), f"kafka:{name}")
+            consumer.committer = self._spawn(self._committer(consumer), f"kafka-commit:{name}")
         await self._settle()
 
-    def _new_consumer(self, member: Subscription) -> Any:
+    def _new_consumer(self, group: str, topics: list[str]) -> Any:
         return AIOKafkaConsumer(
-            member.topic,
+            *topics,
             bootstrap_servers=self.bootstrap_servers,
             client_id=self._client_id,
-            group_id=member.group,
+            group_id=group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=self._timings.session_timeout_ms,
@@ -225,8 +234,10 @@ class KafkaBus(BusCore):
     def _shares(self) -> dict[tuple[str, str], list[frozenset[Any]]]:
         shares: dict[tuple[str, str], list[frozenset[Any]]] = {}
         for consumer in self._consumers:
-            group = (consumer.member.group, consumer.member.topic)
-            shares.setdefault(group, []).append(frozenset(consumer.client.assignment()))
+            owned = consumer.client.assignment()
+            for topic in consumer.routes:
+                share = frozenset(tp for tp in owned if tp.topic == topic)
+                shares.setdefault((consumer.group, topic), []).append(share)
         return shares
 
     def _balanced(self) -> bool:
@@ -383,7 +394,7 @@ class KafkaBus(BusCore):
         broker holds now on their partitions: a real service publishes to the broker
         directly, so what this bus published is not the whole of it. Raises
         TimeoutError, or BusError when the broker does not answer."""
-        members = [c for c in self._consumers if c.member.group == group]
+        members = [c for c in self._consumers if c.group == group]
         try:
             async with asyncio.timeout(timeout):
                 targets: list[tuple[_Consumer, Any, int]] = []
@@ -404,18 +415,40 @@ class KafkaBus(BusCore):
             raise BusError(f"group {group}: the broker did not say how far it is: {exc}") from exc
 
     async def _consume(self, consumer: _Consumer) -> None:
-        """Fetch batches for one member and hand each partition's records over in order.
+        """Fetch batches for one member and hand each partition's records, in order, to
+        a task of their own; the partition is paused (not fetched) until it is done.
 
-        The partitions of a batch go side by side: a ``concurrent`` member (notify-svc)
-        then handles them at once, as on the in-memory bus, and any other member one
-        record at a time all the same (its delivery lock, see ``Subscription``). One
-        partition after another, notify-svc's mails fell seconds behind the orders on
-        Kafka (issue 15)."""
+        So partitions go side by side and none waits for another: a ``concurrent``
+        member (notify-svc) handles them at once, as on the in-memory bus, and any other
+        member one record at a time all the same (its delivery lock, see
+        ``Subscription``). One partition after another, notify-svc's mails fell seconds
+        behind the orders on Kafka; a whole batch at a time, every partition of a member
+        on three topics waited for the slowest (issue 15)."""
+        client = consumer.client
         while True:
-            batches = await consumer.client.getmany(timeout_ms=500)
-            async with asyncio.TaskGroup() as partitions:
-                for partition, messages in batches.items():
-                    partitions.create_task(self._consume_partition(consumer, partition, messages))
+            batches = await client.getmany(timeout_ms=500)
+            for partition, messages in batches.items():
+                client.pause(partition)
+                # A partition taken by a rebalance and given back is fetched again (its
+                # pause is gone): its records wait for the task still on it, if any.
+                before = consumer.turns.get(partition)
+                turn = self._spawn(
+                    self._consume_in_turn(consumer, partition, messages, before),
+                    f"kafka:{consumer.group}:{partition.topic}[{partition.partition}]",
+                )
+                consumer.turns[partition] = turn
+                turn.add_done_callback(partial(_resume, consumer, partition))
+
+    async def _consume_in_turn(
+        self,
+        consumer: _Consumer,
+        partition: Any,
+        messages: list[Any],
+        before: asyncio.Task[None] | None,
+    ) -> None:
+        if before is not None:
+            await asyncio.wait([before])  # how it ended is its own (see _spawn)
+        await self._consume_partition(consumer, partition, messages)
 
     async def _consume_partition(
         self, consumer: _Consumer, partition: Any, messages: list[Any]
@@ -424,16 +457,17 @@ class KafkaBus(BusCore):
         committer (:meth:`_committer`). A record handled but not committed is delivered
         again after a crash or a rebalance, which the bus's at-least-once consumers
         expect."""
-        if consumer.member.concurrent:
+        member = consumer.routes[partition.topic]
+        if member.concurrent:
             await self._consume_by_key(consumer, partition, messages)
             return
-        group, handled = consumer.member.group, None
+        group, handled = consumer.group, None
         for message in messages:
             if partition not in consumer.client.assignment():
                 break  # revoked by a rebalance: the new owner continues from the commit
             record = _record(message)
             had_it = group in record.headers.get(REDELIVERED_TO, "").split(",")
-            if not had_it and not await self._deliver(consumer.member, record):
+            if not had_it and not await self._deliver(member, record):
                 consumer.client.seek(partition, message.offset)  # fetch it again
                 break
             self._settled(group, record)  # handled: even if the commit is lost now
@@ -453,7 +487,7 @@ class KafkaBus(BusCore):
         first record not handled, and the partition is fetched again from there (the
         records of other keys after it come again: the bus is at least once). The batch
         holds the partition's delivery lock throughout, so a reconnect waits for it."""
-        member, client = consumer.member, consumer.client
+        member, client = consumer.routes[partition.topic], consumer.client
         latest: dict[bytes | None, asyncio.Task[Record | None]] = {}
         async with member.lock(partition.partition), asyncio.TaskGroup() as batch:
             deliveries = []
@@ -489,9 +523,10 @@ class KafkaBus(BusCore):
             return None
         if partition not in consumer.client.assignment():
             return None  # revoked by a rebalance: the new owner continues from the commit
-        record, group = _record(message), consumer.member.group
+        record, group = _record(message), consumer.group
         had_it = group in record.headers.get(REDELIVERED_TO, "").split(",")
-        if not had_it and not await self._deliver(consumer.member, record, locked=True):
+        member = consumer.routes[partition.topic]
+        if not had_it and not await self._deliver(member, record, locked=True):
             return None
         self._settled(group, record)
         return record
@@ -521,13 +556,41 @@ class KafkaBus(BusCore):
         except (CommitFailedError, IllegalStateError) as exc:
             logger.warning(
                 "group %s lost %s before committing; they may be delivered again: %r",
-                consumer.member.group,
+                consumer.group,
                 ", ".join(f"{tp.topic}[{tp.partition}] at {at}" for tp, at in offsets.items()),
                 exc,
             )
             return
         for tp in offsets:
-            self._commit(consumer.member.group, handled[tp])
+            self._commit(consumer.group, handled[tp])
+
+
+def _resume(consumer: _Consumer, partition: Any, turn: asyncio.Task[None]) -> None:
+    """``turn`` is done with ``partition``: fetch it again, if it is still this
+    member's and no later batch of it is being handled."""
+    if consumer.turns.get(partition) is turn:
+        del consumer.turns[partition]
+        if partition in consumer.client.assignment():
+            consumer.client.resume(partition)
+
+
+def _share_consumers(members: list[Subscription]) -> list[tuple[str, dict[str, Subscription]]]:
+    """The consumers ``members`` make, each a group and its subscriptions by topic: a
+    subscription joins the first consumer of its group not yet on its topic, so a group
+    on several topics is one member (one fetch, one heartbeat and one commit for them
+    all: with a consumer per subscription, eight in the mesh, the load run sent 8.3
+    Kafka requests per order, now 3.4; issue 15), and a second subscription to a topic
+    is a second member, as a replica is."""
+    consumers: list[tuple[str, dict[str, Subscription]]] = []
+    for member in members:
+        routes = next(
+            (r for g, r in consumers if g == member.group and member.topic not in r), None
+        )
+        if routes is None:
+            routes = {}
+            consumers.append((member.group, routes))
+        routes[member.topic] = member
+    return consumers
 
 
 async def _stop_client(client: Any) -> None:

@@ -13,7 +13,7 @@ from ecom_harness._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._backends import Backends, database_name, open_database, open_redis
-    from ._database import Connection, Database, insert_into
+    from ._database import Connection, Database, insert_if_new, insert_into, upsert_into
     from ._outbox import OutboxRelay, add_event, make_event, new_id, outbox_table
 
 _EXPORTS = {
@@ -23,12 +23,14 @@ _EXPORTS = {
     "OutboxRelay": "._outbox",
     "add_event": "._outbox",
     "database_name": "._backends",
+    "insert_if_new": "._database",
     "insert_into": "._database",
     "make_event": "._outbox",
     "new_id": "._outbox",
     "open_database": "._backends",
     "open_redis": "._backends",
     "outbox_table": "._outbox",
+    "upsert_into": "._database",
 }
 
 
@@ -42,10 +44,12 @@ __all__ = [
     "OutboxRelay",
     "add_event",
     "database_name",
+    "insert_if_new",
     "insert_into",
     "make_event",
     "new_id",
     "open_database",
     "open_redis",
     "outbox_table",
+    "upsert_into",
 ]

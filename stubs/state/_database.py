@@ -33,6 +33,7 @@ import orjson
 if TYPE_CHECKING:
     from sqlalchemy import URL, CursorResult, Engine, Executable, Insert, ScalarResult, Table
     from sqlalchemy import Connection as SyncConnection
+    from sqlalchemy.dialects import postgresql, sqlite
 
     from ._prepared import StatementCache
 
@@ -42,7 +43,9 @@ __all__ = [
     "Database",
     "EmbeddedDatabase",
     "ScalarShortcuts",
+    "insert_if_new",
     "insert_into",
+    "upsert_into",
 ]
 
 _P = ParamSpec("_P")
@@ -61,6 +64,31 @@ def insert_into(table: Table) -> Insert:
     """``table.insert()``, built once per table: a new statement per call also meant a
     new cache key to compute for each of the hottest statements (events, saga steps)."""
     return table.insert()
+
+
+def upsert_into(database: Database, table: Table, key: str) -> Insert:
+    """``INSERT`` into ``table`` that, when a row with the same ``key`` is there,
+    updates that row's other columns instead: one statement (an update first and an
+    insert when it found nothing made two round trips)."""
+    statement = _insert_or(database, table)
+    others = {c.name: statement.excluded[c.name] for c in table.columns if c.name != key}
+    return statement.on_conflict_do_update(index_elements=[key], set_=others)
+
+
+def insert_if_new(database: Database, table: Table) -> Insert:
+    """``INSERT`` into ``table`` that adds nothing (rowcount 0) when a row with the
+    same unique key is there: a check and an insert in one statement."""
+    return _insert_or(database, table).on_conflict_do_nothing()
+
+
+def _insert_or(database: Database, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """``database``'s dialect's ``INSERT``, which can say what a conflict does
+    (PostgreSQL and SQLite say it alike, ``ON CONFLICT ...``)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    if database.sync_engine.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def json_text(value: Any) -> str:
