@@ -132,6 +132,16 @@ _MOVE = (
     )
     .values(status=bindparam("w_new"))
 )
+_COMMIT = (
+    update(RESERVATIONS)
+    .where(
+        RESERVATIONS.c.reservation_id == bindparam("w_reservation_id"),
+        RESERVATIONS.c.status == HELD,
+        RESERVATIONS.c.expires_at > bindparam("w_now"),
+    )
+    .values(status=COMMITTED)
+    .returning(*RESERVATIONS.c)
+)
 _DUE = (
     select(RESERVATIONS)
     .where(RESERVATIONS.c.status == HELD, RESERVATIONS.c.expires_at <= bindparam("w_now"))
@@ -488,16 +498,20 @@ class InventorySimulator(OutboxSimulator):
         return True
 
     async def commit_reservation(self, req: ValidRequest) -> StubResponse:
-        """HELD and not yet due -> COMMITTED: the units leave on_hand and reserved."""
-        now = rfc3339(self.ctx.clock())
+        """HELD and not yet due -> COMMITTED: the units leave on_hand and reserved.
+
+        One conditional update does it and returns the reservation, so the usual case
+        reads nothing first; the reservation is read only to say why it did not."""
+        where = {
+            "w_reservation_id": req.params["path"]["reservationId"],
+            "w_now": rfc3339(self.ctx.clock()),
+        }
         async with self.transaction() as conn:
+            committed = (await conn.execute(_COMMIT, where)).first()
+            if committed is not None:
+                await self._adjust(conn, committed.items, on_hand=-1, reserved=-1)  # last
+                return json_response(200, _reservation_body(committed))
             row = await self._reservation(conn, req)
-            if row.status == HELD and row.expires_at > now:
-                if await self._move(conn, row.reservation_id, HELD, COMMITTED):
-                    # the stock rows last (see _reserve): the answer is known without them
-                    await self._adjust(conn, row.items, on_hand=-1, reserved=-1)
-                    return json_response(200, {**_reservation_body(row), "status": COMMITTED})
-                row = await self._reservation(conn, req)
         if row.status == COMMITTED:
             return json_response(200, _reservation_body(row))
         if row.status == RELEASED:
