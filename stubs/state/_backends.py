@@ -28,6 +28,9 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # SQLAlchemy and redis load when a backend is opened, not with the plan
     import redis.asyncio as aioredis
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from ._postgres import PostgresDatabase
 
 import orjson
 
@@ -37,6 +40,15 @@ __all__ = ["Backends", "DatabaseUnavailable", "database_name", "open_database", 
 
 
 CONNECTIONS = 8  # per service, on a PostgreSQL server
+_OWNER_KEY = 0x65636F6D  # "ecom": the advisory lock of the process using a database
+_TRY_LOCK = "SELECT pg_try_advisory_lock(:key)"
+_LOCK_HOLDER = (
+    "SELECT a.application_name, to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS') AS since"
+    " FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid"
+    " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objsubid = 1"
+    " AND l.objid = CAST(:key AS oid)"
+    " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -101,12 +113,50 @@ async def open_database(component: str, backends: Backends) -> Database:
     # start each time.
     engine = create_async_engine(
         server.set(database=name),
-        pool_size=CONNECTIONS + 1,
+        pool_size=CONNECTIONS + 2,  # and the owner's (see _own)
         max_overflow=0,
         json_serializer=json_text,
         json_deserializer=orjson.loads,
+        connect_args={"server_settings": {"application_name": f"ecom-harness pid {os.getpid()}"}},
     )
-    return PostgresDatabase(engine, CONNECTIONS)
+    database = PostgresDatabase(engine, CONNECTIONS)
+    try:
+        database.owner = await _own(database, f"{name} at {url.render_as_string()}")
+    except BaseException:
+        await database.dispose()
+        raise
+    return database
+
+
+async def _own(database: PostgresDatabase, where: str) -> AsyncConnection:
+    """A connection holding the database's advisory lock for as long as it is open.
+
+    Two processes on one set of databases (a second ``up``, or a ``run`` beside an
+    ``up``: both name them ``ecom_<service>``) each overwrite what the other keeps --
+    seen: confirmation emails never sent, units left reserved, duplicate keys. So the
+    second is refused, naming the process of the first (every connection's
+    ``application_name`` is ``ecom-harness pid <pid>``)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    conn = await database.engine.connect()
+    try:
+        if await conn.scalar(text(_TRY_LOCK), {"key": _OWNER_KEY}):
+            await conn.rollback()  # ends SQLAlchemy's transaction; the lock is the session's
+            return conn
+        holder = (await conn.execute(text(_LOCK_HOLDER), {"key": _OWNER_KEY})).first()
+    except (OSError, SQLAlchemyError) as exc:
+        await conn.close()
+        why = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        raise DatabaseUnavailable(f"PostgreSQL database {where}: {why}") from exc
+    await conn.close()
+    who = "another client"
+    if holder is not None:
+        who = f"{holder.application_name or 'another client'} since {holder.since}"
+    raise DatabaseUnavailable(
+        f"PostgreSQL database {where} is in use by {who}: two meshes or stubs sharing a "
+        "service's database overwrite each other's state; stop the other one first"
+    )
 
 
 def _scratch_file(component: str) -> Path:

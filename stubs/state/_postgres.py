@@ -168,6 +168,8 @@ class PostgresDatabase:
         for _ in range(size):
             self._free.put_nowait(None)
         self._held: set[_HeldConnection] = set()
+        # holds the database for this process while open (see _backends.open_database)
+        self.owner: AsyncConnection | None = None
 
     @property
     def sync_engine(self) -> Engine:
@@ -254,7 +256,11 @@ class PostgresDatabase:
             return await held.execute(statement, parameters)
 
     async def dispose(self) -> None:
-        """Close the kept connections and the engine."""
+        """Close the kept connections, the owner's (letting the database go) and the
+        engine."""
+        if self.owner is not None:
+            owner, self.owner = self.owner, None
+            await owner.invalidate()  # closed, not pooled: its session lock goes with it
         for held in list(self._held):
             self._held.discard(held)
             await held.sa.close()
