@@ -422,8 +422,8 @@ class KafkaBus(BusCore):
         member (notify-svc) handles them at once, as on the in-memory bus, and any other
         member one record at a time all the same (its delivery lock, see
         ``Subscription``). One partition after another, notify-svc's mails fell seconds
-        behind the orders on Kafka; a whole batch at a time, every partition of a member
-        on three topics waited for the slowest (issue 15)."""
+        behind the orders on Kafka (issue 15); a whole batch at a time, every partition
+        of a member on three topics would wait for the slowest of them."""
         client = consumer.client
         while True:
             batches = await client.getmany(timeout_ms=500)
