@@ -378,7 +378,8 @@ class InventorySimulator(OutboxSimulator):
         hold keeps its SKU's row locked until the commit, and every other order of that
         SKU waits for the lock. Held over the two inserts as well, each a round trip to
         the database and a turn of the busy event loop, it made all orders of a SKU
-        queue on PostgreSQL (issue 15: the load run's one SKU held 40-50 orders/s).
+        queue on PostgreSQL (issue 15: in the load run, on its one SKU, about five
+        transactions at any moment waited for that lock).
 
         Nothing is read first: the insert fails on the unique order id when the order
         has a reservation already, and only a SKU that could not be held is looked up
