@@ -804,6 +804,78 @@ async def test_an_event_whose_contact_is_known_is_sent_without_the_inbox(
     assert writes == ["insert notifications", "update notifications"] * 2  # email, sms
 
 
+async def test_an_event_that_brings_a_contact_reads_no_empty_inbox(
+    notify: Notify, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """notify-svc knows which orders have events waiting: an event that brings the
+    contact of an order with none reads nothing (it looked in the inbox every time: a
+    round trip of two events per order, issue 15)."""
+    simulator = notify.host.stubs["notify-svc"].simulator
+    assert simulator is not None
+    reads = 0
+    plain = simulator.ctx.db.connect
+
+    def counted() -> Any:
+        nonlocal reads
+        reads += 1
+        return plain()
+
+    monkeypatch.setattr(simulator.ctx.db, "connect", counted)
+    await notify.publish("orders", order_confirmed("ord_AAAAAAAA1"))
+    assert reads == 0 and len(notify.sendgrid.seen) == 1
+    await notify.publish("shipments", shipment_scheduled("ord_BBBBBBBB2"))  # kept
+    confirmed = order_confirmed("ord_BBBBBBBB2")
+    await notify.publish("orders", confirmed)
+    assert reads == 2  # the shipment's contact looked up, then its order's inbox read
+    assert len(notify.sendgrid.seen) == 3
+    await notify.publish("orders", confirmed)  # redelivered
+    assert reads == 2 and len(notify.sendgrid.seen) == 3  # delivered, nothing waits now
+
+
+async def test_events_kept_by_a_stopped_run_are_sent_after_a_restart_on_postgresql() -> None:
+    """Which orders have events waiting is read from the inbox at start: the contact
+    that comes after a restart still sends what the stopped run kept (PostgreSQL keeps
+    the state across restarts; the embedded databases go with their process)."""
+    import os
+    import uuid
+
+    from conftest import POSTGRES_URL, drop_databases
+    from ecom_harness.stubs import Backends
+
+    prefix = f"ecomtest_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    backends = Backends(database_url=POSTGRES_URL, database_prefix=prefix)
+    subjects: list[str] = []
+    try:
+        for event in (shipment_scheduled(), order_confirmed()):
+            bus = InMemoryBus()
+            settings = {"notify-svc": {"seed_orders": False}}
+            host = StubHost.shipped(["notify-svc"], backends=backends, bus=bus, settings=settings)
+            await host.start()
+            sendgrid, twilio = (
+                FakePeer("sendgrid", sendgrid_accepts),
+                FakePeer("twilio", twilio_queues),
+            )
+            clients = {peer.name: peer.client() for peer in (sendgrid, twilio)}
+            try:
+                simulator = host.stubs["notify-svc"].simulator
+                assert simulator is not None
+                simulator.ctx.peers.add(clients)
+                await Notify(host, bus, sendgrid, twilio).publish(
+                    "shipments" if event["type"] == "shipment.scheduled" else "orders", event
+                )
+                subjects += [seen.body["personalizations"][0]["subject"] for seen in sendgrid.seen]
+            finally:
+                for client in clients.values():
+                    await client.aclose()
+                await host.stop()
+    finally:
+        await drop_databases(POSTGRES_URL, prefix)
+    assert sorted(subjects) == [
+        "Your order ord_7Hq2Kd9xLm is confirmed",
+        "Your order ord_7Hq2Kd9xLm is on its way",
+    ]
+
+
 async def test_an_unknown_customer_is_not_notified(notify: Notify) -> None:
     data = {"payment_id": "pay_6Hn2Jd8Ks4", "amount": 2599, "currency": "eur",
             "decline_code": "insufficient_funds"}  # fmt: skip

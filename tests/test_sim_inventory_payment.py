@@ -393,6 +393,45 @@ async def test_a_held_reservation_expires_by_the_clock(host_factory: HostFactory
     )
 
 
+async def test_the_sweep_reads_only_when_a_reservation_may_be_due(
+    host_factory: HostFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Looking for due reservations before every call was a round trip of every call
+    (issue 15): the sweep now runs when the earliest HELD expiry -- read after the last
+    sweep, or of a reservation made since -- has come, and expiry stays on time."""
+    async with inventory(host_factory, stock={"SKU-1001": 5}) as inv:
+        sweeps = 0
+        sweep = inv.sim.expire_due
+
+        async def counted() -> int:
+            nonlocal sweeps
+            sweeps += 1
+            return await sweep()
+
+        monkeypatch.setattr(inv.sim, "expire_due", counted)
+        late = (await inv.reserve({"SKU-1001": 1}, order="ord_Late00000", ttl=60)).json()
+        assert sweeps == 1  # the first call: nothing read yet
+        early = (await inv.reserve({"SKU-1001": 1}, order="ord_Early0000", ttl=30)).json()
+        for _ in range(3):
+            await inv.stock("SKU-1001")
+        assert sweeps == 1  # nothing due before the earliest expiry
+        inv.clock.advance(30)
+        assert (await inv.client.get(f"/reservations/{early['reservation_id']}")).json()[
+            "status"
+        ] == "EXPIRED"  # made after the last read, and on time
+        assert sweeps == 2
+        await inv.stock("SKU-1001")
+        assert sweeps == 2  # the next due, read at that sweep, is the later one's
+        inv.clock.advance(30)
+        assert (await inv.client.get(f"/reservations/{late['reservation_id']}")).json()[
+            "status"
+        ] == "EXPIRED"
+        assert (await inv.stock("SKU-1001"))["reserved"] == 0
+        await inv.sim.reset()
+        await inv.stock("SKU-1001")
+        assert sweeps == 4  # a reset forgets what was read
+
+
 async def test_seed_sets_stock_and_refuses_what_the_spec_forbids(
     host_factory: HostFactory,
 ) -> None:

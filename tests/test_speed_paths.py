@@ -5,6 +5,7 @@ in-process rate-limit counters are swept without a thread."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import time
 from typing import Any
 
@@ -140,6 +141,33 @@ async def test_rate_limit_counters_are_swept_on_the_loop_thread(
     assert (await limiter.hit(item, "user", "a")).allowed
 
 
+async def test_a_quiet_hit_reads_the_window_only_to_refuse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The gateway's per-IP limit tells its window only in a 429: an allowed quiet hit
+    does not read the window's stats (on Redis a second round trip, issue 15)."""
+    limiter = RateLimiter(LoopMemoryStorage())
+    reads = 0
+    read = limiter._strategy.get_window_stats
+
+    async def counted(*args: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await read(*args)
+
+    monkeypatch.setattr(limiter._strategy, "get_window_stats", counted)
+    item = parse_limit("2/minute")
+    assert await limiter.hit(item, "ip", "a", quiet=True) is None
+    assert await limiter.hit(item, "ip", "a", quiet=True) is None
+    assert reads == 0
+    refused = await limiter.hit(item, "ip", "a", quiet=True)
+    assert refused is not None and not refused.allowed and reads == 1
+    assert refused.headers()["X-RateLimit-Remaining"] == "0"
+    assert 1 <= int(refused.headers()["Retry-After"]) <= 60
+    told = await limiter.hit(item, "ip", "b")  # not quiet: the headers of an allowed hit
+    assert told.allowed and told.remaining == 1 and reads == 2
+
+
 async def test_a_callee_called_directly_sees_the_request_httpx_would_have_sent() -> None:
     """The proxies call their in-process callees without httpx (call_app): the scope the
     callee gets is the one an httpx client over ASGITransport gave it."""
@@ -189,6 +217,10 @@ async def test_a_callee_called_directly_sees_the_request_httpx_would_have_sent()
         {"method": "GET", "url": "/orders/1", "headers": {"accept": "application/json"}},
         {"method": "DELETE", "url": "/orders/1"},
         {"method": "POST", "url": "/pi", "data": {"amount": "10", "metadata[o]": "x"}},
+        {"method": "POST", "url": "/pi", "data": {"n": 1, "y": True, "f": False, "e": None}},
+        {"method": "POST", "url": "/pi", "data": {"expand[]": ["a", "b"], "q": "a b&c=é"}},
+        {"method": "POST", "url": "/pi", "data": {"a": "1"}, "headers": {"content-type": "x/y"}},
+        {"method": "POST", "url": "/pi", "data": {}},
     ],
 )
 async def test_a_peer_clients_in_process_call_sends_what_httpx_sends(call: dict[str, Any]) -> None:
@@ -225,6 +257,45 @@ async def test_a_peer_clients_in_process_call_sends_what_httpx_sends(call: dict[
     assert list(answers[0].headers.items()) == list(answers[1].headers.items())
     assert answers[0].content == answers[1].content == b"ok"
     assert str(answers[0].request.url) == str(answers[1].request.url)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"content-type", b"application/json")],
+        [(b"content-type", b"application/json"), (b"content-length", b"12")],
+        [(b"content-encoding", b"gzip"), (b"content-type", b"application/json")],
+    ],
+)
+async def test_a_peer_clients_in_process_answer_reads_as_httpxs_own(
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    """The in-process answer is built without reading its body through httpx's stream
+    (issue 15); it must read as httpx's own path reads it: headers (Content-Length added
+    when missing), content, JSON, a gzip body decoded, the response closed."""
+    payload = b'{"ok": true}'
+    body = gzip.compress(payload) if (b"content-encoding", b"gzip") in headers else payload
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    answers = []
+    for plain in (True, False):
+        peer = PeerClient(transport=InProcessTransport(app), base_url="http://127.0.0.1:9999")
+        if plain:
+            answers.append(await peer.request("GET", "/x"))
+        else:
+            request = httpx.AsyncClient.build_request(peer, "GET", "/x")
+            answers.append(await httpx.AsyncClient.send(peer, request))
+        await peer.aclose()
+    fast, slow = answers
+    assert list(fast.headers.multi_items()) == list(slow.headers.multi_items())
+    assert fast.content == slow.content == payload
+    assert fast.json() == slow.json() == {"ok": True}
+    assert fast.is_closed and fast.is_stream_consumed and slow.is_closed
+    assert fast.num_bytes_downloaded == len(body)  # as httpx.Response(content=...) counts
 
 
 async def test_a_peer_clients_in_process_call_keeps_its_read_timeout() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import orjson
@@ -28,6 +29,7 @@ __all__ = ["PeerClient", "ReusedConnectionRetry", "peer_client"]
 
 # What a request on a connection the server already closed fails with, before any answer.
 _STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+_FORM = "application/x-www-form-urlencoded"
 _NEW_CONNECTION_EVENTS = (
     "connection.connect_tcp.started",
     "connection.connect_unix_socket.started",
@@ -44,17 +46,48 @@ class _NoCookies(httpx.Cookies):
 _NO_COOKIES = _NoCookies()
 
 
-def _json_typed(headers: Mapping[str, str] | None) -> dict[str, str]:
-    """``headers`` with the JSON body's Content-Type, unless they name one themselves."""
+def _typed(headers: Mapping[str, str] | None, media_type: str) -> dict[str, str]:
+    """``headers`` with the body's Content-Type, unless they name one themselves."""
     given = dict(headers or {})
     if any(name.lower() == "content-type" for name in given):
         return given
-    return {"content-type": "application/json", **given}
+    return {"content-type": media_type, **given}
+
+
+def _form_encoded(data: Mapping[str, Any]) -> bytes:
+    """``data`` as httpx form-encodes a ``data=`` mapping: a list or tuple repeats its
+    key, True/False/None are written "true"/"false"/""."""
+    pairs = []
+    for key, value in data.items():
+        for item in value if isinstance(value, (list, tuple)) else (value,):
+            word = "true" if item is True else "false" if item is False else item
+            pairs.append((key, "" if word is None else str(word)))
+    return urlencode(pairs).encode("ascii")
 
 
 class _PeerResponse(httpx.Response):
     """An in-process peer's answer: its JSON read by orjson (the standard library's
     decoder was 1% of the mesh's loop under load, issue 15); ValueError either way."""
+
+    def __init__(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        content: bytes,
+        request: httpx.Request,
+    ):
+        """As ``httpx.Response(status, headers=..., content=..., request=...)``, without
+        reading the body it already has through httpx's stream, chunker and decoders
+        (2% of the mesh's loop under load, issue 15) -- unless the body is encoded
+        (gzip...), which httpx's decoders undo."""
+        super().__init__(status, headers=headers, stream=httpx.ByteStream(content), request=request)
+        self._prepare({"Content-Length": str(len(content))})
+        if "content-encoding" in self.headers:
+            self.read()
+            return
+        self._content = content
+        self._num_bytes_downloaded = len(content)
+        self.is_stream_consumed = self.is_closed = True
 
     def json(self, **kwargs: Any) -> Any:
         return super().json(**kwargs) if kwargs else orjson.loads(self.content)
@@ -87,26 +120,36 @@ class PeerClient(httpx.AsyncClient):
         timeout: Any = httpx.USE_CLIENT_DEFAULT,
         **options: Any,
     ) -> httpx.Response:
-        """Through httpx's client -- or, for a plain request (bytes or JSON, headers as a
-        dict, nothing else) to an in-process peer, straight to the transport's app with
-        the same headers httpx would send: building httpx's request and running its
-        client machinery (auth, redirects, hooks) was 8% of the mesh's loop under load,
-        for nothing an in-process call needs (issue 15)."""
+        """Through httpx's client -- or, for a plain request (bytes, JSON or a form's
+        ``data`` dict; headers as a dict; nothing else) to an in-process peer, straight
+        to the transport's app with the same headers httpx would send: building httpx's
+        request and running its client machinery (auth, redirects, hooks) was 8% of the
+        mesh's loop under load, for nothing an in-process call needs (issue 15)."""
+        form = options.pop("data", None) or None  # httpx sends no body for an empty one
+        given_bodies = (content is not None) + (json is not None) + (form is not None)
         plain = (
             self._in_process is not None
             and (headers is None or type(headers) is dict)
-            and (content is None or (json is None and type(content) is bytes))
+            and given_bodies <= 1
+            and (content is None or type(content) is bytes)
+            and (form is None or type(form) is dict)
             and all(
                 value is None or value is httpx.USE_CLIENT_DEFAULT for value in options.values()
             )
         )
         if not plain:
+            if form is not None:
+                options["data"] = form
             return await super().request(
                 method, url, content=content, json=json, headers=headers, timeout=timeout, **options
             )
         target = self._merge_url(url)
-        body = orjson.dumps(json) if json is not None else content or b""
-        given = _json_typed(headers) if json is not None else dict(headers or {})
+        if json is not None:
+            body, given = orjson.dumps(json), _typed(headers, "application/json")
+        elif form is not None:
+            body, given = _form_encoded(form), _typed(headers, _FORM)
+        else:
+            body, given = content or b"", dict(headers or {})
         overridden = {name.lower().encode() for name in given}
         raw = [(b"Host", target.netloc)]
         raw += [(k, v) for k, v in self.headers.raw if k.lower() not in overridden]
@@ -127,7 +170,7 @@ class PeerClient(httpx.AsyncClient):
         """``request`` (as ``headers`` and ``body``) to the in-process peer's app."""
         assert self._in_process is not None
         status, answered, content = await self._in_process.exchange(request, headers, body, timeout)
-        return _PeerResponse(status, headers=answered, content=content, request=request)
+        return _PeerResponse(status, answered, content, request)
 
     def _merge_url(self, url: httpx.URL | str) -> httpx.URL:
         """The request URL against the base URL, parsed once per path: httpx parses
@@ -176,7 +219,7 @@ class PeerClient(httpx.AsyncClient):
         ):
             del options["json"]
             options["content"] = orjson.dumps(body)
-            options["headers"] = _json_typed(headers)
+            options["headers"] = _typed(headers, "application/json")
         return super().build_request(method, url, **options)
 
     @property

@@ -30,7 +30,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast, overload
 
 import fakeredis
 import redis.asyncio as aioredis
@@ -152,9 +152,25 @@ class RateLimiter:
         self.storage = storage
         self._strategy = STRATEGIES[strategy](storage)
 
-    async def hit(self, item: RateLimitItem, *identifiers: str) -> Decision:
-        """Count one request against ``item`` for ``identifiers`` (e.g. "user", id)."""
+    @overload
+    async def hit(
+        self, item: RateLimitItem, *identifiers: str, quiet: Literal[False] = False
+    ) -> Decision: ...
+
+    @overload
+    async def hit(self, item: RateLimitItem, *identifiers: str, quiet: bool) -> Decision | None: ...
+
+    async def hit(
+        self, item: RateLimitItem, *identifiers: str, quiet: bool = False
+    ) -> Decision | None:
+        """Count one request against ``item`` for ``identifiers`` (e.g. "user", id).
+
+        ``quiet``: None when allowed, without reading the window for the caller's
+        ``X-RateLimit-*`` headers -- a second round trip to Redis, for a limit whose
+        headers are told only when it refuses (the gateway's per-IP one, issue 15)."""
         allowed = await self._strategy.hit(item, *identifiers)
+        if allowed and quiet:
+            return None
         stats = await self._strategy.get_window_stats(item, *identifiers)
         wait = 0 if allowed else max(1, math.ceil(stats.reset_time - time.time()))
         return Decision(allowed, item.amount, max(0, stats.remaining), wait)

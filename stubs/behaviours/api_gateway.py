@@ -366,7 +366,7 @@ class GatewaySimulator(Simulator):
         async def behaviour(req: ValidRequest) -> StubResponse:
             try:
                 address = client_ip(req.request, self.trusted_proxies)
-                await self._count(req, self.ip_limit, "ip", address)
+                await self._count(req, self.ip_limit, "ip", address, quiet=True)
                 async with self.admission.slot():
                     return await run(req)
             except Reply as reply:
@@ -386,18 +386,21 @@ class GatewaySimulator(Simulator):
             user_id = await self._authenticate(req)
             decision = await self._count(req, self.user_limit, "user", user_id)
             response = await run(req, user_id)
-            if response.status < 300:
+            if response.status < 300 and decision is not None:
                 response.headers.update(decision.headers())
             return response
 
         return self._public(with_user)
 
-    async def _count(self, req: ValidRequest, item: RateLimitItem, *identifiers: str) -> Decision:
-        """One hit; raises the documented 429 once the window is full."""
+    async def _count(
+        self, req: ValidRequest, item: RateLimitItem, *identifiers: str, quiet: bool = False
+    ) -> Decision | None:
+        """One hit (``quiet``: see :meth:`RateLimiter.hit`); raises the documented 429
+        once the window is full."""
         if self.limiter is None:
             raise RuntimeError("api-gateway simulator used before start()")
-        decision = await self.limiter.hit(item, *identifiers)
-        if decision.allowed:
+        decision = await self.limiter.hit(item, *identifiers, quiet=quiet)
+        if decision is None or decision.allowed:
             return decision
         raise Reply(
             problem_response(

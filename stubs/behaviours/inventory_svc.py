@@ -50,6 +50,7 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    func,
     select,
     update,
 )
@@ -147,6 +148,8 @@ _DUE = (
     .where(RESERVATIONS.c.status == HELD, RESERVATIONS.c.expires_at <= bindparam("w_now"))
     .order_by(RESERVATIONS.c.expires_at, RESERVATIONS.c.reservation_id)
 )
+_NEXT_DUE = select(func.min(RESERVATIONS.c.expires_at)).where(RESERVATIONS.c.status == HELD)
+_NEVER = "~"  # sorts after every RFC 3339 time: nothing is due
 
 
 def _skus_in(node: Any) -> Iterator[str]:
@@ -207,6 +210,10 @@ class InventorySimulator(OutboxSimulator):
         super().__init__(ctx)
         self.default_ttl = int(resolve_pointer(ctx.api.document.data, _TTL_DEFAULT))
         self.initial_stock: Mapping[str, int] = ctx.settings.get("stock", load_seed().stock)
+        # When the next HELD reservation falls due, as last read (None: not read yet), and
+        # the earliest expiry of those made since: see before_each.
+        self._next_due: str | None = None
+        self._made_since_read = _NEVER
 
     def operations(self) -> dict[str, Behaviour]:
         return {
@@ -226,6 +233,7 @@ class InventorySimulator(OutboxSimulator):
 
     async def reset(self) -> None:
         """Forget every reservation and event; the stock is seeded again."""
+        self._next_due = None
         await super().reset()
         await self.seed(self.initial_stock)
         await self._seed_history()
@@ -250,7 +258,14 @@ class InventorySimulator(OutboxSimulator):
             await add_missing_rows(conn, RESERVATIONS, rows, "reservation_id")
 
     async def before_each(self) -> None:
-        await self.expire_due()
+        """Sweep when a reservation may be due: not before the earliest expiry of the
+        HELD reservations, as read after the last sweep or made since. Looking on every
+        request was a round trip of every call (two per order, issue 15); only this
+        process writes the database (PostgreSQL's are held by their owner's lock), so
+        it knows every reservation it did not read."""
+        now = rfc3339(self.ctx.clock())
+        if self._next_due is None or now >= min(self._next_due, self._made_since_read):
+            await self.expire_due()
 
     # --- stock ---
 
@@ -401,6 +416,8 @@ class InventorySimulator(OutboxSimulator):
             if short:  # rolls the reservation and its event back
                 await self._require_stocked(conn, [sku for sku, _ in short], req)
                 raise await self._out_of_stock(conn, short, req)
+        # committed: the next sweep is due by this expiry at the latest
+        self._made_since_read = min(self._made_since_read, reservation["expires_at"])
         return json_response(201, reservation)
 
     async def _hold(self, conn: Connection, sku: str, quantity: int) -> bool:
@@ -529,6 +546,9 @@ class InventorySimulator(OutboxSimulator):
         giving its units back; returns how many. One transaction per reservation, so
         each locks its rows in the same order as every other call."""
         now = rfc3339(self.ctx.clock())
+        # reservations committed from here on lower _made_since_read; the read of the
+        # next due time at the end sees every one committed before it
+        self._next_due, self._made_since_read = None, _NEVER
         async with self.ctx.db.connect() as conn:  # a read: nothing for the relay
             due = (await conn.execute(_DUE, {"w_now": now})).all()
         expired = 0
@@ -538,6 +558,8 @@ class InventorySimulator(OutboxSimulator):
                     await self._emit_released(conn, row, "expired")
                     await self._adjust(conn, row.items, reserved=-1)  # last: see _reserve
                     expired += 1
+        async with self.ctx.db.connect() as conn:
+            self._next_due = await conn.scalar(_NEXT_DUE) or _NEVER
         return expired
 
     async def _reservation(self, conn: Connection, req: ValidRequest) -> Row[Any]:

@@ -265,6 +265,7 @@ class NotifySimulator(Simulator):
         select(inbox).where(inbox.c.order_id == bindparam("w_order_id")).order_by(inbox.c.seq)
     )
     _DELIVERED = delete(inbox).where(inbox.c.seq == bindparam("w_seq"))
+    _KEPT = select(inbox.c.order_id).distinct()
     _RECORD = update(notifications).where(
         notifications.c.notification_id == bindparam("w_notification_id")
     )
@@ -274,6 +275,11 @@ class NotifySimulator(Simulator):
         self.settings = {**DEFAULT_SETTINGS, **ctx.settings}
         self._handling = KeyedLocks()  # per order id, see the module doc
         self._upsert_contact = upsert_into(ctx.db, self.contacts, "order_id")
+        # The orders with events in the inbox: read at start, kept here after. Only this
+        # process writes the database (PostgreSQL's are held by their owner's lock), and
+        # looking in the inbox for every event that brings a contact was a round trip
+        # of two events per order (issue 15).
+        self._kept: set[str] = set()
 
     def behaviours(self) -> dict[str, Behaviour]:
         return {
@@ -284,6 +290,7 @@ class NotifySimulator(Simulator):
 
     async def reset(self) -> None:
         await super().reset()
+        self._kept.clear()
         await self._seed_history()
 
     async def _seed_history(self) -> None:
@@ -320,6 +327,8 @@ class NotifySimulator(Simulator):
     async def start(self) -> None:
         await super().start()
         await self._seed_history()
+        async with self.ctx.db.connect() as conn:  # a kept database's inbox
+            self._kept = set((await conn.scalars(self._KEPT)).all())
         if self.ctx.bus is not None:
             for topic in TOPICS:
                 await self.ctx.bus.subscribe(topic, GROUP, self.handle, concurrent=True)
@@ -362,13 +371,17 @@ class NotifySimulator(Simulator):
         row = {"event_id": event["id"], "order_id": order_id, "event": dict(event)}
         with contextlib.suppress(IntegrityError):
             await self.ctx.db.execute(insert_into(self.inbox), row)
+        self._kept.add(order_id)
 
     async def _deliver_inbox(self, order_id: str, contact: Contact) -> None:
+        if order_id not in self._kept:
+            return
         async with self.ctx.db.connect() as conn:
             waiting = (await conn.execute(self._INBOX_OF, {"w_order_id": order_id})).all()
         for row in waiting:
             await self._notify(row.event, contact)
             await self.ctx.db.execute(self._DELIVERED, {"w_seq": row.seq})
+        self._kept.discard(order_id)  # not before: a failed delivery is tried again
 
     async def _notify(self, event: Mapping[str, Any], contact: Contact) -> None:
         """Each channel of ``contact`` at most once per event: claim, send, record.
