@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, MetaData, String, Table, bindparam, select, text
+from sqlalchemy import JSON, Column, MetaData, String, Table, bindparam, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ecom_harness.harness.mesh import Mesh, MeshOptions
@@ -27,6 +27,17 @@ from mesh_flow import CREDENTIALS, place_order, signed_in
 
 SEEN = MetaData()
 seen = Table("seen", SEEN, Column("id", String(16), primary_key=True))
+# two tables of five columns: writes together number their parameters past $9
+noted, logged = (
+    Table(
+        name,
+        SEEN,
+        Column("id", String(16), primary_key=True),
+        Column("note", JSON),
+        *(Column(column, String(16)) for column in ("a", "b", "c")),
+    )
+    for name in ("noted", "logged")
+)
 
 
 @pytest.fixture
@@ -211,6 +222,70 @@ async def test_a_statement_alone_is_a_transaction_of_its_own(database: Any) -> N
         assert changed.rowcount == (0 if old == "absent" else 1)
     async with database.connect() as conn:
         assert set((await conn.scalars(select(seen.c.id))).all()) == {"first", "2nd", "3rd"}
+
+
+def _writes(key: str) -> list[Any]:
+    """A row for ``seen``, ``noted`` and ``logged``, keyed ``key``."""
+    row = {"id": key, "note": {"key": key, "n": [1, 2]}, "a": "a" + key, "b": "b", "c": "c"}
+    return [(insert_into(seen), {"id": key}), (insert_into(noted), row), (insert_into(logged), row)]
+
+
+async def _rows(database: Any) -> dict[str, set[tuple[Any, ...]]]:
+    async with database.connect() as conn:
+        return {
+            table.name: {
+                tuple(str(value) for value in row) for row in await conn.execute(select(table))
+            }
+            for table in (seen, noted, logged)
+        }
+
+
+async def test_writes_together_are_one_transaction(database: Any) -> None:
+    """``db.execute_all``: every write kept, on first sight (SQLAlchemy's path, a block)
+    and prepared (on PostgreSQL, one statement); the same rows either way; a broken
+    constraint in any of them raises SQLAlchemy's IntegrityError and keeps none; two
+    writes to one table see each other (run as a block)."""
+    for key in ("k1", "k2", "k3"):  # seen twice: prepared from the third
+        await database.execute_all(_writes(key))
+    assert database.statements.get(insert_into(logged), _writes("x")[2][1]) is not None
+    rows = await _rows(database)
+    assert rows["seen"] == {("k1",), ("k2",), ("k3",)}
+    assert rows["noted"] == rows["logged"]
+    assert ("k3", str({"key": "k3", "n": [1, 2]}), "ak3", "b", "c") in rows["noted"]
+    for broken in ([*_writes("k4")[1:], _writes("k1")[0]], _writes("k1")):
+        with pytest.raises(IntegrityError):
+            await database.execute_all(broken)
+        assert await _rows(database) == rows  # nothing of k4 either
+    renamed = seen.update().where(seen.c.id == bindparam("w_id")).values(id=bindparam("id"))
+    await database.execute_all([(renamed, {"w_id": "k1", "id": "k1b"}), *_writes("k5")[1:]])
+    await database.execute_all(
+        [(insert_into(seen), {"id": "t1"}), (renamed, {"w_id": "t1", "id": "t2"})]
+    )
+    after = await _rows(database)
+    assert after["seen"] == {("k1b",), ("k2",), ("k3",), ("t2",)}
+    assert len(after["noted"]) == len(after["logged"]) == 4
+
+
+@pytest.mark.parametrize("backends", ["real"], indirect=True)
+async def test_postgres_runs_writes_together_in_one_round_trip(
+    database: PostgresDatabase,
+) -> None:
+    """Prepared writes to different tables go as one statement, without ``BEGIN`` (see
+    the test above for what is logged); two writes to one table, in a block."""
+    for key in ("warm-1", "warm-2"):
+        await database.execute_all(_writes(key))
+    async with database.connect() as conn:
+        raw = conn.raw
+    sent: list[str] = []
+    raw.add_query_logger(lambda record: sent.append(record.query.rstrip(";").upper()))
+    await database.execute_all(_writes("together"))
+    together, sent[:] = list(sent), []
+    await database.execute_all(
+        [(insert_into(seen), {"id": "s1"}), (insert_into(seen), {"id": "s2"})]
+    )
+    assert together == []
+    assert sent == ["BEGIN"]
+    assert {("together",), ("s1",), ("s2",)} <= (await _rows(database))["seen"]
 
 
 @pytest.mark.parametrize("backends", ["real"], indirect=True)

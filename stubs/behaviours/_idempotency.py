@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Column
 
-from ecom_harness.stubs.state import Connection, Database
+from ecom_harness.stubs.state import Connection, Database, Write
 
 __all__ = ["DEFAULT_KEY_TTL", "KeyRetention", "KeyedLocks", "as_utc", "fingerprint"]
 
@@ -87,11 +87,16 @@ class KeyRetention:
         """Delete the expired rows of ``created_at``'s table, unless that was done less
         than ``every`` ago: in ``conn``'s transaction, or as a statement of its own on a
         database."""
+        pruning = self.pruning(created_at)
+        if pruning is not None:
+            await conn.execute(*pruning)
+
+    def pruning(self, created_at: Column[Any]) -> Write | None:
+        """The delete of :meth:`prune` as a write, for ``Database.execute_all``; None
+        when it was done less than ``every`` ago."""
         now = self.clock()
         if self._pruned is not None and now - self._pruned < self.every:
-            return
+            return None
         self._pruned = now
         table = created_at.table
-        await conn.execute(
-            table.delete().where(created_at.is_(None) | (created_at <= now - self.ttl))
-        )
+        return table.delete().where(created_at.is_(None) | (created_at <= now - self.ttl)), {}

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from sqlalchemy import Table
 
 from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
-from ecom_harness.stubs.state import Connection, OutboxRelay, add_event, make_event
+from ecom_harness.stubs.state import Connection, OutboxRelay, Write, event_write, make_event
 
 from ._simulator import Simulator, SimulatorContext, health_behaviour, problem_response
 
@@ -110,8 +110,13 @@ class OutboxSimulator(Simulator):
     ) -> None:
         """Queue an event on this component's topic, keyed by the order id, in ``conn``'s
         transaction."""
+        await conn.execute(*self.event(event_type, order_id, data))
+
+    def event(self, event_type: str, order_id: str, data: dict[str, Any]) -> Write:
+        """An event on this component's topic, keyed by the order id, as the write of its
+        outbox row (for ``Database.execute_all``; wake the relay after)."""
         event = make_event(event_type, self.component, order_id, data, self.ctx.clock())
-        await add_event(conn, self.outbox, self.topic, order_id, event)
+        return event_write(self.outbox, self.topic, order_id, event)
 
     async def flush_outbox(self) -> int:
         """Publish every pending event now (tests and scenario steps call it before

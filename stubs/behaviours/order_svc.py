@@ -84,9 +84,9 @@ from sqlalchemy import (
 from ecom_harness.specs import load_seed
 from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
 from ecom_harness.stubs.state import (
-    Connection,
     OutboxRelay,
-    add_event,
+    Write,
+    event_write,
     insert_into,
     make_event,
     new_id,
@@ -876,9 +876,8 @@ class OrderSimulator(Simulator):
             "created_at": now,
             "updated_at": now,
         }
-        async with self.ctx.db.begin() as conn:
-            await conn.execute(insert_into(orders), order)
-            await self._emit(conn, order, "order.placed")
+        placed = self._event(order, "order.placed")
+        await self.ctx.db.execute_all([(insert_into(orders), order), placed])
         self.relay.wake()
         return order
 
@@ -916,14 +915,12 @@ class OrderSimulator(Simulator):
                 "REJECTED": "order.rejected",
                 "CANCELLED": "order.cancelled",
             }[status]
-            await self._emit(conn, after, kind, previous_status=only_from)
+            await conn.execute(*self._event(after, kind, previous_status=only_from))
         self.relay.wake()
         return after
 
-    async def _emit(
-        self, conn: Connection, order: Mapping[str, Any], kind: str, previous_status: str = ""
-    ) -> None:
-        """Queue the order's event of type ``kind`` in the caller's transaction."""
+    def _event(self, order: Mapping[str, Any], kind: str, previous_status: str = "") -> Write:
+        """The outbox row of the order's event of type ``kind``, as a write."""
         data: dict[str, Any] = {"user_id": order["user_id"]}
         contact = {"email": order["contact"]["email"], "phone": order["contact"].get("phone")}
         if kind == "order.placed":
@@ -938,7 +935,7 @@ class OrderSimulator(Simulator):
         else:  # order.cancelled: the failure_reason is the reason (cancelled_by_user)
             data |= {"reason": order["failure_reason"], "previous_status": previous_status}
         event = make_event(kind, COMPONENT, order["order_id"], data, self.ctx.clock())
-        await add_event(conn, outbox, TOPIC, order["order_id"], event)
+        return event_write(outbox, TOPIC, order["order_id"], event)
 
     async def _record(self, order_id: str, operation: str, outcome: str, detail: str) -> None:
         step = {

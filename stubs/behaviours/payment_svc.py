@@ -65,7 +65,7 @@ from sqlalchemy import (
 
 from ecom_harness.specs import load_seed
 from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
-from ecom_harness.stubs.state import Connection, insert_into, new_id, outbox_table
+from ecom_harness.stubs.state import Write, insert_into, new_id, outbox_table
 
 from ._idempotency import KeyedLocks, KeyRetention, fingerprint
 from ._paging import invalid_cursor, keyset_page, page_of
@@ -391,21 +391,23 @@ class PaymentSimulator(OutboxSimulator):
             "updated_at": now,
         }
         response = self._charge_answer(payment, outcome)
-        async with self.transaction() as conn:
-            await conn.execute(insert_into(PAYMENTS), payment)
-            await self._key_retention.prune(conn, IDEMPOTENCY.c.created_at)
-            if stale:  # expired, not pruned yet: the key is used anew
-                await conn.execute(IDEMPOTENCY.delete().where(IDEMPOTENCY.c.key == key))
-            stored = {
-                "key": key,
-                "fingerprint": digest,
-                "status": response.status,
-                "media_type": response.media_type,
-                "body": response.body,
-                "created_at": self._now(),
-            }
-            await conn.execute(insert_into(IDEMPOTENCY), stored)
-            await self._emit_outcome(conn, payment)
+        writes: list[Write] = [(insert_into(PAYMENTS), payment)]
+        pruning = self._key_retention.pruning(IDEMPOTENCY.c.created_at)
+        if pruning is not None:
+            writes.append(pruning)
+        if stale:  # expired, not pruned yet: the key is used anew
+            writes.append((IDEMPOTENCY.delete().where(IDEMPOTENCY.c.key == key), {}))
+        stored = {
+            "key": key,
+            "fingerprint": digest,
+            "status": response.status,
+            "media_type": response.media_type,
+            "body": response.body,
+            "created_at": self._now(),
+        }
+        writes += [(insert_into(IDEMPOTENCY), stored), self._outcome_event(payment)]
+        await self.ctx.db.execute_all(writes)  # one transaction
+        self.relay.wake()
         return response
 
     def _charge_answer(self, payment: dict[str, Any], outcome: _Outcome) -> StubResponse:
@@ -420,13 +422,13 @@ class PaymentSimulator(OutboxSimulator):
             order_id=payment["order_id"],
         )
 
-    async def _emit_outcome(self, conn: Connection, payment: dict[str, Any]) -> None:
+    def _outcome_event(self, payment: dict[str, Any]) -> Write:
         data = {k: payment[k] for k in ("payment_id", "amount", "currency")}
         if payment["status"] == "succeeded":
             data["provider_payment_id"] = payment["provider_payment_id"]
         else:
             data["decline_code"] = payment["decline_code"]
-        await self.emit(conn, f"payment.{payment['status']}", payment["order_id"], data)
+        return self.event(f"payment.{payment['status']}", payment["order_id"], data)
 
     # --- reading ---
 

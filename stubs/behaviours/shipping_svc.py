@@ -47,7 +47,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ecom_harness.specs import load_seed
 from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
-from ecom_harness.stubs.state import add_event, insert_into, make_event, new_id, outbox_table
+from ecom_harness.stubs.state import event_write, insert_into, make_event, new_id, outbox_table
 
 from ._paging import invalid_cursor, keyset_page, page_of
 from ._simulator import add_missing_rows, json_response, not_found, problem_response, rfc3339
@@ -219,16 +219,20 @@ class ShippingSimulator(OutboxSimulator):
             },
             now,
         )
+        row = shipment | {"scheduled_order_id": shipment["order_id"]}
+        claim = {"order_id": shipment["order_id"], "shipment_id": shipment["shipment_id"]}
         try:
-            async with self.transaction() as conn:  # wakes the relay once committed
-                row = shipment | {"scheduled_order_id": shipment["order_id"]}
-                claim = {"order_id": shipment["order_id"], "shipment_id": shipment["shipment_id"]}
-                await conn.execute(insert_into(self.order_shipments), claim)
-                await conn.execute(insert_into(self.shipments), row)
-                await add_event(conn, self.outbox, TOPIC, shipment["order_id"], event)
+            await self.ctx.db.execute_all(
+                [
+                    (insert_into(self.order_shipments), claim),
+                    (insert_into(self.shipments), row),
+                    event_write(self.outbox, TOPIC, shipment["order_id"], event),
+                ]
+            )
         except IntegrityError:  # the order already has a shipment, or a tombstone (nothing
             # is read first: the claim's unique order id says so, a round trip less)
             return await self._already_scheduled(req, shipment["order_id"])
+        self.relay.wake()
         location = f"/shipments/{shipment['shipment_id']}"
         return json_response(201, shipment, headers={"Location": location})
 

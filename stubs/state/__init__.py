@@ -13,15 +13,17 @@ from ecom_harness._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._backends import Backends, database_name, open_database, open_redis
-    from ._database import Connection, Database, insert_if_new, insert_into, upsert_into
-    from ._outbox import OutboxRelay, add_event, make_event, new_id, outbox_table
+    from ._database import Connection, Database, Write, insert_if_new, insert_into, upsert_into
+    from ._outbox import OutboxRelay, add_event, event_write, make_event, new_id, outbox_table
 
 _EXPORTS = {
     "Backends": "._backends",
     "Connection": "._database",
     "Database": "._database",
     "OutboxRelay": "._outbox",
+    "Write": "._database",
     "add_event": "._outbox",
+    "event_write": "._outbox",
     "database_name": "._backends",
     "insert_if_new": "._database",
     "insert_into": "._database",
@@ -42,8 +44,10 @@ __all__ = [
     "Connection",
     "Database",
     "OutboxRelay",
+    "Write",
     "add_event",
     "database_name",
+    "event_write",
     "insert_if_new",
     "insert_into",
     "make_event",

@@ -5,7 +5,9 @@ Simulators speak to :class:`Database` and :class:`Connection` only: ``async with
 db.begin() as conn`` (one transaction, committed at the end unless it raised) or ``async
 with db.connect() as conn`` (reads), then ``await conn.execute(statement, params)``; a
 write that is a transaction by itself is ``await db.execute(statement, params)`` (on
-PostgreSQL, one round trip instead of three: see :meth:`Database.execute`).
+PostgreSQL, one round trip instead of three: see :meth:`Database.execute`), and writes
+that need nothing from each other are ``await db.execute_all([(statement, params), ...])``
+(on PostgreSQL, one round trip instead of two more than there are writes).
 
 Why the embedded database is not an ``AsyncEngine``: a statement on a local SQLite file
 takes microseconds and never waits for anything, so awaiting it buys nothing, while the
@@ -24,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
 
@@ -43,6 +45,8 @@ __all__ = [
     "Database",
     "EmbeddedDatabase",
     "ScalarShortcuts",
+    "Write",
+    "execute_in_block",
     "insert_if_new",
     "insert_into",
     "upsert_into",
@@ -50,6 +54,9 @@ __all__ = [
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
+
+#: A write for :meth:`Database.execute_all`: a statement and its parameters.
+Write = tuple["Executable", Mapping[str, Any]]
 
 # Set on every embedded connection: a scratch file, as fast as memory. The one connection
 # holds the file's lock for good (no lock calls per transaction); the rollback journal
@@ -143,7 +150,24 @@ class Database(Protocol):
         order were one statement each (issue 15)."""
         ...
 
+    async def execute_all(self, writes: Sequence[Write]) -> None:
+        """Writes that need nothing from each other (no row, no count), as one
+        transaction: all kept, or none if one raised.
+
+        Why apart from :meth:`begin`: on PostgreSQL they go as one statement where it
+        can (see ``PostgresDatabase.execute_all``), one round trip where ``BEGIN``, each
+        write and ``COMMIT`` were one each."""
+        ...
+
     async def dispose(self) -> None: ...
+
+
+async def execute_in_block(database: Database, writes: Sequence[Write]) -> None:
+    """``writes`` one after the other in one transaction (:meth:`Database.execute_all`
+    where nothing better is done)."""
+    async with database.begin() as conn:
+        for statement, parameters in writes:
+            await conn.execute(statement, parameters)
 
 
 class ScalarShortcuts:
@@ -282,6 +306,10 @@ class EmbeddedDatabase:
         """One statement in a block of its own (see :meth:`Database.execute`)."""
         async with self.begin() as conn:
             return await conn.execute(statement, parameters)
+
+    async def execute_all(self, writes: Sequence[Write]) -> None:
+        """In one block: a local file has no round trips to save."""
+        await execute_in_block(self, writes)
 
     def finish(self, connection: SyncConnection, *, commit: bool) -> None:
         """End the open transaction, if any: SQLAlchemy's, when its path ran a statement

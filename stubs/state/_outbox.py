@@ -36,9 +36,9 @@ from sqlalchemy import (
 from ecom_harness.specs import MessageRejected
 from ecom_harness.stubs.events import Outgoing
 
-from ._database import Connection, Database, insert_into
+from ._database import Connection, Database, Write, insert_into
 
-__all__ = ["OutboxRelay", "add_event", "make_event", "new_id", "outbox_table"]
+__all__ = ["OutboxRelay", "add_event", "event_write", "make_event", "new_id", "outbox_table"]
 
 logger = logging.getLogger(__name__)
 MAX_BACKOFF = 5.0  # seconds between retries while the bus stays down
@@ -121,8 +121,13 @@ async def add_event(
     """Queue an event inside the caller's transaction (call ``relay.wake()`` after it
     commits for prompt delivery). The values go as parameters of a statement SQLAlchemy
     compiles once per table (``insert().values(...)`` built and compiled one per call)."""
-    row = {"topic": topic, "key": key, "event": event, "published": False}
-    await conn.execute(insert_into(table), row)
+    await conn.execute(*event_write(table, topic, key, event))
+
+
+def event_write(table: Table, topic: str, key: str, event: dict[str, Any]) -> Write:
+    """The outbox row of an event as a write, for ``Database.execute_all`` with the
+    writes it belongs with (call ``relay.wake()`` after)."""
+    return insert_into(table), {"topic": topic, "key": key, "event": event, "published": False}
 
 
 class OutboxRelay:

@@ -32,14 +32,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Concatenate, NoReturn, ParamSpec, TypeVar, cast
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from ._database import ScalarShortcuts
+from ._database import ScalarShortcuts, Write, execute_in_block
 from ._prepared import NO_ROWS, Prepared, PreparedResult, StatementCache
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ _T = TypeVar("_T")
 # the count of rows a statement touched, from its command tag (as SQLAlchemy reads it)
 _ROWCOUNT = re.compile(r"(?:SELECT|UPDATE|DELETE|INSERT \d+) (\d+)")
 _ISOLATION = text("SHOW transaction_isolation")
+_PLACEHOLDER = re.compile(r"\$(\d+)")  # asyncpg's numbered parameters
 
 
 class _HeldConnection(ScalarShortcuts):
@@ -168,6 +169,8 @@ class PostgresDatabase:
         for _ in range(size):
             self._free.put_nowait(None)
         self._held: set[_HeldConnection] = set()
+        # writes run as one statement (execute_all): per list of their prepared statements
+        self._together: dict[tuple[Prepared, ...], Prepared] = {}
         # holds the database for this process while open (see _backends.open_database)
         self.owner: AsyncConnection | None = None
 
@@ -255,6 +258,49 @@ class PostgresDatabase:
             held.alone = True
             return await held.execute(statement, parameters)
 
+    async def execute_all(self, writes: Sequence[Write]) -> None:
+        """The writes as one statement when they can be -- all but the last as
+        data-modifying ``WITH`` queries of the last, one round trip and an implicit
+        transaction -- else in a block (see :meth:`_as_one`)."""
+        together = self._as_one(writes)
+        if together is None:
+            await execute_in_block(self, writes)
+            return
+        statement, values = together
+        async with self.begin() as held:
+            held.alone = True
+            await held._run(statement, values)
+
+    def _as_one(self, writes: Sequence[Write]) -> tuple[Prepared, list[Any]] | None:
+        """One statement for ``writes`` and its values; None when the writes are not all
+        prepared statements (watched, or not seen before), write one table twice (the
+        queries of one statement share one snapshot, so the second would not see the
+        first), expand a list, or carry a quoted literal (where renumbering ``$n``
+        could change it)."""
+        if len(writes) < 2 or self.statements.watched:
+            return None
+        parts: list[Prepared] = []
+        values: list[Any] = []
+        tables: set[Any] = set()
+        for statement, parameters in writes:
+            table = getattr(statement, "table", None)
+            prepared = self.statements.get(statement, parameters)
+            given = prepared.values(parameters) if prepared is not None else None
+            if prepared is None or given is None or table is None or table in tables:
+                return None
+            if prepared.expanding or "'" in prepared.sql:
+                return None
+            tables.add(table)
+            parts.append(prepared)
+            values += given
+        key = tuple(parts)
+        together = self._together.get(key)
+        if together is None:
+            together = self._together[key] = Prepared(
+                _with_queries(parts), (), None, rows_shown=False
+            )
+        return together, values
+
     async def dispose(self) -> None:
         """Close the kept connections, the owner's (letting the database go) and the
         engine."""
@@ -265,3 +311,18 @@ class PostgresDatabase:
             self._held.discard(held)
             await held.sa.close()
         await self.engine.dispose()
+
+
+def _with_queries(parts: Sequence[Prepared]) -> str:
+    """``WITH w0 AS (first), ... last``: each part's parameters numbered on from the
+    previous part's. A data-modifying ``WITH`` query runs whether or not it is read."""
+    offset = 0
+    numbered = []
+    for part in parts:
+        numbers = [int(n) for n in _PLACEHOLDER.findall(part.sql)]
+        pieces = _PLACEHOLDER.split(part.sql)  # text, number, text, number, ..., text
+        pieces[1::2] = [f"${n + offset}" for n in numbers]
+        numbered.append("".join(pieces))
+        offset += max(numbers, default=0)
+    *first, last = numbered
+    return "WITH " + ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(first)) + " " + last
