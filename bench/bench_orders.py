@@ -48,6 +48,7 @@ from ecom_harness._startup import defer_collection
 from ecom_harness.harness.journal import DEFAULT_KEEP
 from ecom_harness.harness.mesh import Mesh, MeshOptions
 from ecom_harness.harness.order_ledger import OrderLedger, stock_conserved
+from ecom_harness.stubs.state._backends import DatabaseUnavailable
 
 SKU = "SKU-1001"
 STOCK = 1_000_000
@@ -320,7 +321,8 @@ async def bench(args: argparse.Namespace) -> int:
     run = secrets.token_hex(3)  # users of this run: a kept PostgreSQL has the last run's
     broken = 0
     async with Mesh(options) as mesh:
-        backends = "kafka+postgres+redis" if args.kafka else "embedded defaults"
+        real = [("kafka", args.kafka), ("postgres", args.postgres), ("redis", args.redis)]
+        backends = "+".join(name for name, given in real if given) or "embedded defaults"
         print(f"orders through the gateway ({backends}), {args.orders} per level, "
               f"{DECLINED_SHARE:.0%} declined; RSS at start {rss_mb():.0f} MB")  # fmt: skip
         for clients in levels:
@@ -389,7 +391,10 @@ def main() -> None:
         client_main(url, int(clients), int(orders), tag, what)
         return
     defer_collection()  # the collector as under `up`: its serving settings once the mesh serves
-    raise SystemExit(run_loop(bench(args), args.loop))
+    try:
+        raise SystemExit(run_loop(bench(args), args.loop))
+    except DatabaseUnavailable as exc:  # e.g. another mesh holds the databases
+        raise SystemExit(f"bench_orders.py: {exc}") from None
 
 
 if __name__ == "__main__":
