@@ -280,6 +280,7 @@ class PostgresDatabase:
         if len(writes) < 2 or self.statements.watched:
             return None
         parts: list[Prepared] = []
+        counts: list[int] = []
         values: list[Any] = []
         tables: set[Any] = set()
         for statement, parameters in writes:
@@ -292,12 +293,13 @@ class PostgresDatabase:
                 return None
             tables.add(table)
             parts.append(prepared)
+            counts.append(len(given))
             values += given
         key = tuple(parts)
         together = self._together.get(key)
         if together is None:
             together = self._together[key] = Prepared(
-                _with_queries(parts), (), None, rows_shown=False
+                _with_queries(parts, counts), (), None, rows_shown=False
             )
         return together, values
 
@@ -313,16 +315,16 @@ class PostgresDatabase:
         await self.engine.dispose()
 
 
-def _with_queries(parts: Sequence[Prepared]) -> str:
-    """``WITH w0 AS (first), ... last``: each part's parameters numbered on from the
-    previous part's. A data-modifying ``WITH`` query runs whether or not it is read."""
+def _with_queries(parts: Sequence[Prepared], counts: Sequence[int]) -> str:
+    """``WITH w0 AS (first), ... last``: each part's parameters numbered on past the
+    ``counts`` of values of the parts before it. A data-modifying ``WITH`` query runs
+    whether or not it is read."""
     offset = 0
     numbered = []
-    for part in parts:
-        numbers = [int(n) for n in _PLACEHOLDER.findall(part.sql)]
+    for part, count in zip(parts, counts, strict=True):
         pieces = _PLACEHOLDER.split(part.sql)  # text, number, text, number, ..., text
-        pieces[1::2] = [f"${n + offset}" for n in numbers]
+        pieces[1::2] = [f"${int(n) + offset}" for n in pieces[1::2]]
         numbered.append("".join(pieces))
-        offset += max(numbers, default=0)
+        offset += count
     *first, last = numbered
     return "WITH " + ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(first)) + " " + last
