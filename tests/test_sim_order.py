@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from conftest import asgi_client
 from ecom_harness.stubs import Deadlines, InMemoryBus, Record, StubHost
@@ -615,6 +616,45 @@ async def test_only_confirmed_orders_can_be_cancelled(order_env: Any) -> None:
     response = await env.client.post(f"/orders/{order_id}/cancel")
     assert response.status_code == 409 and "REJECTED" in response.json()["detail"]
     assert env.fakes.calls == ["reserveStock"]
+
+
+async def test_a_transition_queues_its_event_only_when_it_moves_the_order(
+    order_env: Any,
+) -> None:
+    """A move and its event are one transaction -- on PostgreSQL one statement, the
+    event's row selected from the order the update moved (no ``BEGIN``: one round trip
+    where there were four, issue 15). An order no longer in the status a move expects is
+    left as it is, and no event is queued for it."""
+    from ecom_harness.stubs.behaviours.order_svc import outbox
+    from ecom_harness.stubs.state._postgres import PostgresDatabase
+
+    env = await order_env()
+    await env.sim.relay.stop()  # the events stay in the outbox, to be read here
+    order_id = (await env.order()).json()["order_id"]
+    db = env.sim.ctx.db
+
+    events_of = select(outbox.c.event).where(outbox.c.key == order_id)  # a read: no BEGIN
+
+    async def queued() -> list[str]:
+        async with db.connect() as conn:
+            return [row.event["type"] for row in await conn.execute(events_of)]
+
+    assert await queued() == ["order.placed", "order.confirmed"]
+    order = await env.sim._load(order_id)
+    assert order is not None
+    sent: list[str] = []
+    if isinstance(db, PostgresDatabase):
+        async with db.connect() as conn:  # the next block gets this connection back
+            conn.raw.add_query_logger(lambda record: sent.append(record.query.upper()))
+    assert await env.sim._transition(order, "REJECTED", "payment_failed") is None
+    assert await queued() == ["order.placed", "order.confirmed"]
+    cancelled = await env.sim._transition(
+        order, "CANCELLED", "cancelled_by_user", only_from="CONFIRMED"
+    )
+    assert cancelled is not None and cancelled["status"] == "CANCELLED"
+    assert await queued() == ["order.placed", "order.confirmed", "order.cancelled"]
+    assert (await env.sim._load(order_id) or {})["status"] == "CANCELLED"
+    assert not any(query.startswith("BEGIN") for query in sent), sent
 
 
 async def test_health(order_env: Any) -> None:

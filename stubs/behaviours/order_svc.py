@@ -72,11 +72,14 @@ from sqlalchemy import (
     JSON,
     Column,
     DateTime,
+    Insert,
     Integer,
     MetaData,
     String,
     Table,
     bindparam,
+    cast,
+    insert,
     select,
     update,
 )
@@ -89,6 +92,7 @@ from ecom_harness.stubs.state import (
     event_write,
     insert_into,
     make_event,
+    modifies_in_with,
     new_id,
     outbox_table,
 )
@@ -205,6 +209,31 @@ _UPDATE_ORDER = update(orders).where(orders.c.order_id == bindparam("w_order_id"
 _MOVE_ORDER = update(orders).where(
     orders.c.order_id == bindparam("w_order_id"), orders.c.status == bindparam("w_status")
 )
+
+
+def _move_and_queue() -> Insert:
+    """A transition and its event as one statement, for a database that runs
+    data-modifying ``WITH`` queries: the event's outbox row is selected from the order
+    the update moved, so there is none when the order was not in the status expected
+    (the insert's count says which). One round trip where ``BEGIN``, the update, the
+    insert and ``COMMIT`` were four (issue 15)."""
+    moved = (
+        _MOVE_ORDER.values(
+            status=bindparam("status"),
+            failure_reason=bindparam("failure_reason"),
+            updated_at=bindparam("updated_at"),
+        )
+        .returning(orders.c.order_id)
+        .cte("moved")
+    )
+    columns = ("topic", "key", "event", "published")
+    # typed in the SQL: a SELECT's parameters have no column to take their type from
+    typed = [outbox.c[name].type for name in columns]
+    row = select(*(cast(bindparam(n, type_=t), t) for n, t in zip(columns, typed, strict=True)))
+    return insert(outbox).from_select(columns, row.select_from(moved))
+
+
+_MOVE_AND_QUEUE = _move_and_queue()
 # Undo steps whose peer answer means "nothing (more) to undo": done, not retried.
 _NOTHING_TO_UNDO = frozenset({404, 409})
 
@@ -340,6 +369,7 @@ class OrderSimulator(Simulator):
         self.undo = UndoQueue(undo_steps, ctx.db, self._undo_later)
         self._key_locks = KeyedLocks()  # createOrder, by Idempotency-Key
         self._key_retention = KeyRetention.from_settings(ctx.settings, self._now)
+        self._move_and_queue = _MOVE_AND_QUEUE if modifies_in_with(ctx.db) else None
 
     def _now(self) -> datetime:
         """The context's clock, looked up at each call: tests swap ``ctx.clock``."""
@@ -905,17 +935,23 @@ class OrderSimulator(Simulator):
             "updated_at": rfc3339(self.ctx.clock()),
         }
         after = {**order, **changed}
-        async with self.ctx.db.begin() as conn:
-            where = {"w_order_id": order["order_id"], "w_status": only_from}
-            result = await conn.execute(_MOVE_ORDER, {**changed, **where})
-            if result.rowcount != 1:
-                return None
-            kind = {
-                "CONFIRMED": "order.confirmed",
-                "REJECTED": "order.rejected",
-                "CANCELLED": "order.cancelled",
-            }[status]
-            await conn.execute(*self._event(after, kind, previous_status=only_from))
+        where = {"w_order_id": order["order_id"], "w_status": only_from}
+        kind = {
+            "CONFIRMED": "order.confirmed",
+            "REJECTED": "order.rejected",
+            "CANCELLED": "order.cancelled",
+        }[status]
+        event = self._event(after, kind, previous_status=only_from)
+        if self._move_and_queue is not None:
+            values = {**changed, **where, **event[1]}
+            moved = (await self.ctx.db.execute(self._move_and_queue, values)).rowcount == 1
+        else:
+            async with self.ctx.db.begin() as conn:
+                moved = (await conn.execute(_MOVE_ORDER, {**changed, **where})).rowcount == 1
+                if moved:
+                    await conn.execute(*event)
+        if not moved:
+            return None
         self.relay.wake()
         return after
 

@@ -13,7 +13,15 @@ from ecom_harness._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._backends import Backends, database_name, open_database, open_redis
-    from ._database import Connection, Database, Write, insert_if_new, insert_into, upsert_into
+    from ._database import (
+        Connection,
+        Database,
+        Write,
+        insert_if_new,
+        insert_into,
+        modifies_in_with,
+        upsert_into,
+    )
     from ._outbox import OutboxRelay, add_event, event_write, make_event, new_id, outbox_table
 
 _EXPORTS = {
@@ -28,6 +36,7 @@ _EXPORTS = {
     "insert_if_new": "._database",
     "insert_into": "._database",
     "make_event": "._outbox",
+    "modifies_in_with": "._database",
     "new_id": "._outbox",
     "open_database": "._backends",
     "open_redis": "._backends",
@@ -51,6 +60,7 @@ __all__ = [
     "insert_if_new",
     "insert_into",
     "make_event",
+    "modifies_in_with",
     "new_id",
     "open_database",
     "open_redis",

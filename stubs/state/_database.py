@@ -49,6 +49,7 @@ __all__ = [
     "execute_in_block",
     "insert_if_new",
     "insert_into",
+    "modifies_in_with",
     "upsert_into",
 ]
 
@@ -86,6 +87,12 @@ def insert_if_new(database: Database, table: Table) -> Insert:
     """``INSERT`` into ``table`` that adds nothing (rowcount 0) when a row with the
     same unique key is there: a check and an insert in one statement."""
     return _insert_or(database, table).on_conflict_do_nothing()
+
+
+def modifies_in_with(database: Database) -> bool:
+    """Whether ``database`` runs data-modifying ``WITH`` queries (an ``UPDATE`` whose
+    ``RETURNING`` rows another statement reads): PostgreSQL does, SQLite does not."""
+    return database.sync_engine.dialect.name == "postgresql"
 
 
 def _insert_or(database: Database, table: Table) -> postgresql.Insert | sqlite.Insert:
