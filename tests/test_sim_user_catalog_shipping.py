@@ -19,6 +19,7 @@ from conftest import asgi_client
 from ecom_harness.stubs import InMemoryBus, Record, StubHost, make_event
 from ecom_harness.stubs.behaviours import rfc3339
 from ecom_harness.stubs.behaviours._jwt import TokenSigner
+from ecom_harness.stubs.state._postgres import PostgresDatabase
 
 HostFactory = Callable[..., Awaitable[StubHost]]
 SERVICE = {"X-Service-Token": "api-gateway-token"}
@@ -372,18 +373,28 @@ async def test_seed_refuses_an_invalid_product(host_factory: HostFactory) -> Non
             await simulator.seed([product("sku-1")])
 
 
-def inventory_event(kind: str, sku: str, quantity: int) -> dict[str, Any]:
-    lines = [{"sku": sku, "quantity": quantity}, {"sku": "SKU-00000001", "quantity": 1}]
+def inventory_event(kind: str, sku: str, quantity: int, *, unknown: bool = True) -> dict[str, Any]:
+    lines = [{"sku": sku, "quantity": quantity}]
+    lines += [{"sku": "SKU-00000001", "quantity": 1}] if unknown else []  # not in the catalog
     data: dict[str, Any] = {"reservation_id": "res_8Kd3Lp5Xq1", "items": lines}
     data |= {"expires_at": "2025-03-11T09:30:03Z"} if kind == "reserved" else {"reason": "expired"}
     return make_event(f"inventory.{kind}", "inventory-svc", "ord_7Hq2Kd9xLm", data, T0)
 
 
-async def test_inventory_events_move_availability(host_factory: HostFactory) -> None:
+@pytest.mark.parametrize("unknown", [True, False], ids=["two-lines", "one-line"])
+async def test_inventory_events_move_availability(host_factory: HostFactory, unknown: bool) -> None:
+    """Reservations and releases move the count once per event; ``updated_at`` moves
+    with the availability only. An event of one line is one statement on PostgreSQL
+    (issue 15); one with a line the catalog does not list, a block."""
     bus = InMemoryBus()
     settings = {"stock": {"SKU-1001": 12}}
     clock = Clock(T0 + timedelta(days=1))
-    async with started(host_factory, "catalog-svc", settings, clock, bus=bus) as (_, client):
+    async with started(host_factory, "catalog-svc", settings, clock, bus=bus) as (host, client):
+        db = host.stubs["catalog-svc"].simulator.ctx.db  # type: ignore[union-attr]
+        sent: list[str] = []
+        if isinstance(db, PostgresDatabase):
+            async with db.connect() as conn:  # blocks take the last connection returned
+                conn.raw.add_query_logger(lambda record: sent.append(record.query.upper()))
 
         async def after(event: dict[str, Any]) -> dict[str, Any]:
             await bus.publish("inventory", event["order_id"], event, publisher="inventory-svc")
@@ -391,17 +402,28 @@ async def test_inventory_events_move_availability(host_factory: HostFactory) -> 
             found: dict[str, Any] = (await client.get("/products/SKU-1001")).json()
             return found
 
-        reserved = inventory_event("reserved", "SKU-1001", 3)
+        def event(kind: str, quantity: int) -> dict[str, Any]:
+            return inventory_event(kind, "SKU-1001", quantity, unknown=unknown)
+
+        reserved = event("reserved", 3)
         low = await after(reserved)
         assert (low["availability"], low["updated_at"]) == ("LOW_STOCK", rfc3339(clock.now))
         assert (await after(reserved))["availability"] == "LOW_STOCK"  # redelivery: once only
         clock.advance(60)
-        back = await after(inventory_event("released", "SKU-1001", 3))
+        back = await after(event("released", 3))
         assert (back["availability"], back["updated_at"]) == ("IN_STOCK", rfc3339(clock.now))
-        gone = await after(inventory_event("reserved", "SKU-1001", 12))
+        gone = await after(event("reserved", 12))
         assert gone["availability"] == "OUT_OF_STOCK"
-        steady = await after(inventory_event("released", "SKU-1001", 1))
-        assert steady["availability"] == "LOW_STOCK"
+        clock.advance(60)
+        steady = await after(event("released", 1))
+        assert (steady["availability"], steady["updated_at"]) == ("LOW_STOCK", rfc3339(clock.now))
+        clock.advance(60)
+        still = await after(event("released", 1))  # LOW_STOCK again: updated_at stays
+        assert (still["availability"], still["updated_at"]) == ("LOW_STOCK", steady["updated_at"])
+    if isinstance(db, PostgresDatabase):  # six events (the reads end in ROLLBACK); a
+        # statement's first sight goes through SQLAlchemy, which begins a transaction
+        committed = sum(query.startswith("COMMIT") for query in sent)
+        assert committed == (6 if unknown else 1), sent
 
 
 # --- shipping-svc --------------------------------------------------------------------------
