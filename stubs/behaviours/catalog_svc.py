@@ -36,7 +36,6 @@ from sqlalchemy import (
     bindparam,
     case,
     exists,
-    func,
     select,
 )
 
@@ -232,11 +231,11 @@ class CatalogSimulator(Simulator):
             return case((count <= 0, 0), (count <= self.low_stock, 1), else_=2)
 
         now = bindparam("w_now", type_=self.products.c.updated_at.type)
-        changed = case((level(after) != level(before), now), else_=None)
+        touched = case((level(after) != level(before), now), else_=self.products.c.updated_at)
         return (
             self.products.update()
             .where(self.products.c.sku == bindparam("w_sku"), exists(select(applied.c.event_id)))
-            .values(available=after, updated_at=func.coalesce(changed, self.products.c.updated_at))
+            .values(available=after, updated_at=touched)
         )
 
     async def on_inventory(self, record: Record) -> None:
