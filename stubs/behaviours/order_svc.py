@@ -563,6 +563,7 @@ class OrderSimulator(Simulator):
         was done and reject it."""
         order = await self._insert_order(body)
         done: list[str] = []
+        steps: list[Write] = []  # the step just made, recorded with the ids it brought
         try:
             for operation, step in (
                 ("reserveStock", self._reserve),
@@ -570,10 +571,10 @@ class OrderSimulator(Simulator):
                 ("scheduleShipment", self._schedule),
                 ("commitReservation", self._commit),
             ):
-                order = await self._set_ids(order, await step(order))
+                order = await self._set_ids(order, await step(order, steps), steps)
                 done.append(operation)
         except SagaFailed as failure:
-            order = await self._set_ids(order, failure.ids)
+            order = await self._set_ids(order, failure.ids, steps)
             undo = compensations(order, done, "order_compensation", failure.reason)
             if failure.unsettled is not None:
                 undo.insert(0, failure.unsettled)
@@ -584,7 +585,7 @@ class OrderSimulator(Simulator):
         assert confirmed is not None  # nobody else moves a PENDING order
         return order["order_id"], json_response(201, order_body(confirmed))
 
-    async def _reserve(self, order: Mapping[str, Any]) -> dict[str, str]:
+    async def _reserve(self, order: Mapping[str, Any], steps: list[Write]) -> dict[str, str]:
         lines = [{"sku": i["sku"], "quantity": i["quantity"]} for i in order["items"]]
         call = Call(
             "reserveStock",
@@ -592,7 +593,7 @@ class OrderSimulator(Simulator):
             "/reservations",
             {"order_id": order["order_id"], "items": lines},
         )
-        outcome = await self._attempt(order["order_id"], call, expect=201)
+        outcome = await self._attempt(order["order_id"], call, expect=201, steps=steps)
         if outcome.ok:
             return {"reservation_id": outcome.body["reservation_id"]}
         if outcome.status in (404, 409):  # 404: a SKU inventory-svc does not stock
@@ -603,7 +604,7 @@ class OrderSimulator(Simulator):
             failure.unsettled = ("releaseOrderReservation", release)
         raise failure
 
-    async def _charge(self, order: Mapping[str, Any]) -> dict[str, str]:
+    async def _charge(self, order: Mapping[str, Any], steps: list[Write]) -> dict[str, str]:
         """Charge with a key derived from the order id, so a retried charge replays."""
         order_id = order["order_id"]
         call = Call(
@@ -619,7 +620,7 @@ class OrderSimulator(Simulator):
             },
             {"Idempotency-Key": f"{order_id}-charge"},
         )
-        outcome = await self._attempt(order_id, call, expect=201)
+        outcome = await self._attempt(order_id, call, expect=201, steps=steps)
         if outcome.ok:
             return {"payment_id": outcome.body["payment_id"]}
         if outcome.status == 402:
@@ -649,7 +650,7 @@ class OrderSimulator(Simulator):
             headers={"Retry-After": str(int(self.setting("retry_after")))},
         )
 
-    async def _schedule(self, order: Mapping[str, Any]) -> dict[str, str]:
+    async def _schedule(self, order: Mapping[str, Any], steps: list[Write]) -> dict[str, str]:
         lines = [{"sku": i["sku"], "quantity": i["quantity"]} for i in order["items"]]
         call = Call(
             "scheduleShipment",
@@ -657,7 +658,7 @@ class OrderSimulator(Simulator):
             "/shipments",
             {"order_id": order["order_id"], "address": order["shipping_address"], "items": lines},
         )
-        outcome = await self._attempt(order["order_id"], call, expect=201)
+        outcome = await self._attempt(order["order_id"], call, expect=201, steps=steps)
         if outcome.ok:
             return {"shipment_id": outcome.body["shipment_id"]}
         raise SagaFailed(
@@ -674,11 +675,11 @@ class OrderSimulator(Simulator):
             ),
         )
 
-    async def _commit(self, order: Mapping[str, Any]) -> dict[str, str]:
+    async def _commit(self, order: Mapping[str, Any], steps: list[Write]) -> dict[str, str]:
         call = Call(
             "commitReservation", INVENTORY, f"/reservations/{order['reservation_id']}/commit"
         )
-        outcome = await self._attempt(order["order_id"], call, expect=200)
+        outcome = await self._attempt(order["order_id"], call, expect=200, steps=steps)
         if outcome.ok:
             return {}
         raise self._inventory_unavailable(
@@ -809,13 +810,20 @@ class OrderSimulator(Simulator):
     # --- peers ----------------------------------------------------------------------------
 
     async def _attempt(
-        self, order_id: str, call: Call, *, expect: int, counted: bool = True
+        self,
+        order_id: str,
+        call: Call,
+        *,
+        expect: int,
+        counted: bool = True,
+        steps: list[Write] | None = None,
     ) -> Outcome:
-        """Make the call (inventory through the breaker), record it as a saga step, and
-        say how it went; never raises for a peer's failure. An uncounted call (settling
-        an unknown outcome, an undo step retried later) does not count towards the
-        breaker, and is not made while the circuit is not closed: the breaker judges
-        the orders, and gives inventory-svc its rest."""
+        """Make the call (inventory through the breaker), record it as a saga step (or
+        add its record to ``steps``, written by the caller), and say how it went; never
+        raises for a peer's failure. An uncounted call (settling an unknown outcome, an
+        undo step retried later) does not count towards the breaker, and is not made
+        while the circuit is not closed: the breaker judges the orders, and gives
+        inventory-svc its rest."""
         try:
             if call.peer == INVENTORY and not counted:
                 if self.breaker.state is not BreakerState.CLOSED:
@@ -836,15 +844,14 @@ class OrderSimulator(Simulator):
                 f"the circuit breaker on inventory-svc is {exc.state.value}; retry later",
                 sent=False,
             )
-            await self._record(order_id, call.operation, "short_circuited", outcome.detail)
+            await self._record(order_id, call.operation, "short_circuited", outcome.detail, steps)
             return outcome
         except PeerUnavailable as exc:
             outcome = Outcome(False, None, {}, str(exc))
         else:
             outcome = _read(response, expect)
-        await self._record(
-            order_id, call.operation, "succeeded" if outcome.ok else "failed", outcome.detail
-        )
+        outcome_word = "succeeded" if outcome.ok else "failed"
+        await self._record(order_id, call.operation, outcome_word, outcome.detail, steps)
         return outcome
 
     async def _send(self, call: Call) -> httpx.Response:
@@ -911,12 +918,19 @@ class OrderSimulator(Simulator):
         self.relay.wake()
         return order
 
-    async def _set_ids(self, order: dict[str, Any], ids: Mapping[str, str]) -> dict[str, Any]:
-        """Persist ids learnt from a step at once, so the order shows the saga's progress."""
-        if not ids:
-            return order
-        changed = {**ids, "updated_at": rfc3339(self.ctx.clock())}
-        await self.ctx.db.execute(_UPDATE_ORDER, {**changed, "w_order_id": order["order_id"]})
+    async def _set_ids(
+        self, order: dict[str, Any], ids: Mapping[str, str], steps: list[Write]
+    ) -> dict[str, Any]:
+        """Persist ids learnt from a step at once, so the order shows the saga's progress,
+        with the record of the step that brought them (``steps``, emptied): one
+        transaction, one round trip on PostgreSQL (issue 15)."""
+        changed = {**ids, "updated_at": rfc3339(self.ctx.clock())} if ids else {}
+        writes = list(steps)
+        steps.clear()
+        if changed:
+            writes.append((_UPDATE_ORDER, {**changed, "w_order_id": order["order_id"]}))
+        if writes:
+            await self.ctx.db.execute_all(writes)
         return {**order, **changed}
 
     async def _transition(
@@ -973,7 +987,15 @@ class OrderSimulator(Simulator):
         event = make_event(kind, COMPONENT, order["order_id"], data, self.ctx.clock())
         return event_write(outbox, TOPIC, order["order_id"], event)
 
-    async def _record(self, order_id: str, operation: str, outcome: str, detail: str) -> None:
+    async def _record(
+        self,
+        order_id: str,
+        operation: str,
+        outcome: str,
+        detail: str,
+        steps: list[Write] | None = None,
+    ) -> None:
+        """Write the step's record now, or add it to ``steps`` for the caller to write."""
         step = {
             "order_id": order_id,
             "operation": operation,
@@ -981,7 +1003,10 @@ class OrderSimulator(Simulator):
             "detail": detail[:500],
             "at": rfc3339(self.ctx.clock()),
         }
-        await self.ctx.db.execute(insert_into(saga_steps), step)
+        if steps is None:
+            await self.ctx.db.execute(insert_into(saga_steps), step)
+        else:
+            steps.append((insert_into(saga_steps), step))
 
     async def _load(self, order_id: str) -> dict[str, Any] | None:
         async with self.ctx.db.connect() as conn:
