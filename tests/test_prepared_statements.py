@@ -271,7 +271,8 @@ async def test_postgres_runs_writes_together_in_one_round_trip(
     database: PostgresDatabase,
 ) -> None:
     """Prepared writes to different tables go as one statement, without ``BEGIN`` (see
-    the test above for what is logged); two writes to one table, in a block."""
+    the test above for what is logged); two writes to one table, in a block; a write
+    alone, as a statement alone."""
     for key in ("warm-1", "warm-2"):
         await database.execute_all(_writes(key))
     async with database.connect() as conn:
@@ -280,12 +281,14 @@ async def test_postgres_runs_writes_together_in_one_round_trip(
     raw.add_query_logger(lambda record: sent.append(record.query.rstrip(";").upper()))
     await database.execute_all(_writes("together"))
     together, sent[:] = list(sent), []
+    await database.execute_all([(insert_into(seen), {"id": "alone"})])
+    alone, sent[:] = list(sent), []
     await database.execute_all(
         [(insert_into(seen), {"id": "s1"}), (insert_into(seen), {"id": "s2"})]
     )
-    assert together == []
+    assert together == [] and alone == []
     assert sent == ["BEGIN"]
-    assert {("together",), ("s1",), ("s2",)} <= (await _rows(database))["seen"]
+    assert {("together",), ("s1",), ("s2",), ("alone",)} <= (await _rows(database))["seen"]
 
 
 @pytest.mark.parametrize("backends", ["real"], indirect=True)

@@ -171,7 +171,10 @@ class Database(Protocol):
 
 async def execute_in_block(database: Database, writes: Sequence[Write]) -> None:
     """``writes`` one after the other in one transaction (:meth:`Database.execute_all`
-    where nothing better is done)."""
+    where nothing better is done); a write alone is a statement alone (no ``BEGIN``)."""
+    if len(writes) == 1:
+        await database.execute(*writes[0])
+        return
     async with database.begin() as conn:
         for statement, parameters in writes:
             await conn.execute(statement, parameters)
