@@ -832,6 +832,51 @@ async def test_an_event_that_brings_a_contact_reads_no_empty_inbox(
     assert reads == 2 and len(notify.sendgrid.seen) == 3  # delivered, nothing waits now
 
 
+async def test_an_orders_contact_is_stored_and_read_once(
+    notify: Notify, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """notify-svc keeps the newest orders' contacts in memory as well: the contact a
+    confirmation repeats is not stored again, and an event that carries none finds it
+    without a read (two round trips per order, issue 15). A contact that changes is
+    stored, and used; a reset forgets the contacts with the database."""
+    simulator = notify.host.stubs["notify-svc"].simulator
+    assert simulator is not None
+    reads, writes = 0, 0
+    connect, execute = simulator.ctx.db.connect, simulator.ctx.db.execute
+
+    def read() -> Any:
+        nonlocal reads
+        reads += 1
+        return connect()
+
+    async def write(statement: Any, parameters: Any = None) -> Any:
+        nonlocal writes
+        writes += statement is simulator._upsert_contact
+        return await execute(statement, parameters)
+
+    monkeypatch.setattr(simulator.ctx.db, "connect", read)
+    monkeypatch.setattr(simulator.ctx.db, "execute", write)
+
+    def recipients() -> list[str]:
+        return [seen.body["personalizations"][0]["to"][0]["email"] for seen in notify.sendgrid.seen]
+
+    confirmed = order_confirmed("ord_AAAAAAAA1")
+    await notify.publish("orders", confirmed)
+    await notify.publish("orders", confirmed)  # redelivered: claimed, nothing sent twice
+    await notify.publish("shipments", shipment_scheduled("ord_AAAAAAAA1"))
+    assert (reads, writes) == (0, 1)
+    assert recipients() == [EMAIL, EMAIL]
+    moved = order_confirmed("ord_AAAAAAAA1")
+    moved["data"]["email"] = "moved@example.org"
+    await notify.publish("orders", moved)
+    await notify.publish("shipments", shipment_scheduled("ord_AAAAAAAA1"))
+    assert (reads, writes) == (0, 2)
+    assert recipients() == [EMAIL, EMAIL, "moved@example.org", "moved@example.org"]
+    await simulator.reset()
+    await notify.publish("shipments", shipment_scheduled("ord_AAAAAAAA1"))
+    assert reads == 1 and len(recipients()) == 4  # no contact now: kept in the inbox
+
+
 async def test_events_kept_by_a_stopped_run_are_sent_after_a_restart_on_postgresql() -> None:
     """Which orders have events waiting is read from the inbox at start: the contact
     that comes after a restart still sends what the stopped run kept (PostgreSQL keeps
