@@ -351,6 +351,35 @@ async def test_stripe_key_reused_with_other_parameters(host_factory: HostFactory
     assert await intent_count(host) == 1
 
 
+async def test_stripe_keeps_an_intent_with_its_keys_answer(
+    host_factory: HostFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The PaymentIntent a keyed request made and the answer its Idempotency-Key keeps
+    are one write (one round trip on PostgreSQL, issue 15): when that write fails,
+    neither is kept -- no intent that a replay would not name, and the key is free."""
+    from sqlalchemy.exc import OperationalError
+
+    host = await host_factory(["stripe"])
+    db = host.stubs["stripe"].db
+    together = db.execute_all
+
+    async def lost(writes: Any) -> None:
+        raise OperationalError("INSERT", {}, ConnectionResetError("the server went away"))
+
+    visa, key = CHARGE | {"payment_method": "pm_card_visa"}, {"Idempotency-Key": "k-lost"}
+    async with stripe(host) as c:
+        monkeypatch.setattr(db, "execute_all", lost)
+        with pytest.raises(OperationalError):  # the test client raises what the app did
+            await c.post("/v1/payment_intents", data=visa, headers=key)
+        assert await intent_count(host) == 0
+        monkeypatch.setattr(db, "execute_all", together)
+        again = await c.post("/v1/payment_intents", data=visa, headers=key)
+        replayed = await c.post("/v1/payment_intents", data=visa, headers=key)
+    assert again.status_code == 200 and "idempotent-replayed" not in again.headers
+    assert replayed.headers["idempotent-replayed"] == "true"
+    assert replayed.json() == again.json() and await intent_count(host) == 1
+
+
 async def test_stripe_key_in_use_is_409(host_factory: HostFactory) -> None:
     host = await host_factory(["stripe"])
     simulator = host.stubs["stripe"].simulator

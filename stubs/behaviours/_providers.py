@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -35,7 +35,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from ecom_harness.stubs.engine import Problem
-from ecom_harness.stubs.state import Database, insert_into
+from ecom_harness.stubs.state import Database, Write, insert_into
 
 from ._idempotency import KeyRetention, as_utc, fingerprint
 from ._simulator import Simulator
@@ -226,9 +226,13 @@ class IdempotencyStore:
             return Conflict.OTHER_PARAMETERS
         return Replay(row.status, row.body, row.request_id)
 
-    async def complete(self, key: str, status: int, body: Any) -> None:
-        """Keep the answer for replays."""
-        await self.db.execute(self._complete, {"w_key": key, "status": status, "body": body})
+    async def complete(
+        self, key: str, status: int, body: Any, writes: Sequence[Write] = ()
+    ) -> None:
+        """Keep the answer for replays, with ``writes`` (what the request did) in one
+        transaction: a replay never answers for work that was not kept."""
+        answer = {"w_key": key, "status": status, "body": body}
+        await self.db.execute_all([*writes, (self._complete, answer)])
 
     async def release(self, key: str) -> None:
         """Forget the claim: the request stopped before doing anything worth replaying."""

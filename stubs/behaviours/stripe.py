@@ -36,7 +36,7 @@ from ecom_harness.stubs.engine import (
     StubResponse,
     ValidRequest,
 )
-from ecom_harness.stubs.state import insert_into, new_id
+from ecom_harness.stubs.state import Write, insert_into, new_id
 
 from ._idempotency import fingerprint
 from ._providers import (
@@ -217,8 +217,11 @@ class _Call:
         return json_response(status, {"error": error}, self.headers())
 
 
-# A POST's work: the answer, and whether an Idempotency-Key should replay it.
-_Work = Callable[[ValidRequest, _Call], Awaitable[tuple[StubResponse, bool]]]
+# A POST's work: the answer, and None when an Idempotency-Key should not replay it, else
+# the writes still to make (written with the answer kept for replays: one transaction,
+# one round trip on PostgreSQL).
+_Kept = list[Write] | None
+_Work = Callable[[ValidRequest, _Call], Awaitable[tuple[StubResponse, _Kept]]]
 
 
 class StripeSimulator(Simulator):
@@ -402,7 +405,10 @@ class StripeSimulator(Simulator):
             return denied
         key = call.idempotency_key
         if key is None:
-            return (await work(req, call))[0]
+            answer, writes = await work(req, call)
+            if writes:
+                await self.ctx.db.execute_all(writes)
+            return answer
         endpoint = req.request.path
         claimed = await self.idempotency.claim(
             key, endpoint, fingerprint(req.body), call.request_id
@@ -412,25 +418,25 @@ class StripeSimulator(Simulator):
         if isinstance(claimed, Conflict):
             return _key_conflict(claimed, key, call)
         try:
-            answer, keep = await work(req, call)
+            answer, writes = await work(req, call)
+            if writes is not None:
+                await self.idempotency.complete(key, answer.status, answer.body, writes)
         except BaseException:
             await self.idempotency.release(key)
             raise
-        if keep:
-            await self.idempotency.complete(key, answer.status, answer.body)
-        else:
+        if writes is None:
             await self.idempotency.release(key)
         return answer
 
     # --- PaymentIntents ------------------------------------------------------------
 
-    async def _create_intent(self, req: ValidRequest, call: _Call) -> tuple[StubResponse, bool]:
+    async def _create_intent(self, req: ValidRequest, call: _Call) -> tuple[StubResponse, _Kept]:
         """Create, and confirm with the test payment method when ``confirm=true``; a
         declined intent is kept (as Stripe keeps it) and named in the 402."""
         params: dict[str, Any] = req.body
         refused = self._refuse_intent(params, call)
         if refused is not None:
-            return refused, False
+            return refused, None
         intent, declined = _new_intent(params, call), None
         if params.get("confirm"):
             intent, declined = _confirm(intent, self.test_methods[params["payment_method"]], params)
@@ -441,10 +447,10 @@ class StripeSimulator(Simulator):
             "data": intent,
             "test_method": params.get("payment_method"),
         }
-        await self.ctx.db.execute(insert_into(self.intents), row)
+        created: list[Write] = [(insert_into(self.intents), row)]
         if declined is not None:
-            return call.error(402, **declined, payment_intent=intent), True
-        return json_response(200, intent, call.headers()), True
+            return call.error(402, **declined, payment_intent=intent), created
+        return json_response(200, intent, call.headers()), created
 
     def _refuse_intent(self, params: Mapping[str, Any], call: _Call) -> StubResponse | None:
         """The 400s Stripe answers before it creates a PaymentIntent."""
@@ -475,7 +481,7 @@ class StripeSimulator(Simulator):
             return call.error(400, type=_INVALID, message=_RETURN_URL_REQUIRED)
         return None
 
-    async def _confirm_intent(self, req: ValidRequest, call: _Call) -> tuple[StubResponse, bool]:
+    async def _confirm_intent(self, req: ValidRequest, call: _Call) -> tuple[StubResponse, _Kept]:
         """Attempt the charge of an existing PaymentIntent, with the payment method given
         here or the one it has; only one waiting for a payment method or a confirmation
         can be confirmed."""
@@ -485,7 +491,7 @@ class StripeSimulator(Simulator):
         async with self.ctx.db.connect() as conn:
             row = (await conn.execute(select(table).where(table.c.id == intent_id))).first()
         if row is None:
-            return _no_such_intent(intent_id, "intent", call), False
+            return _no_such_intent(intent_id, "intent", call), None
         intent: dict[str, Any] = dict(row.data)
         method = params.get("payment_method") or row.test_method
         if intent["status"] not in ("requires_payment_method", "requires_confirmation"):
@@ -496,9 +502,9 @@ class StripeSimulator(Simulator):
                 doc_url=_doc_url("payment_intent_unexpected_state"),
                 message=f"This PaymentIntent's status is {intent['status']}, which does not "
                 "allow it to be confirmed.",
-            ), False
+            ), None
         if method is None:
-            return call.error(400, type=_INVALID, message=_NO_PAYMENT_METHOD), False
+            return call.error(400, type=_INVALID, message=_NO_PAYMENT_METHOD), None
         if method not in self.test_methods:
             return call.error(
                 400,
@@ -507,7 +513,7 @@ class StripeSimulator(Simulator):
                 doc_url=_doc_url("resource_missing"),
                 message=f"No such PaymentMethod: '{method}'",
                 param="payment_method",
-            ), False
+            ), None
         if params.get("payment_method") or intent["payment_method"] is None:
             intent["payment_method"] = new_id("pm", 24)
         intent["last_payment_error"] = None
@@ -518,12 +524,12 @@ class StripeSimulator(Simulator):
             .values(data=intent, amount_received=intent["amount_received"], test_method=method)
         )
         if declined is not None:
-            return call.error(402, **declined, payment_intent=intent), True
-        return json_response(200, intent, call.headers()), True
+            return call.error(402, **declined, payment_intent=intent), []
+        return json_response(200, intent, call.headers()), []
 
     # --- Refunds -------------------------------------------------------------------
 
-    async def _create_refund(self, req: ValidRequest, call: _Call) -> tuple[StubResponse, bool]:
+    async def _create_refund(self, req: ValidRequest, call: _Call) -> tuple[StubResponse, _Kept]:
         """Refund what is left (or ``amount`` of it). The conditional UPDATE keeps two
         racing refunds from refunding more than was received; the loser looks again."""
         params: dict[str, Any] = req.body
@@ -533,11 +539,11 @@ class StripeSimulator(Simulator):
             async with self.ctx.db.begin() as conn:
                 row = (await conn.execute(select(table).where(table.c.id == intent_id))).first()
                 if row is None:
-                    return _no_such_intent(intent_id, "payment_intent", call, 404), False
+                    return _no_such_intent(intent_id, "payment_intent", call, 404), None
                 remaining = row.amount_received - row.amount_refunded
                 refused = _refuse_refund(row.data, remaining, params.get("amount"), call)
                 if refused is not None:
-                    return refused, False
+                    return refused, None
                 amount = params.get("amount", remaining)
                 updated = await conn.execute(
                     table.update()
@@ -552,7 +558,7 @@ class StripeSimulator(Simulator):
                             id=refund["id"], payment_intent=intent_id, data=refund
                         )
                     )
-                    return json_response(200, refund, call.headers()), True
+                    return json_response(200, refund, call.headers()), []
 
     # --- the engine's own errors, in Stripe's format ---------------------------------------
 
