@@ -23,6 +23,7 @@ from ecom_harness.stubs import Deadlines, Exchange, InMemoryBus, Record, StubHos
 from ecom_harness.stubs.behaviours import rfc3339
 from ecom_harness.stubs.behaviours.inventory_svc import InventorySimulator
 from ecom_harness.stubs.behaviours.payment_svc import DEFAULT_SECRET_KEY, PaymentSimulator
+from ecom_harness.stubs.state import modifies_in_with
 
 HostFactory = Callable[..., Awaitable[StubHost]]
 SERVICE = {"X-Service-Token": "order-svc-token"}
@@ -298,6 +299,40 @@ async def test_commit_is_idempotent_and_releasing_it_puts_the_units_back(
     ]
 
 
+async def test_a_commit_takes_each_skus_units_and_a_retried_reserve_finds_its_own(
+    host_factory: HostFactory,
+) -> None:
+    """What the one-statement paths on PostgreSQL do as the transactions do: a commit
+    takes every line's units (lines of one SKU summed, read from the stored items); a
+    reserve sent again for an order that has its reservation answers that one, also
+    when no units are left for a second hold; a commit that comes too late moves
+    nothing."""
+    async with inventory(host_factory, stock={"SKU-1001": 5, "SKU-2040": 1}) as inv:
+        lines = [
+            {"sku": "SKU-1001", "quantity": 2},
+            {"sku": "SKU-2040", "quantity": 1},
+            {"sku": "SKU-1001", "quantity": 1},
+        ]
+        body = {"order_id": ORDER, "items": lines}
+        held = (await inv.client.post("/reservations", json=body)).json()
+        committed = await inv.client.post(f"/reservations/{held['reservation_id']}/commit")
+        assert committed.json() == held | {"status": "COMMITTED"}
+        units = [await inv.stock(sku) for sku in ("SKU-1001", "SKU-2040")]
+        assert [(u["on_hand"], u["reserved"]) for u in units] == [(2, 0), (0, 0)]
+
+        first = (await inv.reserve({"SKU-1001": 2}, order="ord_Again0000")).json()
+        for _ in range(2):  # 2 units left, both held by the first: the retry holds none
+            again = await inv.reserve({"SKU-1001": 2}, order="ord_Again0000")
+            assert (again.status_code, again.json()) == (201, first)
+        assert (await inv.stock("SKU-1001"))["reserved"] == 2
+
+        inv.clock.advance(900)  # due, not swept yet
+        late = await inv.client.post(f"/reservations/{first['reservation_id']}/commit")
+        assert "EXPIRED" in assert_problem(late, 409, "conflict")["detail"]
+        stock = await inv.stock("SKU-1001")
+        assert (stock["on_hand"], stock["reserved"]) == (2, 0)  # the sweep gave them back
+
+
 class RecordedWrites:
     """A transaction's connection that notes each write (``update stock``...) it runs."""
 
@@ -321,10 +356,15 @@ async def test_stock_rows_are_each_transactions_last_writes(
     to, committing, releasing a held or a committed reservation, by id or by order,
     expiring -- nothing but more stock changes comes after the first. On PostgreSQL a
     hold that came before the reservation's and the event's inserts kept the row locked
-    over both (issue 15: the load run's orders queued on it)."""
+    over both (issue 15: the load run's orders queued on it). On PostgreSQL a reserve of
+    one SKU and a commit are one statement each, no transaction of their own: the lock
+    lasts that statement."""
+    from ecom_harness.stubs.behaviours.inventory_svc import _COMMIT_IN_ONE, _RESERVE_IN_ONE
+
     async with inventory(host_factory, stock={"SKU-1001": 5, "SKU-2040": 1}) as inv:
         transactions: list[list[str]] = []
-        plain = inv.sim.transaction
+        plain, alone = inv.sim.transaction, inv.sim.ctx.db.execute
+        in_one: list[str] = []  # the statements that changed stock alone
 
         @asynccontextmanager
         async def recorded() -> AsyncIterator[Any]:
@@ -332,7 +372,14 @@ async def test_stock_rows_are_each_transactions_last_writes(
             async with plain() as conn:
                 yield RecordedWrites(conn, transactions[-1])
 
+        async def statement(statement: Any, parameters: Any = None) -> Any:
+            result = await alone(statement, parameters)
+            if statement is _COMMIT_IN_ONE or statement is _RESERVE_IN_ONE:
+                in_one.append("commit" if statement is _COMMIT_IN_ONE else "reserve")
+            return result
+
         monkeypatch.setattr(inv.sim, "transaction", recorded)
+        monkeypatch.setattr(inv.sim.ctx.db, "execute", statement)
         held = (await inv.reserve({"SKU-1001": 1, "SKU-2040": 1})).json()
         assert (await inv.reserve({"SKU-2040": 1}, order="ord_Short00000")).status_code == 409
         path = f"/reservations/{held['reservation_id']}"
@@ -355,7 +402,14 @@ async def test_stock_rows_are_each_transactions_last_writes(
         stock = await inv.stock("SKU-1001")
         assert (stock["on_hand"], stock["reserved"]) == (5, 0)
     changing = [writes for writes in transactions if "update stock" in writes]
-    assert len(changing) == 10, transactions  # five reserves (one failed), five changes
+    # Five reserves (one failed) and five changes. On PostgreSQL the four reserves of
+    # one SKU and the commit are one statement each; the failed one's held nothing, and
+    # its transaction says why: six transactions are left.
+    if modifies_in_with(inv.sim.ctx.db):
+        assert in_one == ["reserve", "commit", "reserve", "reserve", "reserve"]
+        assert len(changing) == 6, transactions
+    else:
+        assert (in_one, len(changing)) == ([], 10), transactions
     for writes in changing:
         first = writes.index("update stock")
         assert set(writes[first:]) == {"update stock"}, writes

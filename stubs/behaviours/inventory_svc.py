@@ -47,10 +47,14 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Row,
+    Select,
     String,
     Table,
     bindparam,
+    cast,
+    column,
     func,
+    insert,
     select,
     update,
 )
@@ -58,7 +62,13 @@ from sqlalchemy.exc import IntegrityError
 
 from ecom_harness.specs import load_seed, resolve_pointer
 from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
-from ecom_harness.stubs.state import Connection, insert_into, new_id, outbox_table
+from ecom_harness.stubs.state import (
+    Connection,
+    insert_into,
+    modifies_in_with,
+    new_id,
+    outbox_table,
+)
 
 from ._simulator import SeedError, SimulatorContext, add_missing_rows, json_response, rfc3339
 from ._sql_sim import OutboxSimulator, Refusal, refusal
@@ -149,6 +159,76 @@ _DUE = (
     .order_by(RESERVATIONS.c.expires_at, RESERVATIONS.c.reservation_id)
 )
 _NEXT_DUE = select(func.min(RESERVATIONS.c.expires_at)).where(RESERVATIONS.c.status == HELD)
+_OUTBOX = outbox_table(_METADATA)
+
+
+def _typed_row(table: Table, names: tuple[str, ...]) -> Select[Any]:
+    """A row of parameters named after ``table``'s columns, typed in the SQL (a SELECT's
+    parameters have no column to take their type from)."""
+    types = [table.c[name].type for name in names]
+    return select(*(cast(bindparam(n, type_=t), t) for n, t in zip(names, types, strict=True)))
+
+
+def _reserve_in_one() -> Select[Any]:
+    """A reservation of one SKU as one statement, for a database that runs
+    data-modifying ``WITH`` queries: the conditional hold first, the reservation and
+    its event inserted only from the row it held. It returns the reservation's id,
+    nothing when the units were short (or the SKU unknown); a reservation the order
+    has already fails it on the unique order id, the hold undone with it. One round
+    trip where ``BEGIN``, two inserts, the hold and ``COMMIT`` were five (issue 15)."""
+    held = _HOLD.returning(STOCK.c.sku).cte("held")
+    made_columns = tuple(column.name for column in RESERVATIONS.c)
+    made = (
+        insert(RESERVATIONS)
+        .from_select(made_columns, _typed_row(RESERVATIONS, made_columns).select_from(held))
+        .returning(RESERVATIONS.c.reservation_id)
+        .cte("made")
+    )
+    event_columns = ("topic", "key", "event", "published")
+    queued = insert(_OUTBOX).from_select(
+        event_columns, _typed_row(_OUTBOX, event_columns).select_from(held)
+    )
+    return select(made.c.reservation_id).add_cte(queued.cte("queued"))
+
+
+def _commit_in_one() -> Select[Any]:
+    """A commit as one statement, for a database that runs data-modifying ``WITH``
+    queries: the conditional move returns the reservation, and its items -- summed per
+    SKU from the stored JSON -- take their units out of ``on_hand`` and ``reserved``.
+    It returns the committed reservation, nothing when it was not HELD or was due. One
+    round trip where ``BEGIN``, the move, a stock update per SKU and ``COMMIT`` were
+    four for an order of one SKU (issue 15)."""
+    committed = _COMMIT.cte("committed")
+    item = func.json_array_elements(committed.c["items"]).table_valued(
+        column("value", JSON), joins_implicitly=True
+    )
+    each = (
+        select(
+            item.c.value["sku"].as_string().label("sku"),
+            item.c.value["quantity"].as_integer().label("quantity"),
+        )
+        .select_from(committed, item)
+        .subquery("each")
+    )
+    lines = (
+        select(each.c.sku, func.sum(each.c.quantity).label("quantity"))
+        .group_by(each.c.sku)
+        .cte("lines")
+    )
+    taken = (
+        update(STOCK)
+        .where(STOCK.c.sku == lines.c.sku)
+        .values(
+            on_hand=STOCK.c.on_hand - lines.c.quantity,
+            reserved=STOCK.c.reserved - lines.c.quantity,
+            updated_at=bindparam("w_now"),
+        )
+    )
+    return select(committed).add_cte(taken.cte("taken"))
+
+
+_RESERVE_IN_ONE = _reserve_in_one()
+_COMMIT_IN_ONE = _commit_in_one()
 _NEVER = "~"  # sorts after every RFC 3339 time: nothing is due
 
 
@@ -204,7 +284,7 @@ class InventorySimulator(OutboxSimulator):
     component = "inventory-svc"
     topic = "inventory"
     metadata = _METADATA
-    outbox = outbox_table(_METADATA)
+    outbox = _OUTBOX
 
     def __init__(self, ctx: SimulatorContext):
         super().__init__(ctx)
@@ -214,6 +294,9 @@ class InventorySimulator(OutboxSimulator):
         # the earliest expiry of those made since: see before_each.
         self._next_due: str | None = None
         self._made_since_read = _NEVER
+        in_one = modifies_in_with(ctx.db)  # else the transactions below (SQLite)
+        self._reserve_in_one = _RESERVE_IN_ONE if in_one else None
+        self._commit_in_one = _COMMIT_IN_ONE if in_one else None
 
     def operations(self) -> dict[str, Behaviour]:
         return {
@@ -398,27 +481,50 @@ class InventorySimulator(OutboxSimulator):
 
         Nothing is read first: the insert fails on the unique order id when the order
         has a reservation already, and only a SKU that could not be held is looked up
-        (unknown, or short of units). Each read was a round trip of every order."""
+        (unknown, or short of units). Each read was a round trip of every order.
+
+        On PostgreSQL an order of one SKU is one statement (:func:`_reserve_in_one`),
+        its lock held for that statement alone; the transaction is SQLite's, that of
+        an order of several SKUs, and what says why one statement held nothing."""
         body = req.body
+        data = {
+            "reservation_id": reservation["reservation_id"],
+            "items": body["items"],
+            "expires_at": reservation["expires_at"],
+        }
+        reserved = self.event("inventory.reserved", body["order_id"], data)
+        if await self._held_in_one(reservation, totals, reserved[1]):
+            return self._made(reservation)
         async with self.transaction() as conn:
             await conn.execute(insert_into(RESERVATIONS), reservation)
-            await self.emit(
-                conn,
-                "inventory.reserved",
-                body["order_id"],
-                {
-                    "reservation_id": reservation["reservation_id"],
-                    "items": body["items"],
-                    "expires_at": reservation["expires_at"],
-                },
-            )
+            await conn.execute(*reserved)
             short = [(sku, qty) for sku, qty in totals if not await self._hold(conn, sku, qty)]
             if short:  # rolls the reservation and its event back
                 await self._require_stocked(conn, [sku for sku, _ in short], req)
                 raise await self._out_of_stock(conn, short, req)
-        # committed: the next sweep is due by this expiry at the latest
+        return self._made(reservation)
+
+    def _made(self, reservation: dict[str, Any]) -> StubResponse:
+        """The answer for a reservation just committed to the database, which the next
+        sweep is due by at the latest."""
         self._made_since_read = min(self._made_since_read, reservation["expires_at"])
         return json_response(201, reservation)
+
+    async def _held_in_one(
+        self, reservation: dict[str, Any], totals: list[tuple[str, int]], event: Mapping[str, Any]
+    ) -> bool:
+        """The reservation made in one statement (see :func:`_reserve_in_one`); False
+        when it cannot be (SQLite, several SKUs) or held nothing (short of units, or not
+        stocked: the transaction says which), and nothing was written."""
+        if self._reserve_in_one is None or len(totals) != 1:
+            return False
+        [(sku, quantity)] = totals
+        hold = {"w_sku": sku, "w_quantity": quantity, "w_now": reservation["created_at"]}
+        made = await self.ctx.db.execute(self._reserve_in_one, {**reservation, **event, **hold})
+        if made.first() is None:
+            return False
+        self.relay.wake()
+        return True
 
     async def _hold(self, conn: Connection, sku: str, quantity: int) -> bool:
         """Reserve ``quantity`` units if that many are available; the database decides,
@@ -524,11 +630,10 @@ class InventorySimulator(OutboxSimulator):
             "w_reservation_id": req.params["path"]["reservationId"],
             "w_now": rfc3339(self.ctx.clock()),
         }
-        async with self.transaction() as conn:
-            committed = (await conn.execute(_COMMIT, where)).first()
-            if committed is not None:
-                await self._adjust(conn, committed.items, on_hand=-1, reserved=-1)  # last
-                return json_response(200, _reservation_body(committed))
+        committed = await self._committed(where)
+        if committed is not None:
+            return json_response(200, _reservation_body(committed))
+        async with self.ctx.db.connect() as conn:
             row = await self._reservation(conn, req)
         if row.status == COMMITTED:
             return json_response(200, _reservation_body(row))
@@ -540,6 +645,17 @@ class InventorySimulator(OutboxSimulator):
                 "and cannot be committed."
             )
         raise refusal("conflict", detail, req)
+
+    async def _committed(self, where: Mapping[str, str]) -> Row[Any] | None:
+        """The reservation, moved HELD -> COMMITTED with its units taken; None when it was
+        not HELD or was due (nothing changed)."""
+        if self._commit_in_one is not None:
+            return (await self.ctx.db.execute(self._commit_in_one, where)).first()
+        async with self.transaction() as conn:
+            committed = (await conn.execute(_COMMIT, where)).first()
+            if committed is not None:
+                await self._adjust(conn, committed.items, on_hand=-1, reserved=-1)  # last
+        return committed
 
     async def expire_due(self) -> int:
         """Expire every HELD reservation whose ``expires_at`` has passed by ``ctx.clock``,
