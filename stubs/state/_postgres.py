@@ -43,7 +43,7 @@ from ._database import ScalarShortcuts, Write, execute_in_block
 from ._prepared import NO_ROWS, Prepared, PreparedResult, StatementCache
 
 if TYPE_CHECKING:
-    from sqlalchemy import URL, CursorResult, Engine, Executable
+    from sqlalchemy import URL, CursorResult, Engine, Executable, Table
     from sqlalchemy import Connection as SyncConnection
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -302,6 +302,16 @@ class PostgresDatabase:
                 _with_queries(parts, counts), (), None, rows_shown=False
             )
         return together, values
+
+    async def reclaim(self, table: Table) -> None:
+        """``VACUUM`` the table (see :meth:`~._database.Database.reclaim`): outside any
+        transaction, as it must run; it waits for no writer, and none waits for it."""
+        name = self.dialect.identifier_preparer.format_table(table)
+        async with self.connect() as held:
+            try:
+                await held.raw.execute(f"VACUUM {name}")
+            except Exception as error:  # noqa: BLE001 - raised again as SQLAlchemy raises it
+                held._raise(error, f"VACUUM {name}", [])
 
     async def dispose(self) -> None:
         """Close the kept connections, the owner's (letting the database go) and the
