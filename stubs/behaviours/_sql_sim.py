@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
-from sqlalchemy import Table
+from sqlalchemy import Select, Table, bindparam, cast, select
 
 from ecom_harness.stubs.engine import Behaviour, StubResponse, ValidRequest
 from ecom_harness.stubs.state import Connection, OutboxRelay, Write, event_write, make_event
 
 from ._simulator import Simulator, SimulatorContext, health_behaviour, problem_response
 
-__all__ = ["OutboxSimulator", "Refusal", "platform_problem", "refusal"]
+__all__ = ["OutboxSimulator", "Refusal", "platform_problem", "refusal", "typed_row"]
 
 # Problem types the two simulators answer: slug -> (status, title as in the specs' examples).
 _PROBLEMS: dict[str, tuple[int, str]] = {
@@ -130,3 +130,11 @@ class OutboxSimulator(Simulator):
     async def stop(self) -> None:
         await self.relay.stop()
         await super().stop()
+
+
+def typed_row(table: Table, names: tuple[str, ...]) -> Select[Any]:
+    """A row of parameters named after ``table``'s columns, typed in the SQL (a SELECT's
+    parameters have no column to take their type from): what an ``INSERT ... SELECT``
+    inserts from another query of the same statement."""
+    types = [table.c[name].type for name in names]
+    return select(*(cast(bindparam(n, type_=t), t) for n, t in zip(names, types, strict=True)))

@@ -51,7 +51,6 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
-    cast,
     column,
     func,
     insert,
@@ -71,7 +70,7 @@ from ecom_harness.stubs.state import (
 )
 
 from ._simulator import SeedError, SimulatorContext, add_missing_rows, json_response, rfc3339
-from ._sql_sim import OutboxSimulator, Refusal, refusal
+from ._sql_sim import OutboxSimulator, Refusal, refusal, typed_row
 
 __all__ = ["InventorySimulator"]
 
@@ -162,13 +161,6 @@ _NEXT_DUE = select(func.min(RESERVATIONS.c.expires_at)).where(RESERVATIONS.c.sta
 _OUTBOX = outbox_table(_METADATA)
 
 
-def _typed_row(table: Table, names: tuple[str, ...]) -> Select[Any]:
-    """A row of parameters named after ``table``'s columns, typed in the SQL (a SELECT's
-    parameters have no column to take their type from)."""
-    types = [table.c[name].type for name in names]
-    return select(*(cast(bindparam(n, type_=t), t) for n, t in zip(names, types, strict=True)))
-
-
 def _reserve_in_one() -> Select[Any]:
     """A reservation of one SKU as one statement, for a database that runs
     data-modifying ``WITH`` queries: the conditional hold first, the reservation and
@@ -180,13 +172,13 @@ def _reserve_in_one() -> Select[Any]:
     made_columns = tuple(column.name for column in RESERVATIONS.c)
     made = (
         insert(RESERVATIONS)
-        .from_select(made_columns, _typed_row(RESERVATIONS, made_columns).select_from(held))
+        .from_select(made_columns, typed_row(RESERVATIONS, made_columns).select_from(held))
         .returning(RESERVATIONS.c.reservation_id)
         .cte("made")
     )
     event_columns = ("topic", "key", "event", "published")
     queued = insert(_OUTBOX).from_select(
-        event_columns, _typed_row(_OUTBOX, event_columns).select_from(held)
+        event_columns, typed_row(_OUTBOX, event_columns).select_from(held)
     )
     return select(made.c.reservation_id).add_cte(queued.cte("queued"))
 

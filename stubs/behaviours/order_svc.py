@@ -78,7 +78,6 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
-    cast,
     insert,
     select,
     update,
@@ -108,6 +107,7 @@ from ._simulator import (
     not_found,
     problem_response,
 )
+from ._sql_sim import typed_row
 from ._undo_queue import UndoQueue, undo_table
 
 __all__ = ["OrderSimulator", "PeerUnavailable"]
@@ -227,10 +227,7 @@ def _move_and_queue() -> Insert:
         .cte("moved")
     )
     columns = ("topic", "key", "event", "published")
-    # typed in the SQL: a SELECT's parameters have no column to take their type from
-    typed = [outbox.c[name].type for name in columns]
-    row = select(*(cast(bindparam(n, type_=t), t) for n, t in zip(columns, typed, strict=True)))
-    return insert(outbox).from_select(columns, row.select_from(moved))
+    return insert(outbox).from_select(columns, typed_row(outbox, columns).select_from(moved))
 
 
 _MOVE_AND_QUEUE = _move_and_queue()
