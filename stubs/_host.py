@@ -30,7 +30,7 @@ from ecom_harness.stubs.behaviours import (
     peer_client,
 )
 from ecom_harness.stubs.engine import Exchange, StubApp, StubEngine
-from ecom_harness.stubs.state import Backends, Database, open_database, open_redis
+from ecom_harness.stubs.state import Backends, Database, open_database, open_redis, reach_redis
 
 from ._in_process import InProcessTransport
 from .behaviours import SIMULATORS
@@ -98,6 +98,7 @@ class StubHost:
 
     async def start(self) -> StubHost:
         self.redis = open_redis(self.backends)
+        await reach_redis(self.redis, self.backends)
         apis = {name: load_api(path) for name, path in self.specs.items()}
         peers: dict[str, Peers] = {name: Peers() for name in apis}
         for name, api in apis.items():

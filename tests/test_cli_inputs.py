@@ -52,6 +52,37 @@ def test_backend_options_are_checked_alike_by_every_command(
     assert_one_line(exit_code, output, EXIT_USAGE, *words)
 
 
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("option", "address", "words"),
+    [
+        ("--kafka", "127.0.0.1:{port}", ("Kafka at 127.0.0.1:{port}: no broker answers there",)),
+        ("--redis", "redis://127.0.0.1:{port}/0", ("Redis at redis://127.0.0.1:{port}/0: ",)),
+        (
+            "--postgres",
+            "postgresql://postgres@127.0.0.1:{port}/postgres",
+            ("PostgreSQL at postgresql://postgres@127.0.0.1:{port}/postgres: ",),
+        ),
+    ],
+    ids=["kafka", "redis", "postgres"],
+)
+def test_a_backend_nobody_answers_at_is_named_by_its_address(
+    option: str, address: str, words: tuple[str, ...]
+) -> None:
+    port = closed_port()
+    exit_code, output = run("run", "happy-path", option, address.format(port=port))
+    assert exit_code == EXIT_USAGE, output  # run's set-up error
+    assert "Traceback" not in output
+    for word in words:
+        assert f"cannot run the mesh: {word.format(port=port)}" in output, output
+
+
 @pytest.mark.parametrize("command", [["up"], ["env", "order-svc", "--port-base", "20000"]])
 def test_an_unknown_real_component_is_a_usage_error_for_up_and_env(command: list[str]) -> None:
     exit_code, output = run(*command, "--real", "nosuch=http://127.0.0.1:9000")

@@ -64,10 +64,15 @@ def test_serves_until_ctrl_c_then_stops_and_frees_its_ports() -> None:
         (
             ["order-svc", "--redis", "redis://127.0.0.1:1/0"],
             1,
-            "cannot serve the stubs: Error 111 connecting to 127.0.0.1:1",
+            "cannot serve the stubs: Redis at redis://127.0.0.1:1/0: Error 111 connecting",
+        ),
+        (
+            ["order-svc", "--redis", "redis://:hunter2@127.0.0.1:1/0"],
+            1,
+            "cannot serve the stubs: Redis at redis://:***@127.0.0.1:1/0: Error 111",
         ),
     ],
-    ids=["unknown-component", "unreachable-postgres", "unreachable-redis"],
+    ids=["unknown-component", "unreachable-postgres", "unreachable-redis", "redis-password"],
 )
 def test_bad_input_gets_one_line_and_an_exit_code(
     args: list[str], exit_code: int, message: str
@@ -76,6 +81,7 @@ def test_bad_input_gets_one_line_and_an_exit_code(
     assert result.exit_code == exit_code, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+    assert "hunter2" not in result.output  # a password is never shown
 
 
 def test_a_spec_that_is_not_openapi_is_refused(tmp_path: Path) -> None:

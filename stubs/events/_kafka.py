@@ -162,12 +162,18 @@ class KafkaBus(BusCore):
         self._unsettled: dict[str, _Held] = {}
 
     async def _open(self) -> None:
-        if self._create_topics:
-            await create_topics(self.bootstrap_servers, self.validator.partitions)
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap_servers, client_id=self._client_id, acks="all"
-        )
-        await self._producer.start()
+        try:
+            if self._create_topics:
+                await create_topics(self.bootstrap_servers, self.validator.partitions)
+            self._producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap_servers, client_id=self._client_id, acks="all"
+            )
+            await self._producer.start()
+        except KafkaConnectionError as exc:  # aiokafka's words name no address a user gave
+            raise BusError(
+                f"Kafka at {self.bootstrap_servers}: no broker answers there "
+                "(start one, or use --kafka local to have the mesh start its own)"
+            ) from exc
         await self._join(self._members)
 
     async def _close(self) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ecom_harness._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from ._backends import Backends, database_name, open_database, open_redis
+    from ._backends import Backends, database_name, open_database, open_redis, reach_redis
     from ._database import (
         Connection,
         Database,
@@ -40,6 +40,7 @@ _EXPORTS = {
     "new_id": "._outbox",
     "open_database": "._backends",
     "open_redis": "._backends",
+    "reach_redis": "._backends",
     "outbox_table": "._outbox",
     "upsert_into": "._database",
 }
@@ -65,5 +66,6 @@ __all__ = [
     "open_database",
     "open_redis",
     "outbox_table",
+    "reach_redis",
     "upsert_into",
 ]

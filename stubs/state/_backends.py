@@ -25,6 +25,7 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:  # SQLAlchemy and redis load when a backend is opened, not with the plan
     import redis.asyncio as aioredis
@@ -36,7 +37,15 @@ import orjson
 
 from ._database import Database, EmbeddedDatabase, json_text
 
-__all__ = ["Backends", "DatabaseUnavailable", "database_name", "open_database", "open_redis"]
+__all__ = [
+    "Backends",
+    "DatabaseUnavailable",
+    "RedisUnavailable",
+    "database_name",
+    "open_database",
+    "open_redis",
+    "reach_redis",
+]
 
 
 CONNECTIONS = 8  # per service, on a PostgreSQL server
@@ -53,6 +62,10 @@ _LOCK_HOLDER = (
 
 class DatabaseUnavailable(RuntimeError):
     """The PostgreSQL server given cannot be used (unreachable, refusing the role...)."""
+
+
+class RedisUnavailable(RuntimeError):
+    """The Redis server given cannot be used (unreachable, refusing the password...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,3 +222,28 @@ def open_redis(backends: Backends) -> aioredis.Redis:
     if backends.redis_url is None:
         return fakeredis.FakeAsyncRedis(decode_responses=True)
     return aioredis.Redis.from_url(backends.redis_url, decode_responses=True)
+
+
+async def reach_redis(client: aioredis.Redis, backends: Backends) -> None:
+    """Fail at start, naming the server, when the Redis given cannot be used: otherwise
+    the first simulator to touch it fails with redis-py's words alone ("Error 111
+    connecting to 127.0.0.1:1"), which do not say which of the backends it was."""
+    from redis.exceptions import RedisError
+
+    if backends.redis_url is None:
+        return
+    try:
+        await client.ping()
+    except (OSError, RedisError) as exc:
+        why = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        raise RedisUnavailable(f"Redis at {_without_password(backends.redis_url)}: {why}") from exc
+
+
+def _without_password(url: str) -> str:
+    """``redis://:***@host:6379/0``: an address fit for a message or a log."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
