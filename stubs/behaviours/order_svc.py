@@ -63,7 +63,6 @@ import base64
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -98,6 +97,19 @@ from ecom_harness.stubs.state import (
 
 from ._breaker import BreakerState, CircuitBreaker, CircuitOpen
 from ._idempotency import KeyedLocks, KeyRetention, fingerprint
+from ._saga import (
+    BY_ORDER,
+    FORWARD,
+    Call,
+    Outcome,
+    PeerUnavailable,
+    SagaFailed,
+    UndoStep,
+    compensations,
+    read_answer,
+    settling,
+    unknown,
+)
 from ._simulator import (
     Simulator,
     SimulatorContext,
@@ -145,8 +157,6 @@ ORDER_FIELDS = (
     "created_at",
     "updated_at",
 )
-# The saga's forward steps, in order; each completed one is undone by its compensation.
-FORWARD = ("reserveStock", "createPayment", "scheduleShipment", "commitReservation")
 
 _METADATA = MetaData()
 orders = Table(
@@ -255,97 +265,6 @@ def decode_cursor(cursor: str) -> int | None:
         return int(seq) if prefix == "seq" else None
     except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
         return None
-
-
-class PeerUnavailable(Exception):
-    """A peer timed out, could not be reached, or answered 5xx (a breaker failure)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One HTTP call to a peer, named by the peer's operationId."""
-
-    operation: str
-    peer: str
-    path: str
-    json: Any = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What a call came to: ``status`` is None when no answer arrived (see ``detail``)."""
-
-    ok: bool
-    status: int | None
-    body: dict[str, Any]
-    detail: str
-    sent: bool = True  # False: the circuit breaker kept the call from being made
-
-
-UndoStep = tuple[str, dict[str, Any]]  # kind (the undoing operationId, or settle*), payload
-# Undo steps by order id: done when the peer undid what the order had (200) or made sure
-# nothing comes of a request still to land (204).
-BY_ORDER = frozenset({"releaseOrderReservation", "cancelOrderShipment"})
-
-
-@dataclass(eq=False)
-class SagaFailed(Exception):
-    """A forward step failed: why (``reason`` is the order's failure_reason), the
-    problem to answer, and ids learnt on the way (a declined charge's payment_id)."""
-
-    reason: str
-    status: int
-    slug: str
-    title: str
-    detail: str
-    extensions: dict[str, Any] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
-    ids: dict[str, str] = field(default_factory=dict)
-    # undoes the step whose outcome is unknown (it timed out): settling, or by order id
-    unsettled: UndoStep | None = None
-
-    def response(self, order_id: str) -> StubResponse:
-        return problem_response(
-            self.status,
-            self.slug,
-            title=self.title,
-            detail=self.detail,
-            instance=f"/orders/{order_id}",
-            headers={**self.headers, "Location": f"/orders/{order_id}"},
-            **self.extensions,
-            order_id=order_id,
-            order_status="REJECTED",
-        )
-
-
-def compensations(
-    order: Mapping[str, Any], done: Sequence[str], refund_reason: str, release_reason: str
-) -> list[UndoStep]:
-    """The steps undoing the completed forward steps ``done``, latest first; the release
-    says why (the order's failure reason), for ``inventory.released``."""
-    undo: dict[str, UndoStep] = {
-        "reserveStock": (
-            "releaseReservation",
-            {"reservation_id": order["reservation_id"], "reason": release_reason},
-        ),
-        "createPayment": (
-            "refundPayment",
-            {"payment_id": order["payment_id"], "reason": refund_reason},
-        ),
-        "scheduleShipment": ("cancelShipment", {"shipment_id": order["shipment_id"]}),
-    }
-    return [undo[step] for step in reversed(done) if step in undo]
-
-
-def settling(call: Call) -> UndoStep:
-    """The undo step of a forward call whose outcome is unknown: send it again as it was
-    (the peer treats it as the same request), then undo what it answered."""
-    return f"settle:{call.operation}", {
-        "path": call.path,
-        "json": call.json,
-        "headers": dict(call.headers),
-    }
 
 
 class OrderSimulator(Simulator):
@@ -596,7 +515,7 @@ class OrderSimulator(Simulator):
         if outcome.status in (404, 409):  # 404: a SKU inventory-svc does not stock
             raise self._out_of_stock(order, outcome)
         failure = self._inventory_unavailable(outcome.detail)
-        if _unknown(outcome):  # the hold may land yet: released by order id, whenever
+        if unknown(outcome):  # the hold may land yet: released by order id, whenever
             release = {"reason": "inventory_unavailable"}
             failure.unsettled = ("releaseOrderReservation", release)
         raise failure
@@ -626,7 +545,7 @@ class OrderSimulator(Simulator):
                 str(outcome.body.get("decline_code") or "generic_decline"),
                 ids={"payment_id": payment_id} if isinstance(payment_id, str) else {},
             )
-        if _unknown(outcome):  # never a decline: whether the card was charged is unknown
+        if unknown(outcome):  # never a decline: whether the card was charged is unknown
             raise SagaFailed(
                 "payment_unavailable",
                 503,
@@ -668,7 +587,7 @@ class OrderSimulator(Simulator):
             headers={"Retry-After": str(int(self.setting("retry_after")))},
             # unknown, or a 409 (a shipment exists after all): cancelled by order id
             unsettled=(
-                ("cancelOrderShipment", {}) if _unknown(outcome) or outcome.status == 409 else None
+                ("cancelOrderShipment", {}) if unknown(outcome) or outcome.status == 409 else None
             ),
         )
 
@@ -746,7 +665,7 @@ class OrderSimulator(Simulator):
         finds what the first one did (or does it now), and never charges twice."""
         call = Call(operation, PAYMENT, payload["path"], payload["json"], payload["headers"])
         outcome = await self._attempt(order_id, call, expect=201, counted=False)
-        if _unknown(outcome) or not outcome.sent:
+        if unknown(outcome) or not outcome.sent:
             return False
         found = outcome.body.get("payment_id") if outcome.ok else None
         if not isinstance(found, str):
@@ -846,7 +765,7 @@ class OrderSimulator(Simulator):
         except PeerUnavailable as exc:
             outcome = Outcome(False, None, {}, str(exc))
         else:
-            outcome = _read(response, expect)
+            outcome = read_answer(response, expect)
         outcome_word = "succeeded" if outcome.ok else "failed"
         await self._record(order_id, call.operation, outcome_word, outcome.detail, steps)
         return outcome
@@ -1018,21 +937,3 @@ class OrderSimulator(Simulator):
         if order is None or (acting is not None and order["user_id"] != acting):
             return None
         return order
-
-
-def _unknown(outcome: Outcome) -> bool:
-    """Whether a call's outcome is unknown: no answer, or the peer failed (5xx)."""
-    return outcome.sent and (outcome.status is None or outcome.status >= 500)
-
-
-def _read(response: httpx.Response, expect: int) -> Outcome:
-    """A peer's answer as an :class:`Outcome` (its JSON object body, or {})."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    body = body if isinstance(body, dict) else {}
-    status = response.status_code
-    if status == expect:
-        return Outcome(True, status, body, f"answered {status}")
-    return Outcome(False, status, body, f"answered {status}: {body.get('detail', '')}")
