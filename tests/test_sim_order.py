@@ -830,6 +830,65 @@ async def test_published_events_leave_the_outbox(order_env: Any) -> None:
     assert await rows() == 0
 
 
+class BusThatSeesAnOrderPlaced(FlakyBus):
+    """A bus during whose first write an order is placed (as by a client while the
+    relay publishes): its events are committed after the pass's read."""
+
+    def __init__(self) -> None:
+        super().__init__(failures=0)
+        self.meanwhile: Callable[[], Awaitable[Any]] | None = None
+
+    async def publish_in_order(self, records: list[Any], **_: Any) -> list[Any]:
+        if self.meanwhile is not None:
+            meanwhile, self.meanwhile = self.meanwhile, None
+            await meanwhile()
+        return await super().publish_in_order(records)
+
+
+async def test_events_committed_while_a_pass_publishes_go_out_in_that_pass(
+    order_env: Any, backends: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load events keep coming while a pass publishes: the pass goes on with them,
+    in order, instead of leaving them to the next wake. On PostgreSQL a batch's deletion
+    and the read of what came meanwhile are one statement: three reads and deletions of
+    the outbox for two batches, not five (a round trip of every pass, issue 15)."""
+    from ecom_harness.stubs.state import _postgres
+
+    bus = BusThatSeesAnOrderPlaced()
+    env = await order_env(bus=bus)
+    relay = env.sim.relay
+    await relay.stop()
+    await env.order("key-0")
+    assert await relay.relay_once() == 2  # its statements seen once: prepared from now on
+    bus.published.clear()
+    first = (await env.order("key-1")).json()["order_id"]
+    second: list[str] = []
+
+    async def place_another() -> None:
+        second.append((await env.order("key-2")).json()["order_id"])
+
+    bus.meanwhile = place_another
+    seen: list[str] = []
+    run = _postgres._HeldConnection._run
+
+    async def counted(held: Any, prepared: Any, values: list[Any]) -> Any:
+        if "outbox" in prepared.sql:
+            seen.append(prepared.sql)
+        return await run(held, prepared, values)
+
+    monkeypatch.setattr(_postgres._HeldConnection, "_run", counted)
+    assert await relay.relay_once() == 4
+    assert await relay.pending() == 0
+    assert [(e["order_id"], e["type"]) for e in bus.published] == [
+        (first, "order.placed"),
+        (first, "order.confirmed"),
+        (second[0], "order.placed"),
+        (second[0], "order.confirmed"),
+    ]
+    if backends.database_url is not None:  # the order's own writes insert into it
+        assert len([sql for sql in seen if "INSERT" not in sql]) == 3, seen
+
+
 @pytest.mark.parametrize("backends", ["real"], indirect=True)
 async def test_the_outbox_keeps_its_size_as_rows_come_and_go(order_env: Any) -> None:
     """On PostgreSQL a deleted row's space stays until it is vacuumed, and each read of

@@ -16,6 +16,7 @@ import logging
 import os
 import string
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,19 +26,24 @@ from sqlalchemy import (
     Column,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
+    all_,
+    any_,
     bindparam,
     delete,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError
 
 from ecom_harness.specs import MessageRejected
 from ecom_harness.stubs.events import Outgoing
 
-from ._database import Connection, Database, Write, insert_into
+from ._database import Connection, Database, Write, insert_into, modifies_in_with
 
 __all__ = ["OutboxRelay", "add_event", "event_write", "make_event", "new_id", "outbox_table"]
 
@@ -132,6 +138,24 @@ def event_write(table: Table, topic: str, key: str, event: dict[str, Any]) -> Wr
     return insert_into(table), {"topic": topic, "key": key, "event": event, "published": False}
 
 
+def _published_then_pending(table: Table) -> Select[Any]:
+    """The deletion of the published rows (``w_seqs``) as a data-modifying ``WITH``
+    query of the read of the pending ones, which leaves them out itself: both run on
+    one snapshot, where the deleted rows are still there."""
+    seqs = bindparam("w_seqs", type_=ARRAY(Integer))
+    gone = delete(table).where((table.c.seq == any_(seqs)) | table.c.published.is_(True))
+    return (
+        select(table)
+        .where(
+            table.c.published.is_(False),
+            table.c.rejected.is_(None),
+            table.c.seq != all_(seqs),
+        )
+        .order_by(table.c.seq)
+        .add_cte(gone.cte("gone"))
+    )
+
+
 class OutboxRelay:
     """Publishes one service's outbox to the bus, in order, retrying while it is down.
 
@@ -150,6 +174,9 @@ class OutboxRelay:
         )
         self._published = delete(table).where(
             table.c.seq.in_(bindparam("w_seqs", expanding=True)) | table.c.published.is_(True)
+        )
+        self._published_then_pending = (
+            _published_then_pending(table) if modifies_in_with(db) else None
         )
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -173,52 +200,58 @@ class OutboxRelay:
             return await self._relay_pending()
 
     async def _relay_pending(self) -> int:
+        """Pass after pass while events keep coming: each pass's deletion of what it
+        published also reads what is pending now (see :meth:`_forget`)."""
         async with self.db.connect() as conn:
             pending = (await conn.execute(self._pending)).all()
-        if not pending:
-            return 0
+        relayed = 0
+        while pending:
+            published: list[int] = []
+            try:
+                bus_up = await self._publish(pending, published)
+            except BaseException:
+                await self._forget(published)
+                raise
+            relayed += len(published)
+            pending = await self._forget(published, then_read=bus_up)
+        return relayed
+
+    async def _publish(self, pending: Sequence[Row[Any]], published: list[int]) -> bool:
+        """Publish ``pending`` in order, adding each published row's seq to
+        ``published``; False when the bus is down (the rest wait for the next pass)."""
         records = [Outgoing(row.topic, row.key, row.event) for row in pending]
         try:  # in order, one wait for the broker for all of them (see publish_in_order)
             outcomes = await self.bus.publish_in_order(records, publisher=self.publisher)
         except Exception as exc:  # noqa: BLE001 - the bus is not running: as if down
             outcomes = [exc] * len(records)
-        published: list[int] = []
-        try:
-            for row, outcome in zip(pending, outcomes, strict=True):
-                if isinstance(outcome, MessageRejected):
-                    logger.error(
-                        "outbox of %s: event %s rejected by the bus: %s",
+        for row, outcome in zip(pending, outcomes, strict=True):
+            if isinstance(outcome, MessageRejected):
+                logger.error(
+                    "outbox of %s: event %s rejected by the bus: %s",
+                    self.publisher,
+                    row.seq,
+                    outcome,
+                )
+                await self._mark([row.seq], rejected=str(outcome)[:2000])
+                continue
+            if isinstance(outcome, Exception):  # the bus is down: kept for the next pass
+                if not self.failing:  # one line per outage, not one per attempt
+                    logger.warning(
+                        "outbox of %s: publish failed, retrying with backoff: %s",
                         self.publisher,
-                        row.seq,
                         outcome,
                     )
-                    await self._mark([row.seq], rejected=str(outcome)[:2000])
-                    continue
-                if isinstance(outcome, Exception):  # the bus is down: kept for the next pass
-                    if not self.failing:  # one line per outage, not one per attempt
-                        logger.warning(
-                            "outbox of %s: publish failed, retrying with backoff: %s",
-                            self.publisher,
-                            outcome,
-                        )
-                    self.failing += 1
-                    break
-                if self.failing:
-                    logger.warning(
-                        "outbox of %s: publishing again after %d failed attempt(s)",
-                        self.publisher,
-                        self.failing,
-                    )
-                    self.failing = 0
-                published.append(row.seq)
-        finally:
-            # One write for the whole pass (a transaction per event cost each service's
-            # database more than the events did, under load); a crash before it only
-            # means a redelivery, which the bus's at-least-once consumers expect.
-            # Published rows are deleted, not marked: kept, they were the outbox's whole
-            # history, one row per event of the run (issue 15, flat memory).
-            await self._forget(published)
-        return len(published)
+                self.failing += 1
+                return False
+            if self.failing:
+                logger.warning(
+                    "outbox of %s: publishing again after %d failed attempt(s)",
+                    self.publisher,
+                    self.failing,
+                )
+                self.failing = 0
+            published.append(row.seq)
+        return True
 
     async def _mark(self, seqs: list[int], **values: Any) -> None:
         if seqs:
@@ -226,14 +259,32 @@ class OutboxRelay:
                 update(self.table).where(self.table.c.seq.in_(seqs)).values(**values)
             )
 
-    async def _forget(self, seqs: list[int]) -> None:
+    async def _forget(self, seqs: list[int], *, then_read: bool = False) -> Sequence[Row[Any]]:
         """Delete the rows of published events (and any an earlier version kept marked
-        ``published``)."""
-        if seqs:
-            await self.db.execute(self._published, {"w_seqs": seqs})
-            self._deleted += len(seqs)
-            if self._deleted >= self.reclaim_after:
-                await self.reclaim()
+        ``published``): one write per pass (a transaction per event cost each service's
+        database more than the events did, under load); a crash before it only means a
+        redelivery, which the bus's at-least-once consumers expect. Published rows are
+        deleted, not marked: kept, they were the outbox's whole history (issue 15, flat
+        memory).
+
+        With ``then_read``, the events pending now are returned: on PostgreSQL read by
+        the same statement as the deletion (under load the next pass's read was one
+        round trip of every pass, issue 15)."""
+        if then_read:
+            self._wake.clear()  # an event committed after this read wakes the next pass
+        pending: Sequence[Row[Any]] = ()
+        if seqs and then_read and self._published_then_pending is not None:
+            pending = (await self.db.execute(self._published_then_pending, {"w_seqs": seqs})).all()
+        else:
+            if seqs:
+                await self.db.execute(self._published, {"w_seqs": seqs})
+            if then_read:
+                async with self.db.connect() as conn:
+                    pending = (await conn.execute(self._pending)).all()
+        self._deleted += len(seqs)
+        if self._deleted >= self.reclaim_after:
+            await self.reclaim()
+        return pending
 
     async def reclaim(self) -> None:
         """Make the deleted rows' space reusable (``VACUUM`` on PostgreSQL). One that
