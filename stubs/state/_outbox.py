@@ -200,8 +200,8 @@ class OutboxRelay:
             return await self._relay_pending()
 
     async def _relay_pending(self) -> int:
-        """Pass after pass while events keep coming: each pass's deletion of what it
-        published also reads what is pending now (see :meth:`_forget`)."""
+        """Pass after pass while events keep coming, on PostgreSQL: each pass's deletion
+        of what it published also reads what is pending now (see :meth:`_forget`)."""
         async with self.db.connect() as conn:
             pending = (await conn.execute(self._pending)).all()
         relayed = 0
@@ -267,20 +267,16 @@ class OutboxRelay:
         deleted, not marked: kept, they were the outbox's whole history (issue 15, flat
         memory).
 
-        With ``then_read``, the events pending now are returned: on PostgreSQL read by
-        the same statement as the deletion (under load the next pass's read was one
-        round trip of every pass, issue 15)."""
-        if then_read:
-            self._wake.clear()  # an event committed after this read wakes the next pass
+        With ``then_read``, on PostgreSQL, the events pending now are read by the same
+        statement and returned, for the pass to go on with: under load the next pass's
+        read was a round trip of every pass (issue 15). On SQLite nothing is read (a
+        read after every batch made the embedded mesh no faster): the next wake does."""
         pending: Sequence[Row[Any]] = ()
-        if seqs and then_read and self._published_then_pending is not None:
+        if then_read and self._published_then_pending is not None:
+            self._wake.clear()  # an event committed after this read wakes the next pass
             pending = (await self.db.execute(self._published_then_pending, {"w_seqs": seqs})).all()
-        else:
-            if seqs:
-                await self.db.execute(self._published, {"w_seqs": seqs})
-            if then_read:
-                async with self.db.connect() as conn:
-                    pending = (await conn.execute(self._pending)).all()
+        elif seqs:
+            await self.db.execute(self._published, {"w_seqs": seqs})
         self._deleted += len(seqs)
         if self._deleted >= self.reclaim_after:
             await self.reclaim()
