@@ -4,7 +4,8 @@ starts: the same option gets the same check and the same answer in every command
 from __future__ import annotations
 
 import socket
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
@@ -52,35 +53,36 @@ def test_backend_options_are_checked_alike_by_every_command(
     assert_one_line(exit_code, output, EXIT_USAGE, *words)
 
 
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@contextmanager
+def nobody_listening() -> Iterator[int]:
+    """A loopback port bound, not listening, for as long as the block runs: nobody
+    answers there."""
+    with closing(socket.socket()) as probe:
+        probe.bind(("127.0.0.1", 0))
+        yield int(probe.getsockname()[1])
 
 
 @pytest.mark.parametrize(
-    ("option", "address", "words"),
+    ("option", "address", "message"),
     [
-        ("--kafka", "127.0.0.1:{port}", ("Kafka at 127.0.0.1:{port}: no broker answers there",)),
-        ("--redis", "redis://127.0.0.1:{port}/0", ("Redis at redis://127.0.0.1:{port}/0: ",)),
+        ("--kafka", "127.0.0.1:{port}", "Kafka at 127.0.0.1:{port}: no broker answers there"),
+        ("--redis", "redis://127.0.0.1:{port}/0", "Redis at redis://127.0.0.1:{port}/0: "),
         (
             "--postgres",
             "postgresql://postgres@127.0.0.1:{port}/postgres",
-            ("PostgreSQL at postgresql://postgres@127.0.0.1:{port}/postgres: ",),
+            "PostgreSQL at postgresql://postgres@127.0.0.1:{port}/postgres: ",
         ),
     ],
     ids=["kafka", "redis", "postgres"],
 )
 def test_a_backend_nobody_answers_at_is_named_by_its_address(
-    option: str, address: str, words: tuple[str, ...]
+    option: str, address: str, message: str
 ) -> None:
-    port = closed_port()
-    exit_code, output = run("run", "happy-path", option, address.format(port=port))
+    with nobody_listening() as port:
+        exit_code, output = run("run", "happy-path", option, address.format(port=port))
     assert exit_code == EXIT_USAGE, output  # run's set-up error
     assert "Traceback" not in output
-    for word in words:
-        assert f"cannot run the mesh: {word.format(port=port)}" in output, output
+    assert f"cannot run the mesh: {message.format(port=port)}" in output, output
 
 
 @pytest.mark.parametrize("command", [["up"], ["env", "order-svc", "--port-base", "20000"]])
@@ -140,9 +142,7 @@ def test_up_warns_about_a_real_service_nobody_answers_for() -> None:
     starts: the service may come up later)."""
     from ecom_harness.harness import unreachable_real_services
 
-    with closing(socket.socket()) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # bound, not listening: nobody answers
+    with nobody_listening() as port:
         url = f"http://127.0.0.1:{port}"
         warnings = unreachable_real_services({"order-svc": url})
     assert warnings == [
@@ -153,9 +153,8 @@ def test_up_warns_about_a_real_service_nobody_answers_for() -> None:
 async def test_the_first_failed_call_to_a_real_service_names_its_address() -> None:
     from ecom_harness.harness import Mesh, MeshOptions
 
-    with closing(socket.socket()) as probe:
-        probe.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    with nobody_listening() as port:
+        url = f"http://127.0.0.1:{port}"
         async with Mesh(MeshOptions(real={"user-svc": url})) as mesh, mesh.client() as client:
             answer = await client.post(
                 "/v1/auth/login", json={"email": "a@example.com", "password": "x" * 12}

@@ -25,7 +25,6 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:  # SQLAlchemy and redis load when a backend is opened, not with the plan
     import redis.asyncio as aioredis
@@ -227,8 +226,10 @@ def open_redis(backends: Backends) -> aioredis.Redis:
 async def reach_redis(client: aioredis.Redis, backends: Backends) -> None:
     """Fail at start, naming the server, when the Redis given cannot be used: otherwise
     the first simulator to touch it fails with redis-py's words alone ("Error 111
-    connecting to 127.0.0.1:1"), which do not say which of the backends it was."""
+    connecting to 127.0.0.1:1"), which do not say which of the backends it was. The
+    URL is shown as the PostgreSQL one is, its password as ``***``."""
     from redis.exceptions import RedisError
+    from sqlalchemy.engine import make_url
 
     if backends.redis_url is None:
         return
@@ -236,14 +237,5 @@ async def reach_redis(client: aioredis.Redis, backends: Backends) -> None:
         await client.ping()
     except (OSError, RedisError) as exc:
         why = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-        raise RedisUnavailable(f"Redis at {_without_password(backends.redis_url)}: {why}") from exc
-
-
-def _without_password(url: str) -> str:
-    """``redis://:***@host:6379/0``: an address fit for a message or a log."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+        where = make_url(backends.redis_url).render_as_string()
+        raise RedisUnavailable(f"Redis at {where}: {why}") from exc
